@@ -1,0 +1,72 @@
+// Public dense products: validate, then hand to the kernels in gemm.ts.
+import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
+import type { FloatArray, Trans } from "./types.ts";
+import { TRANS_A, TRANS_B, TRANS_NONE } from "./types.ts";
+import { gemmRows } from "./gemm.ts";
+
+function prepare<T extends FloatArray>(
+  fn: string,
+  trans: Trans,
+  a: T,
+  b: T,
+  m: number,
+  k: number,
+  n: number,
+  out: T | undefined,
+): T {
+  checkDim(fn, "m", m);
+  checkDim(fn, "k", k);
+  checkDim(fn, "n", n);
+  checkFloatArray(fn, "a", a);
+  checkFloatArray(fn, "b", b);
+  checkSameType(fn, "b", a, b);
+  checkLength(fn, "a", a, m * k, trans === TRANS_A ? `[k=${k}, m=${m}]` : `[m=${m}, k=${k}]`);
+  checkLength(fn, "b", b, k * n, trans === TRANS_B ? `[n=${n}, k=${k}]` : `[k=${k}, n=${n}]`);
+  if (out === undefined) return allocLike(a, m * n);
+  checkFloatArray(fn, "out", out);
+  checkSameType(fn, "out", a, out);
+  checkLength(fn, "out", out, m * n, `[m=${m}, n=${n}]`);
+  return out;
+}
+
+/** C[m,n] = A[m,k]·B[k,n], all row-major. Overwrites and returns `out` (allocated like `a` when omitted). */
+export function matmul<T extends FloatArray>(
+  a: T,
+  b: T,
+  m: number,
+  k: number,
+  n: number,
+  out?: T,
+): T {
+  const c = prepare("matmul", TRANS_NONE, a, b, m, k, n, out);
+  gemmRows(TRANS_NONE, a, b, c, m, k, n, 0, m);
+  return c;
+}
+
+/** C[m,n] = Aᵀ·B where A is stored row-major as [k,m] and B as [k,n]; no transpose is materialised. */
+export function matmulTransA<T extends FloatArray>(
+  a: T,
+  b: T,
+  m: number,
+  k: number,
+  n: number,
+  out?: T,
+): T {
+  const c = prepare("matmulTransA", TRANS_A, a, b, m, k, n, out);
+  gemmRows(TRANS_A, a, b, c, m, k, n, 0, m);
+  return c;
+}
+
+/** C[m,n] = A·Bᵀ where A is stored row-major as [m,k] and B as [n,k]; no transpose is materialised. */
+export function matmulTransB<T extends FloatArray>(
+  a: T,
+  b: T,
+  m: number,
+  k: number,
+  n: number,
+  out?: T,
+): T {
+  const c = prepare("matmulTransB", TRANS_B, a, b, m, k, n, out);
+  gemmRows(TRANS_B, a, b, c, m, k, n, 0, m);
+  return c;
+}

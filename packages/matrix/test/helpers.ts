@@ -1,0 +1,63 @@
+// Reference implementations and random data shared by the test files.
+import { expect } from "vitest";
+import type { FloatArray } from "../src/index.ts";
+
+/** Deterministic uniform [-1, 1) numbers from a 32-bit seed (mulberry32). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  };
+}
+
+export function randomArray(n: number, seed: number, f64 = false): Float32Array | Float64Array {
+  const r = rng(seed);
+  const out = f64 ? new Float64Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = r();
+  return out;
+}
+
+/** Plain triple loop in float64: the reference every kernel is compared with. */
+export function refMatmul(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  m: number,
+  k: number,
+  n: number,
+): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[i * k + p]! * b[p * n + j]!;
+      c[i * n + j] = s;
+    }
+  return c;
+}
+
+/** Row-major [r,c] -> [c,r], same element type. */
+export function transpose<T extends FloatArray>(x: T, r: number, c: number): T {
+  const out = (x instanceof Float32Array ? new Float32Array(r * c) : new Float64Array(r * c)) as T;
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = x[i * c + j]!;
+  return out;
+}
+
+/** Compares within a tolerance that grows with the summation length k (inputs are in [-1, 1]). */
+export function expectClose(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  k: number,
+  f64 = false,
+): void {
+  expect(got.length).toBeGreaterThanOrEqual(want.length);
+  const tol = (f64 ? 1e-12 : 4e-6) * Math.max(1, k);
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got[i]! - want[i]!);
+    if (!(d <= tol))
+      throw new Error(`element ${i}: got ${got[i]}, want ${want[i]} (|diff| ${d} > tol ${tol})`);
+  }
+}
