@@ -1,3 +1,5 @@
 // @tessera/matrix: dense GEMM, im2col/col2im, BSR and CSR products on plain typed arrays.
 export type { FloatArray } from "./types.ts";
 export { matmul, matmulTransA, matmulTransB } from "./dense.ts";
+export { im2col, col2im, conv2dGeometry } from "./im2col.ts";
+export type { Conv2dGeometry, ResolvedConv2d } from "./im2col.ts";

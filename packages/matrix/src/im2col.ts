@@ -1,0 +1,184 @@
+// im2col / col2im: lay out convolution patches so Conv2d becomes a dense GEMM.
+//
+// Layout (chosen so each image's convolution is one GEMM whose result is already NCHW):
+//   x    : [N, C, H, W] row-major (NCHW)
+//   cols : [N, C*kh*kw, outH*outW] — image i's patch matrix starts at i*K*P, K = C*kh*kw,
+//          P = outH*outW; row (ch*kh + u)*kw + v holds input pixel
+//          (ch, oy*strideH - padH + u*dilationH, ox*strideW - padW + v*dilationW) for every
+//          output position oy*outW + ox (0 where that pixel falls in the padding).
+// Conv forward per image: y_i[Cout, P] = W[Cout, K] · cols_i.
+import type { FloatArray } from "./types.ts";
+import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
+
+/** Shape of a 2-D convolution's input and window. Strides default to 1, padding to 0, dilation to 1. */
+export interface Conv2dGeometry {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  kh: number;
+  kw: number;
+  strideH?: number;
+  strideW?: number;
+  padH?: number;
+  padW?: number;
+  dilationH?: number;
+  dilationW?: number;
+}
+
+/** Geometry with every default filled in and the output size computed. */
+export interface ResolvedConv2d {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilationH: number;
+  dilationW: number;
+  outH: number;
+  outW: number;
+  /** Rows of one image's patch matrix: C*kh*kw. */
+  patchSize: number;
+  /** Columns of one image's patch matrix: outH*outW. */
+  positions: number;
+}
+
+/** Validates a geometry and computes outH = floor((H + 2 padH - dilationH (kh-1) - 1) / strideH) + 1 (likewise W). */
+export function conv2dGeometry(fn: string, g: Conv2dGeometry): ResolvedConv2d {
+  if (typeof g !== "object" || g === null)
+    throw new TypeError(`${fn}: geometry must be an object {n, c, h, w, kh, kw, ...}`);
+  const r = {
+    n: g.n,
+    c: g.c,
+    h: g.h,
+    w: g.w,
+    kh: g.kh,
+    kw: g.kw,
+    strideH: g.strideH ?? 1,
+    strideW: g.strideW ?? 1,
+    padH: g.padH ?? 0,
+    padW: g.padW ?? 0,
+    dilationH: g.dilationH ?? 1,
+    dilationW: g.dilationW ?? 1,
+  };
+  for (const [key, v] of Object.entries(r)) checkDim(fn, key, v);
+  for (const key of ["kh", "kw", "strideH", "strideW", "dilationH", "dilationW"] as const) {
+    if (r[key] < 1) throw new RangeError(`${fn}: ${key} must be at least 1, got ${r[key]}`);
+  }
+  const effH = r.dilationH * (r.kh - 1) + 1;
+  const effW = r.dilationW * (r.kw - 1) + 1;
+  if (r.h + 2 * r.padH < effH || r.w + 2 * r.padW < effW) {
+    throw new RangeError(
+      `${fn}: kernel ${r.kh}x${r.kw} (dilated ${effH}x${effW}) does not fit input ${r.h}x${r.w} with padding ${r.padH},${r.padW}`,
+    );
+  }
+  const outH = Math.floor((r.h + 2 * r.padH - effH) / r.strideH) + 1;
+  const outW = Math.floor((r.w + 2 * r.padW - effW) / r.strideW) + 1;
+  return { ...r, outH, outW, patchSize: r.c * r.kh * r.kw, positions: outH * outW };
+}
+
+/**
+ * Copies convolution patches of `x` [N,C,H,W] into `out` [N, C*kh*kw, outH*outW] (see file header).
+ * Overwrites and returns `out` (allocated like `x` when omitted).
+ */
+export function im2col<T extends FloatArray>(x: T, geometry: Conv2dGeometry, out?: T): T {
+  const fn = "im2col";
+  const g = conv2dGeometry(fn, geometry);
+  checkFloatArray(fn, "x", x);
+  checkLength(fn, "x", x, g.n * g.c * g.h * g.w, `[N=${g.n}, C=${g.c}, H=${g.h}, W=${g.w}]`);
+  const total = g.n * g.patchSize * g.positions;
+  let cols: T;
+  if (out === undefined) cols = allocLike(x, total);
+  else {
+    checkFloatArray(fn, "out", out);
+    checkSameType(fn, "out", x, out);
+    checkLength(
+      fn,
+      "out",
+      out,
+      total,
+      `[N=${g.n}, C*kh*kw=${g.patchSize}, outH*outW=${g.positions}]`,
+    );
+    cols = out;
+  }
+  const { h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
+  let o = 0;
+  for (let img = 0; img < g.n; img++) {
+    for (let ch = 0; ch < g.c; ch++) {
+      const plane = (img * g.c + ch) * h * w;
+      for (let u = 0; u < kh; u++) {
+        for (let v = 0; v < kw; v++) {
+          for (let oy = 0; oy < outH; oy++) {
+            const y = oy * strideH - padH + u * dilationH;
+            if (y < 0 || y >= h) {
+              cols.fill(0, o, o + outW);
+              o += outW;
+              continue;
+            }
+            const row = plane + y * w;
+            let xx = v * dilationW - padW;
+            for (let ox = 0; ox < outW; ox++, xx += strideW)
+              cols[o++] = xx >= 0 && xx < w ? x[row + xx]! : 0;
+          }
+        }
+      }
+    }
+  }
+  return cols;
+}
+
+/**
+ * Inverse layout of im2col for gradients: sums every patch entry of `cols` [N, C*kh*kw, outH*outW]
+ * back onto the input pixel it came from (overlapping windows add up; padding entries are
+ * dropped). Overwrites and returns `out` [N,C,H,W] (allocated like `cols` when omitted).
+ */
+export function col2im<T extends FloatArray>(cols: T, geometry: Conv2dGeometry, out?: T): T {
+  const fn = "col2im";
+  const g = conv2dGeometry(fn, geometry);
+  checkFloatArray(fn, "cols", cols);
+  checkLength(
+    fn,
+    "cols",
+    cols,
+    g.n * g.patchSize * g.positions,
+    `[N=${g.n}, C*kh*kw=${g.patchSize}, outH*outW=${g.positions}]`,
+  );
+  const total = g.n * g.c * g.h * g.w;
+  let x: T;
+  if (out === undefined) x = allocLike(cols, total);
+  else {
+    checkFloatArray(fn, "out", out);
+    checkSameType(fn, "out", cols, out);
+    checkLength(fn, "out", out, total, `[N=${g.n}, C=${g.c}, H=${g.h}, W=${g.w}]`);
+    x = out;
+    x.fill(0, 0, total);
+  }
+  const { h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
+  let o = 0;
+  for (let img = 0; img < g.n; img++) {
+    for (let ch = 0; ch < g.c; ch++) {
+      const plane = (img * g.c + ch) * h * w;
+      for (let u = 0; u < kh; u++) {
+        for (let v = 0; v < kw; v++) {
+          for (let oy = 0; oy < outH; oy++) {
+            const y = oy * strideH - padH + u * dilationH;
+            if (y < 0 || y >= h) {
+              o += outW;
+              continue;
+            }
+            const row = plane + y * w;
+            let xx = v * dilationW - padW;
+            for (let ox = 0; ox < outW; ox++, xx += strideW, o++)
+              if (xx >= 0 && xx < w) x[row + xx]! += cols[o]!;
+          }
+        }
+      }
+    }
+  }
+  return x;
+}
