@@ -2,7 +2,7 @@
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 import type { FloatArray, Trans } from "./types.ts";
 import { TRANS_A, TRANS_B, TRANS_NONE } from "./types.ts";
-import { gemmRows } from "./gemm.ts";
+import { gemmRange } from "./gemm.ts";
 
 function prepare<T extends FloatArray>(
   fn: string,
@@ -39,7 +39,7 @@ export function matmul<T extends FloatArray>(
   out?: T,
 ): T {
   const c = prepare("matmul", TRANS_NONE, a, b, m, k, n, out);
-  gemmRows(TRANS_NONE, a, b, c, m, k, n, 0, m);
+  gemmRange(TRANS_NONE, a, b, c, m, k, n, 0, m, 0, n);
   return c;
 }
 
@@ -53,7 +53,7 @@ export function matmulTransA<T extends FloatArray>(
   out?: T,
 ): T {
   const c = prepare("matmulTransA", TRANS_A, a, b, m, k, n, out);
-  gemmRows(TRANS_A, a, b, c, m, k, n, 0, m);
+  gemmRange(TRANS_A, a, b, c, m, k, n, 0, m, 0, n);
   return c;
 }
 
@@ -67,6 +67,6 @@ export function matmulTransB<T extends FloatArray>(
   out?: T,
 ): T {
   const c = prepare("matmulTransB", TRANS_B, a, b, m, k, n, out);
-  gemmRows(TRANS_B, a, b, c, m, k, n, 0, m);
+  gemmRange(TRANS_B, a, b, c, m, k, n, 0, m, 0, n);
   return c;
 }
