@@ -1,5 +1,8 @@
 // @tessera/nn: what a user trains with.
+export type { FloatArray } from "./types.ts";
 export * from "./safetensors.ts";
 export * from "./schedules.ts";
 export * from "./metrics.ts";
 export * from "./progress.ts";
+export * from "./init.ts";
+export * from "./optim.ts";

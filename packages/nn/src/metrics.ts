@@ -10,7 +10,8 @@ export class MetricsLogger {
 
   /** `truncate: true` starts the file empty; by default records append to what is there. */
   constructor(path: string, options: { truncate?: boolean } = {}) {
-    if (typeof path !== "string" || path.length === 0) throw new Error(`MetricsLogger: path must be a non-empty string`);
+    if (typeof path !== "string" || path.length === 0)
+      throw new Error(`MetricsLogger: path must be a non-empty string`);
     this.path = path;
     mkdirSync(dirname(path), { recursive: true });
     if (options.truncate === true) writeFileSync(path, "");
@@ -19,7 +20,9 @@ export class MetricsLogger {
   /** Appends one record as a single JSON line. Non-finite numbers are written as null by JSON. */
   log(record: MetricsRecord): void {
     if (typeof record !== "object" || record === null || Array.isArray(record)) {
-      throw new Error(`MetricsLogger.log: record must be a plain object, got ${Array.isArray(record) ? "array" : typeof record}`);
+      throw new Error(
+        `MetricsLogger.log: record must be a plain object, got ${Array.isArray(record) ? "array" : typeof record}`,
+      );
     }
     appendFileSync(this.path, JSON.stringify(record) + "\n");
   }

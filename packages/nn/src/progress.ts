@@ -60,7 +60,9 @@ class PlainProgress implements ProgressReporter {
   }
   step(done: number, loss: number): void {
     if (this.every > 0 && done % this.every === 0) {
-      this.stream.write(`epoch ${this.epoch}/${this.epochs}  step ${done}/${this.steps}  loss ${loss.toFixed(4)}\n`);
+      this.stream.write(
+        `epoch ${this.epoch}/${this.epochs}  step ${done}/${this.steps}  loss ${loss.toFixed(4)}\n`,
+      );
     }
   }
   endEpoch(summary: EpochSummary): void {
@@ -118,6 +120,8 @@ export function createProgress(options: ProgressOptions = {}): ProgressReporter 
     case "auto":
       return stream.isTTY === true ? new BarProgress(stream) : new PlainProgress(stream, every);
     default:
-      throw new Error(`createProgress: mode must be "auto", "bar", "plain" or "none", got ${String(mode)}`);
+      throw new Error(
+        `createProgress: mode must be "auto", "bar", "plain" or "none", got ${String(mode)}`,
+      );
   }
 }

@@ -2,7 +2,15 @@
 // README): 8-byte little-endian u64 header length N, N bytes of JSON header, then the raw
 // little-endian tensor bytes. This layer works on plain {dtype, shape, data} records so it does
 // not depend on tensors or modules; `Module.stateDict()` maps onto it.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { endianness } from "node:os";
 
 /** Dtypes this implementation reads and writes, with the typed array holding their bytes. */
@@ -169,24 +177,34 @@ export function serializeSafetensors(
   assertLittleEndianHost(fn);
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   for (const [name, rec] of entries) {
-    if (name === "__metadata__") throw new Error(`${fn}: "__metadata__" is reserved and cannot name a tensor`);
+    if (name === "__metadata__")
+      throw new Error(`${fn}: "__metadata__" is reserved and cannot name a tensor`);
     if (!isSafetensorsDtype(rec.dtype)) {
-      throw new Error(`${fn}: tensor "${name}" has unknown dtype ${String(rec.dtype)}; expected one of ${Object.keys(DTYPES).join(", ")}`);
+      throw new Error(
+        `${fn}: tensor "${name}" has unknown dtype ${String(rec.dtype)}; expected one of ${Object.keys(DTYPES).join(", ")}`,
+      );
     }
     if (!validShape(rec.shape)) {
-      throw new Error(`${fn}: tensor "${name}" has invalid shape ${JSON.stringify(rec.shape)}; expected non-negative integers`);
+      throw new Error(
+        `${fn}: tensor "${name}" has invalid shape ${JSON.stringify(rec.shape)}; expected non-negative integers`,
+      );
     }
     const info = DTYPES[rec.dtype];
     if (!info.check(rec.data)) {
-      throw new Error(`${fn}: tensor "${name}" with dtype ${rec.dtype} holds a ${rec.data.constructor.name}, which does not match`);
+      throw new Error(
+        `${fn}: tensor "${name}" with dtype ${rec.dtype} holds a ${rec.data.constructor.name}, which does not match`,
+      );
     }
     if (rec.data.length !== product(rec.shape)) {
-      throw new Error(`${fn}: tensor "${name}" has shape [${rec.shape.join(", ")}] (${product(rec.shape)} elements) but ${rec.data.length} data elements`);
+      throw new Error(
+        `${fn}: tensor "${name}" has shape [${rec.shape.join(", ")}] (${product(rec.shape)} elements) but ${rec.data.length} data elements`,
+      );
     }
   }
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== "string") throw new Error(`${fn}: metadata "${k}" must be a string, got ${typeof v}`);
+      if (typeof v !== "string")
+        throw new Error(`${fn}: metadata "${k}" must be a string, got ${typeof v}`);
     }
   }
   // Same order as the reference writer: larger dtype rank first, then by name (byte order).
@@ -227,16 +245,22 @@ export function parseSafetensors(bytes: Uint8Array, source = "<bytes>"): Safeten
   assertLittleEndianHost(fn);
   const where = `${fn}(${source})`;
   if (bytes.length < 8) {
-    throw new Error(`${where}: truncated file: ${bytes.length} bytes, need at least 8 for the header length`);
+    throw new Error(
+      `${where}: truncated file: ${bytes.length} bytes, need at least 8 for the header length`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n64 = view.getBigUint64(0, true);
   if (n64 > BigInt(bytes.length - 8)) {
-    throw new Error(`${where}: header length ${n64} exceeds the ${bytes.length - 8} bytes after the length field (truncated or not a safetensors file)`);
+    throw new Error(
+      `${where}: header length ${n64} exceeds the ${bytes.length - 8} bytes after the length field (truncated or not a safetensors file)`,
+    );
   }
   const n = Number(n64);
-  if (n > MAX_HEADER_BYTES) throw new Error(`${where}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
-  if (n < 2 || bytes[8] !== 0x7b) throw new Error(`${where}: header does not start with "{" (not a safetensors file)`);
+  if (n > MAX_HEADER_BYTES)
+    throw new Error(`${where}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  if (n < 2 || bytes[8] !== 0x7b)
+    throw new Error(`${where}: header does not start with "{" (not a safetensors file)`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
@@ -249,33 +273,58 @@ export function parseSafetensors(bytes: Uint8Array, source = "<bytes>"): Safeten
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  const infos: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
+  const infos: {
+    name: string;
+    dtype: SafetensorsDtype;
+    shape: number[];
+    begin: number;
+    end: number;
+  }[] = [];
   for (const [name, raw] of Object.entries(parsed as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error(`${where}: "__metadata__" must be an object of strings`);
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+        throw new Error(`${where}: "__metadata__" must be an object of strings`);
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== "string") throw new Error(`${where}: metadata "${k}" must be a string, got ${JSON.stringify(v)}`);
+        if (typeof v !== "string")
+          throw new Error(`${where}: metadata "${k}" must be a string, got ${JSON.stringify(v)}`);
         metadata[k] = v;
       }
       continue;
     }
-    if (typeof raw !== "object" || raw === null) throw new Error(`${where}: entry "${name}" must be an object`);
+    if (typeof raw !== "object" || raw === null)
+      throw new Error(`${where}: entry "${name}" must be an object`);
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
     if (!isSafetensorsDtype(dtype)) {
-      throw new Error(`${where}: tensor "${name}" has unknown dtype ${JSON.stringify(dtype)}; supported: ${Object.keys(DTYPES).join(", ")}`);
+      throw new Error(
+        `${where}: tensor "${name}" has unknown dtype ${JSON.stringify(dtype)}; supported: ${Object.keys(DTYPES).join(", ")}`,
+      );
     }
-    if (!validShape(shape)) throw new Error(`${where}: tensor "${name}" has invalid shape ${JSON.stringify(shape)}`);
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-      throw new Error(`${where}: tensor "${name}" has invalid data_offsets ${JSON.stringify(offs)}; expected [begin, end]`);
+    if (!validShape(shape))
+      throw new Error(`${where}: tensor "${name}" has invalid shape ${JSON.stringify(shape)}`);
+    if (
+      !Array.isArray(offs) ||
+      offs.length !== 2 ||
+      !offs.every((o) => Number.isSafeInteger(o) && o >= 0)
+    ) {
+      throw new Error(
+        `${where}: tensor "${name}" has invalid data_offsets ${JSON.stringify(offs)}; expected [begin, end]`,
+      );
     }
     const [begin, end] = offs as [number, number];
-    if (end < begin) throw new Error(`${where}: tensor "${name}" has data_offsets [${begin}, ${end}] with end before begin`);
+    if (end < begin)
+      throw new Error(
+        `${where}: tensor "${name}" has data_offsets [${begin}, ${end}] with end before begin`,
+      );
     if (end > dataLen) {
-      throw new Error(`${where}: tensor "${name}" data_offsets [${begin}, ${end}] run past the ${dataLen} data bytes (truncated file?)`);
+      throw new Error(
+        `${where}: tensor "${name}" data_offsets [${begin}, ${end}] run past the ${dataLen} data bytes (truncated file?)`,
+      );
     }
     const expected = product(shape) * DTYPES[dtype].bytes;
     if (end - begin !== expected) {
-      throw new Error(`${where}: tensor "${name}" of dtype ${dtype} and shape [${shape.join(", ")}] needs ${expected} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+      throw new Error(
+        `${where}: tensor "${name}" of dtype ${dtype} and shape [${shape.join(", ")}] needs ${expected} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+      );
     }
     infos.push({ name, dtype, shape, begin, end });
   }
@@ -283,19 +332,31 @@ export function parseSafetensors(bytes: Uint8Array, source = "<bytes>"): Safeten
   const sorted = [...infos].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let expectBegin = 0;
   for (const t of sorted) {
-    if (t.begin < expectBegin) throw new Error(`${where}: tensor "${t.name}" data_offsets [${t.begin}, ${t.end}] overlap the previous tensor (which ends at ${expectBegin})`);
-    if (t.begin > expectBegin) throw new Error(`${where}: gap in the data: tensor "${t.name}" begins at ${t.begin} but the previous tensor ends at ${expectBegin} (offsets must be contiguous)`);
+    if (t.begin < expectBegin)
+      throw new Error(
+        `${where}: tensor "${t.name}" data_offsets [${t.begin}, ${t.end}] overlap the previous tensor (which ends at ${expectBegin})`,
+      );
+    if (t.begin > expectBegin)
+      throw new Error(
+        `${where}: gap in the data: tensor "${t.name}" begins at ${t.begin} but the previous tensor ends at ${expectBegin} (offsets must be contiguous)`,
+      );
     expectBegin = t.end;
   }
   if (expectBegin !== dataLen) {
-    throw new Error(`${where}: tensors cover ${expectBegin} data bytes but the file holds ${dataLen} after the header (trailing or missing bytes)`);
+    throw new Error(
+      `${where}: tensors cover ${expectBegin} data bytes but the file holds ${dataLen} after the header (trailing or missing bytes)`,
+    );
   }
   const tensors = new Map<string, TensorRecord>();
   for (const t of infos) {
     const info = DTYPES[t.dtype];
     const copy = new ArrayBuffer(t.end - t.begin);
     new Uint8Array(copy).set(bytes.subarray(dataStart + t.begin, dataStart + t.end));
-    tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: info.make(copy, 0, (t.end - t.begin) / info.bytes) });
+    tensors.set(t.name, {
+      dtype: t.dtype,
+      shape: t.shape,
+      data: info.make(copy, 0, (t.end - t.begin) / info.bytes),
+    });
   }
   return { tensors, metadata };
 }
@@ -310,7 +371,8 @@ export function saveSafetensors(
   tensors: Map<string, TensorRecord> | Record<string, TensorRecord>,
   metadata?: Record<string, string>,
 ): void {
-  if (typeof path !== "string" || path.length === 0) throw new Error(`saveSafetensors: path must be a non-empty string`);
+  if (typeof path !== "string" || path.length === 0)
+    throw new Error(`saveSafetensors: path must be a non-empty string`);
   const bytes = serializeSafetensors(tensors, metadata);
   const tmp = `${path}.tmp-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
   let fd: number | undefined;
@@ -344,6 +406,7 @@ export function loadSafetensors(source: string | Uint8Array): SafetensorsFile {
     }
     return parseSafetensors(bytes, source);
   }
-  if (!(source instanceof Uint8Array)) throw new Error(`loadSafetensors: expected a path or a Uint8Array`);
+  if (!(source instanceof Uint8Array))
+    throw new Error(`loadSafetensors: expected a path or a Uint8Array`);
   return parseSafetensors(source);
 }

@@ -5,15 +5,18 @@
 export type Schedule = (step: number) => number;
 
 function checkLr(fn: string, name: string, v: number): void {
-  if (!Number.isFinite(v) || v < 0) throw new RangeError(`${fn}: ${name} must be a finite number >= 0, got ${v}`);
+  if (!Number.isFinite(v) || v < 0)
+    throw new RangeError(`${fn}: ${name} must be a finite number >= 0, got ${v}`);
 }
 
 function checkCount(fn: string, name: string, v: number, min: number): void {
-  if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${fn}: ${name} must be an integer >= ${min}, got ${v}`);
+  if (!Number.isSafeInteger(v) || v < min)
+    throw new RangeError(`${fn}: ${name} must be an integer >= ${min}, got ${v}`);
 }
 
 function checkStep(fn: string, step: number): void {
-  if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`${fn}: step must be an integer >= 0, got ${step}`);
+  if (!Number.isSafeInteger(step) || step < 0)
+    throw new RangeError(`${fn}: step must be an integer >= 0, got ${step}`);
 }
 
 /** The same rate at every step. */
@@ -30,7 +33,8 @@ export function stepDecayLr(options: { lr: number; stepSize: number; gamma: numb
   const { lr, stepSize, gamma } = options;
   checkLr("stepDecayLr", "lr", lr);
   checkCount("stepDecayLr", "stepSize", stepSize, 1);
-  if (!Number.isFinite(gamma) || gamma <= 0) throw new RangeError(`stepDecayLr: gamma must be a finite number > 0, got ${gamma}`);
+  if (!Number.isFinite(gamma) || gamma <= 0)
+    throw new RangeError(`stepDecayLr: gamma must be a finite number > 0, got ${gamma}`);
   return (step) => {
     checkStep("stepDecayLr schedule", step);
     return lr * Math.pow(gamma, Math.floor(step / stepSize));
@@ -61,7 +65,8 @@ export function cosineLr(options: { lr: number; totalSteps: number; minLr?: numb
  * start: inner(step - warmupSteps), as PyTorch's SequentialLR would chain them.
  */
 export function linearWarmup(inner: Schedule, warmupSteps: number): Schedule {
-  if (typeof inner !== "function") throw new Error(`linearWarmup: inner must be a schedule function (step) => lr`);
+  if (typeof inner !== "function")
+    throw new Error(`linearWarmup: inner must be a schedule function (step) => lr`);
   checkCount("linearWarmup", "warmupSteps", warmupSteps, 0);
   return (step) => {
     checkStep("linearWarmup schedule", step);

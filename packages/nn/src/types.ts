@@ -1,0 +1,2 @@
+// Array types shared by the nn modules.
+export type FloatArray = Float32Array | Float64Array;
