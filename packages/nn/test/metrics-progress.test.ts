@@ -28,7 +28,14 @@ describe("MetricsLogger", () => {
 });
 
 describe("progress", () => {
-  const summary = { epoch: 2, epochs: 3, trainLoss: 0.12345, trainAccuracy: 0.9512, seconds: 1.24, lr: 0.001 };
+  const summary = {
+    epoch: 2,
+    epochs: 3,
+    trainLoss: 0.12345,
+    trainAccuracy: 0.9512,
+    seconds: 1.24,
+    lr: 0.001,
+  };
   it("prints plain lines when not a TTY", () => {
     const { chunks, stream } = sink(false);
     const p = createProgress({ stream, plainEvery: 2 });
@@ -42,7 +49,9 @@ describe("progress", () => {
     ]);
   });
   it("summary includes test metrics when present", () => {
-    expect(formatEpochSummary({ ...summary, testLoss: 0.2, testAccuracy: 0.9 })).toContain("test loss 0.2000  test acc 90.00%");
+    expect(formatEpochSummary({ ...summary, testLoss: 0.2, testAccuracy: 0.9 })).toContain(
+      "test loss 0.2000  test acc 90.00%",
+    );
   });
   it("draws a bar on a TTY and ends with the summary line", () => {
     const { chunks, stream } = sink(true);

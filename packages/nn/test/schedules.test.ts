@@ -17,23 +17,27 @@ describe("schedules", () => {
     const s = cosineLr({ lr: 1, totalSteps: 4, minLr: 0.2 });
     expect(s(0)).toBeCloseTo(1, 12);
     expect(s(2)).toBeCloseTo(0.6, 12);
-    expect(s(1)).toBeCloseTo(0.2 + 0.8 * (1 + Math.SQRT1_2) / 2, 12);
+    expect(s(1)).toBeCloseTo(0.2 + (0.8 * (1 + Math.SQRT1_2)) / 2, 12);
     expect(s(4)).toBe(0.2);
     expect(s(100)).toBe(0.2);
   });
   it("cosine is non-increasing and stays within [minLr, lr] (property)", () => {
     fc.assert(
-      fc.property(fc.double({ min: 0.001, max: 1, noNaN: true }), fc.integer({ min: 1, max: 500 }), (lr, total) => {
-        const s = cosineLr({ lr, totalSteps: total, minLr: lr / 10 });
-        let prev = Infinity;
-        for (let k = 0; k <= total + 2; k++) {
-          const v = s(k);
-          expect(v).toBeLessThanOrEqual(prev + 1e-15);
-          expect(v).toBeGreaterThanOrEqual(lr / 10 - 1e-15);
-          expect(v).toBeLessThanOrEqual(lr + 1e-15);
-          prev = v;
-        }
-      }),
+      fc.property(
+        fc.double({ min: 0.001, max: 1, noNaN: true }),
+        fc.integer({ min: 1, max: 500 }),
+        (lr, total) => {
+          const s = cosineLr({ lr, totalSteps: total, minLr: lr / 10 });
+          let prev = Infinity;
+          for (let k = 0; k <= total + 2; k++) {
+            const v = s(k);
+            expect(v).toBeLessThanOrEqual(prev + 1e-15);
+            expect(v).toBeGreaterThanOrEqual(lr / 10 - 1e-15);
+            expect(v).toBeLessThanOrEqual(lr + 1e-15);
+            prev = v;
+          }
+        },
+      ),
       { numRuns: 30 },
     );
   });
@@ -49,8 +53,12 @@ describe("schedules", () => {
   });
   it("validates arguments", () => {
     expect(() => constantLr(-1)).toThrow(/constantLr: lr must be/);
-    expect(() => stepDecayLr({ lr: 1, stepSize: 0, gamma: 0.1 })).toThrow(/stepSize must be an integer >= 1/);
-    expect(() => cosineLr({ lr: 0.1, totalSteps: 10, minLr: 0.2 })).toThrow(/minLr \(0.2\) must not exceed lr/);
+    expect(() => stepDecayLr({ lr: 1, stepSize: 0, gamma: 0.1 })).toThrow(
+      /stepSize must be an integer >= 1/,
+    );
+    expect(() => cosineLr({ lr: 0.1, totalSteps: 10, minLr: 0.2 })).toThrow(
+      /minLr \(0.2\) must not exceed lr/,
+    );
     expect(() => linearWarmup(constantLr(1), 1.5)).toThrow(/warmupSteps/);
     expect(() => constantLr(1)(-1)).toThrow(/step must be an integer >= 0/);
   });
