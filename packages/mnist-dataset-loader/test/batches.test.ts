@@ -72,8 +72,11 @@ describe("epochPermutation", () => {
       const k = p.indexOf(0);
       counts[k] = (counts[k] ?? 0) + 1;
     }
-    // Expected 1000 each, standard deviation about 27: 800..1200 is > 7 sigma away from failing by chance.
-    for (const c of counts) (expect(c).toBeGreaterThan(800), expect(c).toBeLessThan(1200));
+    // Expected 1000 each, standard deviation about 27: the bounds are over 7 sigma away.
+    for (const c of counts) {
+      expect(c).toBeGreaterThan(800);
+      expect(c).toBeLessThan(1200);
+    }
   });
 
   it("rejects bad arguments", () => {
