@@ -61,3 +61,29 @@ export function expectClose(
       throw new Error(`element ${i}: got ${got[i]}, want ${want[i]} (|diff| ${d} > tol ${tol})`);
   }
 }
+
+/** A random block-sparse case: logical shape (ragged allowed), block shape, n, and a block mask. */
+export interface SparseCase {
+  rows: number;
+  cols: number;
+  R: number;
+  C: number;
+  n: number;
+  seed: number;
+  /** Keep probability per block: 0, 1 or a random density. */
+  density: number;
+}
+
+/** Dense rows x cols float32 matrix whose kept blocks (mask) hold random values, others zero. */
+export function maskedDense(c: SparseCase): { dense: Float32Array; mask: Uint8Array } {
+  const br = Math.ceil(c.rows / c.R);
+  const bc = Math.ceil(c.cols / c.C);
+  const r = rng(c.seed);
+  const mask = new Uint8Array(br * bc);
+  for (let i = 0; i < mask.length; i++) mask[i] = (r() + 1) / 2 < c.density ? 1 : 0;
+  const dense = new Float32Array(c.rows * c.cols);
+  for (let i = 0; i < c.rows; i++)
+    for (let j = 0; j < c.cols; j++)
+      if (mask[Math.floor(i / c.R) * bc + Math.floor(j / c.C)] === 1) dense[i * c.cols + j] = r();
+  return { dense, mask };
+}

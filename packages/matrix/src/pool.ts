@@ -1,0 +1,3 @@
+export interface MatrixPool {
+  readonly threads: number;
+}
