@@ -6,6 +6,7 @@
 // and Adam moments only ever see zero gradient at pruned positions), and after the update the
 // positions where mask == 0 are set to exactly 0, so stale momentum from before pruning (or
 // weight decay arithmetic) cannot revive a pruned weight.
+import type { TensorRecord } from "./safetensors.ts";
 import { toSchedule, type Schedule } from "./schedules.ts";
 
 import type { FloatArray } from "./types.ts";
@@ -148,6 +149,94 @@ export abstract class Optimizer {
   /** Updates parameter `index` (weights `w`, gradient `g`) in place with learning rate `lr`. */
   protected abstract update(index: number, w: FloatArray, g: FloatArray, lr: number): void;
 
+  /** Per-parameter state buffers by key (null until the parameter's first update). */
+  protected abstract stateBuffers(): Record<string, (FloatArray | null)[]>;
+
+  /** Per-parameter scalar counters by key (e.g. Adam's step count). */
+  protected stateCounters(): Record<string, number[]> {
+    return {};
+  }
+
+  /**
+   * The optimizer's state as safetensors records, keyed "<param index>.<state>" (as in
+   * PyTorch's optimizer state_dict) plus "step_count"; save it with saveSafetensors to
+   * resume training exactly. Masks are not included (the pruning code owns them).
+   */
+  stateDict(): Map<string, TensorRecord> {
+    const out = new Map<string, TensorRecord>();
+    out.set("step_count", { dtype: "F64", shape: [], data: new Float64Array([this.stepCount]) });
+    for (const [key, arrays] of Object.entries(this.stateBuffers())) {
+      arrays.forEach((a, i) => {
+        if (a === null) return;
+        out.set(`${i}.${key}`, {
+          dtype: a instanceof Float32Array ? "F32" : "F64",
+          shape: [...this.params[i]!.data.shape],
+          data: a.slice(),
+        });
+      });
+    }
+    for (const [key, values] of Object.entries(this.stateCounters())) {
+      values.forEach((v, i) =>
+        out.set(`${i}.${key}`, { dtype: "F64", shape: [], data: new Float64Array([v]) }),
+      );
+    }
+    return out;
+  }
+
+  /** Restores state written by stateDict() for the same parameter list; checks keys and sizes first. */
+  loadStateDict(state: Map<string, TensorRecord>): void {
+    const fn = `${this.fnName}.loadStateDict`;
+    const own = new Set<string>(["step_count"]);
+    const buffers = this.stateBuffers();
+    const counters = this.stateCounters();
+    for (const [key, arrays] of Object.entries(buffers))
+      arrays.forEach((_, i) => own.add(`${i}.${key}`));
+    for (const [key, values] of Object.entries(counters))
+      values.forEach((_, i) => own.add(`${i}.${key}`));
+    const unexpected = [...state.keys()].filter((k) => !own.has(k));
+    if (unexpected.length > 0) throw new Error(`${fn}: unexpected keys: ${unexpected.join(", ")}`);
+    const scalar = (key: string): number | undefined => {
+      const r = state.get(key);
+      if (r === undefined) return undefined;
+      if (r.data.length !== 1)
+        throw new Error(`${fn}: "${key}" must hold one number, got ${r.data.length}`);
+      return Number(r.data[0]);
+    };
+    const stepCount = scalar("step_count");
+    if (stepCount === undefined || !Number.isSafeInteger(stepCount) || stepCount < 0) {
+      throw new Error(`${fn}: "step_count" must be present and a non-negative integer`);
+    }
+    const plan: (() => void)[] = [];
+    for (const [key, arrays] of Object.entries(buffers)) {
+      arrays.forEach((_, i) => {
+        const r = state.get(`${i}.${key}`);
+        if (r === undefined) {
+          plan.push(() => (arrays[i] = null));
+          return;
+        }
+        const w = this.params[i]!.data.data as FloatArray;
+        if (r.data.length !== w.length || (r.dtype !== "F32" && r.dtype !== "F64")) {
+          throw new Error(
+            `${fn}: "${i}.${key}" has ${r.data.length} ${r.dtype} values, parameter ${i} has ${w.length} float values`,
+          );
+        }
+        plan.push(() => {
+          const a = this.newState(w);
+          a.set(r.data as FloatArray);
+          arrays[i] = a;
+        });
+      });
+    }
+    for (const [key, values] of Object.entries(counters)) {
+      values.forEach((_, i) => {
+        const v = scalar(`${i}.${key}`) ?? 0;
+        plan.push(() => (values[i] = v));
+      });
+    }
+    for (const apply of plan) apply();
+    this.stepCount = stepCount;
+  }
+
   protected newState(w: FloatArray): FloatArray {
     return w instanceof Float32Array ? new Float32Array(w.length) : new Float64Array(w.length);
   }
@@ -193,6 +282,10 @@ export class SGD extends Optimizer {
       );
     }
     this.buffers = this.params.map(() => null);
+  }
+
+  protected stateBuffers(): Record<string, (FloatArray | null)[]> {
+    return { momentum_buffer: this.buffers };
   }
 
   protected update(index: number, w: FloatArray, g: FloatArray, lr: number): void {
@@ -269,6 +362,14 @@ class AdamBase extends Optimizer {
     this.m = this.params.map(() => null);
     this.v = this.params.map(() => null);
     this.t = this.params.map(() => 0);
+  }
+
+  protected stateBuffers(): Record<string, (FloatArray | null)[]> {
+    return { exp_avg: this.m, exp_avg_sq: this.v };
+  }
+
+  protected stateCounters(): Record<string, number[]> {
+    return { step: this.t };
   }
 
   protected update(index: number, w: FloatArray, g: FloatArray, lr: number): void {

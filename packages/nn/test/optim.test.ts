@@ -209,3 +209,48 @@ describe("optimizer argument checks", () => {
     expect(() => bad.step()).toThrow(/lr = NaN at step 0/);
   });
 });
+
+describe("optimizer state dict", () => {
+  it("Adam resumed from its state dict continues exactly like the original", () => {
+    const grads = [
+      [1, -2],
+      [0.5, 0.5],
+      [-1, 3],
+      [2, 2],
+    ];
+    const p = param([1, 2]);
+    const opt = new Adam([p], { lr: 0.1 });
+    for (const g of grads.slice(0, 2)) {
+      setGrad(p, g);
+      opt.step();
+    }
+    const saved = opt.stateDict();
+    expect([...saved.keys()].sort()).toEqual(["0.exp_avg", "0.exp_avg_sq", "0.step", "step_count"]);
+    const q = param(w(p));
+    const resumed = new Adam([q], { lr: 0.1 });
+    resumed.loadStateDict(saved);
+    expect(resumed.stepCount).toBe(2);
+    for (const g of grads.slice(2)) {
+      setGrad(p, g);
+      opt.step();
+      setGrad(q, g);
+      resumed.step();
+    }
+    expect(w(q)).toEqual(w(p));
+  });
+  it("SGD momentum buffers round trip and bad state is refused", () => {
+    const p = param([1]);
+    const opt = new SGD([p], { lr: 0.1, momentum: 0.9 });
+    expect([...opt.stateDict().keys()]).toEqual(["step_count"]);
+    setGrad(p, [1]);
+    opt.step();
+    const sd = opt.stateDict();
+    expect(Array.from(sd.get("0.momentum_buffer")!.data)).toEqual([1]);
+    const other = new SGD([param([1, 2])], { lr: 0.1, momentum: 0.9 });
+    expect(() => other.loadStateDict(sd)).toThrow(
+      /"0.momentum_buffer" has 1 F64 values, parameter 0 has 2/,
+    );
+    sd.set("9.momentum_buffer", sd.get("0.momentum_buffer")!);
+    expect(() => opt.loadStateDict(sd)).toThrow(/unexpected keys: 9.momentum_buffer/);
+  });
+});
