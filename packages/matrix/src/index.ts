@@ -6,3 +6,5 @@ export type { Conv2dGeometry, ResolvedConv2d } from "./im2col.ts";
 export { BsrMatrix, validatePattern } from "./bsr.ts";
 export type { BsrArrays, SparseProductOptions, SampledOptions } from "./bsr.ts";
 export { sharedFloat32, sharedFloat64, sharedInt32, isShared, toShared } from "./shared.ts";
+export { CsrMatrix } from "./csr.ts";
+export type { CsrArrays } from "./csr.ts";

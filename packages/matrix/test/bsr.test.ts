@@ -126,7 +126,15 @@ describe("BsrMatrix products equal the dense reference", () => {
 });
 
 describe("BsrMatrix.fromArrays rejects malformed input like scipy's check_format", () => {
-  const ok = () => ({
+  interface Arrays {
+    rows: number;
+    cols: number;
+    blockShape: [number, number];
+    indptr: Int32Array;
+    indices: Int32Array;
+    data: Float32Array;
+  }
+  const ok = (): Arrays => ({
     rows: 4,
     cols: 6,
     blockShape: [2, 3] as [number, number],
@@ -134,7 +142,7 @@ describe("BsrMatrix.fromArrays rejects malformed input like scipy's check_format
     indices: Int32Array.of(0, 1, 1),
     data: new Float32Array(18),
   });
-  const cases: [string, (v: ReturnType<typeof ok>) => unknown, RegExp][] = [
+  const cases: [string, (v: Arrays) => unknown, RegExp][] = [
     [
       "indptr type",
       (v) => (v.indptr = [0, 2, 3] as unknown as Int32Array),
