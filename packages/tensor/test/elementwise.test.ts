@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import * as T from "../src/index.ts";
 import { arange, fromArray } from "../src/index.ts";
-import type { DType , Tensor} from "../src/index.ts";
+import type { DType, Tensor } from "../src/index.ts";
 import { NUM_RUNS, allIndices, arbShape, arbView, refBroadcast, srcIndex } from "./helpers.ts";
 
 /** A result shape plus two operand shapes that broadcast to it. */
