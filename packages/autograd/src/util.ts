@@ -1,0 +1,111 @@
+// Small private helpers shared by the ops: typed-array access, allocation, shape text and
+// argument checks. Kept here so each op file holds only its own math.
+import { Tensor } from "@tessera/tensor";
+import type { DType, TypedArray } from "@tessera/tensor";
+
+export type FloatArray = Float32Array | Float64Array;
+
+/** `[2,3]` style text for error messages. */
+export function fmt(shape: readonly number[]): string {
+  return `[${shape.join(",")}]`;
+}
+
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A zero-filled float array of `dtype` (int32 is never a gradient or op output here). */
+export function allocFloat(dtype: DType, n: number): FloatArray {
+  return dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
+}
+
+/** Same element type as `like`. */
+export function allocLike(like: FloatArray, n: number): FloatArray {
+  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+}
+
+/**
+ * The elements of `t` in row-major order as a bare array starting at index 0: a subarray
+ * (no copy) when `t` is packed, a packed copy otherwise. The result must be treated as
+ * read-only: it may share memory with `t`.
+ */
+export function dense(t: Tensor): TypedArray {
+  if (t.isContiguous()) {
+    if (t.offset === 0 && t.data.length === t.size) return t.data;
+    return t.data.subarray(t.offset, t.offset + t.size);
+  }
+  return t.clone().data;
+}
+
+/** Like dense() for float tensors (int32 is converted to float32). */
+export function denseFloat(t: Tensor): FloatArray {
+  if (t.dtype === "int32") return t.astype("float32").data as Float32Array;
+  return dense(t) as FloatArray;
+}
+
+/** Wraps a packed array as a tensor of `shape`. */
+export function wrap(data: TypedArray, shape: readonly number[]): Tensor {
+  return new Tensor(data, shape);
+}
+
+/** Float dtype an op computes in for an input of `dtype` (int32 inputs become float32). */
+export function floatOf(dtype: DType): "float32" | "float64" {
+  return dtype === "float64" ? "float64" : "float32";
+}
+
+/** Reads a per-axis option given as one number or a pair [h, w]; checks integer range. */
+export function pair(fn: string, name: string, v: unknown, min: number): [number, number] {
+  const list = typeof v === "number" ? [v, v] : v;
+  if (
+    !Array.isArray(list) ||
+    list.length !== 2 ||
+    !list.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= min)
+  ) {
+    throw new RangeError(
+      `${fn}: ${name} must be an integer >= ${min} or a pair [h, w] of such integers, got ${JSON.stringify(v)}`,
+    );
+  }
+  return [list[0] as number, list[1] as number];
+}
+
+/** Normalises axes (one, a list, or undefined = all) into a sorted list in [0, ndim). */
+export function normAxes(
+  fn: string,
+  axes: number | readonly number[] | undefined,
+  ndim: number,
+): number[] {
+  if (axes === undefined) return Array.from({ length: ndim }, (_, i) => i);
+  const list = typeof axes === "number" ? [axes] : axes;
+  if (!Array.isArray(list)) {
+    throw new RangeError(
+      `${fn}: axes must be a number or an array of numbers, got ${String(axes)}`,
+    );
+  }
+  const out: number[] = [];
+  for (const a of list) {
+    const k = normAxis(fn, a, ndim);
+    if (out.includes(k))
+      throw new RangeError(`${fn}: axis ${String(a)} is repeated in ${fmt(list)}`);
+    out.push(k);
+  }
+  return out.sort((x, y) => x - y);
+}
+
+export function normAxis(fn: string, axis: unknown, ndim: number): number {
+  if (typeof axis !== "number" || !Number.isInteger(axis) || axis < -ndim || axis >= ndim) {
+    throw new RangeError(
+      `${fn}: axis ${String(axis)} is out of range for rank ${ndim}; expected an integer in ${
+        ndim === 0 ? "(none)" : `${-ndim}..${ndim - 1}`
+      }`,
+    );
+  }
+  return axis < 0 ? axis + ndim : axis;
+}
