@@ -368,7 +368,7 @@ class AdamBase extends Optimizer {
     return { exp_avg: this.m, exp_avg_sq: this.v };
   }
 
-  protected stateCounters(): Record<string, number[]> {
+  protected override stateCounters(): Record<string, number[]> {
     return { step: this.t };
   }
 

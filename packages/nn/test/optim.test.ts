@@ -245,7 +245,7 @@ describe("optimizer state dict", () => {
     setGrad(p, [1]);
     opt.step();
     const sd = opt.stateDict();
-    expect(Array.from(sd.get("0.momentum_buffer")!.data)).toEqual([1]);
+    expect(Array.from(sd.get("0.momentum_buffer")!.data as Float64Array)).toEqual([1]);
     const other = new SGD([param([1, 2])], { lr: 0.1, momentum: 0.9 });
     expect(() => other.loadStateDict(sd)).toThrow(
       /"0.momentum_buffer" has 1 F64 values, parameter 0 has 2/,

@@ -1,0 +1,75 @@
+// Bridges between tensors / modules and the plain records of safetensors.ts, so a model's
+// state dict round-trips through a .safetensors file that PyTorch users can open.
+import { Tensor } from "@tessera/tensor";
+import type { Module, LoadStateDictResult } from "./module.ts";
+import { loadSafetensors, saveSafetensors, type TensorRecord } from "./safetensors.ts";
+
+/** A packed copy of the tensor's elements as a safetensors record (F32, F64 or I32). */
+export function tensorToRecord(t: Tensor): TensorRecord {
+  const c = t.contiguous();
+  // contiguous() may return the tensor itself; copy so the record does not alias live weights.
+  const data = c === t ? c.data.slice() : c.data;
+  const dtype = t.dtype === "float32" ? "F32" : t.dtype === "float64" ? "F64" : "I32";
+  return { dtype, shape: [...t.shape], data };
+}
+
+/** A Tensor from a record; F32, F64 and I32 map directly, other dtypes are refused. */
+export function recordToTensor(r: TensorRecord, name = "tensor"): Tensor {
+  switch (r.dtype) {
+    case "F32":
+    case "F64":
+    case "I32":
+      return new Tensor(r.data as Float32Array | Float64Array | Int32Array, r.shape);
+    default:
+      throw new Error(
+        `recordToTensor: "${name}" has dtype ${r.dtype}; tensors hold only F32, F64 or I32`,
+      );
+  }
+}
+
+/** Writes the model's state dict to `path` atomically (safetensors format). */
+export function saveModel(path: string, model: Module, metadata?: Record<string, string>): void {
+  const records = new Map<string, TensorRecord>();
+  for (const [name, t] of model.stateDict()) records.set(name, tensorToRecord(t));
+  saveSafetensors(path, records, metadata);
+}
+
+/**
+ * Loads a safetensors file into the model (see Module.loadStateDict for the checks); returns
+ * missing/unexpected keys (which throw when `strict`, the default) and the file's metadata.
+ */
+export function loadModel(
+  source: string | Uint8Array,
+  model: Module,
+  options: { strict?: boolean } = {},
+): LoadStateDictResult & { metadata: Record<string, string> } {
+  const file = loadSafetensors(source);
+  const own = model.stateDict();
+  const state = new Map<string, Tensor>();
+  const skipped: string[] = [];
+  for (const [name, rec] of file.tensors) {
+    // A key the model does not have is only reported, so its dtype need not be convertible.
+    if (!own.has(name) && rec.dtype !== "F32" && rec.dtype !== "F64" && rec.dtype !== "I32") {
+      skipped.push(name);
+      continue;
+    }
+    state.set(name, recordToTensor(rec, name));
+  }
+  if ((options.strict ?? true) && skipped.length > 0) {
+    throw new Error(
+      `loadModel(${typeof source === "string" ? source : "<bytes>"}): unexpected keys: ${skipped.join(", ")}`,
+    );
+  }
+  try {
+    const res = model.loadStateDict(state, options);
+    return {
+      missingKeys: res.missingKeys,
+      unexpectedKeys: [...res.unexpectedKeys, ...skipped],
+      metadata: file.metadata,
+    };
+  } catch (e) {
+    throw new Error(
+      `loadModel(${typeof source === "string" ? source : "<bytes>"}): ${(e as Error).message}`,
+    );
+  }
+}

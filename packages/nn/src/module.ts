@@ -1,0 +1,175 @@
+// Module: a tree of layers, each with named parameters (Variables that require grad) and
+// buffers (plain Tensors such as batch-norm running statistics, saved but never trained).
+// Names are dotted paths like PyTorch's ("fc1.weight", "features.0.bias"), so state dicts
+// written here read naturally next to PyTorch ones.
+import { Tensor } from "@tessera/tensor";
+import { Variable } from "@tessera/autograd";
+
+function fmt(shape: readonly number[]): string {
+  return `[${shape.join(",")}]`;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+const NAME_RE = /^[A-Za-z0-9_]+$/;
+
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+export abstract class Module {
+  /** True in training mode (dropout active, batch norm uses batch statistics). */
+  training = true;
+  private readonly params = new Map<string, Variable>();
+  private readonly buffers = new Map<string, Tensor>();
+  private readonly children = new Map<string, Module>();
+
+  /** Computes the output for input `x`. */
+  abstract forward(x: Variable): Variable;
+
+  private checkName(fn: string, name: string): void {
+    if (typeof name !== "string" || !NAME_RE.test(name)) {
+      throw new Error(
+        `${this.constructor.name}.${fn}: name must be letters, digits or _, got ${JSON.stringify(name)}`,
+      );
+    }
+    if (this.params.has(name) || this.buffers.has(name) || this.children.has(name)) {
+      throw new Error(`${this.constructor.name}.${fn}: "${name}" is already registered`);
+    }
+  }
+
+  /** Adds a trainable parameter; its data should be a contiguous float tensor it owns. */
+  protected registerParameter(name: string, param: Variable): Variable {
+    this.checkName("registerParameter", name);
+    if (!(param instanceof Variable))
+      throw new Error(`${this.constructor.name}.registerParameter: "${name}" must be a Variable`);
+    this.params.set(name, param);
+    return param;
+  }
+
+  /** Adds a buffer: state that is saved and loaded but not trained. */
+  protected registerBuffer(name: string, tensor: Tensor): Tensor {
+    this.checkName("registerBuffer", name);
+    if (!(tensor instanceof Tensor))
+      throw new Error(`${this.constructor.name}.registerBuffer: "${name}" must be a Tensor`);
+    this.buffers.set(name, tensor);
+    return tensor;
+  }
+
+  /** Adds a sub-module; its parameters appear under "name.". */
+  protected registerModule<M extends Module>(name: string, module: M): M {
+    this.checkName("registerModule", name);
+    if (!(module instanceof Module))
+      throw new Error(`${this.constructor.name}.registerModule: "${name}" must be a Module`);
+    this.children.set(name, module);
+    return module;
+  }
+
+  /** Direct sub-modules with their names, in registration order. */
+  namedChildren(): [string, Module][] {
+    return [...this.children.entries()];
+  }
+
+  /** This module and every descendant, depth first, with dotted names ("" for this one). */
+  namedModules(prefix = ""): [string, Module][] {
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [name, m] of this.children)
+      out.push(...m.namedModules(prefix === "" ? name : `${prefix}.${name}`));
+    return out;
+  }
+
+  /** Every parameter of this module and its descendants, with dotted names. */
+  namedParameters(): [string, Variable][] {
+    const out: [string, Variable][] = [];
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, p] of m.params) out.push([prefix === "" ? name : `${prefix}.${name}`, p]);
+    }
+    return out;
+  }
+
+  parameters(): Variable[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  namedBuffers(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, b] of m.buffers) out.push([prefix === "" ? name : `${prefix}.${name}`, b]);
+    }
+    return out;
+  }
+
+  /** Total number of parameter elements (weights and biases). */
+  numParameters(): number {
+    let n = 0;
+    for (const p of this.parameters()) n += p.data.size;
+    return n;
+  }
+
+  /** Sets training mode on this module and all descendants. */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  /** Evaluation mode: dropout off, batch norm uses running statistics. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.zeroGrad();
+  }
+
+  /**
+   * Parameters' and buffers' tensors by dotted name, in registration order. The tensors are
+   * the live ones (not copies): serialise them before training on.
+   */
+  stateDict(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, p] of this.namedParameters()) out.set(name, p.data);
+    for (const [name, b] of this.namedBuffers()) out.set(name, b);
+    return out;
+  }
+
+  /**
+   * Copies values into the existing parameter and buffer storage (so optimizers and masks
+   * holding references keep working). Every shape must match: the error names the key and
+   * both shapes. With `strict` (default) missing or unexpected keys throw; otherwise they are
+   * returned. Nothing is modified unless every check passes.
+   */
+  loadStateDict(
+    state: Map<string, Tensor> | Record<string, Tensor>,
+    options: { strict?: boolean } = {},
+  ): LoadStateDictResult {
+    const fn = `${this.constructor.name}.loadStateDict`;
+    const strict = options.strict ?? true;
+    const entries = state instanceof Map ? state : new Map(Object.entries(state));
+    const own = this.stateDict();
+    const missingKeys = [...own.keys()].filter((k) => !entries.has(k));
+    const unexpectedKeys = [...entries.keys()].filter((k) => !own.has(k));
+    if (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0)) {
+      const parts: string[] = [];
+      if (missingKeys.length > 0) parts.push(`missing keys: ${missingKeys.join(", ")}`);
+      if (unexpectedKeys.length > 0) parts.push(`unexpected keys: ${unexpectedKeys.join(", ")}`);
+      throw new Error(`${fn}: state dict does not match the model (${parts.join("; ")})`);
+    }
+    const copies: [Tensor, Tensor][] = [];
+    for (const [key, target] of own) {
+      const src = entries.get(key);
+      if (src === undefined) continue;
+      if (!(src instanceof Tensor)) throw new Error(`${fn}: value for "${key}" must be a Tensor`);
+      if (!sameShape(src.shape, target.shape)) {
+        throw new Error(
+          `${fn}: shape mismatch for "${key}": checkpoint has ${fmt(src.shape)}, model has ${fmt(target.shape)}`,
+        );
+      }
+      copies.push([target, src]);
+    }
+    for (const [target, src] of copies) target.copyFrom(src);
+    return { missingKeys, unexpectedKeys };
+  }
+}
