@@ -50,13 +50,24 @@ async function main(): Promise<number> {
   let failures = 0;
   for (const name of args.names) {
     if (name === "cifar-10") {
-      const all = [...CIFAR10_FILES.train, ...CIFAR10_FILES.test];
-      console.log(
-        `cifar-10: no offline source exists. Put the official binary batches (${all.join(", ")})`,
-      );
-      console.log(
-        `  from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz (folder cifar-10-batches-bin/) into ${join(args.dir, "cifar-10")}/`,
-      );
+      // No offline source exists: report what is there, or exactly what to put where.
+      const target = join(args.dir, "cifar-10");
+      try {
+        for (const split of ["train", "test"] as const) {
+          const d = loadDataset("cifar-10", { split, dir: target, installed: false });
+          console.log(`cifar-10 ${split}: ${d.count} images of 3x32x32 in ${d.files.join(", ")}`);
+        }
+      } catch (e) {
+        const all = [...CIFAR10_FILES.train, ...CIFAR10_FILES.test].join(", ");
+        const msg = (e as Error).message;
+        // A malformed batch is worth showing as is; "not found" is what the hint below covers.
+        if (!msg.includes("not found; looked in")) console.error(msg);
+        console.error(
+          `cifar-10: no offline source exists. Unpack https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz ` +
+            `so that ${all} are in ${join(target, "cifar-10-batches-bin")}/ (or ${target}/), then rerun.`,
+        );
+        failures++;
+      }
       continue;
     }
     if (!(name in DATASET_FILES)) {

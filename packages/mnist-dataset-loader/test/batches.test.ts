@@ -183,6 +183,13 @@ describe("batches", () => {
   });
 
   it("rejects inconsistent datasets and options, naming the function", () => {
+    // Thrown by the call itself, before any iteration.
+    expect(() => batches(dataset(4, 2), { batchSize: 2, epoch: 1.5 })).toThrow(
+      /batches: epoch must be/,
+    );
+    expect(() => floatBatches(dataset(4, 2), { batchSize: 2, normalize: { std: 0 } })).toThrow(
+      /toFloat32: std must be finite and non-zero/,
+    );
     expect(() => [...batches(dataset(4, 2), { batchSize: 0 })]).toThrow(
       /batchCount: batchSize must be a positive integer, got 0/,
     );
