@@ -1,0 +1,124 @@
+// conv2d (im2col + GEMM) against a direct nested-loop convolution, gradients by finite
+// differences over random geometries with stride, padding and dilation.
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import * as T from "@tessera/tensor";
+import { Variable, conv2d, gradcheck, sum } from "../src/index.ts";
+import { normal64, param, seedArb } from "./helpers.ts";
+
+interface Geo {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  f: number;
+  kh: number;
+  kw: number;
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+}
+
+/** y[i,o,oy,ox] = b[o] + Σ x[i,ch,oy·s - p + u·d, ox·s - p + v·d]·W[o,ch,u,v] (zero outside). */
+function naiveConv(x: T.Tensor, wt: T.Tensor, b: T.Tensor | null, g: Geo): T.Tensor {
+  const oh =
+    Math.floor((g.h + 2 * g.padding[0] - g.dilation[0] * (g.kh - 1) - 1) / g.stride[0]) + 1;
+  const ow =
+    Math.floor((g.w + 2 * g.padding[1] - g.dilation[1] * (g.kw - 1) - 1) / g.stride[1]) + 1;
+  const y = T.zeros([g.n, g.f, oh, ow], "float64");
+  for (let i = 0; i < g.n; i++)
+    for (let o = 0; o < g.f; o++)
+      for (let oy = 0; oy < oh; oy++)
+        for (let ox = 0; ox < ow; ox++) {
+          let s = b ? b.get(o) : 0;
+          for (let ch = 0; ch < g.c; ch++)
+            for (let u = 0; u < g.kh; u++)
+              for (let v = 0; v < g.kw; v++) {
+                const yy = oy * g.stride[0] - g.padding[0] + u * g.dilation[0];
+                const xx = ox * g.stride[1] - g.padding[1] + v * g.dilation[1];
+                if (yy >= 0 && yy < g.h && xx >= 0 && xx < g.w)
+                  s += x.get(i, ch, yy, xx) * wt.get(o, ch, u, v);
+              }
+          y.set(i, o, oy, ox, s);
+        }
+  return y;
+}
+
+const arbGeo: fc.Arbitrary<Geo> = fc
+  .record({
+    n: fc.integer({ min: 0, max: 2 }),
+    c: fc.integer({ min: 1, max: 2 }),
+    f: fc.integer({ min: 1, max: 3 }),
+    kh: fc.integer({ min: 1, max: 3 }),
+    kw: fc.integer({ min: 1, max: 3 }),
+    extraH: fc.integer({ min: 0, max: 3 }),
+    extraW: fc.integer({ min: 0, max: 3 }),
+    stride: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
+    padding: fc.tuple(fc.integer({ min: 0, max: 1 }), fc.integer({ min: 0, max: 1 })),
+    dilation: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
+  })
+  .map((r) => ({
+    ...r,
+    // big enough for the dilated kernel
+    h: Math.max(1, r.dilation[0] * (r.kh - 1) + 1 - 2 * r.padding[0]) + r.extraH,
+    w: Math.max(1, r.dilation[1] * (r.kw - 1) + 1 - 2 * r.padding[1]) + r.extraW,
+  }));
+
+describe("conv2d", () => {
+  it("equals a direct convolution and its gradients match finite differences", () => {
+    fc.assert(
+      fc.property(arbGeo, fc.boolean(), seedArb, (g, withBias, seed) => {
+        const x = normal64([g.n, g.c, g.h, g.w], seed);
+        const wt = normal64([g.f, g.c, g.kh, g.kw], seed + 1);
+        const b = normal64([g.f], seed + 2);
+        const opts = { stride: g.stride, padding: g.padding, dilation: g.dilation };
+        const y = conv2d(
+          new Variable(x),
+          new Variable(wt),
+          withBias ? new Variable(b) : null,
+          opts,
+        );
+        expect(T.allClose(y.data, naiveConv(x, wt, withBias ? b : null, g), 1e-12, 1e-12)).toBe(
+          true,
+        );
+        const r = withBias
+          ? gradcheck((a, c, d) => conv2d(a, c, d, opts), [x, wt, b])
+          : gradcheck((a, c) => conv2d(a, c, null, opts), [x, wt]);
+        expect(r.ok).toBe(true);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it("runs LeNet-5's first layer shape in float32 and skips dx for inputs", () => {
+    const gen = new T.Generator(3);
+    const x = new Variable(T.rand([2, 1, 28, 28], gen));
+    const w = param(T.randn([20, 1, 5, 5], gen, "float32", 0, 0.1));
+    const b = param(T.zeros([20]));
+    const y = conv2d(x, w, b);
+    expect(y.shape).toEqual([2, 20, 24, 24]);
+    expect(y.dtype).toBe("float32");
+    sum(y).backward();
+    expect(x.grad).toBeNull();
+    expect(Array.from(b.grad!.data).every((v) => v === 2 * 24 * 24)).toBe(true);
+  });
+
+  it("explains channel, shape, bias and option errors", () => {
+    const x = new Variable(T.zeros([2, 3, 8, 8]));
+    expect(() => conv2d(x, new Variable(T.zeros([4, 1, 3, 3])))).toThrow(
+      "conv2d: x has 3 channels (shape [2,3,8,8]) but weight of shape [4,1,3,3] expects 1 input channels",
+    );
+    expect(() =>
+      conv2d(new Variable(T.zeros([3, 8, 8])), new Variable(T.zeros([4, 3, 3, 3]))),
+    ).toThrow(/conv2d: x must be 4-d \[N, C, H, W\], got shape \[3,8,8\]/);
+    expect(() =>
+      conv2d(x, new Variable(T.zeros([4, 3, 3, 3])), new Variable(T.zeros([3]))),
+    ).toThrow(/conv2d: bias must have shape \[4\]/);
+    expect(() => conv2d(x, new Variable(T.zeros([4, 3, 9, 9])))).toThrow(
+      /conv2d: kernel 9x9.*does not fit/,
+    );
+    expect(() => conv2d(x, new Variable(T.zeros([4, 3, 3, 3])), null, { stride: 0 })).toThrow(
+      /conv2d: stride must be an integer >= 1/,
+    );
+  });
+});
