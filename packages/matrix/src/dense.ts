@@ -2,7 +2,14 @@
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 import type { FloatArray, Trans } from "./types.ts";
 import { TRANS_A, TRANS_B, TRANS_NONE } from "./types.ts";
-import { gemmRange } from "./gemm.ts";
+import { runGemm } from "./parallel.ts";
+import type { MatrixPool } from "./pool.ts";
+
+/** Options of the dense products. */
+export interface DenseOptions {
+  /** Split the rows (or columns) of C over this pool's threads. */
+  pool?: MatrixPool;
+}
 
 function prepare<T extends FloatArray>(
   fn: string,
@@ -37,9 +44,10 @@ export function matmul<T extends FloatArray>(
   k: number,
   n: number,
   out?: T,
+  options?: DenseOptions,
 ): T {
   const c = prepare("matmul", TRANS_NONE, a, b, m, k, n, out);
-  gemmRange(TRANS_NONE, a, b, c, m, k, n, 0, m, 0, n);
+  runGemm({ trans: TRANS_NONE, a, b, c, m, k, n }, options?.pool);
   return c;
 }
 
@@ -51,9 +59,10 @@ export function matmulTransA<T extends FloatArray>(
   k: number,
   n: number,
   out?: T,
+  options?: DenseOptions,
 ): T {
   const c = prepare("matmulTransA", TRANS_A, a, b, m, k, n, out);
-  gemmRange(TRANS_A, a, b, c, m, k, n, 0, m, 0, n);
+  runGemm({ trans: TRANS_A, a, b, c, m, k, n }, options?.pool);
   return c;
 }
 
@@ -65,8 +74,9 @@ export function matmulTransB<T extends FloatArray>(
   k: number,
   n: number,
   out?: T,
+  options?: DenseOptions,
 ): T {
   const c = prepare("matmulTransB", TRANS_B, a, b, m, k, n, out);
-  gemmRange(TRANS_B, a, b, c, m, k, n, 0, m, 0, n);
+  runGemm({ trans: TRANS_B, a, b, c, m, k, n }, options?.pool);
   return c;
 }

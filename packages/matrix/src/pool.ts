@@ -1,3 +1,317 @@
-export interface MatrixPool {
+// A pool of worker_threads over SharedArrayBuffer memory. The calling thread computes one share
+// of every product and the workers the rest (threads = callers + workers: 2 cores -> 1 worker).
+// Dispatch writes the job into a worker's shared control words and bumps a counter; the worker,
+// spinning briefly before it sleeps in Atomics.wait, starts within microseconds. The calling
+// thread blocks (spin, then Atomics.wait) until every share is done, so products stay
+// synchronous. Workers are unref()'d: an idle pool never keeps a script alive.
+import { MessageChannel, Worker, receiveMessageOnPort } from "node:worker_threads";
+import type { MessagePort } from "node:worker_threads";
+import { availableParallelism } from "node:os";
+import {
+  CTL_INTS,
+  DEAD,
+  DONE,
+  KIND_QUIT,
+  PARAMS,
+  READY,
+  SCHEMAS,
+  SEQ,
+  STATUS,
+  STATUS_ERROR,
+  runRange,
+  typeCode,
+} from "./jobs.ts";
+import type { AnyArray } from "./jobs.ts";
+
+export interface PoolOptions {
+  /** Threads doing work, the calling thread included (default: availableParallelism()). */
+  threads?: number;
+  /** Products below this many floating-point operations run on the calling thread only (default 300 000). */
+  minParallelFlops?: number;
+  /** A job a worker has not finished after this many ms fails and the worker is replaced (default 120 000). */
+  timeoutMs?: number;
+  /** Atomics.load spins a worker makes before sleeping (default 200 000, about 0.5 ms). */
+  spin?: number;
+}
+
+interface Slot {
+  worker: Worker;
+  ctl: Int32Array;
+  params: Float64Array;
+  port: MessagePort;
+  /** Buffer ids this worker has been sent. */
+  known: Set<number>;
+  index: number;
+  exitCode: number | undefined;
+}
+
+const bootstrap = new URL("./worker-bootstrap.mjs", import.meta.url);
+const entry = new URL("./worker.ts", import.meta.url).href;
+
+let nextBufferId = 1;
+const bufferIds = new WeakMap<SharedArrayBuffer, number>();
+const livePools = new Set<MatrixPool>();
+/** When a registered buffer is collected on this thread, let workers drop their reference too. */
+const dropped = new FinalizationRegistry<number>((id) => {
+  for (const pool of livePools) pool.forget(id);
+});
+
+function bufferId(sab: SharedArrayBuffer): number {
+  let id = bufferIds.get(sab);
+  if (id === undefined) {
+    id = nextBufferId++;
+    bufferIds.set(sab, id);
+    dropped.register(sab, id);
+  }
+  return id;
+}
+
+/** A share of a job: [lo, hi, lo2, hi2] as the kernel's range function expects. */
+export type Range = readonly [number, number, number, number];
+
+export class MatrixPool {
+  /** Threads doing work, the calling thread included. */
   readonly threads: number;
+  readonly minParallelFlops: number;
+  readonly timeoutMs: number;
+  private readonly spin: number;
+  private readonly slots: Slot[] = [];
+  private closed = false;
+  private readonly scratch = new Map<string, SharedArrayBuffer>();
+  private readonly sharedStructure = new WeakMap<Int32Array, Int32Array>();
+  /** Workers replaced after a crash or timeout (for diagnostics and tests). */
+  replacements = 0;
+
+  constructor(options: PoolOptions = {}) {
+    const threads = options.threads ?? availableParallelism();
+    if (!Number.isSafeInteger(threads) || threads < 1)
+      throw new RangeError(
+        `createPool: threads must be a positive integer, got ${String(threads)}`,
+      );
+    this.threads = threads;
+    this.minParallelFlops = options.minParallelFlops ?? 300_000;
+    this.timeoutMs = options.timeoutMs ?? 120_000;
+    this.spin = options.spin ?? 200_000;
+    for (let i = 0; i < threads - 1; i++) this.slots.push(this.spawn(i));
+    livePools.add(this);
+  }
+
+  private spawn(index: number): Slot {
+    const ctlBuf = new SharedArrayBuffer(CTL_INTS * 4 + PARAMS * 8);
+    const { port1, port2 } = new MessageChannel();
+    const worker = new Worker(bootstrap, {
+      workerData: { entry, ctl: ctlBuf, port: port2, spin: this.spin },
+      transferList: [port2],
+    });
+    worker.unref();
+    port1.unref();
+    const slot: Slot = {
+      worker,
+      ctl: new Int32Array(ctlBuf, 0, CTL_INTS),
+      params: new Float64Array(ctlBuf, CTL_INTS * 4, PARAMS),
+      port: port1,
+      known: new Set(),
+      index,
+      exitCode: undefined,
+    };
+    worker.on("exit", (code) => {
+      slot.exitCode = code;
+    });
+    // Errors outside a job (e.g. while loading) must not crash the process; the slot is
+    // simply never READY, or DEAD, and the calling thread computes its share.
+    worker.on("error", () => undefined);
+    return slot;
+  }
+
+  /** Resolves once every worker has started (products work before that: the caller computes the missing shares). */
+  async ready(): Promise<void> {
+    await Promise.all(
+      this.slots.map((s) =>
+        Atomics.load(s.ctl, READY) === 1
+          ? undefined
+          : new Promise<void>((resolve, reject) => {
+              s.worker.once("message", () => resolve());
+              s.worker.once("exit", (code) =>
+                reject(
+                  new Error(
+                    `matrix pool: worker ${s.index} exited with code ${code} while starting`,
+                  ),
+                ),
+              );
+            }),
+      ),
+    );
+  }
+
+  /** Stops the workers. The pool cannot be used afterwards. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    livePools.delete(this);
+    await Promise.all(
+      this.slots.map(async (s) => {
+        s.params[0] = KIND_QUIT;
+        Atomics.add(s.ctl, SEQ, 1);
+        Atomics.notify(s.ctl, SEQ);
+        s.port.close();
+        await s.worker.terminate();
+      }),
+    );
+  }
+
+  /** @internal Tells workers a buffer is gone. */
+  forget(id: number): void {
+    for (const s of this.slots) {
+      if (s.known.delete(id)) s.port.postMessage({ id });
+    }
+  }
+
+  /**
+   * @internal Runs `ranges[t]` of a job on thread t (t = 0 is the caller). Arrays that are not
+   * on SharedArrayBuffer are staged through shared scratch (inputs copied in, outputs copied
+   * back); Int32 structure arrays are copied once and cached, so they must not be mutated.
+   */
+  run(kind: number, args: Record<string, unknown>, ranges: readonly Range[]): void {
+    if (this.closed)
+      throw new Error("matrix pool: the pool is closed; create a new one with createPool()");
+    const schema = SCHEMAS[kind]!;
+    const live = this.slots.filter(
+      (s, i) =>
+        i + 1 < ranges.length &&
+        Atomics.load(s.ctl, READY) === 1 &&
+        Atomics.load(s.ctl, DEAD) === 0,
+    );
+    if (live.length === 0) {
+      for (const r of ranges) runRange(kind, args, r);
+      return;
+    }
+    // Stage non-shared arrays.
+    const staged: Record<string, unknown> = { ...args };
+    const copyBack: [AnyArray, AnyArray][] = [];
+    for (const name of schema.arrays) {
+      const arr = args[name] as AnyArray;
+      if (arr.buffer instanceof SharedArrayBuffer) continue;
+      let sh: AnyArray;
+      if (arr instanceof Int32Array) {
+        let cached = this.sharedStructure.get(arr);
+        if (cached === undefined) {
+          cached = new Int32Array(new SharedArrayBuffer(arr.byteLength));
+          cached.set(arr);
+          this.sharedStructure.set(arr, cached);
+        }
+        sh = cached;
+      } else {
+        sh = this.scratchFor(name, arr);
+        // Outputs are copied in too, so entries the kernel does not write come back unchanged.
+        sh.set(arr as never);
+        if (schema.outputs.includes(name)) copyBack.push([sh, arr]);
+      }
+      staged[name] = sh;
+    }
+    // Post every worker's share, then compute ours while they run.
+    const posted: { slot: Slot; seq: number }[] = [];
+    const local: Range[] = [ranges[0]!];
+    for (let t = 1; t < ranges.length; t++) {
+      const slot = this.slots[t - 1];
+      if (slot === undefined || !live.includes(slot)) {
+        local.push(ranges[t]!);
+        continue;
+      }
+      this.encode(slot, kind, staged, ranges[t]!);
+      const seq = Atomics.add(slot.ctl, SEQ, 1) + 1;
+      Atomics.notify(slot.ctl, SEQ);
+      posted.push({ slot, seq });
+    }
+    let firstError: Error | undefined;
+    try {
+      for (const r of local) runRange(kind, staged, r);
+    } catch (e) {
+      firstError = e instanceof Error ? e : new Error(String(e));
+    }
+    for (const p of posted) {
+      const err = this.await(p.slot, p.seq);
+      if (err !== undefined && firstError === undefined) firstError = err;
+    }
+    if (firstError !== undefined) throw firstError;
+    for (const [from, to] of copyBack) to.set(from.subarray(0, to.length) as never);
+  }
+
+  private scratchFor(name: string, like: AnyArray): AnyArray {
+    const bytes = like.byteLength;
+    let buf = this.scratch.get(name);
+    if (buf === undefined || buf.byteLength < bytes) {
+      buf = new SharedArrayBuffer(Math.max(bytes, 2 * (buf?.byteLength ?? 0)));
+      this.scratch.set(name, buf);
+    }
+    const Ctor = like.constructor as new (b: SharedArrayBuffer, o: number, n: number) => AnyArray;
+    return new Ctor(buf, 0, like.length);
+  }
+
+  private encode(slot: Slot, kind: number, args: Record<string, unknown>, range: Range): void {
+    const schema = SCHEMAS[kind]!;
+    const p = slot.params;
+    p[0] = kind;
+    p[1] = range[0];
+    p[2] = range[1];
+    p[3] = range[2];
+    p[4] = range[3];
+    let o = 5;
+    for (const name of schema.nums) p[o++] = args[name] as number;
+    for (const name of schema.arrays) {
+      const arr = args[name] as AnyArray;
+      const sab = arr.buffer as SharedArrayBuffer;
+      const id = bufferId(sab);
+      if (!slot.known.has(id)) {
+        slot.port.postMessage({ id, sab });
+        slot.known.add(id);
+      }
+      p[o] = id;
+      p[o + 1] = typeCode(arr);
+      p[o + 2] = arr.byteOffset;
+      p[o + 3] = arr.length;
+      o += 4;
+    }
+  }
+
+  /** Waits for a worker's DONE; returns the error to throw, replacing the worker if it died or hung. */
+  private await(slot: Slot, seq: number): Error | undefined {
+    const { ctl } = slot;
+    let v = Atomics.load(ctl, DONE);
+    for (let i = 0; v !== seq && i < 400_000; i++) v = Atomics.load(ctl, DONE);
+    const start = performance.now();
+    while (v !== seq) {
+      if (Atomics.load(ctl, DEAD) === 1) {
+        this.replace(slot);
+        return new Error(
+          `matrix pool: worker ${slot.index} exited during a job (code ${slot.exitCode ?? "unknown"}); it has been replaced, retry the call`,
+        );
+      }
+      if (performance.now() - start > this.timeoutMs) {
+        this.replace(slot);
+        return new Error(
+          `matrix pool: worker ${slot.index} did not finish its share within ${this.timeoutMs} ms; it has been replaced`,
+        );
+      }
+      Atomics.wait(ctl, DONE, v, 20);
+      v = Atomics.load(ctl, DONE);
+    }
+    if (Atomics.load(ctl, STATUS) === STATUS_ERROR) {
+      const m = receiveMessageOnPort(slot.port)?.message as { error?: string } | undefined;
+      return new Error(`matrix pool: worker ${slot.index} failed: ${m?.error ?? "unknown error"}`);
+    }
+    return undefined;
+  }
+
+  private replace(slot: Slot): void {
+    this.replacements++;
+    void slot.worker.terminate();
+    slot.port.close();
+    const fresh = this.spawn(slot.index);
+    this.slots[slot.index] = fresh;
+  }
+}
+
+/** Creates a pool; `threads` counts the calling thread (2 on a 2-core machine means 1 worker). */
+export function createPool(options?: PoolOptions): MatrixPool {
+  return new MatrixPool(options);
 }

@@ -1,0 +1,111 @@
+// The wire format of a pool job: numbers in a shared Float64Array, typed arrays as references
+// to SharedArrayBuffers the worker already holds. Main thread and workers share this file so
+// both sides agree on field order.
+import { gemmRange } from "./gemm.ts";
+import { spmmRange } from "./spmm-kernel.ts";
+import type { SpmmArgs } from "./spmm-kernel.ts";
+import { sampledRange } from "./sampled-kernel.ts";
+import type { SampledArgs } from "./sampled-kernel.ts";
+import type { FloatArray, Trans } from "./types.ts";
+
+export const KIND_GEMM = 1;
+export const KIND_SPMM = 2;
+export const KIND_SAMPLED = 3;
+/** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
+export const KIND_THROW = 90;
+export const KIND_EXIT = 91;
+export const KIND_QUIT = 99;
+
+/** Int32 control words, at the start of each worker's control buffer. */
+export const SEQ = 0; // bumped by the main thread to post a job
+export const DONE = 1; // set to the job's SEQ by the worker when finished
+export const STATUS = 2; // STATUS_* of the last job
+export const READY = 3; // 1 once the worker loop runs
+export const DEAD = 4; // 1 when the worker thread is exiting
+export const CTL_INTS = 16;
+export const PARAMS = 96; // Float64 slots after the control words
+export const STATUS_OK = 0;
+export const STATUS_ERROR = 1;
+
+export type AnyArray = FloatArray | Int32Array;
+
+export interface GemmArgs {
+  trans: Trans;
+  a: FloatArray;
+  b: FloatArray;
+  c: FloatArray;
+  m: number;
+  k: number;
+  n: number;
+}
+
+interface Schema {
+  nums: readonly string[];
+  arrays: readonly string[];
+  /** Arrays the kernel writes (copied back when the caller's array was not shared). */
+  outputs: readonly string[];
+}
+
+export const SCHEMAS: Record<number, Schema> = {
+  [KIND_GEMM]: { nums: ["trans", "m", "k", "n"], arrays: ["a", "b", "c"], outputs: ["c"] },
+  [KIND_SPMM]: {
+    nums: [
+      "bsz",
+      "ob",
+      "ib",
+      "eos",
+      "eis",
+      "outerLimit",
+      "innerLimit",
+      "sxi",
+      "sxj",
+      "soo",
+      "soj",
+      "n",
+    ],
+    arrays: ["ptr", "idx", "ids", "data", "x", "out"],
+    outputs: ["out"],
+  },
+  [KIND_SAMPLED]: {
+    nums: ["R", "C", "rows", "cols", "sai", "sap", "sbp", "sbj", "k"],
+    arrays: ["indptr", "indices", "a", "b", "out"],
+    outputs: ["out"],
+  },
+  [KIND_THROW]: { nums: [], arrays: [], outputs: [] },
+  [KIND_EXIT]: { nums: [], arrays: [], outputs: [] },
+};
+
+/** Runs one thread's share of a job (the same call on the main thread and in workers). */
+export function runRange(kind: number, args: Record<string, unknown>, r: readonly number[]): void {
+  if (kind === KIND_GEMM) {
+    const g = args as unknown as GemmArgs;
+    gemmRange(g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
+  } else if (kind === KIND_SPMM) spmmRange(args as unknown as SpmmArgs, r[0]!, r[1]!);
+  else if (kind === KIND_SAMPLED) sampledRange(args as unknown as SampledArgs, r[0]!, r[1]!);
+  else if (kind === KIND_THROW || kind === KIND_EXIT) {
+    // Test hooks act only on the share whose range starts at 1 (the tests give it to a worker).
+    if (r[0] !== 1) return;
+    if (kind === KIND_THROW) throw new Error("test hook: job failed inside the worker");
+    process.exit(7);
+  } else throw new Error(`unknown job kind ${kind}`);
+}
+
+export const TYPE_F32 = 1;
+export const TYPE_F64 = 2;
+export const TYPE_I32 = 3;
+
+export function typeCode(a: AnyArray): number {
+  return a instanceof Float32Array ? TYPE_F32 : a instanceof Float64Array ? TYPE_F64 : TYPE_I32;
+}
+
+/** Rebuilds a typed-array view in a worker. */
+export function viewOf(
+  buf: SharedArrayBuffer,
+  code: number,
+  byteOffset: number,
+  length: number,
+): AnyArray {
+  if (code === TYPE_F32) return new Float32Array(buf, byteOffset, length);
+  if (code === TYPE_F64) return new Float64Array(buf, byteOffset, length);
+  return new Int32Array(buf, byteOffset, length);
+}

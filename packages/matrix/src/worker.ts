@@ -1,0 +1,93 @@
+// Pool worker loop: wait for a job on the control words (short spin, then Atomics.wait),
+// run its range with the same kernels as the main thread, report DONE.
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import type { MessagePort } from "node:worker_threads";
+import {
+  CTL_INTS,
+  DEAD,
+  DONE,
+  KIND_QUIT,
+  PARAMS,
+  READY,
+  SCHEMAS,
+  SEQ,
+  STATUS,
+  STATUS_ERROR,
+  STATUS_OK,
+  runRange,
+  viewOf,
+} from "./jobs.ts";
+
+interface Init {
+  ctl: SharedArrayBuffer;
+  port: MessagePort;
+  spin: number;
+}
+const { ctl: ctlBuf, port, spin } = workerData as Init;
+const ctl = new Int32Array(ctlBuf, 0, CTL_INTS);
+const params = new Float64Array(ctlBuf, CTL_INTS * 4, PARAMS);
+const buffers = new Map<number, SharedArrayBuffer>();
+
+// A worker that exits for any reason tells a waiting main thread at once instead of letting it wait.
+process.on("exit", () => {
+  Atomics.store(ctl, DEAD, 1);
+  Atomics.notify(ctl, DONE);
+});
+
+/** Takes buffer registrations (and drops) the main thread posted before this job. */
+function drain(): void {
+  for (;;) {
+    const m = receiveMessageOnPort(port);
+    if (m === undefined) return;
+    const msg = m.message as { id: number; sab?: SharedArrayBuffer };
+    if (msg.sab !== undefined) buffers.set(msg.id, msg.sab);
+    else buffers.delete(msg.id);
+  }
+}
+
+function decode(kind: number): { args: Record<string, unknown>; range: number[] } {
+  const schema = SCHEMAS[kind];
+  if (schema === undefined) throw new Error(`unknown job kind ${kind}`);
+  const range = [params[1]!, params[2]!, params[3]!, params[4]!];
+  const args: Record<string, unknown> = {};
+  let o = 5;
+  for (const name of schema.nums) args[name] = params[o++]!;
+  for (const name of schema.arrays) {
+    const id = params[o]!;
+    const buf = buffers.get(id);
+    if (buf === undefined) throw new Error(`buffer ${id} for '${name}' was never registered`);
+    args[name] = viewOf(buf, params[o + 1]!, params[o + 2]!, params[o + 3]!);
+    o += 4;
+  }
+  return { args, range };
+}
+
+// A fresh control buffer starts at SEQ 0: a job posted right after READY is seen, never skipped.
+let seen = 0;
+Atomics.store(ctl, READY, 1);
+parentPort?.postMessage("ready");
+for (;;) {
+  let v = Atomics.load(ctl, SEQ);
+  for (let i = 0; v === seen && i < spin; i++) v = Atomics.load(ctl, SEQ);
+  // Wait on the value just read (never re-read between check and wait: that loses wake-ups).
+  while (v === seen) {
+    Atomics.wait(ctl, SEQ, v, 1000);
+    v = Atomics.load(ctl, SEQ);
+  }
+  seen = v;
+  const kind = params[0]!;
+  if (kind === KIND_QUIT) break;
+  let status = STATUS_OK;
+  try {
+    drain();
+    const { args, range } = decode(kind);
+    runRange(kind, args, range);
+  } catch (e) {
+    status = STATUS_ERROR;
+    port.postMessage({ error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+  }
+  Atomics.store(ctl, STATUS, status);
+  Atomics.store(ctl, DONE, seen);
+  Atomics.notify(ctl, DONE);
+}
+port.close();

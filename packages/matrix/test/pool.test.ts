@@ -1,0 +1,161 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import {
+  BsrMatrix,
+  CsrMatrix,
+  createPool,
+  matmul,
+  matmulTransA,
+  matmulTransB,
+  sharedFloat32,
+} from "../src/index.ts";
+import type { MatrixPool } from "../src/index.ts";
+import { KIND_EXIT, KIND_THROW } from "../src/jobs.ts";
+import { sparseCase } from "./arbitraries.ts";
+import { maskedDense, randomArray } from "./helpers.ts";
+
+// One pool per file (workers take ~0.3 s to start). minParallelFlops 0 forces even tiny
+// products through the workers so the split logic is exercised on every random case.
+let pool: MatrixPool;
+let pool3: MatrixPool;
+beforeAll(async () => {
+  // A short spin keeps three busy-waiting workers from starving each other on 2 cores.
+  pool = createPool({ threads: 2, minParallelFlops: 0, spin: 2000 });
+  pool3 = createPool({ threads: 3, minParallelFlops: 0, spin: 2000 });
+  await Promise.all([pool.ready(), pool3.ready()]);
+});
+afterAll(async () => {
+  await Promise.all([pool.close(), pool3.close()]);
+});
+
+const bits = (x: Float32Array | Float64Array) =>
+  new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+
+describe("pool products are bitwise equal to the serial run", () => {
+  it("dense matmul, matmulTransA, matmulTransB (ordinary and shared buffers)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 70 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer({ min: 0, max: 70 }),
+        fc.integer(),
+        fc.boolean(),
+        (m, k, n, seed, shared) => {
+          const a0 = randomArray(m * k, seed) as Float32Array;
+          const b0 = randomArray(k * n, seed + 1) as Float32Array;
+          const a = shared ? sharedFloat32(m * k) : a0;
+          const b = shared ? sharedFloat32(k * n) : b0;
+          a.set(a0);
+          b.set(b0);
+          for (const f of [matmul, matmulTransA, matmulTransB]) {
+            const serial = f(a, b, m, k, n);
+            for (const p of [pool, pool3]) {
+              const out = shared
+                ? sharedFloat32(m * n + 3).fill(7)
+                : new Float32Array(m * n + 3).fill(7);
+              f(a, b, m, k, n, out, { pool: p });
+              expect(bits(out.subarray(0, m * n))).toEqual(bits(serial));
+              expect(Array.from(out.subarray(m * n))).toEqual([7, 7, 7]); // beyond m*n untouched
+            }
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it("a large dense product crossing the cache blocks", () => {
+    const [m, k, n] = [133, 600, 300];
+    const a = randomArray(m * k, 1) as Float32Array;
+    const b = randomArray(k * n, 2) as Float32Array;
+    expect(bits(matmul(a, b, m, k, n, undefined, { pool }))).toEqual(bits(matmul(a, b, m, k, n)));
+    expect(bits(matmulTransB(a, b, 61, k, 70, undefined, { pool: pool3 }))).toEqual(
+      bits(matmulTransB(a, b, 61, k, 70)),
+    );
+  });
+
+  it("BSR and CSR products, including the sampled product", () => {
+    fc.assert(
+      fc.property(sparseCase, fc.integer({ min: 0, max: 9 }), (c, k) => {
+        const { dense, mask } = maskedDense(c);
+        const a = BsrMatrix.fromDense(dense, c.rows, c.cols, [c.R, c.C], { mask });
+        const s = CsrMatrix.fromDense(dense, c.rows, c.cols);
+        const xc = randomArray(c.cols * c.n, c.seed + 1) as Float32Array;
+        const xr = randomArray(c.rows * c.n, c.seed + 2) as Float32Array;
+        const A = randomArray(c.rows * k, c.seed + 3) as Float32Array;
+        const B = randomArray(k * c.cols, c.seed + 4) as Float32Array;
+        for (const p of [pool, pool3]) {
+          for (const m of [a, s]) {
+            expect(bits(m.matmul(xc, c.n, { pool: p }))).toEqual(bits(m.matmul(xc, c.n)));
+            expect(bits(m.transposeMatmul(xr, c.n, { pool: p }))).toEqual(
+              bits(m.transposeMatmul(xr, c.n)),
+            );
+            expect(bits(m.rmatmul(xr, c.n, { pool: p }))).toEqual(bits(m.rmatmul(xr, c.n)));
+            expect(bits(m.rmatmulTranspose(xc, c.n, { pool: p }))).toEqual(
+              bits(m.rmatmulTranspose(xc, c.n)),
+            );
+          }
+          const g1 = BsrMatrix.sampledMatmul(a, A, B, k, { pool: p });
+          expect(bits(g1.data)).toEqual(bits(BsrMatrix.sampledMatmul(a, A, B, k).data));
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe("pool failures", () => {
+  it("a job failing inside a worker throws a clear error and the pool keeps working", () => {
+    expect(() =>
+      pool.run(KIND_THROW, {}, [
+        [0, 0, 0, 0],
+        [1, 0, 0, 0],
+      ]),
+    ).toThrow(/matrix pool: worker 0 failed: .*test hook: job failed inside the worker/s);
+    const a = randomArray(40 * 50, 5) as Float32Array;
+    expect(bits(matmul(a, a, 40, 50, 40, undefined, { pool }))).toEqual(
+      bits(matmul(a, a, 40, 50, 40)),
+    );
+  });
+
+  it("a crashed worker fails the call, is replaced, and the pool stays usable", async () => {
+    const before = pool.replacements;
+    expect(() =>
+      pool.run(KIND_EXIT, {}, [
+        [0, 0, 0, 0],
+        [1, 0, 0, 0],
+      ]),
+    ).toThrow(/matrix pool: worker 0 exited during a job \(code .*\); it has been replaced/);
+    expect(pool.replacements).toBe(before + 1);
+    const a = randomArray(64 * 64, 6) as Float32Array;
+    const want = bits(matmul(a, a, 64, 64, 64));
+    // Right away (the replacement may still be starting: the caller computes its share)...
+    expect(bits(matmul(a, a, 64, 64, 64, undefined, { pool }))).toEqual(want);
+    // ...and once the replacement runs.
+    await pool.ready();
+    expect(bits(matmul(a, a, 64, 64, 64, undefined, { pool }))).toEqual(want);
+  });
+
+  it("a closed pool refuses work; threads must be positive", async () => {
+    const p = createPool({ threads: 2, minParallelFlops: 0 });
+    await p.close();
+    const a = new Float32Array(4);
+    expect(() => matmul(a, a, 2, 2, 2, undefined, { pool: p })).toThrow(/the pool is closed/);
+    expect(() => createPool({ threads: 0 })).toThrow(
+      /createPool: threads must be a positive integer/,
+    );
+  });
+
+  it("an idle pool never keeps a script alive", () => {
+    const script = fileURLToPath(new URL("./fixtures/idle-pool.ts", import.meta.url));
+    const r = spawnSync(process.execPath, ["--import", "tsx", script], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(r.signal).toBeNull();
+    expect(r.stdout.trim()).toBe("ok true");
+    expect(r.status).toBe(0);
+  });
+});
