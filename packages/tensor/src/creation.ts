@@ -5,12 +5,12 @@ import { allocate, checkDType, dtypeOfArray } from "./dtype.ts";
 import type { DType, TypedArray } from "./dtype.ts";
 import { Generator } from "./generator.ts";
 import { checkShape, fmtShape, shapeSize } from "./shape.ts";
-import { Tensor } from "./tensor.ts";
+import { Tensor, wrap } from "./tensor.ts";
 import type { NestedArray } from "./format.ts";
 
 export function zeros(shape: readonly number[], dtype: DType = "float32"): Tensor {
   const sh = checkShape("zeros", shape);
-  return new Tensor(allocate(checkDType("zeros", dtype), shapeSize(sh)), sh);
+  return wrap(allocate(checkDType("zeros", dtype), shapeSize(sh)), sh);
 }
 
 export function ones(shape: readonly number[], dtype: DType = "float32"): Tensor {
@@ -23,7 +23,7 @@ export function full(shape: readonly number[], value: number, dtype: DType = "fl
     throw new TypeError(`full: value must be a number, got ${typeof value}`);
   const data = allocate(checkDType("full", dtype), shapeSize(sh));
   data.fill(value);
-  return new Tensor(data, sh);
+  return wrap(data, sh);
 }
 
 /** A 0-d tensor holding `value`. */
@@ -72,7 +72,7 @@ export function arange(start: number, stop?: number, step = 1, dtype: DType = "f
   const n = Math.max(0, Math.ceil((b - a) / step));
   const data = allocate(dtype, n);
   for (let i = 0; i < n; i++) data[i] = a + i * step;
-  return new Tensor(data, [n]);
+  return wrap(data, [n]);
 }
 
 function isTypedArrayLike(
@@ -111,7 +111,7 @@ export function fromArray(
     }
     const own = dtypeOfArray(flat);
     const dtype = checkDType("fromArray", dtypeArg ?? own ?? "float32");
-    if (own === dtype) return new Tensor(flat as TypedArray, shape);
+    if (own === dtype) return wrap(flat as TypedArray, shape);
     const out = allocate(dtype, n);
     for (let i = 0; i < n; i++) {
       const v = flat[i];
@@ -119,7 +119,7 @@ export function fromArray(
         throw new TypeError(`fromArray: element ${i} is ${typeof v}, expected a number`);
       out[i] = v;
     }
-    return new Tensor(out, shape);
+    return wrap(out, shape);
   }
   if (isTypedArrayLike(data)) {
     // a typed array without a shape is 1-d
@@ -157,7 +157,7 @@ export function fromArray(
     for (let i = 0; i < x.length; i++) walk(x[i], depth + 1, `${path}[${i}]`);
   };
   walk(data, 0, "");
-  return new Tensor(out, shape);
+  return wrap(out, shape);
 }
 
 function checkGen(fn: string, gen: unknown): Generator {
@@ -201,7 +201,7 @@ export function uniform(
   const w = high - low;
   if (dtype === "float32") for (let i = 0; i < n; i++) data[i] = low + w * gen.nextFloat32();
   else for (let i = 0; i < n; i++) data[i] = low + w * gen.nextFloat();
-  return new Tensor(data, sh);
+  return wrap(data, sh);
 }
 
 /** Normal values N(mean, std^2) (Marsaglia polar method, see Generator.normal). */
@@ -224,7 +224,7 @@ export function randn(
   const n = shapeSize(sh);
   const data = allocate(dtype, n);
   for (let i = 0; i < n; i++) data[i] = gen.normal(mean, std);
-  return new Tensor(data, sh);
+  return wrap(data, sh);
 }
 
 /** Uniform integers in [low, high) (unbiased), int32 by default. */
@@ -252,5 +252,5 @@ export function randint(
   const n = shapeSize(sh);
   const data = allocate(dtype, n);
   for (let i = 0; i < n; i++) data[i] = gen.int(low, high);
-  return new Tensor(data, sh);
+  return wrap(data, sh);
 }

@@ -34,7 +34,7 @@ import {
   fmtShape,
   shapesEqual,
 } from "./shape.ts";
-import { Tensor } from "./tensor.ts";
+import { Tensor, wrap } from "./tensor.ts";
 import type { Operand } from "./tensor.ts";
 
 type Rule = "keep" | "float" | "bool";
@@ -76,7 +76,7 @@ function binary(
   if (typeof a === "number" && typeof b === "number") {
     const o = allocate(dtype, 1);
     k.scalarRight(o, 0, new Float64Array([a]), 0, b, 1, p, q);
-    return new Tensor(o, []);
+    return wrap(o, []);
   }
   // a scalar or size-1 tensor meeting a packed tensor of the result shape: flat loop
   if (typeof a !== "number" && a.isContiguous()) {
@@ -84,7 +84,7 @@ function binary(
       const s = typeof b === "number" ? b : b.data[b.offset]!;
       const o = allocate(dtype, a.size);
       k.scalarRight(o, 0, a.data, a.offset, s, a.size, p, q);
-      return new Tensor(o, a.shape);
+      return wrap(o, a.shape);
     }
   }
   if (typeof b !== "number" && b.isContiguous()) {
@@ -92,7 +92,7 @@ function binary(
       const s = typeof a === "number" ? a : a.data[a.offset]!;
       const o = allocate(dtype, b.size);
       k.scalarLeft(o, 0, s, b.data, b.offset, b.size, p, q);
-      return new Tensor(o, b.shape);
+      return wrap(o, b.shape);
     }
   }
   const at = toTensor(a);
@@ -117,10 +117,10 @@ function binary(
         q,
       );
     }
-    return new Tensor(o, at.shape);
+    return wrap(o, at.shape);
   }
   const shape = broadcastShapes(fn, at.shape, bt.shape);
-  const out = new Tensor(allocate(dtype, sizeOf(shape)), shape);
+  const out = wrap(allocate(dtype, sizeOf(shape)), shape);
   k.strided(
     out.data,
     0,
@@ -145,7 +145,7 @@ function sizeOf(shape: readonly number[]): number {
 }
 
 function toTensor(x: Operand): Tensor {
-  return typeof x === "number" ? new Tensor(new Float64Array([x]), []) : x;
+  return typeof x === "number" ? wrap(new Float64Array([x]), []) : x;
 }
 
 /** Throws unless `t` can receive writes element by element. */
@@ -199,7 +199,10 @@ function binaryInPlace(
     return;
   }
   let b = other;
-  if (!shapesEqual(broadcastShapes(fn, t.shape, b.shape), t.shape)) {
+  if (
+    !shapesEqual(t.shape, b.shape) &&
+    !shapesEqual(broadcastShapes(fn, t.shape, b.shape), t.shape)
+  ) {
     throw new Error(
       `${fn}: cannot broadcast shapes ${fmtShape(t.shape)} and ${fmtShape(b.shape)} into the target shape ${fmtShape(t.shape)}`,
     );
@@ -239,7 +242,7 @@ function unary(fn: string, k: UnaryKernel, rule: Rule, a: Tensor, p = 0, q = 0):
   const o = allocate(dtype, a.size);
   if (a.isContiguous()) k.same(o, 0, a.data, a.offset, a.size, p, q);
   else k.strided(o, 0, contiguousStrides(a.shape), a.data, a.offset, a.strides, a.shape, p, q);
-  return new Tensor(o, a.shape);
+  return wrap(o, a.shape);
 }
 
 // ---- kernels, one per op ----
@@ -265,7 +268,7 @@ const U = {
   abs: makeUnary("Math.abs(x)"),
   sign: makeUnary("(x > 0 ? 1 : x < 0 ? -1 : x)"),
   square: makeUnary("x * x"),
-  relu: makeUnary("(x < 0 ? 0 : x)"),
+  relu: makeUnary("Math.max(x, 0)"), // branch-free on random signs; NaN stays NaN
   exp: makeUnary("Math.exp(x)"),
   log: makeUnary("Math.log(x)"),
   sqrt: makeUnary("Math.sqrt(x)"),
@@ -365,7 +368,7 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
       `where: cannot broadcast shapes ${fmtShape(cond.shape)}, ${fmtShape(at.shape)} and ${fmtShape(bt.shape)}`,
     );
   }
-  const out = new Tensor(allocate(dtype, sizeOf(shape)), shape);
+  const out = wrap(allocate(dtype, sizeOf(shape)), shape);
   selectStrided(
     out.data,
     0,

@@ -61,6 +61,17 @@ export {
   equals,
   allClose,
 } from "./elementwise.ts";
-export { sum, mean, max, min, argmax, argmin, logsumexp, sumToShape } from "./reduce.ts";
-export { concat, stack } from "./join.ts";
+export {
+  sum,
+  mean,
+  max,
+  min,
+  argmax,
+  argmin,
+  logsumexp,
+  sumToShape,
+  softmax,
+  logSoftmax,
+} from "./reduce.ts";
+export { concat, stack, pad, oneHot } from "./join.ts";
 export { matmul } from "./matmul.ts";

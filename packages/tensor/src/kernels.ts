@@ -231,3 +231,40 @@ export const selectStrided = new Function(
   bs: readonly number[],
   shape: readonly number[],
 ) => void;
+
+export interface Reducer {
+  /** acc[...] = f(acc[...], b[...]) over `shape`; acc strides are 0 on reduced axes. */
+  strided(
+    o: Arr,
+    o0: number,
+    os: readonly number[],
+    b: Arr,
+    b0: number,
+    bs: readonly number[],
+    shape: readonly number[],
+  ): void;
+  /** Folds the packed run b[b0 .. b0+n) into `init` and returns the result. */
+  flat(b: Arr, b0: number, n: number, init: number): number;
+}
+
+/** Builds a reduction kernel from an expression in `x` (accumulator) and `y` (element). */
+export function makeReducer(expr: string): Reducer {
+  const strided = new Function(
+    "o",
+    "po0",
+    "os",
+    "b",
+    "pb0",
+    "bs",
+    "shape",
+    stridedBody(["po", "pb"], ["os", "bs"], `const x = o[poi], y = b[pbi]; o[poi] = ${expr};`),
+  ) as Reducer["strided"];
+  const flat = new Function(
+    "b",
+    "b0",
+    "n",
+    "init",
+    `let x = init; for (let i = 0; i < n; i++) { const y = b[b0 + i]; x = ${expr}; } return x;`,
+  ) as Reducer["flat"];
+  return { strided, flat };
+}

@@ -14,7 +14,7 @@
 import { matmul as gemm, matmulTransA, matmulTransB } from "@tessera/matrix";
 import { allocate, promoteTypes, toFloat } from "./dtype.ts";
 import { broadcastShapes, broadcastStrides, contiguousStrides, fmtShape } from "./shape.ts";
-import { Tensor } from "./tensor.ts";
+import { Tensor, wrap } from "./tensor.ts";
 
 type FloatArr = Float32Array | Float64Array;
 
@@ -100,5 +100,5 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const shape = [...batch];
   if (a.ndim > 1) shape.push(m);
   if (b.ndim > 1) shape.push(n);
-  return new Tensor(out, shape);
+  return wrap(out, shape);
 }

@@ -12,7 +12,8 @@
 
 import { allocate, toFloat } from "./dtype.ts";
 import type { DType } from "./dtype.ts";
-import { makeBinary } from "./kernels.ts";
+import { makeReducer } from "./kernels.ts";
+import type { Reducer } from "./kernels.ts";
 import {
   broadcastShapes,
   contiguousStrides,
@@ -22,14 +23,14 @@ import {
   shapesEqual,
   checkShape,
 } from "./shape.ts";
-import { Tensor } from "./tensor.ts";
-import { add, exp, finiteOrZero, log, sub } from "./elementwise.ts";
+import { Tensor, wrap } from "./tensor.ts";
+import { add, div, exp, finiteOrZero, log, sub } from "./elementwise.ts";
 
 type Axes = number | readonly number[] | undefined;
 
-const ACC_SUM = makeBinary("x + y");
-const ACC_MAX = makeBinary("(y > x || y !== y ? y : x)");
-const ACC_MIN = makeBinary("(y < x || y !== y ? y : x)");
+const ACC_SUM = makeReducer("x + y");
+const ACC_MAX = makeReducer("(y > x || y !== y ? y : x)");
+const ACC_MIN = makeReducer("(y < x || y !== y ? y : x)");
 
 interface Plan {
   axes: number[];
@@ -59,24 +60,24 @@ function plan(fn: string, t: Tensor, axes: Axes, keepdims: boolean): Plan {
 }
 
 /** Folds t into a float64 accumulator of the kept shape, starting from `init`. */
-function accumulate(t: Tensor, p: Plan, k: typeof ACC_SUM, init: number): Float64Array {
+function accumulate(t: Tensor, p: Plan, k: Reducer, init: number): Float64Array {
   const acc = new Float64Array(p.outSize);
-  if (init !== 0) acc.fill(init);
-  if (t.size === 0) return acc;
+  if (t.size === 0) return init === 0 ? acc : acc.fill(init);
   if (p.outSize === 1 && t.isContiguous()) {
-    k.strided(acc, 0, [0], acc, 0, [0], t.data, t.offset, [1], [t.size], 0, 0);
+    acc[0] = k.flat(t.data, t.offset, t.size, init);
     return acc;
   }
+  if (init !== 0) acc.fill(init);
   const accStrides = contiguousStrides(p.keptShape);
   for (const a of p.axes) accStrides[a] = 0;
-  k.strided(acc, 0, accStrides, acc, 0, accStrides, t.data, t.offset, t.strides, t.shape, 0, 0);
+  k.strided(acc, 0, accStrides, t.data, t.offset, t.strides, t.shape);
   return acc;
 }
 
 function finish(acc: Float64Array, dtype: DType, shape: number[]): Tensor {
   const o = allocate(dtype, acc.length);
   o.set(acc);
-  return new Tensor(o, shape);
+  return wrap(o, shape);
 }
 
 function checkNonEmpty(fn: string, t: Tensor, p: Plan): void {
@@ -177,7 +178,7 @@ function argReduce(
     }
   }
   const shape = keepdims ? outShapeKept : outShapeKept.filter((_, i) => i !== ax);
-  return new Tensor(out, shape);
+  return wrap(out, shape);
 }
 
 /** Index of the largest value along `axis` (first one on ties; first NaN wins); int32. */
@@ -200,7 +201,7 @@ export function logsumexp(t: Tensor, axes?: Axes, keepdims = false): Tensor {
   const x = t.dtype === "int32" ? t.astype("float32") : t;
   if (p.count === 0) {
     // log of an empty sum
-    return new Tensor(allocate(toFloat(t.dtype), p.outSize).fill(-Infinity), p.outShape);
+    return wrap(allocate(toFloat(t.dtype), p.outSize).fill(-Infinity), p.outShape);
   }
   const m = finiteOrZero(max(x, p.axes, true));
   const s = sum(exp(sub(x, m)), p.axes, true);
@@ -236,4 +237,22 @@ export function sumToShape(t: Tensor, shape: readonly number[]): Tensor {
     if (i < lead || (target[i - lead] === 1 && t.shape[i] !== 1)) axes.push(i);
   }
   return sum(t, axes, true).reshape(target);
+}
+
+/** exp(t) / sum(exp(t)) along `axis` (default last), stable: the max is subtracted first. */
+export function softmax(t: Tensor, axis = -1): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError("softmax: operand must be a Tensor");
+  const ax = normalizeAxis("softmax", axis, t.ndim);
+  const x = t.dtype === "int32" ? t.astype("float32") : t;
+  if (x.size === 0) return x.clone();
+  const e = exp(sub(x, finiteOrZero(max(x, ax, true))));
+  return div(e, sum(e, ax, true));
+}
+
+/** t - logsumexp(t) along `axis` (default last): log-probabilities without overflow. */
+export function logSoftmax(t: Tensor, axis = -1): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError("logSoftmax: operand must be a Tensor");
+  const ax = normalizeAxis("logSoftmax", axis, t.ndim);
+  const x = t.dtype === "int32" ? t.astype("float32") : t;
+  return sub(x, logsumexp(x, ax, true));
 }

@@ -48,38 +48,36 @@ export class Tensor {
    * reachable index must lie inside `data`.
    */
   constructor(data: TypedArray, shape: readonly number[], strides?: readonly number[], offset = 0) {
-    const dtype = dtypeOfArray(data);
-    if (dtype === undefined) {
-      throw new TypeError("Tensor: data must be a Float32Array, Float64Array or Int32Array");
-    }
-    const sh = checkShape("Tensor", shape);
-    const st = strides === undefined ? contiguousStrides(sh) : strides.slice();
-    if (st.length !== sh.length || !st.every((s) => Number.isSafeInteger(s))) {
-      throw new RangeError(
-        `Tensor: strides ${fmtShape(st)} must be ${sh.length} integers to match shape ${fmtShape(sh)}`,
-      );
-    }
-    if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw new RangeError(`Tensor: offset must be a non-negative integer, got ${String(offset)}`);
-    }
-    const size = shapeSize(sh);
-    if (size > 0) {
-      let lo = offset,
-        hi = offset;
-      for (let i = 0; i < sh.length; i++) {
-        const span = st[i]! * (sh[i]! - 1);
-        if (span < 0) lo += span;
-        else hi += span;
+    let dtype: DType;
+    let sh: number[];
+    let st: number[];
+    let size: number;
+    if (trusted) {
+      // internal fast path (see wrap): arguments were produced by this package's own code
+      trusted = false;
+      dtype =
+        data instanceof Float32Array
+          ? "float32"
+          : data instanceof Float64Array
+            ? "float64"
+            : "int32";
+      sh = shape as number[];
+      st = strides === undefined ? contiguousStrides(sh) : (strides as number[]);
+      size = shapeSize(sh);
+    } else {
+      const dt = dtypeOfArray(data);
+      if (dt === undefined) {
+        throw new TypeError("Tensor: data must be a Float32Array, Float64Array or Int32Array");
       }
-      if (lo < 0 || hi >= data.length) {
-        throw new RangeError(
-          `Tensor: shape ${fmtShape(sh)}, strides ${fmtShape(st)} and offset ${offset} reach indices ${lo}..${hi}, outside data of length ${data.length}`,
-        );
-      }
+      dtype = dt;
+      sh = checkShape("Tensor", shape);
+      st = strides === undefined ? contiguousStrides(sh) : strides.slice();
+      size = shapeSize(sh);
+      validateLayout(data, sh, st, offset, size);
     }
     this.data = data;
-    this.shape = Object.freeze(sh);
-    this.strides = Object.freeze(st);
+    this.shape = sh;
+    this.strides = st;
     this.offset = offset;
     this.dtype = dtype;
     this.size = size;
@@ -133,7 +131,7 @@ export class Tensor {
   }
 
   private astypeCopy(dtype: DType): Tensor {
-    const out = new Tensor(allocate(dtype, this.size), this.shape);
+    const out = wrap(allocate(dtype, this.size), this.shape);
     if (this.packed) {
       out.data.set(this.data.subarray(this.offset, this.offset + this.size));
     } else {
@@ -213,8 +211,8 @@ export class Tensor {
   reshape(shape: readonly number[]): Tensor {
     const target = inferShape("reshape", this.shape, this.size, shape);
     const st = viewStrides(this, target);
-    if (st !== null) return new Tensor(this.data, target, st, this.size === 0 ? 0 : this.offset);
-    return new Tensor(this.clone().data, target);
+    if (st !== null) return wrap(this.data, target, st, this.size === 0 ? 0 : this.offset);
+    return wrap(this.clone().data, target);
   }
 
   /** Like reshape, but throws instead of copying when the strides do not allow a view. */
@@ -226,7 +224,7 @@ export class Tensor {
         `view: a tensor of shape ${fmtShape(this.shape)} with strides ${fmtShape(this.strides)} cannot be viewed as ${fmtShape(target)} without a copy; use reshape()`,
       );
     }
-    return new Tensor(this.data, target, st, this.size === 0 ? 0 : this.offset);
+    return wrap(this.data, target, st, this.size === 0 ? 0 : this.offset);
   }
 
   /** reshape([-1]). */
@@ -237,7 +235,7 @@ export class Tensor {
   /** Permutes axes: `axes[i]` is the source axis of result axis i. Omitted: reverse all. */
   transpose(axes?: readonly number[]): Tensor {
     if (axes === undefined) {
-      return new Tensor(
+      return wrap(
         this.data,
         this.shape.slice().reverse(),
         this.strides.slice().reverse(),
@@ -276,7 +274,7 @@ export class Tensor {
       shape.push(this.shape[k]!);
       strides.push(this.strides[k]!);
     }
-    return new Tensor(this.data, shape, strides, this.offset);
+    return wrap(this.data, shape, strides, this.offset);
   }
 
   /** Swaps two axes. */
@@ -338,7 +336,7 @@ export class Tensor {
       }
     }
     const size = shapeSize(shape);
-    return new Tensor(this.data, shape, strides, size === 0 ? 0 : offset);
+    return wrap(this.data, shape, strides, size === 0 ? 0 : offset);
   }
 
   /** Removes size-1 axes: the given ones (each must have size 1) or all when omitted. */
@@ -366,7 +364,7 @@ export class Tensor {
         strides.push(this.strides[i]!);
       }
     }
-    return new Tensor(this.data, shape, strides, this.offset);
+    return wrap(this.data, shape, strides, this.offset);
   }
 
   /** Inserts a size-1 axis at `axis` (in -(ndim+1)..ndim). */
@@ -379,7 +377,7 @@ export class Tensor {
     const st = k < n ? this.strides[k]! * this.shape[k]! : 1;
     shape.splice(k, 0, 1);
     strides.splice(k, 0, st);
-    return new Tensor(this.data, shape, strides, this.offset);
+    return wrap(this.data, shape, strides, this.offset);
   }
 
   /** A read-only-in-spirit view with `shape`, stretching size-1 axes with stride 0. */
@@ -399,7 +397,7 @@ export class Tensor {
       );
     }
     const size = shapeSize(target);
-    return new Tensor(
+    return wrap(
       this.data,
       target,
       broadcastStrides(this.shape, this.strides, target),
@@ -542,6 +540,12 @@ export class Tensor {
   logsumexp(axes?: number | readonly number[], keepdims = false): Tensor {
     return rd.logsumexp(this, axes, keepdims);
   }
+  softmax(axis = -1): Tensor {
+    return rd.softmax(this, axis);
+  }
+  logSoftmax(axis = -1): Tensor {
+    return rd.logSoftmax(this, axis);
+  }
   /** Sums a broadcast result back down to `shape` (the reverse of broadcasting). */
   sumToShape(shape: readonly number[]): Tensor {
     return rd.sumToShape(this, shape);
@@ -549,6 +553,56 @@ export class Tensor {
 
   matmul(b: Tensor): Tensor {
     return matmul(this, b);
+  }
+}
+
+// Set by wrap() for exactly one constructor call: lets the package's own ops skip argument
+// validation (shapes and strides they computed themselves), which would otherwise be a large
+// share of a small op's cost.
+let trusted = false;
+
+/**
+ * Internal: builds a Tensor from arrays this package computed (they are kept, not copied,
+ * so the caller must not mutate them afterwards). Not exported from the package.
+ */
+export function wrap(
+  data: TypedArray,
+  shape: readonly number[],
+  strides?: readonly number[],
+  offset = 0,
+): Tensor {
+  trusted = true;
+  return new Tensor(data, shape, strides, offset);
+}
+
+function validateLayout(
+  data: TypedArray,
+  sh: number[],
+  st: number[],
+  offset: number,
+  size: number,
+): void {
+  if (st.length !== sh.length || !st.every((s) => Number.isSafeInteger(s))) {
+    throw new RangeError(
+      `Tensor: strides ${fmtShape(st)} must be ${sh.length} integers to match shape ${fmtShape(sh)}`,
+    );
+  }
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(`Tensor: offset must be a non-negative integer, got ${String(offset)}`);
+  }
+  if (size > 0) {
+    let lo = offset,
+      hi = offset;
+    for (let i = 0; i < sh.length; i++) {
+      const span = st[i]! * (sh[i]! - 1);
+      if (span < 0) lo += span;
+      else hi += span;
+    }
+    if (lo < 0 || hi >= data.length) {
+      throw new RangeError(
+        `Tensor: shape ${fmtShape(sh)}, strides ${fmtShape(st)} and offset ${offset} reach indices ${lo}..${hi}, outside data of length ${data.length}`,
+      );
+    }
   }
 }
 

@@ -49,7 +49,7 @@ const UNARY: [string, (a: Tensor) => Tensor, (x: number) => number][] = [
   ["abs", T.abs, Math.abs],
   ["sign", T.sign, Math.sign],
   ["square", T.square, (x) => x * x],
-  ["relu", T.relu, (x) => (x < 0 ? 0 : x)],
+  ["relu", T.relu, (x) => Math.max(x, 0)],
   ["exp", T.exp, Math.exp],
   ["log", T.log, Math.log],
   ["sqrt", T.sqrt, Math.sqrt],
