@@ -41,3 +41,11 @@ export async function localServer(
       }),
   };
 }
+
+/** Byte-exact equality; much faster than a deep toEqual on large typed arrays. */
+export function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  );
+}
