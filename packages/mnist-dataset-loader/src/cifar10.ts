@@ -31,6 +31,7 @@ export function readCifar10Batch(
   options: ReadOptions = {},
 ): Cifar10Batch {
   const fn = "readCifar10Batch";
+  // Gzip detection (1f 8b) cannot misfire on a raw batch: its first byte is a label, 0..9.
   const { bytes, source } = readSource(fn, pathOrBytes, options);
   const whole = Math.floor(bytes.length / CIFAR10_RECORD_BYTES);
   const rest = bytes.length - whole * CIFAR10_RECORD_BYTES;

@@ -58,7 +58,7 @@ export interface FetchResult {
   files: FetchedFile[];
 }
 
-/** Uncompressed content of a raw or gzip file, checked against its record; undefined if it does not match. */
+/** Checks a raw or gzip file's uncompressed content against its record (size and SHA-256). */
 function verifiedContent(
   bytes: Uint8Array,
   source: string,
