@@ -5,7 +5,8 @@ import { allocate, checkDType, dtypeOfArray } from "./dtype.ts";
 import type { DType, TypedArray } from "./dtype.ts";
 import { Generator } from "./generator.ts";
 import { checkShape, fmtShape, shapeSize } from "./shape.ts";
-import { Tensor, wrap } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
+import { wrap } from "./tensor.ts";
 import type { NestedArray } from "./format.ts";
 
 export function zeros(shape: readonly number[], dtype: DType = "float32"): Tensor {
