@@ -74,6 +74,34 @@ describe("matmul", () => {
     });
   }
 
+  it("float32 on random normals stays within k-scaled rounding of the float64 product", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 200 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.nat(),
+        (m, k, n, seed) => {
+          const g = T.createGenerator(seed);
+          const a = T.randn([m, k], g);
+          const b = T.randn([k, n], g);
+          const got = T.matmul(a, b);
+          const exact = T.matmul(a.astype("float64"), b.astype("float64"));
+          // |fl(sum) - sum| <= k * 2^-24 * sum |a_ip| |b_pj| (+ one final rounding)
+          const bound = T.matmul(T.abs(a).astype("float64"), T.abs(b).astype("float64")).mul(
+            (k + 1) * 2 ** -24,
+          );
+          for (const idx of allIndices([m, n])) {
+            expect(Math.abs(got.get(...idx) - exact.get(...idx))).toBeLessThanOrEqual(
+              bound.get(...idx),
+            );
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
   it("reads transposed views without copying them first and matches the copied result", () => {
     const g = T.createGenerator(3);
     const a = T.randn([5, 4], g, "float64");
