@@ -4,7 +4,7 @@
 // tensors its backward closure saved become garbage as soon as possible.
 import type { Tensor } from "@tessera/tensor";
 import type { Variable } from "./variable.ts";
-import { fmt, sameShape } from "./util.ts";
+import { adoptFresh, fmt, sameShape } from "./util.ts";
 
 /** Parents (that need a gradient) of `v`, or none for leaves. */
 function children(v: Variable): readonly Variable[] {
@@ -50,7 +50,8 @@ class GradTable {
       // may alias another gradient (add passes its input gradient to both parents): never
       // write into it
       this.grads.set(v, g);
-    } else if (this.owned.has(prev)) {
+    } else if (this.owned.has(prev) || adoptFresh(prev)) {
+      this.owned.add(prev);
       prev.addInPlace(g);
     } else {
       const s = prev.add(g);
@@ -62,7 +63,12 @@ class GradTable {
   take(v: Variable): Tensor | undefined {
     const g = this.grads.get(v);
     this.grads.delete(v);
-    if (g !== undefined) this.owned.delete(g);
+    if (g !== undefined) {
+      this.owned.delete(g);
+      // an op may pass its incoming gradient through unchanged to several inputs (add
+      // does), so from here on nobody may adopt or write into it
+      adoptFresh(g);
+    }
     return g;
   }
 }
@@ -70,7 +76,9 @@ class GradTable {
 /** Adds `g` into `v.grad`, which is always a packed tensor of v's own dtype and memory. */
 export function accumulateGrad(v: Variable, g: Tensor): void {
   if (v.grad === null) {
-    v.grad = g.dtype === v.data.dtype ? g.clone() : g.astype(v.data.dtype);
+    // adopt an op's freshly allocated gradient; copy anything that may be shared
+    if (g.dtype === v.data.dtype && adoptFresh(g)) v.grad = g;
+    else v.grad = g.dtype === v.data.dtype ? g.clone() : g.astype(v.data.dtype);
   } else {
     v.grad.addInPlace(g);
   }

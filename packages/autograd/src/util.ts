@@ -56,6 +56,23 @@ export function wrap(data: TypedArray, shape: readonly number[]): Tensor {
   return new Tensor(data, shape);
 }
 
+// Gradients an op has just allocated and hands to exactly one input. The engine may adopt
+// such a tensor as a leaf's .grad (or add into it) instead of copying it; adoption removes
+// the mark, so a tensor passed on twice is copied the second time.
+const freshGrads = new WeakSet<Tensor>();
+
+/** Like wrap(), for a gradient array the op allocated itself and returns for one input. */
+export function freshGrad(data: TypedArray, shape: readonly number[]): Tensor {
+  const t = new Tensor(data, shape);
+  freshGrads.add(t);
+  return t;
+}
+
+/** True (once) when `t` was made by freshGrad() and not adopted yet. */
+export function adoptFresh(t: Tensor): boolean {
+  return freshGrads.delete(t);
+}
+
 /** Float dtype an op computes in for an input of `dtype` (int32 inputs become float32). */
 export function floatOf(dtype: DType): "float32" | "float64" {
   return dtype === "float64" ? "float64" : "float32";

@@ -6,10 +6,14 @@ import {
   add,
   enableGrad,
   exp,
+  gradcheck,
   isGradEnabled,
+  linear,
   mul,
   noGrad,
   record,
+  relu,
+  softmaxCrossEntropy,
   sum,
   tanh,
 } from "../src/index.ts";
@@ -117,6 +121,18 @@ describe("backward engine", () => {
     sum(y).backward();
     expect(x.grad!.data[0]).toBe(1);
     expect(y.item()).toBe(10001);
+  });
+
+  it("never writes into a gradient that an op passed on to several inputs", () => {
+    // the fused loss hands a freshly allocated gradient to add, which passes that same
+    // tensor to a (a leaf) and to the relu/tanh branch that also reaches a
+    const z = normal64([3, 4], 11);
+    const labels = [0, 3, 1];
+    const f = (a: Variable) =>
+      softmaxCrossEntropy(add(a, add(relu(a), tanh(mul(a, 2)))), labels, { reduction: "sum" });
+    expect(gradcheck(f, [z]).ok).toBe(true);
+    const lin = (x: Variable, w: Variable) => add(linear(x, w), linear(x, w));
+    expect(gradcheck(lin, [normal64([2, 3], 12), normal64([4, 3], 13)]).ok).toBe(true);
   });
 
   it("retainGrad keeps a non-leaf's gradient; leaves without requiresGrad get none", () => {

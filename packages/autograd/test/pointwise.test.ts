@@ -2,7 +2,7 @@
 // (relu/leakyRelu at points away from the kink at 0; log/sqrt on positive inputs).
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import type { Tensor} from "@tessera/tensor";
+import type { Tensor } from "@tessera/tensor";
 import { fromArray } from "@tessera/tensor";
 import {
   Variable,
@@ -75,6 +75,15 @@ describe("pointwise ops", () => {
       [1, 0],
       [0, 1],
     ]);
+  });
+
+  it("relu keeps exact semantics on non-finite values, -0 and huge float64 values", () => {
+    const x = param(fromArray([-Infinity, Infinity, NaN, -0, 0, 1e308, -1e308, 2, -2], "float64"));
+    const y = relu(x);
+    expect(Array.from(y.data.data)).toEqual([0, Infinity, NaN, 0, 0, 1e308, 0, 2, 0]);
+    y.backward(fromArray([Infinity, -Infinity, 1, 1, 1, NaN, NaN, -3, -3], "float64"));
+    // a closed gate passes exactly 0, even for infinite or NaN upstream gradients
+    expect(Array.from(x.grad!.data)).toEqual([0, -Infinity, 0, 0, 0, NaN, 0, -3, 0]);
   });
 
   it("sigmoid does not overflow for large |x|", () => {

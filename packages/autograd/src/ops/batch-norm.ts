@@ -9,7 +9,7 @@
 import { Tensor } from "@tessera/tensor";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocLike, denseFloat, fmt, wrap } from "../util.ts";
+import { allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 
 export interface BatchNormOptions {
   /** Use batch statistics and update the running ones (true) or use the running ones. */
@@ -192,18 +192,18 @@ export function batchNorm(
           }
         }
       }
-      gx = wrap(dx, xs);
+      gx = freshGrad(dx, xs);
     }
     const grads: (Tensor | null)[] = [gx];
     if (gamma) {
       const t = allocLike(xhat, c);
       t.set(sumGX);
-      grads.push(gamma.requiresGrad ? wrap(t, [c]) : null);
+      grads.push(gamma.requiresGrad ? freshGrad(t, [c]) : null);
     }
     if (beta) {
       const t = allocLike(xhat, c);
       t.set(sumG);
-      grads.push(beta.requiresGrad ? wrap(t, [c]) : null);
+      grads.push(beta.requiresGrad ? freshGrad(t, [c]) : null);
     }
     return grads;
   });

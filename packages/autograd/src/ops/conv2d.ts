@@ -18,7 +18,7 @@ import {
 import type { Conv2dGeometry } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocLike, denseFloat, fmt, pair, wrap } from "../util.ts";
+import { allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
 export interface Conv2dOptions {
   /** Step between windows: one number or [h, w]. Default 1. */
@@ -137,7 +137,7 @@ export function conv2d(
         );
         for (let q = 0; q < f * K; q++) dW[q] = dW[q]! + tmp[q]!;
       }
-      gw = wrap(dW, ws);
+      gw = freshGrad(dW, ws);
     }
     let gx = null;
     if (x.requiresGrad) {
@@ -154,7 +154,7 @@ export function conv2d(
           );
         }
       }
-      gx = wrap(col2im(dcols, geom), xs);
+      gx = freshGrad(col2im(dcols, geom), xs);
     }
     let gb = null;
     if (bias?.requiresGrad) {
@@ -168,7 +168,7 @@ export function conv2d(
       }
       const b = allocLike(W, f);
       b.set(acc);
-      gb = wrap(b, [f]);
+      gb = freshGrad(b, [f]);
     }
     return [gx, gw, gb];
   });

@@ -8,7 +8,7 @@
 import { Tensor } from "@tessera/tensor";
 import { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocLike, denseFloat, fmt, wrap } from "../util.ts";
+import { allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 
 export type Labels = Int32Array | Uint8Array | readonly number[] | Variable | Tensor;
 
@@ -135,6 +135,6 @@ export function softmaxCrossEntropy(
       for (let k = 0; k < c; k++) gz[row + k] = scale * (prob[row + k]! - uniform);
       gz[row + y[i]!] = gz[row + y[i]!]! - scale * (1 - eps);
     }
-    return [wrap(gz, shape)];
+    return [freshGrad(gz, shape)];
   });
 }

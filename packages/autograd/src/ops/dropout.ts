@@ -5,7 +5,7 @@
 import { Generator } from "@tessera/tensor";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocLike, denseFloat, wrap } from "../util.ts";
+import { allocLike, denseFloat, freshGrad, wrap } from "../util.ts";
 
 /**
  * Zeroes each element with probability p (and scales the rest by 1/(1-p)) when `training`;
@@ -37,6 +37,6 @@ export function dropout(x: Variable, p: number, generator: Generator, training: 
     const G = denseFloat(g);
     const gx = allocLike(mask, n);
     for (let i = 0; i < n; i++) gx[i] = G[i]! * mask[i]!;
-    return [wrap(gx, shape)];
+    return [freshGrad(gx, shape)];
   });
 }

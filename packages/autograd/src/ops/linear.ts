@@ -8,7 +8,7 @@
 import { matmul as gemm, matmulTransA, matmulTransB } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocLike, denseFloat, fmt, wrap } from "../util.ts";
+import { allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
 
 /**
@@ -66,8 +66,8 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
   const parents = bias ? [x, weight, bias] : [x, weight];
   return record(fn, wrap(y, outShape), parents, (g) => {
     const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
-    const gx = x.requiresGrad ? wrap(gemm(G, W, rows, outF, inF), xs) : null;
-    const gw = weight.requiresGrad ? wrap(matmulTransA(G, X, outF, rows, inF), ws) : null;
+    const gx = x.requiresGrad ? freshGrad(gemm(G, W, rows, outF, inF), xs) : null;
+    const gw = weight.requiresGrad ? freshGrad(matmulTransA(G, X, outF, rows, inF), ws) : null;
     let gb = null;
     if (bias?.requiresGrad) {
       const acc = new Float64Array(outF); // sum the batch in double, round once
@@ -75,7 +75,7 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
         for (let j = 0; j < outF; j++, o++) acc[j] = acc[j]! + G[o]!;
       const b = allocLike(G, outF);
       b.set(acc);
-      gb = wrap(b, [outF]);
+      gb = freshGrad(b, [outF]);
     }
     return [gx, gw, gb];
   });

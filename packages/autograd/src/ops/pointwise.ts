@@ -4,7 +4,7 @@
 import type { Tensor } from "@tessera/tensor";
 import type { Variable } from "../variable.ts";
 import { record, checkVariable } from "../record.ts";
-import { allocLike, denseFloat, wrap } from "../util.ts";
+import { allocLike, denseFloat, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
 
 /** y[i] = f(x[i]) for i < n; `p` is the op's scalar parameter (e.g. a slope). */
@@ -37,6 +37,6 @@ export function pointwise(
     const gd = denseFloat(g.dtype === out.dtype ? g : g.astype(out.dtype));
     const gx = allocLike(x, n);
     bwd(gd, x, y, gx, n, p);
-    return [wrap(gx, xv.data.shape)];
+    return [freshGrad(gx, xv.data.shape)];
   });
 }

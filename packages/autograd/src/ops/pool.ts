@@ -3,7 +3,7 @@
 // gradient there; average pooling spreads each output gradient evenly over its window.
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocLike, denseFloat, fmt, pair, wrap } from "../util.ts";
+import { allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
 export interface Pool2dOptions {
   /** Window size: one number or [kh, kw]. */
@@ -91,7 +91,7 @@ export function maxPool2d(x: Variable, options: Pool2dOptions): Variable {
     const G = denseFloat(g);
     const gx = allocLike(y, size);
     for (let i = 0; i < arg.length; i++) gx[arg[i]!] = gx[arg[i]!]! + G[i]!;
-    return [wrap(gx, x.data.shape)];
+    return [freshGrad(gx, x.data.shape)];
   });
 }
 
@@ -136,6 +136,6 @@ export function avgPool2d(x: Variable, options: Pool2dOptions): Variable {
         }
       }
     }
-    return [wrap(gx, x.data.shape)];
+    return [freshGrad(gx, x.data.shape)];
   });
 }

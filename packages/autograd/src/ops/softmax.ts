@@ -5,7 +5,7 @@
 //   softmax backward:    gx = y · (g - Σ g·y)
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocLike, denseFloat, normAxis, wrap } from "../util.ts";
+import { allocLike, denseFloat, freshGrad, normAxis, wrap } from "../util.ts";
 
 interface Geometry {
   outer: number;
@@ -52,7 +52,7 @@ export function logSoftmax(x: Variable, axis = -1): Variable {
         for (let k = 0, p = base; k < n; k++, p += inner) gx[p] = gd[p]! - Math.exp(y[p]!) * s;
       }
     }
-    return [wrap(gx, shape)];
+    return [freshGrad(gx, shape)];
   });
 }
 
@@ -88,6 +88,6 @@ export function softmax(x: Variable, axis = -1): Variable {
         for (let k = 0, p = base; k < n; k++, p += inner) gx[p] = y[p]! * (gd[p]! - s);
       }
     }
-    return [wrap(gx, shape)];
+    return [freshGrad(gx, shape)];
   });
 }
