@@ -39,6 +39,10 @@ function blockRowOf(indptr: Int32Array, p: number): number {
 /** Fills the out blocks of slots [p0, p1). */
 export function sampledRange(s: SampledArgs, p0: number, p1: number): void {
   if (p1 <= p0) return;
+  if (s.R === 1 && s.C === 1) {
+    sampledCsrRange(s, p0, p1);
+    return;
+  }
   const { indptr, indices, R, C, rows, cols } = s;
   let br = blockRowOf(indptr, p0);
   for (let p = p0; p < p1; p++) {
@@ -56,7 +60,48 @@ export function sampledRange(s: SampledArgs, p0: number, p1: number): void {
       for (; c < wc; c++)
         for (let q = 0; q < 4; q++) one(s, r0 + r + q, c0 + c, base + (r + q) * C + c);
     }
+    for (; r + 2 <= hr; r += 2) {
+      let c = 0;
+      for (; c + 2 <= wc; c += 2) sub2x2(s, r0 + r, c0 + c, base + r * C + c);
+      for (; c < wc; c++)
+        for (let q = 0; q < 2; q++) one(s, r0 + r + q, c0 + c, base + (r + q) * C + c);
+    }
     for (; r < hr; r++) for (let c = 0; c < wc; c++) one(s, r0 + r, c0 + c, base + r * C + c);
+  }
+}
+
+/** 1x1 blocks (CSR): four stored entries of one row share each load of A's row. */
+export function sampledCsrRange(s: SampledArgs, p0: number, p1: number): void {
+  if (p1 <= p0) return;
+  const { indptr, indices, a, sai, sap, b, sbp, sbj, k, out } = s;
+  let i = blockRowOf(indptr, p0);
+  let p = p0;
+  while (p < p1) {
+    while (indptr[i + 1]! <= p) i++;
+    const end = Math.min(p1, indptr[i + 1]!);
+    for (; p + 4 <= end; p += 4) {
+      let c0 = 0,
+        c1 = 0,
+        c2 = 0,
+        c3 = 0;
+      let ap = i * sai;
+      let b0 = indices[p]! * sbj,
+        b1 = indices[p + 1]! * sbj,
+        b2 = indices[p + 2]! * sbj,
+        b3 = indices[p + 3]! * sbj;
+      for (let q = 0; q < k; q++, ap += sap, b0 += sbp, b1 += sbp, b2 += sbp, b3 += sbp) {
+        const x = a[ap]!;
+        c0 += x * b[b0]!;
+        c1 += x * b[b1]!;
+        c2 += x * b[b2]!;
+        c3 += x * b[b3]!;
+      }
+      out[p] = c0;
+      out[p + 1] = c1;
+      out[p + 2] = c2;
+      out[p + 3] = c3;
+    }
+    for (; p < end; p++) one(s, i, indices[p]!, p);
   }
 }
 
@@ -141,4 +186,29 @@ function sub4x4(s: SampledArgs, i: number, j: number, o: number): void {
   out[o + 1] = c31;
   out[o + 2] = c32;
   out[o + 3] = c33;
+}
+
+function sub2x2(s: SampledArgs, i: number, j: number, o: number): void {
+  const { a, sai, sap, b, sbp, sbj, k, C } = s;
+  let c00 = 0,
+    c01 = 0,
+    c10 = 0,
+    c11 = 0;
+  let ap = i * sai;
+  let bp = j * sbj;
+  for (let p = 0; p < k; p++, ap += sap, bp += sbp) {
+    const x0 = a[ap]!,
+      x1 = a[ap + sai]!;
+    const y0 = b[bp]!,
+      y1 = b[bp + sbj]!;
+    c00 += x0 * y0;
+    c01 += x0 * y1;
+    c10 += x1 * y0;
+    c11 += x1 * y1;
+  }
+  const out = s.out;
+  out[o] = c00;
+  out[o + 1] = c01;
+  out[o + C] = c10;
+  out[o + C + 1] = c11;
 }

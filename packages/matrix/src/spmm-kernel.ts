@@ -42,6 +42,16 @@ export interface SpmmArgs {
 /** Computes output lines of outer blocks [o0, o1). */
 export function spmmRange(s: SpmmArgs, o0: number, o1: number): void {
   const { ob, outerLimit, n } = s;
+  if (s.bsz === 1) {
+    // CSR (1x1 blocks): one output line, 8 columns at a time, no block bookkeeping.
+    for (let o = o0; o < o1; o++) {
+      let j = 0;
+      for (; j + 8 <= n; j += 8) csrLine8(s, o, j);
+      for (; j + 4 <= n; j += 4) tile1x4(s, o, o, 0, j);
+      for (; j < n; j++) tileHx1(s, o, o, 0, 1, j);
+    }
+    return;
+  }
   for (let o = o0; o < o1; o++) {
     const line0 = o * ob;
     const lines = Math.min(ob, outerLimit - line0);
@@ -238,4 +248,41 @@ function tileHx1(s: SpmmArgs, o: number, line: number, t: number, h: number, j: 
     }
     out[(line + r) * soo + j * soj] = acc;
   }
+}
+
+/** 1x1 blocks: out[o, j..j+7] = sum over stored entries p of line o of data[ids[p]] * X[idx[p], j..j+7]. */
+function csrLine8(s: SpmmArgs, o: number, j: number): void {
+  const { ptr, idx, ids, data, x, sxi, sxj } = s;
+  let c0 = 0,
+    c1 = 0,
+    c2 = 0,
+    c3 = 0,
+    c4 = 0,
+    c5 = 0,
+    c6 = 0,
+    c7 = 0;
+  const p1 = ptr[o + 1]!;
+  const j0 = j * sxj;
+  for (let p = ptr[o]!; p < p1; p++) {
+    const a = data[ids[p]!]!;
+    const xp = idx[p]! * sxi + j0;
+    c0 += a * x[xp]!;
+    c1 += a * x[xp + sxj]!;
+    c2 += a * x[xp + 2 * sxj]!;
+    c3 += a * x[xp + 3 * sxj]!;
+    c4 += a * x[xp + 4 * sxj]!;
+    c5 += a * x[xp + 5 * sxj]!;
+    c6 += a * x[xp + 6 * sxj]!;
+    c7 += a * x[xp + 7 * sxj]!;
+  }
+  const { out, soo, soj } = s;
+  const q = o * soo + j * soj;
+  out[q] = c0;
+  out[q + soj] = c1;
+  out[q + 2 * soj] = c2;
+  out[q + 3 * soj] = c3;
+  out[q + 4 * soj] = c4;
+  out[q + 5 * soj] = c5;
+  out[q + 6 * soj] = c6;
+  out[q + 7 * soj] = c7;
 }

@@ -1,0 +1,74 @@
+// Shared helpers of the benchmark scripts: machine info, tinybench timing, python runs.
+import { Bench } from "tinybench";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+
+/** CPU model, Node version, date and load, printed above every table. */
+export function machineInfo(): string {
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
+  const cores = (readFileSync("/proc/cpuinfo", "utf8").match(/^processor\s*:/gm) ?? []).length;
+  const load = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(", ");
+  return `cpu: ${cpu} (${cores} logical cores), node ${process.version}, ${new Date().toISOString()}, load average at start: ${load}`;
+}
+
+/**
+ * Median milliseconds per call of each task, measured by tinybench in one run (tasks run one
+ * after another, so tasks compared in a ratio should share a call of this function).
+ */
+export function medianMs(tasks: [string, () => void][], timeMs = 150): number[] {
+  const bench = new Bench({ time: timeMs, iterations: 5, warmupTime: 20, warmupIterations: 2 });
+  for (const [name, fn] of tasks) bench.add(name, fn);
+  bench.runSync();
+  return bench.tasks.map((t) => {
+    const r = t.result as { latency?: { p50: number }; error?: unknown };
+    if (r.latency === undefined)
+      throw new Error(`benchmark task ${t.name} failed: ${String(r.error)}`);
+    return r.latency.p50;
+  });
+}
+
+/**
+ * Runs a python script from this folder and parses the JSON it prints. OPENBLAS_CORETYPE and
+ * OPENBLAS_L2_SIZE are removed for this command only (they mis-tune OpenBLAS on this machine kind).
+ * Returns undefined when python3 or numpy/scipy is missing.
+ */
+export function runPython(script: string, args: string[], threads: number): unknown {
+  const env = {
+    ...process.env,
+    OPENBLAS_NUM_THREADS: String(threads),
+    OMP_NUM_THREADS: String(threads),
+  };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  try {
+    const out = execFileSync("python3", [new URL(script, import.meta.url).pathname, ...args], {
+      env,
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+    });
+    return JSON.parse(out);
+  } catch (e) {
+    console.error(`python benchmark ${script} unavailable: ${(e as Error).message.split("\n")[0]}`);
+    return undefined;
+  }
+}
+
+export function fmt(x: number | undefined, digits = 2): string {
+  return x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(digits);
+}
+
+/** Deterministic uniform [-1, 1) values (mulberry32) so every run and library sees the same data. */
+export function fillRandom<T extends Float32Array | Float64Array>(arr: T, seed: number): T {
+  let s = seed >>> 0;
+  for (let i = 0; i < arr.length; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    arr[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return arr;
+}

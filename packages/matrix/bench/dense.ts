@@ -1,0 +1,87 @@
+// Dense GEMM GFLOP/s: ours on 1 and 2 threads, TensorFlow.js `cpu`, numpy 1 and 2 threads.
+// Run: pnpm tsx packages/matrix/bench/dense.ts
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import { createPool, matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
+import { fillRandom, fmt, machineInfo, medianMs, runPython } from "./common.ts";
+
+type Op = "matmul" | "matmulTransA" | "matmulTransB";
+interface Shape {
+  label: string;
+  op: Op;
+  m: number;
+  k: number;
+  n: number;
+}
+// LeNet-300-100 at batch 128, batch-major Linear y = x·Wᵀ, W [out, in]:
+// forward x·Wᵀ (matmulTransB), input gradient dY·W (matmul), weight gradient dYᵀ·X (matmulTransA).
+const shapes: Shape[] = [{ label: "512^3 A·B", op: "matmul", m: 512, k: 512, n: 512 }];
+for (const [inF, outF] of [
+  [784, 300],
+  [300, 100],
+  [100, 10],
+]) {
+  shapes.push({
+    label: `fc${inF}-${outF} fwd x·Wᵀ`,
+    op: "matmulTransB",
+    m: 128,
+    k: inF!,
+    n: outF!,
+  });
+  shapes.push({ label: `fc${inF}-${outF} dX = dY·W`, op: "matmul", m: 128, k: outF!, n: inF! });
+  shapes.push({
+    label: `fc${inF}-${outF} dW = dYᵀ·X`,
+    op: "matmulTransA",
+    m: outF!,
+    k: 128,
+    n: inF!,
+  });
+}
+
+const fns = { matmul, matmulTransA, matmulTransB };
+
+async function main(): Promise<void> {
+  console.log(machineInfo());
+  await tf.setBackend("cpu");
+  const pool = createPool({ threads: 2 });
+  await pool.ready();
+  const py1 = runPython("dense_numpy.py", [JSON.stringify(shapes)], 1) as
+    Record<string, number> | undefined;
+  const py2 = runPython("dense_numpy.py", [JSON.stringify(shapes)], 2) as
+    Record<string, number> | undefined;
+  console.log(
+    "\n| product | m×k×n | ours 1 thread | ours 2 threads | 2T/1T | TF.js cpu | ours 1T / TF.js | numpy 1 thread | numpy 2 threads |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|");
+  for (const s of shapes) {
+    const { m, k, n, op } = s;
+    const a = fillRandom(sharedFloat32(m * k), 1);
+    const b = fillRandom(sharedFloat32(k * n), 2);
+    const c = sharedFloat32(m * n);
+    const f = fns[op];
+    const ta = tf.tensor2d(a, op === "matmulTransA" ? [k, m] : [m, k]);
+    const tb = tf.tensor2d(b, op === "matmulTransB" ? [n, k] : [k, n]);
+    const [t1, t2, tt] = medianMs([
+      ["ours 1T", () => f(a, b, m, k, n, c)],
+      ["ours 2T", () => f(a, b, m, k, n, c, { pool })],
+      [
+        "tfjs",
+        () => {
+          const r = tf.matMul(ta, tb, op === "matmulTransA", op === "matmulTransB");
+          r.dataSync();
+          r.dispose();
+        },
+      ],
+    ]);
+    ta.dispose();
+    tb.dispose();
+    const gf = (ms: number) => (2 * m * k * n) / ms / 1e6;
+    console.log(
+      `| ${s.label} | ${m}×${k}×${n} | ${fmt(gf(t1!))} | ${fmt(gf(t2!))} | ${fmt(t1! / t2!)} | ${fmt(gf(tt!))} | ${fmt(tt! / t1!, 1)} | ${fmt(py1?.[s.label])} | ${fmt(py2?.[s.label])} |`,
+    );
+  }
+  console.log("\nGFLOP/s = 2·m·k·n / median time per call (tinybench). float32 throughout.");
+  await pool.close();
+}
+
+await main();
