@@ -15,21 +15,26 @@ export function zeros(shape: readonly number[], dtype: DType = "float32"): Tenso
 }
 
 export function ones(shape: readonly number[], dtype: DType = "float32"): Tensor {
-  return full(shape, 1, dtype);
+  return fullNamed("ones", shape, 1, dtype);
 }
 
 export function full(shape: readonly number[], value: number, dtype: DType = "float32"): Tensor {
-  const sh = checkShape("full", shape);
-  if (typeof value !== "number")
-    throw new TypeError(`full: value must be a number, got ${typeof value}`);
-  const data = allocate(checkDType("full", dtype), shapeSize(sh));
+  return fullNamed("full", shape, value, dtype);
+}
+
+function fullNamed(fn: string, shape: readonly number[], value: number, dtype: DType): Tensor {
+  const sh = checkShape(fn, shape);
+  if (typeof value !== "number") {
+    throw new TypeError(`${fn}: value must be a number, got ${typeof value}`);
+  }
+  const data = allocate(checkDType(fn, dtype), shapeSize(sh));
   data.fill(value);
   return wrap(data, sh);
 }
 
 /** A 0-d tensor holding `value`. */
 export function scalar(value: number, dtype: DType = "float32"): Tensor {
-  return full([], value, dtype);
+  return fullNamed("scalar", [], value, dtype);
 }
 
 export function zerosLike(t: Tensor, dtype: DType = t.dtype): Tensor {
@@ -37,11 +42,11 @@ export function zerosLike(t: Tensor, dtype: DType = t.dtype): Tensor {
 }
 
 export function onesLike(t: Tensor, dtype: DType = t.dtype): Tensor {
-  return full(t.shape, 1, dtype);
+  return fullNamed("onesLike", t.shape, 1, dtype);
 }
 
 export function fullLike(t: Tensor, value: number, dtype: DType = t.dtype): Tensor {
-  return full(t.shape, value, dtype);
+  return fullNamed("fullLike", t.shape, value, dtype);
 }
 
 /** The n x m identity (m defaults to n). */
@@ -173,7 +178,7 @@ function checkGen(fn: string, gen: unknown): Generator {
  * representable, never 1); float64 uses nextFloat() (53 bits, two draws).
  */
 export function rand(shape: readonly number[], gen: Generator, dtype: DType = "float32"): Tensor {
-  return uniform(shape, 0, 1, gen, dtype);
+  return uniformNamed("rand", shape, 0, 1, gen, dtype);
 }
 
 /**
@@ -187,14 +192,26 @@ export function uniform(
   gen: Generator,
   dtype: DType = "float32",
 ): Tensor {
-  const sh = checkShape("uniform", shape);
-  checkGen("uniform", gen);
-  checkDType("uniform", dtype);
-  if (dtype === "int32")
-    throw new RangeError('uniform: dtype must be "float32" or "float64"; use randint for integers');
+  return uniformNamed("uniform", shape, low, high, gen, dtype);
+}
+
+function uniformNamed(
+  fn: string,
+  shape: readonly number[],
+  low: number,
+  high: number,
+  gen: Generator,
+  dtype: DType,
+): Tensor {
+  const sh = checkShape(fn, shape);
+  checkGen(fn, gen);
+  checkDType(fn, dtype);
+  if (dtype === "int32") {
+    throw new RangeError(`${fn}: dtype must be "float32" or "float64"; use randint for integers`);
+  }
   if (!Number.isFinite(low) || !Number.isFinite(high) || !(low <= high)) {
     throw new RangeError(
-      `uniform: need finite low <= high, got low=${String(low)}, high=${String(high)}`,
+      `${fn}: need finite low <= high, got low=${String(low)}, high=${String(high)}`,
     );
   }
   const n = shapeSize(sh);

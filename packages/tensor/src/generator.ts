@@ -56,8 +56,9 @@ const f64 = new Float64Array(1);
 const u32 = new Uint32Array(f64.buffer);
 const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0; // little-endian?
 
-/** ln(x) for finite x > 0, accurate to about 1 ulp; deterministic everywhere. */
+/** ln(x), accurate to about 1 ulp; deterministic everywhere (0 -> -Infinity, x < 0 -> NaN). */
 export function portableLog(x: number): number {
+  if (!(x > 0) || x === Infinity) return x === 0 ? -Infinity : x === Infinity ? Infinity : NaN;
   f64[0] = x;
   let e = ((u32[HI]! >>> 20) & 0x7ff) - 1023;
   if (e === -1023) {

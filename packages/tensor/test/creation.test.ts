@@ -128,7 +128,7 @@ describe("creation", () => {
       /zeros: shape must contain non-negative integers, got \[2,1\.5\]/,
     );
     expect(() => T.ones([2], "int8" as T.DType)).toThrow(
-      /full: unknown dtype "int8"; expected one of "float32", "float64", "int32"/,
+      /ones: unknown dtype "int8"; expected one of "float32", "float64", "int32"/,
     );
     expect(() => fromArray([[1, 2], [3]])).toThrow(
       /fromArray: ragged nested array: \[1\] has length 1 where length 2 was expected \(shape \[2,2\]\)/,

@@ -159,6 +159,10 @@ describe("Generator", () => {
       { numRuns: 300 },
     );
     expect(portableLog(1)).toBe(0);
+    expect(portableLog(0)).toBe(-Infinity);
+    expect(portableLog(Infinity)).toBe(Infinity);
+    expect(portableLog(-1)).toBeNaN();
+    expect(portableLog(NaN)).toBeNaN();
     expect(Math.abs(portableLog(5e-324) - Math.log(5e-324))).toBeLessThan(1e-12);
   });
 
@@ -194,10 +198,13 @@ describe("Generator", () => {
     expect(() =>
       Generator.fromState({ key: [], spawned: 0, s: [0, 0, 0, 0], spare: null }),
     ).toThrow(/fromState/);
-    expect(() => rand([2], 5 as unknown as Generator)).toThrow(/uniform: expected a Generator/);
+    expect(() => rand([2], 5 as unknown as Generator)).toThrow(/rand: expected a Generator/);
     expect(() => randint(3, 3, [2], new Generator(1))).toThrow(
       /randint: need integers .* got low=3, high=3/,
     );
     expect(() => randn([2], new Generator(1), "int32")).toThrow(/randn: dtype must be/);
+    expect(() => uniform([2], 1, 0, new Generator(1))).toThrow(
+      /uniform: need finite low <= high, got low=1, high=0/,
+    );
   });
 });
