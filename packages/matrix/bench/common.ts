@@ -36,7 +36,7 @@ export function medianMs(tasks: [string, () => void][], timeMs = 150): number[] 
  * Returns undefined when python3 or numpy/scipy is missing.
  */
 export function runPython(script: string, args: string[], threads: number): unknown {
-  const env = {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     OPENBLAS_NUM_THREADS: String(threads),
     OMP_NUM_THREADS: String(threads),
