@@ -94,6 +94,21 @@ export class Tensor {
     return this.shape.length;
   }
 
+  /** Wraps a scijs ndarray's view (its data must be a Float32/Float64/Int32Array); no copy. */
+  static fromNdarray(nd: ndarray.NdArray<TypedArray>): Tensor {
+    if (
+      nd === null ||
+      typeof nd !== "object" ||
+      !Array.isArray(nd.shape) ||
+      !Array.isArray(nd.stride)
+    ) {
+      throw new TypeError(
+        "Tensor.fromNdarray: expected a scijs ndarray (data, shape, stride, offset)",
+      );
+    }
+    return new Tensor(nd.data, nd.shape, nd.stride, nd.offset);
+  }
+
   /** A scijs ndarray viewing the same memory (shape and strides copied). */
   get nd(): ndarray.NdArray<TypedArray> {
     return ndarray(this.data, this.shape.slice(), this.strides.slice(), this.offset);

@@ -29,6 +29,23 @@ describe("Generator", () => {
     expect(first).toEqual([566908992, 3905662657, 2989814277]);
   });
 
+  it("pins normal(), nextFloat(), int() and fork() for seed 2024 (recorded from this implementation)", () => {
+    // exact equality: every step is integer math or correctly rounded IEEE arithmetic
+    const g = createGenerator(2024);
+    const got = [
+      g.normal(),
+      g.normal(),
+      g.normal(),
+      g.nextFloat(),
+      g.int(0, 10),
+      g.fork().nextUint32(),
+    ];
+    expect(got).toEqual([
+      0.40630982441350544, 1.7295016684760611, -1.1413127321363632, 0.6598968460392769, 9,
+      3400391152,
+    ]);
+  });
+
   it("same seed -> same numbers; different seeds differ", () => {
     fc.assert(
       fc.property(

@@ -239,11 +239,18 @@ describe("views", () => {
   it("wraps a scijs ndarray's layout exactly", () => {
     const a = ndarray(new Float64Array([1, 2, 3, 4, 5, 6]), [2, 3]);
     const tr = a.transpose(1, 0).step(-1, 1);
-    const t = new Tensor(tr.data as Float64Array, tr.shape, tr.stride, tr.offset);
+    const t = Tensor.fromNdarray(tr);
+    expect(t.data).toBe(a.data);
     expect(t.toArray()).toEqual([
       [3, 6],
       [2, 5],
       [1, 4],
     ]);
+    expect(() => Tensor.fromNdarray(ndarray([1, 2] as unknown as Float64Array))).toThrow(
+      /Tensor: data must be a Float32Array, Float64Array or Int32Array/,
+    );
+    expect(() => Tensor.fromNdarray({} as never)).toThrow(
+      /Tensor.fromNdarray: expected a scijs ndarray/,
+    );
   });
 });
