@@ -7,6 +7,7 @@ import { join } from "node:path";
 import {
   CIFAR10_FILES,
   DATASET_FILES,
+  DatasetNotFoundError,
   fetchDataset,
   loadDataset,
   type IdxDatasetName,
@@ -59,9 +60,8 @@ async function main(): Promise<number> {
         }
       } catch (e) {
         const all = [...CIFAR10_FILES.train, ...CIFAR10_FILES.test].join(", ");
-        const msg = (e as Error).message;
         // A malformed batch is worth showing as is; "not found" is what the hint below covers.
-        if (!msg.includes("not found; looked in")) console.error(msg);
+        if (!(e instanceof DatasetNotFoundError)) console.error((e as Error).message);
         console.error(
           `cifar-10: no offline source exists. Unpack https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz ` +
             `so that ${all} are in ${join(target, "cifar-10-batches-bin")}/ (or ${target}/), then rerun.`,

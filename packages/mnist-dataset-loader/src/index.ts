@@ -13,7 +13,9 @@ export {
   CIFAR10_CLASSES,
 } from "./cifar10.ts";
 export type { Cifar10Batch } from "./cifar10.ts";
-export { loadDataset, DATASET_NAMES } from "./load.ts";
+export { loadDataset, DATASET_NAMES, DatasetNotFoundError } from "./load.ts";
+export { loadDatasetAsync } from "./load-async.ts";
+export type { LoadAsyncOptions } from "./load-async.ts";
 export type { Dataset, DatasetName, LoadOptions } from "./load.ts";
 export { datasetSearchPlaces, defaultDatasetsRoot, findWorkspaceRoot } from "./locate.ts";
 export type { LocateOptions, SearchPlace } from "./locate.ts";

@@ -102,9 +102,21 @@ export function loadDataset(name: DatasetName, options: LoadOptions): Dataset {
     name === "cifar-10"
       ? `put the official binary batches (${[...CIFAR10_FILES.train, ...CIFAR10_FILES.test].join(", ")}) in datasets/cifar-10/ or pass options.dir`
       : `run \`pnpm datasets:fetch ${name}\` (or put the official files in datasets/${name}/, or pass options.dir)`;
-  throw new Error(
+  throw new DatasetNotFoundError(
     `${fn}: ${name} ${options.split} split not found; looked in:\n  - ${tried.join("\n  - ")}\nTo fix: ${hint}.`,
+    tried,
   );
+}
+
+/** Thrown by `loadDataset` when no place holds the split (malformed files throw a plain Error). */
+export class DatasetNotFoundError extends Error {
+  /** One line per directory tried: "<dir> (<why it was tried>): missing <files>". */
+  readonly tried: readonly string[];
+  constructor(message: string, tried: readonly string[]) {
+    super(message);
+    this.name = "DatasetNotFoundError";
+    this.tried = tried;
+  }
 }
 
 function loadIdxPair(

