@@ -64,6 +64,9 @@ describe("models", () => {
     const m = smallCnn({ generator: new Generator(0) });
     expect(m.forward(zeros([1, 1, 28, 28])).shape).toEqual([1, 10]);
     expect(m.namedParameters().find(([n]) => n === "fc1.weight")![1].shape).toEqual([128, 3136]);
+    // 288 + 9,216 + 18,432 + 36,864 + 401,408 + 1,280 weights; 32+32+64+64+128+10 biases
+    expect(weightCount(m)).toBe(467488);
+    expect(m.numParameters()).toBe(467488 + 330);
     const c = smallCnn({ inChannels: 3, imageSize: 32, generator: new Generator(0) });
     expect(c.forward(zeros([1, 3, 32, 32])).shape).toEqual([1, 10]);
     expect(() => smallCnn({ imageSize: 30 })).toThrow(/multiple of 4/);
