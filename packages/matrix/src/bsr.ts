@@ -1,5 +1,5 @@
 // Block Sparse Row matrices in scipy's layout, and their products with dense matrices.
-import type { FloatArray } from "./types.ts";
+import type { FloatArray, SameFloat } from "./types.ts";
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 import { sharedInt32, sharedLike } from "./shared.ts";
 import type { SpmmArgs } from "./spmm-kernel.ts";
@@ -116,7 +116,7 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
     cols: number,
     blockShape: readonly [number, number],
     options?: { mask?: Uint8Array },
-  ): BsrMatrix<T> {
+  ): BsrMatrix<SameFloat<T>> {
     const fn = "BsrMatrix.fromDense";
     checkDim(fn, "rows", rows);
     checkDim(fn, "cols", cols);
@@ -179,14 +179,21 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
       }
       indptr[i + 1] = p;
     }
-    return new BsrMatrix<T>({ rows, cols, blockShape: [R, C], indptr, indices, data });
+    return new BsrMatrix<SameFloat<T>>({
+      rows,
+      cols,
+      blockShape: [R, C],
+      indptr,
+      indices,
+      data: data as SameFloat<T>,
+    });
   }
 
   /**
    * Wraps scipy-layout arrays (no copy) after the checks of scipy's check_format; throws an
    * Error naming the first violation.
    */
-  static fromArrays<T extends FloatArray>(arrays: BsrArrays<T>): BsrMatrix<T> {
+  static fromArrays<T extends FloatArray>(arrays: BsrArrays<T>): BsrMatrix<SameFloat<T>> {
     const fn = "BsrMatrix.fromArrays";
     if (typeof arrays !== "object" || arrays === null)
       throw new TypeError(`${fn}: expected {rows, cols, blockShape, indptr, indices, data}`);
@@ -202,7 +209,14 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
         `${fn}: data has ${data.length} values, expected nnzBlocks*R*C = ${nnz}*${R}*${C} = ${nnz * R * C}`,
       );
     }
-    return new BsrMatrix<T>({ rows, cols, blockShape: [R, C], indptr, indices, data });
+    return new BsrMatrix<SameFloat<T>>({
+      rows,
+      cols,
+      blockShape: [R, C],
+      indptr,
+      indices,
+      data: data as SameFloat<T>,
+    });
   }
 
   /** The dense row-major rows x cols matrix (padding of edge blocks dropped). Overwrites `out`. */
@@ -263,10 +277,10 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
   static sampledMatmul<T extends FloatArray>(
     pattern: BsrMatrix<FloatArray>,
     a: T,
-    b: T,
+    b: SameFloat<T>,
     k: number,
-    options?: SampledOptions<T>,
-  ): BsrMatrix<T> {
+    options?: SampledOptions<SameFloat<T>>,
+  ): BsrMatrix<SameFloat<T>> {
     const fn = "BsrMatrix.sampledMatmul";
     if (!(pattern instanceof BsrMatrix)) throw new TypeError(`${fn}: pattern must be a BsrMatrix`);
     checkDim(fn, "k", k);
@@ -290,7 +304,7 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
           `${fn}: out has ${out.length} values, expected nnzBlocks*R*C = ${nnz * R * C}`,
         );
     }
-    const out: T = given ?? sharedLike(a, nnz * R * C);
+    const out = (given ?? sharedLike<FloatArray>(a, nnz * R * C)) as SameFloat<T>;
     const args: SampledArgs = {
       indptr: pattern.indptr,
       indices: pattern.indices,
@@ -308,7 +322,7 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
       out,
     };
     runSampled(args, nnz, options?.pool);
-    return new BsrMatrix<T>({
+    return new BsrMatrix<SameFloat<T>>({
       rows,
       cols,
       blockShape: [R, C],

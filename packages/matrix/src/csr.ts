@@ -1,7 +1,7 @@
 // Compressed Sparse Row matrices (scipy's csr_matrix layout) for element-level sparsity.
 // A CSR matrix is a BSR matrix with 1x1 blocks, so it shares the BSR kernels, products and
 // validation; this class only presents scipy's CSR field names.
-import type { FloatArray } from "./types.ts";
+import type { FloatArray, SameFloat } from "./types.ts";
 import { BsrMatrix } from "./bsr.ts";
 import type { SampledOptions, SparseProductOptions } from "./bsr.ts";
 
@@ -54,12 +54,12 @@ export class CsrMatrix<T extends FloatArray = Float32Array> {
     rows: number,
     cols: number,
     options?: { mask?: Uint8Array },
-  ): CsrMatrix<T> {
+  ): CsrMatrix<SameFloat<T>> {
     return new CsrMatrix(BsrMatrix.fromDense(dense, rows, cols, [1, 1], options));
   }
 
   /** Wraps scipy-layout arrays (no copy) after scipy's check_format checks. */
-  static fromArrays<T extends FloatArray>(a: CsrArrays<T>): CsrMatrix<T> {
+  static fromArrays<T extends FloatArray>(a: CsrArrays<T>): CsrMatrix<SameFloat<T>> {
     if (typeof a !== "object" || a === null)
       throw new TypeError("CsrMatrix.fromArrays: expected {rows, cols, indptr, indices, data}");
     return new CsrMatrix(BsrMatrix.fromArrays({ ...a, blockShape: [1, 1] }));
@@ -88,10 +88,10 @@ export class CsrMatrix<T extends FloatArray = Float32Array> {
   static sampledMatmul<T extends FloatArray>(
     pattern: CsrMatrix<FloatArray>,
     a: T,
-    b: T,
+    b: SameFloat<T>,
     k: number,
-    options?: SampledOptions<T>,
-  ): CsrMatrix<T> {
+    options?: SampledOptions<SameFloat<T>>,
+  ): CsrMatrix<SameFloat<T>> {
     if (!(pattern instanceof CsrMatrix))
       throw new TypeError("CsrMatrix.sampledMatmul: pattern must be a CsrMatrix");
     return new CsrMatrix(BsrMatrix.sampledMatmul(pattern.bsr, a, b, k, options));

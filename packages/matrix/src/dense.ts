@@ -1,6 +1,6 @@
 // Public dense products: validate, then hand to the kernels in gemm.ts.
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
-import type { FloatArray, Trans } from "./types.ts";
+import type { FloatArray, SameFloat, Trans } from "./types.ts";
 import { TRANS_A, TRANS_B, TRANS_NONE } from "./types.ts";
 import { runGemm } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
@@ -39,44 +39,44 @@ function prepare<T extends FloatArray>(
 /** C[m,n] = A[m,k]·B[k,n], all row-major. Overwrites and returns `out` (allocated like `a` when omitted). */
 export function matmul<T extends FloatArray>(
   a: T,
-  b: T,
+  b: SameFloat<T>,
   m: number,
   k: number,
   n: number,
-  out?: T,
+  out?: SameFloat<T>,
   options?: DenseOptions,
-): T {
-  const c = prepare("matmul", TRANS_NONE, a, b, m, k, n, out);
+): SameFloat<T> {
+  const c: FloatArray = prepare<FloatArray>("matmul", TRANS_NONE, a, b, m, k, n, out);
   runGemm({ trans: TRANS_NONE, a, b, c, m, k, n }, options?.pool);
-  return c;
+  return c as SameFloat<T>;
 }
 
 /** C[m,n] = Aᵀ·B where A is stored row-major as [k,m] and B as [k,n]; no transpose is materialised. */
 export function matmulTransA<T extends FloatArray>(
   a: T,
-  b: T,
+  b: SameFloat<T>,
   m: number,
   k: number,
   n: number,
-  out?: T,
+  out?: SameFloat<T>,
   options?: DenseOptions,
-): T {
-  const c = prepare("matmulTransA", TRANS_A, a, b, m, k, n, out);
+): SameFloat<T> {
+  const c: FloatArray = prepare<FloatArray>("matmulTransA", TRANS_A, a, b, m, k, n, out);
   runGemm({ trans: TRANS_A, a, b, c, m, k, n }, options?.pool);
-  return c;
+  return c as SameFloat<T>;
 }
 
 /** C[m,n] = A·Bᵀ where A is stored row-major as [m,k] and B as [n,k]; no transpose is materialised. */
 export function matmulTransB<T extends FloatArray>(
   a: T,
-  b: T,
+  b: SameFloat<T>,
   m: number,
   k: number,
   n: number,
-  out?: T,
+  out?: SameFloat<T>,
   options?: DenseOptions,
-): T {
-  const c = prepare("matmulTransB", TRANS_B, a, b, m, k, n, out);
+): SameFloat<T> {
+  const c: FloatArray = prepare<FloatArray>("matmulTransB", TRANS_B, a, b, m, k, n, out);
   runGemm({ trans: TRANS_B, a, b, c, m, k, n }, options?.pool);
-  return c;
+  return c as SameFloat<T>;
 }

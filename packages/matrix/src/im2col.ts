@@ -7,7 +7,7 @@
 //          (ch, oy*strideH - padH + u*dilationH, ox*strideW - padW + v*dilationW) for every
 //          output position oy*outW + ox (0 where that pixel falls in the padding).
 // Conv forward per image: y_i[Cout, P] = W[Cout, K] · cols_i.
-import type { FloatArray } from "./types.ts";
+import type { FloatArray, SameFloat } from "./types.ts";
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 
 /** Shape of a 2-D convolution's input and window. Strides default to 1, padding to 0, dilation to 1. */
@@ -86,13 +86,17 @@ export function conv2dGeometry(fn: string, g: Conv2dGeometry): ResolvedConv2d {
  * Copies convolution patches of `x` [N,C,H,W] into `out` [N, C*kh*kw, outH*outW] (see file header).
  * Overwrites and returns `out` (allocated like `x` when omitted).
  */
-export function im2col<T extends FloatArray>(x: T, geometry: Conv2dGeometry, out?: T): T {
+export function im2col<T extends FloatArray>(
+  x: T,
+  geometry: Conv2dGeometry,
+  out?: SameFloat<T>,
+): SameFloat<T> {
   const fn = "im2col";
   const g = conv2dGeometry(fn, geometry);
   checkFloatArray(fn, "x", x);
   checkLength(fn, "x", x, g.n * g.c * g.h * g.w, `[N=${g.n}, C=${g.c}, H=${g.h}, W=${g.w}]`);
   const total = g.n * g.patchSize * g.positions;
-  let cols: T;
+  let cols: FloatArray;
   if (out === undefined) cols = allocLike(x, total);
   else {
     checkFloatArray(fn, "out", out);
@@ -129,7 +133,7 @@ export function im2col<T extends FloatArray>(x: T, geometry: Conv2dGeometry, out
       }
     }
   }
-  return cols;
+  return cols as SameFloat<T>;
 }
 
 /**
@@ -137,7 +141,11 @@ export function im2col<T extends FloatArray>(x: T, geometry: Conv2dGeometry, out
  * back onto the input pixel it came from (overlapping windows add up; padding entries are
  * dropped). Overwrites and returns `out` [N,C,H,W] (allocated like `cols` when omitted).
  */
-export function col2im<T extends FloatArray>(cols: T, geometry: Conv2dGeometry, out?: T): T {
+export function col2im<T extends FloatArray>(
+  cols: T,
+  geometry: Conv2dGeometry,
+  out?: SameFloat<T>,
+): SameFloat<T> {
   const fn = "col2im";
   const g = conv2dGeometry(fn, geometry);
   checkFloatArray(fn, "cols", cols);
@@ -149,7 +157,7 @@ export function col2im<T extends FloatArray>(cols: T, geometry: Conv2dGeometry, 
     `[N=${g.n}, C*kh*kw=${g.patchSize}, outH*outW=${g.positions}]`,
   );
   const total = g.n * g.c * g.h * g.w;
-  let x: T;
+  let x: FloatArray;
   if (out === undefined) x = allocLike(cols, total);
   else {
     checkFloatArray(fn, "out", out);
@@ -180,5 +188,5 @@ export function col2im<T extends FloatArray>(cols: T, geometry: Conv2dGeometry, 
       }
     }
   }
-  return x;
+  return x as SameFloat<T>;
 }

@@ -1,7 +1,16 @@
 // Shared argument types and validation helpers for every kernel in this package.
 
 /** The element types the kernels accept. Float32 is the fast path; Float64 serves gradient checks. */
-export type FloatArray = Float32Array | Float64Array;
+export type FloatArray = Float32Array<ArrayBufferLike> | Float64Array<ArrayBufferLike>;
+
+/**
+ * The array type of the same element kind as T, over any buffer (ArrayBuffer or
+ * SharedArrayBuffer), so ordinary and shared arrays mix freely in one call.
+ */
+export type SameFloat<T extends FloatArray> =
+  T extends Float32Array<ArrayBufferLike>
+    ? Float32Array<ArrayBufferLike>
+    : Float64Array<ArrayBufferLike>;
 
 /** Throws unless `v` is a non-negative safe integer; names the calling function and argument. */
 export function checkDim(fn: string, name: string, v: number): void {

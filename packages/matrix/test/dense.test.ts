@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { matmul, matmulTransA, matmulTransB } from "../src/index.ts";
+import { matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
+import type { FloatArray } from "../src/index.ts";
 import { refMatmul, randomArray, transpose, expectClose } from "./helpers.ts";
 
 const dims = fc.record({
@@ -34,6 +35,16 @@ describe("dense products", () => {
     const o64 = matmul(Float64Array.of(1, 2), Float64Array.of(3, 4), 1, 2, 1);
     expect(o64).toBeInstanceOf(Float64Array);
     expect(o64[0]).toBe(11);
+  });
+
+  it("mixes ordinary and shared arrays, and accepts the FloatArray union", () => {
+    const a = Float32Array.of(1, 2, 3, 4);
+    const b = sharedFloat32(4);
+    b.set([5, 6, 7, 8]);
+    const out: Float32Array = matmul(a, b, 2, 2, 2, sharedFloat32(4));
+    expect(Array.from(out)).toEqual([19, 22, 43, 50]);
+    const u: FloatArray = a;
+    expect(Array.from(matmul(u, u, 2, 2, 2))).toEqual([7, 10, 15, 22]);
   });
 
   it("rejects short operands, mixed types and bad dims with named errors", () => {
