@@ -10,6 +10,7 @@
 // Kernels write through the output's own strides, so they also serve in-place updates.
 
 import type { TypedArray } from "./dtype.ts";
+import { coalesce } from "./shape.ts";
 
 export type Arr = TypedArray;
 
@@ -147,7 +148,7 @@ export function makeBinary(expr: string): BinaryKernel {
     "q",
     `for (let i = 0; i < n; i++) { const y = b[bo + i]; o[oo + i] = ${expr}; }`,
   ) as BinaryKernel["scalarLeft"];
-  const strided = new Function(
+  const raw = new Function(
     "o",
     "po0",
     "os",
@@ -166,6 +167,10 @@ export function makeBinary(expr: string): BinaryKernel {
       `const x = a[pai], y = b[pbi]; o[poi] = ${expr};`,
     ),
   ) as BinaryKernel["strided"];
+  const strided: BinaryKernel["strided"] = (o, oo, os, a, ao, as, b, bo, bs, shape, p, q) => {
+    const c = coalesce(shape, [os, as, bs]);
+    raw(o, oo, c.strides[0]!, a, ao, c.strides[1]!, b, bo, c.strides[2]!, c.shape, p, q);
+  };
   return { same, scalarRight, scalarLeft, strided };
 }
 
@@ -181,7 +186,7 @@ export function makeUnary(expr: string): UnaryKernel {
     "q",
     `for (let i = 0; i < n; i++) { const x = a[ao + i]; o[oo + i] = ${expr}; }`,
   ) as UnaryKernel["same"];
-  const strided = new Function(
+  const raw = new Function(
     "o",
     "po0",
     "os",
@@ -193,6 +198,10 @@ export function makeUnary(expr: string): UnaryKernel {
     "q",
     stridedBody(["po", "pa"], ["os", "as"], `const x = a[pai]; o[poi] = ${expr};`),
   ) as UnaryKernel["strided"];
+  const strided: UnaryKernel["strided"] = (o, oo, os, a, ao, as, shape, p, q) => {
+    const c = coalesce(shape, [os, as]);
+    raw(o, oo, c.strides[0]!, a, ao, c.strides[1]!, c.shape, p, q);
+  };
   return { same, strided };
 }
 
@@ -249,7 +258,7 @@ export interface Reducer {
 
 /** Builds a reduction kernel from an expression in `x` (accumulator) and `y` (element). */
 export function makeReducer(expr: string): Reducer {
-  const strided = new Function(
+  const raw = new Function(
     "o",
     "po0",
     "os",
@@ -259,6 +268,10 @@ export function makeReducer(expr: string): Reducer {
     "shape",
     stridedBody(["po", "pb"], ["os", "bs"], `const x = o[poi], y = b[pbi]; o[poi] = ${expr};`),
   ) as Reducer["strided"];
+  const strided: Reducer["strided"] = (o, oo, os, b, bo, bs, shape) => {
+    const c = coalesce(shape, [os, bs]);
+    raw(o, oo, c.strides[0]!, b, bo, c.strides[1]!, c.shape);
+  };
   const flat = new Function(
     "b",
     "b0",

@@ -120,3 +120,39 @@ export function normalizeAxes(
   }
   return [...seen].sort((x, y) => x - y);
 }
+
+/**
+ * Simplifies an iteration space shared by several operands without changing which elements
+ * meet: drops size-1 axes and merges each axis into the previous one when every operand
+ * steps over the pair as one (stride[i-1] === stride[i] * shape[i]). A strided loop then
+ * runs its tight inner loop over the longest possible run (e.g. H*W of an NCHW tensor).
+ * Shapes containing 0 are returned unchanged (nothing will be visited).
+ */
+export function coalesce(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+): { shape: number[]; strides: number[][] } {
+  const k = strides.length;
+  for (let i = 0; i < shape.length; i++) {
+    if (shape[i] === 0) return { shape: shape.slice(), strides: strides.map((s) => s.slice()) };
+  }
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i]!;
+    if (d === 1) continue;
+    const last = outShape.length - 1;
+    let merge = last >= 0;
+    for (let j = 0; merge && j < k; j++) {
+      if (outStrides[j]![last] !== strides[j]![i]! * d) merge = false;
+    }
+    if (merge) {
+      outShape[last] = outShape[last]! * d;
+      for (let j = 0; j < k; j++) outStrides[j]![last] = strides[j]![i]!;
+    } else {
+      outShape.push(d);
+      for (let j = 0; j < k; j++) outStrides[j]!.push(strides[j]![i]!);
+    }
+  }
+  return { shape: outShape, strides: outStrides };
+}
