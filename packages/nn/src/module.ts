@@ -90,6 +90,18 @@ export abstract class Module {
     return out;
   }
 
+  /** The parameter with this dotted name; throws naming the known names if absent. */
+  getParameter(name: string): Variable {
+    const all = this.namedParameters();
+    const hit = all.find(([n]) => n === name);
+    if (hit === undefined) {
+      throw new Error(
+        `${this.constructor.name}.getParameter: no parameter "${name}"; have ${all.map(([n]) => n).join(", ")}`,
+      );
+    }
+    return hit[1];
+  }
+
   parameters(): Variable[] {
     return this.namedParameters().map(([, p]) => p);
   }

@@ -151,6 +151,10 @@ describe("Sequential and Module", () => {
       "head.bias",
     ]);
     expect(net.numParameters()).toBe(4 * 3 + 3 + 3 * 2 + 2);
+    expect(net.getParameter("head.bias").shape).toEqual([2]);
+    expect(() => net.getParameter("head.gamma")).toThrow(
+      /no parameter "head.gamma"; have body.0.weight/,
+    );
     net.eval();
     expect(net.namedModules().every(([, m]) => !m.training)).toBe(true);
     net.train();

@@ -141,6 +141,39 @@ describe("fit", () => {
     );
   });
 
+  it("trains models with batch norm and dropout deterministically; evaluate restores the mode", async () => {
+    const { BatchNorm1d, Dropout } = await import("../src/layers.ts");
+    const run = () => {
+      const g = new Generator(4);
+      const model = new Sequential(
+        new Linear(2, 16, { generator: g }),
+        new BatchNorm1d(16),
+        new ReLU(),
+        new Dropout(0.2, { generator: g }),
+        new Linear(16, 3, { generator: g }),
+      );
+      const { history } = fit(model, {
+        train: blobs(120, 1),
+        test: blobs(60, 2),
+        epochs: 4,
+        batchSize: 16,
+        optimizer: new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, nesterov: true }),
+        seed: 11,
+      });
+      return { model, history };
+    };
+    const a = run();
+    const b = run();
+    expect(a.history.map((h) => [h.trainLoss, h.testLoss])).toEqual(
+      b.history.map((h) => [h.trainLoss, h.testLoss]),
+    );
+    expect(a.history[3]!.testAccuracy!).toBeGreaterThan(0.9);
+    expect(a.model.training).toBe(true);
+    a.model.eval();
+    evaluate(a.model, blobs(30, 3));
+    expect(a.model.training).toBe(false);
+  });
+
   it("validates its options", () => {
     const model = mlp(1);
     const opt = new SGD(model.parameters(), { lr: 0.1 });
