@@ -2,11 +2,18 @@
 // backward and a plain SGD update, against the bare GEMMs the step needs (the same 8
 // products on the same buffers). The ratio step / GEMMs is autograd's overhead; absolute
 // times depend on the machine and on @tessera/matrix's kernels.
-// Run: node --import tsx packages/autograd/bench/lenet-step.bench.ts
+// Run: node --import tsx packages/autograd/bench/lenet-step.bench.ts [threads]
+// With threads = 2 both sides run their GEMMs on a @tessera/matrix pool (caller + 1 worker).
 import { Bench } from "tinybench";
 import { Generator, rand, randn, zeros } from "@tessera/tensor";
-import { matmul, matmulTransA, matmulTransB } from "@tessera/matrix";
-import { Variable, linear, relu, softmaxCrossEntropy } from "../src/index.ts";
+import { createPool, matmul, matmulTransA, matmulTransB, sharedFloat32 } from "@tessera/matrix";
+import { Variable, linear, relu, setMatrixPool, softmaxCrossEntropy } from "../src/index.ts";
+
+const threads = Number(process.argv[2] ?? 1);
+const pool = threads > 1 ? createPool({ threads }) : undefined;
+await pool?.ready();
+setMatrixPool(pool);
+const opts = pool ? { pool } : undefined;
 
 const gen = new Generator(0);
 const batch = 128;
@@ -42,12 +49,17 @@ function step(): number {
 }
 
 // the products of one step: 3 forward, 3 dW, 2 dX (the input layer needs no dX)
-const bufs = sizes.map((s) => new Float32Array(batch * s).fill(0.5));
-const ws = [0, 1, 2].map((i) => new Float32Array(sizes[i + 1]! * sizes[i]!).fill(0.01));
+// (shared buffers allocated once: the best case for the pool)
+const bufs = sizes.map((s) => sharedFloat32(batch * s).fill(0.5));
+const ws = [0, 1, 2].map((i) => sharedFloat32(sizes[i + 1]! * sizes[i]!).fill(0.01));
+const outs = [0, 1, 2].map((i) => sharedFloat32(sizes[i + 1]! * sizes[i]!));
 function gemmsOnly(): void {
-  for (let i = 0; i < 3; i++) matmulTransB(bufs[i]!, ws[i]!, batch, sizes[i]!, sizes[i + 1]!);
-  for (let i = 0; i < 3; i++) matmulTransA(bufs[i + 1]!, bufs[i]!, sizes[i + 1]!, batch, sizes[i]!);
-  for (let i = 1; i < 3; i++) matmul(bufs[i + 1]!, ws[i]!, batch, sizes[i + 1]!, sizes[i]!);
+  for (let i = 0; i < 3; i++)
+    matmulTransB(bufs[i]!, ws[i]!, batch, sizes[i]!, sizes[i + 1]!, bufs[i + 1], opts);
+  for (let i = 0; i < 3; i++)
+    matmulTransA(bufs[i + 1]!, bufs[i]!, sizes[i + 1]!, batch, sizes[i]!, outs[i], opts);
+  for (let i = 1; i < 3; i++)
+    matmul(bufs[i + 1]!, ws[i]!, batch, sizes[i + 1]!, sizes[i]!, bufs[i], opts);
 }
 
 const bench = new Bench({ time: 3000, warmup: true });
@@ -65,4 +77,6 @@ const rows = bench.tasks.map((t) => {
 });
 console.table(rows);
 const [a, b] = rows.map((r) => Number(r["ms/step"]));
-console.log(`overhead ratio step / GEMMs = ${(a! / b!).toFixed(2)}`);
+console.log(`threads = ${threads}, overhead ratio step / GEMMs = ${(a! / b!).toFixed(2)}`);
+setMatrixPool(undefined);
+await pool?.close();

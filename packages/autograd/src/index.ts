@@ -3,6 +3,7 @@
 export { Variable } from "./variable.ts";
 export type { BackwardFn, GradNode, VariableOptions } from "./variable.ts";
 export { noGrad, enableGrad, isGradEnabled } from "./grad-mode.ts";
+export { setMatrixPool, getMatrixPool } from "./matrix-pool.ts";
 export { record, needsGraph, toVariable } from "./record.ts";
 export type { Input } from "./record.ts";
 export { add, sub, mul, div, pow } from "./ops/arith.ts";

@@ -18,7 +18,8 @@ import {
 import type { Conv2dGeometry } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
+import { gemmOptions } from "../matrix-pool.ts";
+import { allocHot, allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
 export interface Conv2dOptions {
   /** Step between windows: one number or [h, w]. Default 1. */
@@ -96,8 +97,9 @@ export function conv2d(
   const P = g0.positions;
   const X = denseFloat(x.data);
   const W = denseFloat(weight.data);
-  const cols = im2col(X, geom);
-  const y = allocLike(W, n * f * P);
+  const opts = gemmOptions();
+  const cols = im2col(X, geom, allocHot(X, n * K * P));
+  const y = allocHot(W, n * f * P);
   if (K > 0) {
     for (let i = 0; i < n; i++) {
       gemm(
@@ -107,6 +109,7 @@ export function conv2d(
         K,
         P,
         y.subarray(i * f * P, (i + 1) * f * P),
+        opts,
       );
     }
   }
@@ -125,7 +128,7 @@ export function conv2d(
     let gw = null;
     if (weight.requiresGrad) {
       const dW = allocLike(W, f * K);
-      const tmp = allocLike(W, f * K);
+      const tmp = allocHot(W, f * K);
       for (let i = 0; i < n && P > 0; i++) {
         matmulTransB(
           G.subarray(i * f * P, (i + 1) * f * P),
@@ -134,6 +137,7 @@ export function conv2d(
           P,
           K,
           tmp,
+          opts,
         );
         for (let q = 0; q < f * K; q++) dW[q] = dW[q]! + tmp[q]!;
       }
@@ -141,7 +145,7 @@ export function conv2d(
     }
     let gx = null;
     if (x.requiresGrad) {
-      const dcols = allocLike(W, n * K * P);
+      const dcols = allocHot(W, n * K * P);
       if (f > 0) {
         for (let i = 0; i < n; i++) {
           matmulTransA(
@@ -151,6 +155,7 @@ export function conv2d(
             f,
             P,
             dcols.subarray(i * K * P, (i + 1) * K * P),
+            opts,
           );
         }
       }

@@ -8,7 +8,8 @@
 import { matmul as gemm, matmulTransA, matmulTransB } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
+import { gemmOptions } from "../matrix-pool.ts";
+import { allocHot, allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
 
 /**
@@ -57,7 +58,15 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
   for (let i = 0; i < xs.length - 1; i++) rows *= xs[i]!;
   const X = denseFloat(x.data);
   const W = denseFloat(weight.data);
-  const y: FloatArray = matmulTransB(X, W, rows, inF, outF);
+  const y: FloatArray = matmulTransB(
+    X,
+    W,
+    rows,
+    inF,
+    outF,
+    allocHot(W, rows * outF),
+    gemmOptions(),
+  );
   if (bias) {
     const b = denseFloat(bias.data);
     for (let r = 0, o = 0; r < rows; r++) for (let j = 0; j < outF; j++, o++) y[o] = y[o]! + b[j]!;
@@ -66,8 +75,12 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
   const parents = bias ? [x, weight, bias] : [x, weight];
   return record(fn, wrap(y, outShape), parents, (g) => {
     const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
-    const gx = x.requiresGrad ? freshGrad(gemm(G, W, rows, outF, inF), xs) : null;
-    const gw = weight.requiresGrad ? freshGrad(matmulTransA(G, X, outF, rows, inF), ws) : null;
+    const gx = x.requiresGrad
+      ? freshGrad(gemm(G, W, rows, outF, inF, allocHot(W, rows * inF), gemmOptions()), xs)
+      : null;
+    const gw = weight.requiresGrad
+      ? freshGrad(matmulTransA(G, X, outF, rows, inF, allocHot(W, outF * inF), gemmOptions()), ws)
+      : null;
     let gb = null;
     if (bias?.requiresGrad) {
       const acc = new Float64Array(outF); // sum the batch in double, round once
