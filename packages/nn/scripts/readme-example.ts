@@ -74,4 +74,6 @@ const copy = Sequential.named({
 });
 const { metadata } = loadModel(join(dir, "model.safetensors"), copy);
 const reloaded = evaluate(copy, test, { batchSize: 256 });
-console.log(`reloaded (metadata ${JSON.stringify(metadata)}): accuracy ${(100 * reloaded.accuracy).toFixed(1)}%`);
+console.log(
+  `reloaded (metadata ${JSON.stringify(metadata)}): accuracy ${(100 * reloaded.accuracy).toFixed(1)}%`,
+);

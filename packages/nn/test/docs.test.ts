@@ -12,10 +12,14 @@ describe("README example", () => {
     expect(block).toBe(readFileSync(`${root}scripts/readme-example.ts`, "utf8"));
   });
   it("runs and prints the lines the README shows", () => {
-    const out = execFileSync(process.execPath, ["--import", "tsx", `${root}scripts/readme-example.ts`], {
-      cwd: root,
-      encoding: "utf8",
-    });
+    const out = execFileSync(
+      process.execPath,
+      ["--import", "tsx", `${root}scripts/readme-example.ts`],
+      {
+        cwd: root,
+        encoding: "utf8",
+      },
+    );
     const lines = out.trim().split("\n");
     // Everything but the timing column is fixed by the seeds.
     const readme = readFileSync(`${root}README.md`, "utf8");

@@ -70,6 +70,10 @@ describe("models", () => {
     const c = smallCnn({ inChannels: 3, imageSize: 32, generator: new Generator(0) });
     expect(c.forward(zeros([1, 3, 32, 32])).shape).toEqual([1, 10]);
     expect(() => smallCnn({ imageSize: 30 })).toThrow(/multiple of 4/);
+    const slim = smallCnn({ channels: [4, 4, 8, 8], hidden: 16, generator: new Generator(0) });
+    expect(slim.getParameter("conv4.weight").shape).toEqual([8, 8, 3, 3]);
+    expect(slim.getParameter("fc1.weight").shape).toEqual([16, 8 * 7 * 7]);
+    expect(slim.forward(zeros([2, 1, 28, 28])).shape).toEqual([2, 10]);
   });
   it("same generator seed gives the same weights", () => {
     const a = lenet300100({ generator: new Generator(9) });
