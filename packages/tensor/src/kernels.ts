@@ -7,6 +7,9 @@
 // strings from this package, never user input.
 //
 // Every kernel receives two extra scalar parameters `p` and `q` (e.g. clamp bounds).
+// Flat kernels carry a second copy of their loop for all-zero offsets (the usual case: fresh
+// tensors): V8 removes the bounds checks of `a[i]` but not of `a[ao + i]`, which measured
+// about twice as slow on 38,400 float32 elements.
 // Kernels write through the output's own strides, so they also serve in-place updates.
 
 import type { TypedArray } from "./dtype.ts";
@@ -124,7 +127,11 @@ export function makeBinary(expr: string): BinaryKernel {
     "n",
     "p",
     "q",
-    `for (let i = 0; i < n; i++) { const x = a[ao + i], y = b[bo + i]; o[oo + i] = ${expr}; }`,
+    `if (oo === 0 && ao === 0 && bo === 0) {
+      for (let i = 0; i < n; i++) { const x = a[i], y = b[i]; o[i] = ${expr}; }
+    } else {
+      for (let i = 0; i < n; i++) { const x = a[ao + i], y = b[bo + i]; o[oo + i] = ${expr}; }
+    }`,
   ) as BinaryKernel["same"];
   const scalarRight = new Function(
     "o",
@@ -135,7 +142,11 @@ export function makeBinary(expr: string): BinaryKernel {
     "n",
     "p",
     "q",
-    `for (let i = 0; i < n; i++) { const x = a[ao + i]; o[oo + i] = ${expr}; }`,
+    `if (oo === 0 && ao === 0) {
+      for (let i = 0; i < n; i++) { const x = a[i]; o[i] = ${expr}; }
+    } else {
+      for (let i = 0; i < n; i++) { const x = a[ao + i]; o[oo + i] = ${expr}; }
+    }`,
   ) as BinaryKernel["scalarRight"];
   const scalarLeft = new Function(
     "o",
@@ -146,7 +157,11 @@ export function makeBinary(expr: string): BinaryKernel {
     "n",
     "p",
     "q",
-    `for (let i = 0; i < n; i++) { const y = b[bo + i]; o[oo + i] = ${expr}; }`,
+    `if (oo === 0 && bo === 0) {
+      for (let i = 0; i < n; i++) { const y = b[i]; o[i] = ${expr}; }
+    } else {
+      for (let i = 0; i < n; i++) { const y = b[bo + i]; o[oo + i] = ${expr}; }
+    }`,
   ) as BinaryKernel["scalarLeft"];
   const raw = new Function(
     "o",
@@ -184,7 +199,11 @@ export function makeUnary(expr: string): UnaryKernel {
     "n",
     "p",
     "q",
-    `for (let i = 0; i < n; i++) { const x = a[ao + i]; o[oo + i] = ${expr}; }`,
+    `if (oo === 0 && ao === 0) {
+      for (let i = 0; i < n; i++) { const x = a[i]; o[i] = ${expr}; }
+    } else {
+      for (let i = 0; i < n; i++) { const x = a[ao + i]; o[oo + i] = ${expr}; }
+    }`,
   ) as UnaryKernel["same"];
   const raw = new Function(
     "o",
@@ -277,7 +296,10 @@ export function makeReducer(expr: string): Reducer {
     "b0",
     "n",
     "init",
-    `let x = init; for (let i = 0; i < n; i++) { const y = b[b0 + i]; x = ${expr}; } return x;`,
+    `let x = init;
+    if (b0 === 0) for (let i = 0; i < n; i++) { const y = b[i]; x = ${expr}; }
+    else for (let i = 0; i < n; i++) { const y = b[b0 + i]; x = ${expr}; }
+    return x;`,
   ) as Reducer["flat"];
   return { strided, flat };
 }

@@ -337,17 +337,40 @@ export class Tensor {
         }
         offset += (spec < 0 ? spec + d : spec) * s;
       } else {
-        const [start, stop, step] = Array.isArray(spec)
-          ? (spec as readonly (number | null | undefined)[])
-          : [
-              (spec as { start?: number | null }).start,
-              (spec as { stop?: number | null }).stop,
-              (spec as { step?: number | null }).step,
-            ];
-        const r = resolveRange(i, d, start, stop, step);
-        if (r.len > 0) offset += r.start * s;
-        shape.push(r.len);
-        strides.push(s * r.step);
+        let start: number | null | undefined,
+          stop: number | null | undefined,
+          step: number | null | undefined;
+        if (Array.isArray(spec)) {
+          const arr = spec as readonly (number | null | undefined)[];
+          start = arr[0];
+          stop = arr[1];
+          step = arr[2];
+        } else {
+          const obj = spec as { start?: number | null; stop?: number | null; step?: number | null };
+          start = obj.start;
+          stop = obj.stop;
+          step = obj.step;
+        }
+        const st = step ?? 1;
+        if (!Number.isInteger(st) || st === 0) {
+          throw new RangeError(
+            `slice: step ${String(step)} on axis ${i} must be a non-zero integer`,
+          );
+        }
+        // resolved bounds; for a negative step the default stop -1 means "past index 0"
+        let a: number, b: number, len: number;
+        if (st > 0) {
+          a = start == null ? 0 : sliceBound("start", start, i, d, 0, d);
+          b = stop == null ? d : sliceBound("stop", stop, i, d, 0, d);
+          len = b > a ? Math.ceil((b - a) / st) : 0;
+        } else {
+          a = start == null ? d - 1 : sliceBound("start", start, i, d, 0, d - 1);
+          b = stop == null ? -1 : sliceBound("stop", stop, i, d, 0, d - 1);
+          len = a > b ? Math.ceil((a - b) / -st) : 0;
+        }
+        if (len > 0) offset += a * s;
+        shape.push(len);
+        strides.push(s * st);
       }
     }
     const size = shapeSize(shape);
@@ -698,32 +721,20 @@ function viewStrides(t: Tensor, target: readonly number[]): number[] | null {
   return ns;
 }
 
-function resolveRange(
+/** A slice start/stop: negative counts from the end; the result must lie in lo..hi. */
+function sliceBound(
+  what: string,
+  v: number,
   axis: number,
   d: number,
-  start: number | null | undefined,
-  stop: number | null | undefined,
-  step: number | null | undefined,
-): { start: number; len: number; step: number } {
-  const st = step ?? 1;
-  if (!Number.isInteger(st) || st === 0) {
-    throw new RangeError(`slice: step ${String(step)} on axis ${axis} must be a non-zero integer`);
+  lo: number,
+  hi: number,
+): number {
+  const k = Number.isInteger(v) && v < 0 ? v + d : v;
+  if (!Number.isInteger(v) || k < lo || k > hi) {
+    throw new RangeError(
+      `slice: ${what} ${String(v)} is out of range for axis ${axis} of size ${d}; allowed ${lo - d}..${hi}`,
+    );
   }
-  const bound = (what: string, v: number, lo: number, hi: number): number => {
-    const k = Number.isInteger(v) && v < 0 ? v + d : v;
-    if (!Number.isInteger(v) || k < lo || k > hi) {
-      throw new RangeError(
-        `slice: ${what} ${String(v)} is out of range for axis ${axis} of size ${d}; allowed ${lo - d}..${hi}`,
-      );
-    }
-    return k;
-  };
-  if (st > 0) {
-    const a = start === null || start === undefined ? 0 : bound("start", start, 0, d);
-    const b = stop === null || stop === undefined ? d : bound("stop", stop, 0, d);
-    return { start: a, len: b > a ? Math.ceil((b - a) / st) : 0, step: st };
-  }
-  const a = start === null || start === undefined ? d - 1 : bound("start", start, 0, d - 1);
-  const b = stop === null || stop === undefined ? -1 : bound("stop", stop, 0, d - 1);
-  return { start: a, len: a > b ? Math.ceil((a - b) / -st) : 0, step: st };
+  return k;
 }
