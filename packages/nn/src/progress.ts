@@ -20,6 +20,8 @@ export interface ProgressReporter {
   /** Called after each optimizer step with the number of steps done in this epoch. */
   step(done: number, loss: number): void;
   endEpoch(summary: EpochSummary): void;
+  /** Releases the terminal (stops a live bar) when training ends early, e.g. on an error. */
+  close?(): void;
 }
 
 export interface OutputStream {
@@ -91,9 +93,12 @@ class BarProgress implements ProgressReporter {
     this.bar?.update(done, { loss: loss.toFixed(4) });
   }
   endEpoch(summary: EpochSummary): void {
+    this.close();
+    this.stream.write(formatEpochSummary(summary) + "\n");
+  }
+  close(): void {
     this.bar?.stop();
     this.bar = null;
-    this.stream.write(formatEpochSummary(summary) + "\n");
   }
 }
 

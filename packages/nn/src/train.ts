@@ -179,63 +179,71 @@ export function fit(model: Module, options: FitOptions): FitResult {
   const history: EpochSummary[] = [];
 
   model.zeroGrad();
-  for (let epoch = 1; epoch <= epochs; epoch++) {
-    model.train();
-    const t0 = performance.now();
-    const order = rng.permutation(train.count);
-    reporter.startEpoch(epoch, epochs, steps);
-    let lossSum = 0;
-    let correct = 0;
-    let lr = opt.lr;
-    for (let step = 1; step <= steps; step++) {
-      const start = (step - 1) * batchSize;
-      const end = Math.min(start + batchSize, train.count);
-      const batch = train.getBatch(order.subarray(start, end));
-      const logits = model.forward(new Variable(batch.x));
-      const loss = lossFn(logits, batch.y);
-      const lv = loss.data.item();
-      if (!Number.isFinite(lv)) {
-        throw new Error(
-          `${fn}: loss is ${lv} at epoch ${epoch}, step ${step} of ${steps} (global step ${opt.stepCount}); lower the learning rate or check the inputs`,
-        );
-      }
-      loss.backward();
-      lr = opt.lr;
-      options.beforeStep?.({
-        epoch,
-        step,
-        globalStep: opt.stepCount,
-        loss: lv,
-        model,
-        optimizer: opt,
-      });
-      opt.step();
-      model.zeroGrad();
-      lossSum += lv * (end - start);
-      correct += countCorrect(logits.data, batch.y);
-      reporter.step(step, lv);
-    }
-    const summary: EpochSummary = {
-      epoch,
-      epochs,
-      trainLoss: lossSum / train.count,
-      trainAccuracy: correct / train.count,
-      seconds: 0,
-      lr,
-    };
-    if (options.test !== undefined) {
-      const r = evaluate(model, options.test, {
-        batchSize: options.evalBatchSize ?? batchSize,
-        lossFn,
-      });
-      summary.testLoss = r.loss;
-      summary.testAccuracy = r.accuracy;
-    }
-    summary.seconds = (performance.now() - t0) / 1000;
-    history.push(summary);
-    reporter.endEpoch(summary);
-    logger?.log({ ...summary });
-    if (options.onEpochEnd?.(summary, model) === "stop") break;
+  try {
+    runEpochs();
+  } finally {
+    reporter.close?.();
   }
   return { history };
+
+  function runEpochs(): void {
+    for (let epoch = 1; epoch <= epochs; epoch++) {
+      model.train();
+      const t0 = performance.now();
+      const order = rng.permutation(train.count);
+      reporter.startEpoch(epoch, epochs, steps);
+      let lossSum = 0;
+      let correct = 0;
+      let lr = opt.lr;
+      for (let step = 1; step <= steps; step++) {
+        const start = (step - 1) * batchSize;
+        const end = Math.min(start + batchSize, train.count);
+        const batch = train.getBatch(order.subarray(start, end));
+        const logits = model.forward(new Variable(batch.x));
+        const loss = lossFn(logits, batch.y);
+        const lv = loss.data.item();
+        if (!Number.isFinite(lv)) {
+          throw new Error(
+            `${fn}: loss is ${lv} at epoch ${epoch}, step ${step} of ${steps} (global step ${opt.stepCount}); lower the learning rate or check the inputs`,
+          );
+        }
+        loss.backward();
+        lr = opt.lr;
+        options.beforeStep?.({
+          epoch,
+          step,
+          globalStep: opt.stepCount,
+          loss: lv,
+          model,
+          optimizer: opt,
+        });
+        opt.step();
+        model.zeroGrad();
+        lossSum += lv * (end - start);
+        correct += countCorrect(logits.data, batch.y);
+        reporter.step(step, lv);
+      }
+      const summary: EpochSummary = {
+        epoch,
+        epochs,
+        trainLoss: lossSum / train.count,
+        trainAccuracy: correct / train.count,
+        seconds: 0,
+        lr,
+      };
+      if (options.test !== undefined) {
+        const r = evaluate(model, options.test, {
+          batchSize: options.evalBatchSize ?? batchSize,
+          lossFn,
+        });
+        summary.testLoss = r.loss;
+        summary.testAccuracy = r.accuracy;
+      }
+      summary.seconds = (performance.now() - t0) / 1000;
+      history.push(summary);
+      reporter.endEpoch(summary);
+      logger?.log({ ...summary });
+      if (options.onEpochEnd?.(summary, model) === "stop") break;
+    }
+  }
 }

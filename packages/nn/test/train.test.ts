@@ -99,6 +99,22 @@ describe("fit", () => {
         lossFn,
       }),
     ).toThrow(/fit: loss is NaN at epoch 2, step 2 of 4/);
+    // the progress reporter is closed (a live bar stopped) when training fails
+    let closed = 0;
+    const reporter = { startEpoch() {}, step() {}, endEpoch() {}, close: () => closed++ };
+    calls = 0;
+    expect(() =>
+      fit(model, {
+        train: blobs(30, 1),
+        epochs: 3,
+        batchSize: 8,
+        optimizer: new SGD(model.parameters(), { lr: 0.1 }),
+        seed: 1,
+        lossFn,
+        progress: reporter,
+      }),
+    ).toThrow(/epoch 2, step 2/);
+    expect(closed).toBe(1);
   });
 
   it("writes one JSONL metrics line and one plain progress line per epoch; stops on request", () => {
