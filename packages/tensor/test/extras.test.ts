@@ -113,3 +113,37 @@ describe("where (property)", () => {
     );
   });
 });
+
+describe("end to end in float64 and int32", () => {
+  it("float64 keeps finite-difference precision: d logsumexp(x W)/dx = softmax(x W) Wᵀ", () => {
+    const g = T.createGenerator(11);
+    const x = T.randn([5], g, "float64");
+    const w = T.randn([5, 7], g, "float64");
+    const f = (v: T.Tensor): number => T.logsumexp(T.matmul(v, w)).item();
+    const analytic = T.matmul(T.softmax(T.matmul(x, w)), w.T);
+    expect(analytic.dtype).toBe("float64");
+    const h = 1e-6;
+    for (let i = 0; i < 5; i++) {
+      const xp = x.clone();
+      const xm = x.clone();
+      xp.set(i, x.get(i) + h);
+      xm.set(i, x.get(i) - h);
+      const numeric = (f(xp) - f(xm)) / (2 * h);
+      expect(Math.abs(numeric - analytic.get(i))).toBeLessThan(1e-8);
+    }
+  });
+
+  it("int32 labels: accuracy = mean(argmax(logits) == labels)", () => {
+    const logits = fromArray([
+      [0.1, 2, -1],
+      [3, 0, 0],
+      [0, 0, 5],
+      [1, 2, 0.5],
+    ]);
+    const labels = fromArray([1, 0, 1, 1], "int32");
+    const hits = T.eq(T.argmax(logits, 1), labels);
+    expect(hits.dtype).toBe("int32");
+    expect(T.sum(hits).item()).toBe(3);
+    expect(T.mean(hits).item()).toBe(0.75);
+  });
+});
