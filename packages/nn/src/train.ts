@@ -2,7 +2,14 @@
 // loss / accuracy / time, JSONL metrics and progress output.
 import type { Tensor } from "@tessera/tensor";
 import { Generator } from "@tessera/tensor";
-import { Variable, noGrad, softmaxCrossEntropy } from "@tessera/autograd";
+import type { MatrixPool } from "@tessera/matrix";
+import {
+  Variable,
+  getMatrixPool,
+  noGrad,
+  setMatrixPool,
+  softmaxCrossEntropy,
+} from "@tessera/autograd";
 import type { Dataset } from "./data.ts";
 import { MetricsLogger } from "./metrics.ts";
 import type { Module } from "./module.ts";
@@ -41,6 +48,12 @@ export interface FitOptions {
   logFile?: string;
   /** true: bar on a TTY, lines otherwise (stderr); or options / a reporter. Default: silent. */
   progress?: boolean | ProgressOptions | ProgressReporter;
+  /**
+   * Run the matrix products on this @tessera/matrix worker pool (createPool({ threads: 2 }))
+   * for the duration of the call; the previously set pool is restored afterwards. Default:
+   * whatever autograd's setMatrixPool has set (none: one thread).
+   */
+  pool?: MatrixPool;
   /** Batch size for the test pass (default: batchSize). */
   evalBatchSize?: number;
   /**
@@ -48,6 +61,12 @@ export interface FitOptions {
    * (ADMM, KEP regularisation) to the parameters' .grad in place.
    */
   beforeStep?: (info: StepInfo) => void;
+  /**
+   * First epoch to run (1-based, default 1), for resuming from a checkpoint taken after epoch
+   * startEpoch - 1. The shuffling generator is advanced past the skipped epochs, so every epoch
+   * sees the same order as in an uninterrupted run.
+   */
+  startEpoch?: number;
   /** Called after each epoch; return "stop" to end training early. */
   onEpochEnd?: (summary: EpochSummary, model: Module) => void | "stop";
 }
@@ -103,6 +122,18 @@ export function countCorrect(logits: Tensor, labels: Int32Array): number {
   return correct;
 }
 
+/** Runs `fn` with `pool` set as autograd's matrix pool (when given), restoring the previous one. */
+function withPool<T>(pool: MatrixPool | undefined, fn: () => T): T {
+  if (pool === undefined) return fn();
+  const prev = getMatrixPool();
+  setMatrixPool(pool);
+  try {
+    return fn();
+  } finally {
+    setMatrixPool(prev);
+  }
+}
+
 function sequentialIndices(n: number): Int32Array {
   const a = new Int32Array(n);
   for (let i = 0; i < n; i++) a[i] = i;
@@ -116,7 +147,7 @@ function sequentialIndices(n: number): Int32Array {
 export function evaluate(
   model: Module,
   data: Dataset,
-  options: { batchSize?: number; lossFn?: LossFn } = {},
+  options: { batchSize?: number; lossFn?: LossFn; pool?: MatrixPool } = {},
 ): { loss: number; accuracy: number } {
   const fn = "evaluate";
   checkDataset(fn, "data", data);
@@ -126,19 +157,21 @@ export function evaluate(
   const wasTraining = model.training;
   model.eval();
   try {
-    return noGrad(() => {
-      const idx = sequentialIndices(data.count);
-      let lossSum = 0;
-      let correct = 0;
-      for (let start = 0; start < data.count; start += batchSize) {
-        const end = Math.min(start + batchSize, data.count);
-        const batch = data.getBatch(idx.subarray(start, end));
-        const logits = model.forward(new Variable(batch.x));
-        lossSum += lossFn(logits, batch.y).data.item() * (end - start);
-        correct += countCorrect(logits.data, batch.y);
-      }
-      return { loss: lossSum / data.count, accuracy: correct / data.count };
-    });
+    return withPool(options.pool, () =>
+      noGrad(() => {
+        const idx = sequentialIndices(data.count);
+        let lossSum = 0;
+        let correct = 0;
+        for (let start = 0; start < data.count; start += batchSize) {
+          const end = Math.min(start + batchSize, data.count);
+          const batch = data.getBatch(idx.subarray(start, end));
+          const logits = model.forward(new Variable(batch.x));
+          lossSum += lossFn(logits, batch.y).data.item() * (end - start);
+          correct += countCorrect(logits.data, batch.y);
+        }
+        return { loss: lossSum / data.count, accuracy: correct / data.count };
+      }),
+    );
   } finally {
     model.train(wasTraining);
   }
@@ -174,20 +207,24 @@ export function fit(model: Module, options: FitOptions): FitResult {
   const lossFn = options.lossFn ?? crossEntropyLoss;
   const logger = options.logFile !== undefined ? new MetricsLogger(options.logFile) : null;
   const reporter = makeReporter(options.progress);
+  const startEpoch = checkPositiveInt(fn, "startEpoch", options.startEpoch ?? 1);
+  if (startEpoch > epochs)
+    throw new RangeError(`${fn}: startEpoch ${startEpoch} is beyond epochs ${epochs}`);
   const rng = new Generator(options.seed);
+  for (let e = 1; e < startEpoch; e++) rng.permutation(options.train.count);
   const steps = Math.ceil(train.count / batchSize);
   const history: EpochSummary[] = [];
 
   model.zeroGrad();
   try {
-    runEpochs();
+    withPool(options.pool, runEpochs);
   } finally {
     reporter.close?.();
   }
   return { history };
 
   function runEpochs(): void {
-    for (let epoch = 1; epoch <= epochs; epoch++) {
+    for (let epoch = startEpoch; epoch <= epochs; epoch++) {
       model.train();
       const t0 = performance.now();
       const order = rng.permutation(train.count);
