@@ -1,0 +1,56 @@
+// The peer every JS user would reach for: the same LeNet-300-100, loss, optimizer and batch
+// trained by TensorFlow.js's pure-JS `cpu` backend. Used only by benchmarks, never by tests
+// of our own numbers.
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+
+export interface TfjsTrainer {
+  /** One Adam step on a batch; returns nothing so no sync is forced beyond the update. */
+  step(images: Float32Array, labels: Uint8Array, batch: number): void;
+  /** Forces all pending work to finish (reads one weight back). */
+  sync(): void;
+  dispose(): void;
+}
+
+/** Builds LeNet-300-100 (784-300-100-10, ReLU) with Glorot-uniform weights and Adam(lr). */
+export async function createTfjsLenet300100(lr: number, seed: number): Promise<TfjsTrainer> {
+  await tf.setBackend("cpu");
+  await tf.ready();
+  const sizes = [784, 300, 100, 10];
+  const weights: tf.Variable[] = [];
+  const biases: tf.Variable[] = [];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    const fanIn = sizes[i]!;
+    const fanOut = sizes[i + 1]!;
+    const limit = Math.sqrt(6 / (fanIn + fanOut));
+    weights.push(
+      tf.variable(tf.randomUniform([fanIn, fanOut], -limit, limit, "float32", seed + i)),
+    );
+    biases.push(tf.variable(tf.zeros([fanOut])));
+  }
+  const optimizer = tf.train.adam(lr);
+  const forward = (x: tf.Tensor2D): tf.Tensor2D => {
+    let h: tf.Tensor2D = x;
+    for (let i = 0; i < weights.length; i++) {
+      h = tf.add(tf.matMul(h, weights[i] as tf.Tensor2D), biases[i]!);
+      if (i + 1 < weights.length) h = tf.relu(h);
+    }
+    return h;
+  };
+  return {
+    step(images, labels, batch) {
+      tf.tidy(() => {
+        const x = tf.tensor2d(images, [batch, 784]);
+        const y = tf.oneHot(tf.tensor1d(Int32Array.from(labels), "int32"), 10);
+        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, forward(x)) as tf.Scalar);
+      });
+    },
+    sync() {
+      weights[0]!.dataSync();
+    },
+    dispose() {
+      optimizer.dispose();
+      for (const v of [...weights, ...biases]) v.dispose();
+    },
+  };
+}
