@@ -1,4 +1,4 @@
-// Optional worker pool for the dense products of linear, conv2d and matmul. Products stay
+// Optional worker pool for the dense products of linear and conv2d. Products stay
 // synchronous either way (the calling thread computes one share and waits for the rest), so
 // ops need no change of shape: they pass gemmOptions() to every @tessera/matrix call.
 import { MatrixPool } from "@tessera/matrix";

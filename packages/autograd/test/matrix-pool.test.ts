@@ -1,0 +1,70 @@
+// With a @tessera/matrix pool set, linear and conv2d give bitwise the same results and
+// gradients as on the calling thread alone (the pool splits rows, never a sum).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as T from "@tessera/tensor";
+import { createPool, isShared } from "@tessera/matrix";
+import type { MatrixPool } from "@tessera/matrix";
+import {
+  Variable,
+  conv2d,
+  getMatrixPool,
+  linear,
+  relu,
+  setMatrixPool,
+  softmaxCrossEntropy,
+  sum,
+} from "../src/index.ts";
+
+let pool: MatrixPool;
+beforeAll(async () => {
+  pool = createPool({ threads: 2, minParallelFlops: 0 });
+  await pool.ready();
+});
+afterAll(async () => {
+  setMatrixPool(undefined);
+  await pool.close();
+});
+
+/** Forward + backward of a small linear/relu/conv net; returns output and every gradient. */
+function run(): T.Tensor[] {
+  const g = new T.Generator(5);
+  const x = new Variable(T.randn([16, 1, 8, 8], g), { requiresGrad: true });
+  const cw = new Variable(T.randn([4, 1, 3, 3], g), { requiresGrad: true });
+  const cb = new Variable(T.randn([4], g), { requiresGrad: true });
+  const w = new Variable(T.randn([10, 4 * 6 * 6], g), { requiresGrad: true });
+  const b = new Variable(T.randn([10], g), { requiresGrad: true });
+  const h = relu(conv2d(x, cw, cb, { padding: 0 }));
+  const logits = linear(h.reshape([16, -1]), w, b);
+  const loss = softmaxCrossEntropy(
+    logits,
+    Int32Array.from({ length: 16 }, (_, i) => i % 10),
+  );
+  loss.backward();
+  return [logits.data, x.grad!, cw.grad!, cb.grad!, w.grad!, b.grad!];
+}
+
+describe("setMatrixPool", () => {
+  it("gives bitwise identical results and gradients with a 2-thread pool", () => {
+    setMatrixPool(undefined);
+    const alone = run();
+    setMatrixPool(pool);
+    expect(getMatrixPool()).toBe(pool);
+    const pooled = run();
+    setMatrixPool(undefined);
+    pooled.forEach((t, i) => expect(T.equals(t, alone[i]!)).toBe(true));
+  });
+
+  it("allocates hot-path arrays on shared memory only while a pool is set", () => {
+    const x = new Variable(T.ones([4, 3]));
+    const w = new Variable(T.ones([2, 3]));
+    setMatrixPool(pool);
+    expect(isShared(linear(x, w).data.data as Float32Array)).toBe(true);
+    setMatrixPool(undefined);
+    expect(isShared(linear(x, w).data.data as Float32Array)).toBe(false);
+    expect(sum(linear(x, w)).item()).toBe(24);
+  });
+
+  it("rejects anything but a MatrixPool or undefined", () => {
+    expect(() => setMatrixPool({} as MatrixPool)).toThrow(/setMatrixPool: expected a MatrixPool/);
+  });
+});
