@@ -4,6 +4,8 @@
 import { Command, Option } from "commander";
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
+import { setMatrixPool } from "@tessera/autograd";
+import { createPool } from "@tessera/matrix";
 import { loadSplits } from "./src/data.ts";
 import {
   DEFAULT_CONFIG,
@@ -38,6 +40,7 @@ const program = new Command()
   .option("--weight-decay <x>", "weight decay", num, DEFAULT_CONFIG.weightDecay)
   .option("--seed <n>", "seed for initialisation and shuffling", num, DEFAULT_CONFIG.seed)
   .option("--data-dir <dir>", "directory holding the dataset files (default: search)")
+  .option("--threads <n>", "threads for matrix products (results do not depend on it)", num, 2)
   .option("--out <dir>", "run directory (default: results/train/<dataset>-<model>-s<seed>)")
   .parse();
 
@@ -54,7 +57,10 @@ const o = program.opts<{
   seed: number;
   dataDir?: string;
   out?: string;
+  threads: number;
 }>();
+if (!Number.isSafeInteger(o.threads) || o.threads < 1)
+  throw new RangeError(`--threads must be a positive integer, got ${o.threads}`);
 
 const config: TrainConfig = {
   model: o.model,
@@ -72,7 +78,11 @@ const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
 const dir = o.out ?? join(root, "results", "train", `${o.dataset}-${o.model}-s${o.seed}`);
 const { train, test } = loadSplits(o.dataset, o.dataDir);
 console.error(`training ${o.model} on ${o.dataset} (${train.count} / ${test.count}) -> ${dir}`);
+const pool = o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
+setMatrixPool(pool);
 const r = runTraining({ config, train, test, dir, progress: true });
+setMatrixPool(undefined);
+await pool?.close();
 if (r.resumedFrom > 0) console.error(`resumed after epoch ${r.resumedFrom}`);
 const last = r.history[r.history.length - 1];
 console.log(
