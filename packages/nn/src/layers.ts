@@ -11,6 +11,7 @@ import {
   relu,
   reshape,
 } from "@tessera/autograd";
+import { sharedFloat32 } from "@tessera/matrix";
 import { defaultLayerInit } from "./init.ts";
 import { Module } from "./module.ts";
 
@@ -39,10 +40,13 @@ function fmt(shape: readonly number[]): string {
   return `[${shape.join(",")}]`;
 }
 
+// Parameters live on SharedArrayBuffer memory so that, when a @tessera/matrix pool is set
+// (see FitOptions.pool), its workers read the weights in place instead of copying them for
+// every product. Shared typed arrays behave as ordinary ones everywhere else.
 function param(shape: number[], name: string): Variable {
   let n = 1;
   for (const d of shape) n *= d;
-  return new Variable(new Tensor(new Float32Array(n), shape), { requiresGrad: true, name });
+  return new Variable(new Tensor(sharedFloat32(n), shape), { requiresGrad: true, name });
 }
 
 export interface LinearOptions {
