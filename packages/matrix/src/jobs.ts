@@ -22,8 +22,14 @@ export const DONE = 1; // set to the job's SEQ by the worker when finished
 export const STATUS = 2; // STATUS_* of the last job
 export const READY = 3; // 1 once the worker loop runs
 export const DEAD = 4; // 1 when the worker thread is exiting
+export const CLAIM = 5; // highest SEQ claimed by the worker, or cancelled by the caller (see pool.ts)
 export const CTL_INTS = 16;
 export const PARAMS = 96; // Float64 slots after the control words
+/** Pool-wide work table: Int32 [NEXT chunk, COUNT] then Float64 ranges from byte 16. */
+export const NEXT = 0;
+export const COUNT = 1;
+export const MAX_CHUNKS = 64;
+export const WORK_BYTES = 16 + MAX_CHUNKS * 4 * 8;
 export const STATUS_OK = 0;
 export const STATUS_ERROR = 1;
 
@@ -75,16 +81,22 @@ export const SCHEMAS: Record<number, Schema> = {
   [KIND_EXIT]: { nums: [], arrays: [], outputs: [] },
 };
 
+let inPoolWorker = false;
+/** Called by worker.ts so the test hooks know where they run. */
+export function markPoolWorker(): void {
+  inPoolWorker = true;
+}
+
 /** Runs one thread's share of a job (the same call on the main thread and in workers). */
-export function runRange(kind: number, args: Record<string, unknown>, r: readonly number[]): void {
+export function runRange(kind: number, args: Record<string, unknown>, r: ArrayLike<number>): void {
   if (kind === KIND_GEMM) {
     const g = args as unknown as GemmArgs;
     gemmRange(g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
   } else if (kind === KIND_SPMM) spmmRange(args as unknown as SpmmArgs, r[0]!, r[1]!);
   else if (kind === KIND_SAMPLED) sampledRange(args as unknown as SampledArgs, r[0]!, r[1]!);
   else if (kind === KIND_THROW || kind === KIND_EXIT) {
-    // Test hooks act only on the share whose range starts at 1 (the tests give it to a worker).
-    if (r[0] !== 1) return;
+    // Test hooks act only inside a pool worker.
+    if (!inPoolWorker) return;
     if (kind === KIND_THROW) throw new Error("test hook: job failed inside the worker");
     process.exit(7);
   } else throw new Error(`unknown job kind ${kind}`);

@@ -1,5 +1,5 @@
-// Serial-or-pool dispatch: decides whether a product is worth splitting and how to split it so
-// every thread gets an equal share of the multiply-adds. Any split gives bitwise the same result
+// Serial-or-pool dispatch: decides whether a product is worth splitting and cuts it into chunks
+// of equal multiply-add count, which the caller and the workers take from a shared counter. Any split gives bitwise the same result
 // because each output element is computed whole, by one thread, in a fixed order.
 import type { SpmmArgs } from "./spmm-kernel.ts";
 import { spmmRange } from "./spmm-kernel.ts";
@@ -7,7 +7,7 @@ import type { SampledArgs } from "./sampled-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import { gemmRange } from "./gemm.ts";
 import type { MatrixPool, Range } from "./pool.ts";
-import { KIND_GEMM, KIND_SAMPLED, KIND_SPMM } from "./jobs.ts";
+import { KIND_GEMM, KIND_SAMPLED, KIND_SPMM, MAX_CHUNKS } from "./jobs.ts";
 import type { GemmArgs } from "./jobs.ts";
 
 function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPool {
@@ -46,18 +46,8 @@ export function runSpmm(args: SpmmArgs, outerBlocks: number, pool: MatrixPool | 
     spmmRange(args, 0, outerBlocks);
     return;
   }
-  const { ptr } = args;
-  const total = nnz + outerBlocks;
-  const ranges: Range[] = [];
-  let o = 0;
-  for (let t = 1; t <= pool.threads; t++) {
-    const target = t === pool.threads ? total : (total * t) / pool.threads;
-    const start = o;
-    while (o < outerBlocks && ptr[o + 1]! + o + 1 <= target) o++;
-    if (t === pool.threads) o = outerBlocks;
-    ranges.push([start, o, 0, 0]);
-  }
-  pool.run(KIND_SPMM, args as unknown as Record<string, unknown>, ranges);
+  const chunks = weightedChunks(args.ptr, outerBlocks, Math.min(MAX_CHUNKS, 8 * pool.threads));
+  pool.run(KIND_SPMM, args as unknown as Record<string, unknown>, chunks);
 }
 
 export function runSampled(args: SampledArgs, nnz: number, pool: MatrixPool | undefined): void {
@@ -65,8 +55,28 @@ export function runSampled(args: SampledArgs, nnz: number, pool: MatrixPool | un
     sampledRange(args, 0, nnz);
     return;
   }
-  const cuts = evenCuts(nnz, pool.threads, 1);
-  const ranges: Range[] = [];
-  for (let t = 0; t < pool.threads; t++) ranges.push([cuts[t]!, cuts[t + 1]!, 0, 0]);
-  pool.run(KIND_SAMPLED, args as unknown as Record<string, unknown>, ranges);
+  const cuts = evenCuts(nnz, Math.min(MAX_CHUNKS, 8 * pool.threads), 1);
+  const chunks: Range[] = [];
+  for (let t = 0; t + 1 < cuts.length; t++)
+    if (cuts[t]! < cuts[t + 1]!) chunks.push([cuts[t]!, cuts[t + 1]!, 0, 0]);
+  pool.run(KIND_SAMPLED, args as unknown as Record<string, unknown>, chunks);
+}
+
+/**
+ * Cuts outer block lines [0, outerBlocks) into at most `parts` contiguous chunks of about equal
+ * weight, where a line weighs its stored-block count plus one: a pattern whose blocks crowd into
+ * a few lines still gives every chunk the same work.
+ */
+export function weightedChunks(ptr: Int32Array, outerBlocks: number, parts: number): Range[] {
+  const total = ptr[outerBlocks]! + outerBlocks;
+  const chunks: Range[] = [];
+  let o = 0;
+  for (let t = 1; t <= parts; t++) {
+    const target = (total * t) / parts;
+    const start = o;
+    while (o < outerBlocks && ptr[o + 1]! + o + 1 <= target) o++;
+    if (t === parts) o = outerBlocks;
+    if (o > start) chunks.push([start, o, 0, 0]);
+  }
+  return chunks;
 }

@@ -8,6 +8,11 @@ import { MessageChannel, Worker, receiveMessageOnPort } from "node:worker_thread
 import type { MessagePort } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import {
+  CLAIM,
+  COUNT,
+  MAX_CHUNKS,
+  NEXT,
+  WORK_BYTES,
   CTL_INTS,
   DEAD,
   DONE,
@@ -79,8 +84,15 @@ export class MatrixPool {
   private closed = false;
   private readonly scratch = new Map<string, SharedArrayBuffer>();
   private readonly sharedStructure = new WeakMap<Int32Array, Int32Array>();
+  /** Chunk counter and chunk ranges shared by the caller and all workers. */
+  private readonly work = new SharedArrayBuffer(WORK_BYTES);
+  private readonly counter = new Int32Array(this.work, 0, 2);
+  private readonly chunkTable = new Float64Array(this.work, 16, MAX_CHUNKS * 4);
   /** Workers replaced after a crash or timeout (for diagnostics and tests). */
   replacements = 0;
+  /** Jobs posted to workers so far, and how many of them were claimed by the worker (diagnostics). */
+  posted = 0;
+  claimed = 0;
 
   constructor(options: PoolOptions = {}) {
     const threads = options.threads ?? availableParallelism();
@@ -100,7 +112,7 @@ export class MatrixPool {
     const ctlBuf = new SharedArrayBuffer(CTL_INTS * 4 + PARAMS * 8);
     const { port1, port2 } = new MessageChannel();
     const worker = new Worker(bootstrap, {
-      workerData: { entry, ctl: ctlBuf, port: port2, spin: this.spin },
+      workerData: { entry, ctl: ctlBuf, work: this.work, port: port2, spin: this.spin },
       transferList: [port2],
     });
     worker.unref();
@@ -167,22 +179,30 @@ export class MatrixPool {
   }
 
   /**
-   * @internal Runs `ranges[t]` of a job on thread t (t = 0 is the caller). Arrays that are not
-   * on SharedArrayBuffer are staged through shared scratch (inputs copied in, outputs copied
-   * back); Int32 structure arrays are copied once and cached, so they must not be mutated.
+   * @internal Runs a job split into `chunks` (at most MAX_CHUNKS). The caller and every ready
+   * worker take chunks from one shared counter until none is left, so a worker the OS has
+   * descheduled never holds the call up: the caller does its chunks, and a worker that had not
+   * yet claimed the job is cancelled. Which thread runs a chunk never changes the result.
+   * Arrays not on SharedArrayBuffer are staged through shared scratch (inputs copied in,
+   * outputs copied back); Int32 structure arrays are copied once and cached, so they must not
+   * be mutated. `callerWorks: false` (tests only) leaves every chunk to the workers.
    */
-  run(kind: number, args: Record<string, unknown>, ranges: readonly Range[]): void {
+  run(
+    kind: number,
+    args: Record<string, unknown>,
+    chunks: readonly Range[],
+    callerWorks = true,
+  ): void {
     if (this.closed)
       throw new Error("matrix pool: the pool is closed; create a new one with createPool()");
+    if (chunks.length > MAX_CHUNKS)
+      throw new RangeError(`matrix pool: ${chunks.length} chunks, at most ${MAX_CHUNKS}`);
     const schema = SCHEMAS[kind]!;
     const live = this.slots.filter(
-      (s, i) =>
-        i + 1 < ranges.length &&
-        Atomics.load(s.ctl, READY) === 1 &&
-        Atomics.load(s.ctl, DEAD) === 0,
+      (s) => Atomics.load(s.ctl, READY) === 1 && Atomics.load(s.ctl, DEAD) === 0,
     );
     if (live.length === 0) {
-      for (const r of ranges) runRange(kind, args, r);
+      for (const r of chunks) runRange(kind, args, r);
       return;
     }
     // Stage non-shared arrays.
@@ -208,27 +228,38 @@ export class MatrixPool {
       }
       staged[name] = sh;
     }
-    // Post every worker's share, then compute ours while they run.
+    // Publish the chunks, then wake the workers.
+    for (let i = 0; i < chunks.length; i++) this.chunkTable.set(chunks[i]!, 4 * i);
+    Atomics.store(this.counter, COUNT, chunks.length);
+    Atomics.store(this.counter, NEXT, 0);
     const posted: { slot: Slot; seq: number }[] = [];
-    const local: Range[] = [ranges[0]!];
-    for (let t = 1; t < ranges.length; t++) {
-      const slot = this.slots[t - 1];
-      if (slot === undefined || !live.includes(slot)) {
-        local.push(ranges[t]!);
-        continue;
-      }
-      this.encode(slot, kind, staged, ranges[t]!);
+    for (const slot of live) {
+      this.encode(slot, kind, staged);
       const seq = Atomics.add(slot.ctl, SEQ, 1) + 1;
       Atomics.notify(slot.ctl, SEQ);
       posted.push({ slot, seq });
+      this.posted++;
     }
     let firstError: Error | undefined;
-    try {
-      for (const r of local) runRange(kind, staged, r);
-    } catch (e) {
-      firstError = e instanceof Error ? e : new Error(String(e));
+    if (callerWorks) {
+      try {
+        for (;;) {
+          const i = Atomics.add(this.counter, NEXT, 1);
+          if (i >= chunks.length) break;
+          runRange(kind, staged, chunks[i]!);
+        }
+      } catch (e) {
+        firstError = e instanceof Error ? e : new Error(String(e));
+        Atomics.store(this.counter, NEXT, chunks.length); // stop the workers taking more
+      }
     }
     for (const p of posted) {
+      // A worker that has not claimed the job yet has nothing left to do: cancel its claim.
+      if (callerWorks) {
+        const c = Atomics.load(p.slot.ctl, CLAIM);
+        if (c < p.seq && Atomics.compareExchange(p.slot.ctl, CLAIM, c, p.seq) === c) continue;
+      }
+      this.claimed++;
       const err = this.await(p.slot, p.seq);
       if (err !== undefined && firstError === undefined) firstError = err;
     }
@@ -247,14 +278,10 @@ export class MatrixPool {
     return new Ctor(buf, 0, like.length);
   }
 
-  private encode(slot: Slot, kind: number, args: Record<string, unknown>, range: Range): void {
+  private encode(slot: Slot, kind: number, args: Record<string, unknown>): void {
     const schema = SCHEMAS[kind]!;
     const p = slot.params;
     p[0] = kind;
-    p[1] = range[0];
-    p[2] = range[1];
-    p[3] = range[2];
-    p[4] = range[3];
     let o = 5;
     for (const name of schema.nums) p[o++] = args[name] as number;
     for (const name of schema.arrays) {
@@ -277,7 +304,8 @@ export class MatrixPool {
   private await(slot: Slot, seq: number): Error | undefined {
     const { ctl } = slot;
     let v = Atomics.load(ctl, DONE);
-    for (let i = 0; v !== seq && i < 400_000; i++) v = Atomics.load(ctl, DONE);
+    // Short spin only: on a busy machine a long spin would take the core from the worker awaited.
+    for (let i = 0; v !== seq && i < 20_000; i++) v = Atomics.load(ctl, DONE);
     const start = performance.now();
     while (v !== seq) {
       if (Atomics.load(ctl, DEAD) === 1) {

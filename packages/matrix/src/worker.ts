@@ -3,6 +3,11 @@
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import type { MessagePort } from "node:worker_threads";
 import {
+  CLAIM,
+  COUNT,
+  MAX_CHUNKS,
+  NEXT,
+  markPoolWorker,
   CTL_INTS,
   DEAD,
   DONE,
@@ -20,10 +25,14 @@ import {
 
 interface Init {
   ctl: SharedArrayBuffer;
+  work: SharedArrayBuffer;
   port: MessagePort;
   spin: number;
 }
-const { ctl: ctlBuf, port, spin } = workerData as Init;
+const { ctl: ctlBuf, work, port, spin } = workerData as Init;
+const counter = new Int32Array(work, 0, 2);
+const chunks = new Float64Array(work, 16, MAX_CHUNKS * 4);
+markPoolWorker();
 const ctl = new Int32Array(ctlBuf, 0, CTL_INTS);
 const params = new Float64Array(ctlBuf, CTL_INTS * 4, PARAMS);
 const buffers = new Map<number, SharedArrayBuffer>();
@@ -45,10 +54,9 @@ function drain(): void {
   }
 }
 
-function decode(kind: number): { args: Record<string, unknown>; range: number[] } {
+function decode(kind: number): Record<string, unknown> {
   const schema = SCHEMAS[kind];
   if (schema === undefined) throw new Error(`unknown job kind ${kind}`);
-  const range = [params[1]!, params[2]!, params[3]!, params[4]!];
   const args: Record<string, unknown> = {};
   let o = 5;
   for (const name of schema.nums) args[name] = params[o++]!;
@@ -59,7 +67,16 @@ function decode(kind: number): { args: Record<string, unknown>; range: number[] 
     args[name] = viewOf(buf, params[o + 1]!, params[o + 2]!, params[o + 3]!);
     o += 4;
   }
-  return { args, range };
+  return args;
+}
+
+/** Claims job `seq` unless the caller already cancelled it (it did all the chunks itself). */
+function claim(seq: number): boolean {
+  for (;;) {
+    const c = Atomics.load(ctl, CLAIM);
+    if (c >= seq) return false;
+    if (Atomics.compareExchange(ctl, CLAIM, c, seq) === c) return true;
+  }
 }
 
 // A fresh control buffer starts at SEQ 0: a job posted right after READY is seen, never skipped.
@@ -77,11 +94,17 @@ for (;;) {
   seen = v;
   const kind = params[0]!;
   if (kind === KIND_QUIT) break;
+  if (!claim(seen)) continue;
   let status = STATUS_OK;
   try {
     drain();
-    const { args, range } = decode(kind);
-    runRange(kind, args, range);
+    const args = decode(kind);
+    // Take chunks until none is left; the caller takes them from the same counter.
+    for (;;) {
+      const i = Atomics.add(counter, NEXT, 1);
+      if (i >= Atomics.load(counter, COUNT)) break;
+      runRange(kind, args, chunks.subarray(4 * i, 4 * i + 4));
+    }
   } catch (e) {
     status = STATUS_ERROR;
     port.postMessage({ error: e instanceof Error ? (e.stack ?? e.message) : String(e) });

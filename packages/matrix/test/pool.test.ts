@@ -13,6 +13,7 @@ import {
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
 import { KIND_EXIT, KIND_THROW } from "../src/jobs.ts";
+import { weightedChunks } from "../src/parallel.ts";
 import { sparseCase } from "./arbitraries.ts";
 import { maskedDense, randomArray } from "./helpers.ts";
 
@@ -106,14 +107,42 @@ describe("pool products are bitwise equal to the serial run", () => {
   });
 });
 
+describe("work split", () => {
+  it("splits block lines by stored-block count, so skewed patterns stay balanced", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.nat({ max: 300 }), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 1, max: 16 }),
+        (counts, parts) => {
+          const ptr = new Int32Array(counts.length + 1);
+          counts.forEach((c, i) => (ptr[i + 1] = ptr[i]! + c));
+          const chunks = weightedChunks(ptr, counts.length, parts);
+          // Contiguous cover of every line.
+          expect(chunks[0]?.[0] ?? 0).toBe(0);
+          for (let i = 1; i < chunks.length; i++) expect(chunks[i]![0]).toBe(chunks[i - 1]![1]);
+          expect(chunks.at(-1)![1]).toBe(counts.length);
+          // No chunk exceeds the ideal share by more than one line's weight.
+          const w = (a: number, b: number) => ptr[b]! - ptr[a]! + (b - a);
+          const ideal = w(0, counts.length) / parts;
+          const heaviest = Math.max(...counts) + 1;
+          for (const [a, b] of chunks) expect(w(a, b)).toBeLessThanOrEqual(ideal + heaviest);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
 describe("pool failures", () => {
+  it("the tests above really ran on the workers", () => {
+    expect(pool.claimed).toBeGreaterThan(10);
+    expect(pool3.claimed).toBeGreaterThan(10);
+  });
+
   it("a job failing inside a worker throws a clear error and the pool keeps working", () => {
-    expect(() =>
-      pool.run(KIND_THROW, {}, [
-        [0, 0, 0, 0],
-        [1, 0, 0, 0],
-      ]),
-    ).toThrow(/matrix pool: worker 0 failed: .*test hook: job failed inside the worker/s);
+    expect(() => pool.run(KIND_THROW, {}, [[0, 0, 0, 0]], false)).toThrow(
+      /matrix pool: worker 0 failed: .*test hook: job failed inside the worker/s,
+    );
     const a = randomArray(40 * 50, 5) as Float32Array;
     expect(bits(matmul(a, a, 40, 50, 40, undefined, { pool }))).toEqual(
       bits(matmul(a, a, 40, 50, 40)),
@@ -122,12 +151,9 @@ describe("pool failures", () => {
 
   it("a crashed worker fails the call, is replaced, and the pool stays usable", async () => {
     const before = pool.replacements;
-    expect(() =>
-      pool.run(KIND_EXIT, {}, [
-        [0, 0, 0, 0],
-        [1, 0, 0, 0],
-      ]),
-    ).toThrow(/matrix pool: worker 0 exited during a job \(code .*\); it has been replaced/);
+    expect(() => pool.run(KIND_EXIT, {}, [[0, 0, 0, 0]], false)).toThrow(
+      /matrix pool: worker 0 exited during a job \(code .*\); it has been replaced/,
+    );
     expect(pool.replacements).toBe(before + 1);
     const a = randomArray(64 * 64, 6) as Float32Array;
     const want = bits(matmul(a, a, 64, 64, 64));
