@@ -59,7 +59,9 @@ function decode(kind: number): Record<string, unknown> {
   if (schema === undefined) throw new Error(`unknown job kind ${kind}`);
   const args: Record<string, unknown> = {};
   let o = 5;
-  for (const name of schema.nums) args[name] = params[o++]!;
+  // "| 0" turns the float64 slots back into small integers: kernels index with them, and V8
+  // compiles index arithmetic on doubles into much slower code.
+  for (const name of schema.nums) args[name] = params[o++]! | 0;
   for (const name of schema.arrays) {
     const id = params[o]!;
     const buf = buffers.get(id);
@@ -103,7 +105,13 @@ for (;;) {
     for (;;) {
       const i = Atomics.add(counter, NEXT, 1);
       if (i >= Atomics.load(counter, COUNT)) break;
-      runRange(kind, args, chunks.subarray(4 * i, 4 * i + 4));
+      const c = 4 * i;
+      runRange(kind, args, [
+        chunks[c]! | 0,
+        chunks[c + 1]! | 0,
+        chunks[c + 2]! | 0,
+        chunks[c + 3]! | 0,
+      ]);
     }
   } catch (e) {
     status = STATUS_ERROR;
