@@ -41,7 +41,7 @@ for (const [inF, outF] of [
 const fns = { matmul, matmulTransA, matmulTransB };
 
 async function main(): Promise<void> {
-  console.log(machineInfo());
+  const lines = [machineInfo()];
   await tf.setBackend("cpu");
   const pool = createPool({ threads: 2 });
   await pool.ready();
@@ -49,10 +49,10 @@ async function main(): Promise<void> {
     Record<string, number> | undefined;
   const py2 = runPython("dense_numpy.py", [JSON.stringify(shapes)], 2) as
     Record<string, number> | undefined;
-  console.log(
+  lines.push(
     "\n| product | m×k×n | ours 1 thread | ours 2 threads | 2T/1T | TF.js cpu | ours 1T / TF.js | numpy 1 thread | numpy 2 threads |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|");
+  lines.push("|---|---|---|---|---|---|---|---|---|");
   for (const s of shapes) {
     const { m, k, n, op } = s;
     const a = fillRandom(sharedFloat32(m * k), 1);
@@ -76,11 +76,13 @@ async function main(): Promise<void> {
     ta.dispose();
     tb.dispose();
     const gf = (ms: number) => (2 * m * k * n) / ms / 1e6;
-    console.log(
+    lines.push(
       `| ${s.label} | ${m}×${k}×${n} | ${fmt(gf(t1!))} | ${fmt(gf(t2!))} | ${fmt(t1! / t2!)} | ${fmt(gf(tt!))} | ${fmt(tt! / t1!, 1)} | ${fmt(py1?.[s.label])} | ${fmt(py2?.[s.label])} |`,
     );
   }
-  console.log("\nGFLOP/s = 2·m·k·n / median time per call (tinybench). float32 throughout.");
+  lines.push("\nGFLOP/s = 2·m·k·n / median time per call (tinybench). float32 throughout.");
+  // Printed at the end so TensorFlow.js's start-up banner does not land inside the table.
+  console.log(lines.join("\n"));
   await pool.close();
 }
 
