@@ -11,7 +11,7 @@ import {
   sharedFloat32,
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
-import { fillRandom, fmt, machineInfo, medianMs, runPython } from "./common.ts";
+import { fillRandom, fmt, machineInfo, fastestMs, runPython } from "./common.ts";
 
 // Feature-major Linear layer (activations [features, batch]), W [out, in]:
 //   forward   Y  = W·X          ours: W.matmul(X, n)            dense: matmul(W, X)
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     for (const p of products) {
       for (const b of blocks) {
         const mats = sparsities.map((s, i) => build(o.w, rows, cols, b, s, 100 * b + i));
-        const times = medianMs(
+        const times = fastestMs(
           [
             ["dense", denseTask(o, p)],
             ...mats.map((m, i): [string, () => void] => [`s${i}`, sparseTask(m, o, p)]),
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
           `| ${p} | ${b === 1 ? "1 (CSR)" : `${b}x${b}`} | ${cells.join(" | ")} | ${fmt(flops / dense / 1e6)} |`,
         );
         if (twoThreads) {
-          const t2 = medianMs(
+          const t2 = fastestMs(
             [
               ["dense 1T", denseTask(o, p)],
               ["dense 2T", denseTask(o, p, pool)],

@@ -9,7 +9,7 @@ def best_rate(f, flops, min_time=0.3):
     while time.perf_counter() < t_end or len(times) < 5:
         t0 = time.perf_counter(); f(); times.append(time.perf_counter() - t0)
     times.sort()
-    return flops / times[len(times) // 2] / 1e9
+    return flops / times[0] / 1e9
 
 rng = np.random.default_rng(0)
 out = {}
