@@ -26,7 +26,7 @@ describe("baseline report", () => {
       "pnpm train --model lenet300100 --dataset mnist --epochs 2 --schedule cosine --seed 1",
     );
     expect(commandFor({ ...config, optimizer: "sgd", momentum: 0.5 })).toContain(
-      "--optimizer sgd --momentum 0.5",
+      "--optimizer sgd --schedule cosine --momentum 0.5",
     );
   });
 
