@@ -1,7 +1,6 @@
 // Small private helpers shared by the ops: typed-array access, allocation, shape text and
 // argument checks. Kept here so each op file holds only its own math.
 import { Tensor } from "@tessera/tensor";
-import { getMatrixPool } from "./matrix-pool.ts";
 import type { DType, TypedArray } from "@tessera/tensor";
 
 export type FloatArray = Float32Array | Float64Array;
@@ -31,18 +30,6 @@ export function allocFloat(dtype: DType, n: number): FloatArray {
 /** Same element type as `like`. */
 export function allocLike(like: FloatArray, n: number): FloatArray {
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
-}
-
-/**
- * Like allocLike, for arrays that will be GEMM operands or results (activations and their
- * gradients on the linear/conv hot path): on SharedArrayBuffer memory while a matrix pool is
- * set, so the pool's workers use them in place instead of copying them into scratch.
- */
-export function allocHot(like: FloatArray, n: number): FloatArray {
-  if (getMatrixPool() === undefined) return allocLike(like, n);
-  return like instanceof Float64Array
-    ? new Float64Array(new SharedArrayBuffer(8 * n))
-    : new Float32Array(new SharedArrayBuffer(4 * n));
 }
 
 /**

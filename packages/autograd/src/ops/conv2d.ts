@@ -19,7 +19,7 @@ import type { Conv2dGeometry } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { allocHot, allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
+import { allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
 export interface Conv2dOptions {
   /** Step between windows: one number or [h, w]. Default 1. */
@@ -98,8 +98,8 @@ export function conv2d(
   const X = denseFloat(x.data);
   const W = denseFloat(weight.data);
   const opts = gemmOptions();
-  const cols = im2col(X, geom, allocHot(X, n * K * P));
-  const y = allocHot(W, n * f * P);
+  const cols = im2col(X, geom, allocLike(X, n * K * P));
+  const y = allocLike(W, n * f * P);
   if (K > 0) {
     for (let i = 0; i < n; i++) {
       gemm(
@@ -128,7 +128,7 @@ export function conv2d(
     let gw = null;
     if (weight.requiresGrad) {
       const dW = allocLike(W, f * K);
-      const tmp = allocHot(W, f * K);
+      const tmp = allocLike(W, f * K);
       for (let i = 0; i < n && P > 0; i++) {
         matmulTransB(
           G.subarray(i * f * P, (i + 1) * f * P),
@@ -145,7 +145,7 @@ export function conv2d(
     }
     let gx = null;
     if (x.requiresGrad) {
-      const dcols = allocHot(W, n * K * P);
+      const dcols = allocLike(W, n * K * P);
       if (f > 0) {
         for (let i = 0; i < n; i++) {
           matmulTransA(

@@ -8,7 +8,7 @@
 import { Tensor } from "@tessera/tensor";
 import { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
-import { allocHot, allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
+import { allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 
 export type Labels = Int32Array | Uint8Array | readonly number[] | Variable | Tensor;
 
@@ -126,7 +126,7 @@ export function softmaxCrossEntropy(
   }
   return record(fn, out, [logits], (g) => {
     const gd = denseFloat(g);
-    const gz = allocHot(z, n * c);
+    const gz = allocLike(z, n * c);
     const perRow = reduction === "none";
     const base = reduction === "mean" ? gd[0]! / n : perRow ? 0 : gd[0]!;
     for (let i = 0; i < n; i++) {

@@ -9,7 +9,7 @@ import { matmul as gemm, matmulTransA, matmulTransB } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { allocHot, allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
+import { allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
 
 /**
@@ -64,7 +64,7 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
     rows,
     inF,
     outF,
-    allocHot(W, rows * outF),
+    allocLike(W, rows * outF),
     gemmOptions(),
   );
   if (bias) {
@@ -76,10 +76,10 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
   return record(fn, wrap(y, outShape), parents, (g) => {
     const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
     const gx = x.requiresGrad
-      ? freshGrad(gemm(G, W, rows, outF, inF, allocHot(W, rows * inF), gemmOptions()), xs)
+      ? freshGrad(gemm(G, W, rows, outF, inF, allocLike(W, rows * inF), gemmOptions()), xs)
       : null;
     const gw = weight.requiresGrad
-      ? freshGrad(matmulTransA(G, X, outF, rows, inF, allocHot(W, outF * inF), gemmOptions()), ws)
+      ? freshGrad(matmulTransA(G, X, outF, rows, inF, allocLike(W, outF * inF), gemmOptions()), ws)
       : null;
     let gb = null;
     if (bias?.requiresGrad) {

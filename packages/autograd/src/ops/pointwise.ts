@@ -4,7 +4,7 @@
 import type { Tensor } from "@tessera/tensor";
 import type { Variable } from "../variable.ts";
 import { record, checkVariable } from "../record.ts";
-import { allocHot, denseFloat, freshGrad, wrap } from "../util.ts";
+import { allocLike, denseFloat, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
 
 /** y[i] = f(x[i]) for i < n; `p` is the op's scalar parameter (e.g. a slope). */
@@ -30,12 +30,12 @@ export function pointwise(
   checkVariable(op, "x", xv);
   const x = denseFloat(xv.data);
   const n = xv.data.size;
-  const y = allocHot(x, n);
+  const y = allocLike(x, n);
   fwd(x, y, n, p);
   const out = wrap(y, xv.data.shape);
   return record(op, out, [xv], (g: Tensor) => {
     const gd = denseFloat(g.dtype === out.dtype ? g : g.astype(out.dtype));
-    const gx = allocHot(x, n);
+    const gx = allocLike(x, n);
     bwd(gd, x, y, gx, n, p);
     return [freshGrad(gx, xv.data.shape)];
   });
