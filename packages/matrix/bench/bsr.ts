@@ -11,7 +11,7 @@ import {
   sharedFloat32,
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
-import { fillRandom, fmt, machineInfo, fastestMs, runPython } from "./common.ts";
+import { fastestMs, fillRandom, fmt, machineInfo, parallelCapacity, runPython } from "./common.ts";
 
 // Feature-major Linear layer (activations [features, batch]), W [out, in]:
 //   forward   Y  = W·X          ours: W.matmul(X, n)            dense: matmul(W, X)
@@ -90,7 +90,10 @@ function build(
 }
 
 async function main(): Promise<void> {
-  const lines: string[] = [machineInfo()];
+  const lines: string[] = [
+    machineInfo(),
+    `two-thread capacity of the machine at start (plain JS loop, 2.0 = two free cores): ${fmt(await parallelCapacity())}`,
+  ];
   const pool = createPool({ threads: 2 });
   await pool.ready();
   const scipy = runPython("bsr_scipy.py", [JSON.stringify({ shapes, blocks, sparsities })], 1) as

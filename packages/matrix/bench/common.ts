@@ -74,3 +74,35 @@ export function fillRandom<T extends Float32Array | Float64Array>(arr: T, seed: 
   }
   return arr;
 }
+
+/**
+ * How much a second thread helps on this machine right now: the same pure-arithmetic loop on
+ * one thread, then on the main thread and a worker at once (no shared memory, no pool). 2.0
+ * means two free cores; near 1.0 means other jobs leave us about one core, and no 2-thread
+ * figure in the tables can beat that.
+ */
+export async function parallelCapacity(): Promise<number> {
+  const src = `function work() { let s = 0; const a = new Float64Array(4096).fill(1.0001);
+    for (let r = 0; r < 15000; r++) for (let i = 0; i < 4096; i += 4) s += a[i] * a[i + 1] + a[i + 2] * a[i + 3];
+    return s; }`;
+  const { Worker } = await import("node:worker_threads");
+  const work = new Function(`${src}; return work;`)() as () => number;
+  work();
+  let t = performance.now();
+  work();
+  const one = performance.now() - t;
+  const w = new Worker(
+    `${src}; const { parentPort } = require("node:worker_threads"); work();
+    parentPort.postMessage("ready"); parentPort.on("message", () => { work(); parentPort.postMessage("done"); });`,
+    { eval: true },
+  );
+  await new Promise((r) => w.once("message", r));
+  t = performance.now();
+  const done = new Promise((r) => w.once("message", r));
+  w.postMessage("go");
+  work();
+  await done;
+  const both = performance.now() - t;
+  await w.terminate();
+  return (2 * one) / both;
+}

@@ -3,7 +3,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { createPool, matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
-import { fillRandom, fmt, machineInfo, fastestMs, runPython } from "./common.ts";
+import { fastestMs, fillRandom, fmt, machineInfo, parallelCapacity, runPython } from "./common.ts";
 
 type Op = "matmul" | "matmulTransA" | "matmulTransB";
 interface Shape {
@@ -41,7 +41,10 @@ for (const [inF, outF] of [
 const fns = { matmul, matmulTransA, matmulTransB };
 
 async function main(): Promise<void> {
-  const lines = [machineInfo()];
+  const lines = [
+    machineInfo(),
+    `two-thread capacity of the machine at start (plain JS loop, 2.0 = two free cores): ${fmt(await parallelCapacity())}`,
+  ];
   await tf.setBackend("cpu");
   const pool = createPool({ threads: 2 });
   await pool.ready();
