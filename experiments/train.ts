@@ -29,12 +29,16 @@ const program = new Command()
   .addOption(new Option("--dataset <name>", "dataset").choices(DATASET_NAMES).default("mnist"))
   .option("--epochs <n>", "epochs", num, DEFAULT_CONFIG.epochs)
   .option("--batch-size <n>", "mini-batch size", num, DEFAULT_CONFIG.batchSize)
-  .addOption(new Option("--optimizer <name>", "optimizer").choices(OPTIMIZER_NAMES).default("adam"))
+  .addOption(
+    new Option("--optimizer <name>", "optimizer")
+      .choices(OPTIMIZER_NAMES)
+      .default(DEFAULT_CONFIG.optimizer),
+  )
   .option("--lr <x>", "learning rate", num, DEFAULT_CONFIG.lr)
   .addOption(
     new Option("--schedule <name>", "learning-rate schedule")
       .choices(SCHEDULE_NAMES)
-      .default("constant"),
+      .default(DEFAULT_CONFIG.schedule),
   )
   .option("--momentum <x>", "SGD momentum", num, DEFAULT_CONFIG.momentum)
   .option("--weight-decay <x>", "weight decay", num, DEFAULT_CONFIG.weightDecay)

@@ -54,11 +54,11 @@ export interface TrainConfig {
 }
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, "model" | "dataset"> = {
-  epochs: 10,
+  epochs: 20,
   batchSize: 128,
   optimizer: "adam",
   lr: 1e-3,
-  schedule: "constant",
+  schedule: "cosine",
   momentum: 0.9,
   weightDecay: 0,
   seed: 1,
