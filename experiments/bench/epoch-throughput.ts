@@ -71,9 +71,9 @@ async function tfjs(): Promise<{ seconds: number; timed: number }> {
   return { seconds, timed };
 }
 
+const tf = await tfjs();
 const one = await tessera(1);
 const two = await tessera(2);
-const tf = await tfjs();
 const rows = [
   ["Tessera, 1 thread", one],
   ["Tessera, 2 threads (caller + 1 worker)", two],
