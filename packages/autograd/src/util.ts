@@ -93,36 +93,5 @@ export function pair(fn: string, name: string, v: unknown, min: number): [number
   return [list[0] as number, list[1] as number];
 }
 
-/** Normalises axes (one, a list, or undefined = all) into a sorted list in [0, ndim). */
-export function normAxes(
-  fn: string,
-  axes: number | readonly number[] | undefined,
-  ndim: number,
-): number[] {
-  if (axes === undefined) return Array.from({ length: ndim }, (_, i) => i);
-  const list = typeof axes === "number" ? [axes] : axes;
-  if (!Array.isArray(list)) {
-    throw new RangeError(
-      `${fn}: axes must be a number or an array of numbers, got ${String(axes)}`,
-    );
-  }
-  const out: number[] = [];
-  for (const a of list) {
-    const k = normAxis(fn, a, ndim);
-    if (out.includes(k))
-      throw new RangeError(`${fn}: axis ${String(a)} is repeated in ${fmt(list)}`);
-    out.push(k);
-  }
-  return out.sort((x, y) => x - y);
-}
-
-export function normAxis(fn: string, axis: unknown, ndim: number): number {
-  if (typeof axis !== "number" || !Number.isInteger(axis) || axis < -ndim || axis >= ndim) {
-    throw new RangeError(
-      `${fn}: axis ${String(axis)} is out of range for rank ${ndim}; expected an integer in ${
-        ndim === 0 ? "(none)" : `${-ndim}..${ndim - 1}`
-      }`,
-    );
-  }
-  return axis < 0 ? axis + ndim : axis;
-}
+// Axis normalisation is the tensor package's, so both layers accept and reject the same axes.
+export { normalizeAxes as normAxes, normalizeAxis as normAxis } from "@tessera/tensor";

@@ -7,7 +7,13 @@ export { DTYPES, isDType, promoteTypes, promoteWithScalar } from "./dtype.ts";
 export type { NestedArray } from "./format.ts";
 export { Generator, createGenerator, portableLog } from "./generator.ts";
 export type { GeneratorState } from "./generator.ts";
-export { broadcastShapes, contiguousStrides, shapeSize } from "./shape.ts";
+export {
+  broadcastShapes,
+  contiguousStrides,
+  shapeSize,
+  normalizeAxis,
+  normalizeAxes,
+} from "./shape.ts";
 export {
   zeros,
   ones,
