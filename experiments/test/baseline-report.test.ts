@@ -40,5 +40,7 @@ describe("baseline report", () => {
     );
     const unfinished = renderBaselines([{ dir: "x", config, history: [epoch(1, 0.97)] }], "m");
     expect(unfinished).toContain("| not yet |");
+    const ahead = renderBaselines([{ dir: "x", config, history: [epoch(1, 0.985)] }], "m");
+    expect(ahead).toContain("| yes, so far |");
   });
 });
