@@ -21,14 +21,20 @@ export function machineInfo(): string {
  * and the minimum is the figure least distorted by them (as Python's timeit advises).
  */
 export function fastestMs(tasks: [string, () => void][], timeMs = 150): number[] {
-  const bench = new Bench({ time: timeMs, iterations: 5, warmupTime: 20, warmupIterations: 2 });
+  const bench = new Bench({
+    time: timeMs,
+    iterations: 5,
+    warmupTime: Math.max(20, timeMs / 3),
+    warmupIterations: 3,
+  });
   for (const [name, fn] of tasks) bench.add(name, fn);
   bench.runSync();
   return bench.tasks.map((t) => {
-    const r = t.result as { latency?: { p50: number }; error?: unknown };
+    const r = t.result as { latency?: { min: number; p50: number }; error?: unknown };
     if (r.latency === undefined)
       throw new Error(`benchmark task ${t.name} failed: ${String(r.error)}`);
-    return r.latency.p50;
+    // A minimum of exactly 0 means the call was below the timer's resolution: use the median.
+    return r.latency.min > 0 ? r.latency.min : r.latency.p50;
   });
 }
 

@@ -1,17 +1,25 @@
-// Dense GEMM: packed, cache-blocked, 4x4 register-tiled (Goto-style loop nest in plain JS).
+// Dense GEMM: packed, cache-blocked, 2x4 register-tiled (Goto-style loop nest in plain JS).
 //
-// Why this shape: V8 keeps the 16 accumulators of a 4x4 tile in registers, so each step of the
-// inner loop does 8 loads for 16 multiply-adds. Operands are first packed into contiguous
-// Float64Array panels (4 rows of A or 4 columns of B interleaved along k, zero-padded at the
-// edges) so the inner loop reads memory sequentially, never converts float32 -> float64 and
-// has no edge cases. Transposed operands differ only in how they are packed.
+// Why this shape: x64 has 16 floating-point registers. A 2x4 tile needs 8 accumulators, 4 values
+// of B and one of A live at once, so V8 keeps everything in registers; a 4x4 tile (16
+// accumulators + operands) spills, and measured 5-15% slower on this machine kind (see
+// docs/benchmarks/matrix.md). Each k step does 6 loads for 8 multiply-adds. Operands are first
+// packed into contiguous Float64Array panels (2 rows of A or 4 columns of B interleaved along k,
+// zero-padded at the edges) so the inner loop reads memory sequentially, never converts
+// float32 -> float64 and has no edge cases. Transposed operands differ only in how they are packed.
 //
 // Summation order: every C element is sum over k-blocks (in order) of a k-ordered float64 sum,
 // added to C after each k-block. It does not depend on which rows or columns a thread owns,
 // which is what makes the parallel result bitwise equal to the serial one.
 import type { FloatArray, Trans } from "./types.ts";
 
-/** k-block length: a 4-wide panel of KC doubles is 8 KB, two of them sit in L1. */
+// The hot loops below spell MR = 2 and NR = 4 as literals: Node 20's V8 reloads module-level
+// constants from the context instead of folding them, which cost ~20% here.
+/** Rows of the register tile (lines of an A panel). */
+const MR = 2;
+/** Columns of the register tile (lines of a B panel). */
+const NR = 4;
+/** k-block length: a 4-wide panel of KC doubles is 8 KB and sits in L1 beside the A panel. */
 const KC = 256;
 /** Rows of A packed per block (KC*MC*8 bytes = 128 KB stays in L2). */
 const MC = 64;
@@ -21,7 +29,7 @@ const NC = 512;
 /** Per-thread scratch, grown on demand and reused across calls. */
 let packA = new Float64Array(MC * KC);
 let packB = new Float64Array(NC * KC);
-const tile = new Float64Array(16);
+const tile = new Float64Array(MR * NR);
 
 /** Element strides of the logical A[i,p] and B[p,j] for a given transposition. */
 function strides(trans: Trans, m: number, k: number, n: number): [number, number, number, number] {
@@ -58,45 +66,62 @@ export function gemmRange(
     const nc = Math.min(NC, c1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = Math.min(KC, k - pc);
-      packPanels(b, pc * sbp + jc * sbj, sbj, sbp, nc, kc, packB);
+      packerFor(b)(b, pc * sbp + jc * sbj, sbj, sbp, nc, kc, NR, packB);
       for (let ic = r0; ic < r1; ic += MC) {
         const mc = Math.min(MC, r1 - ic);
-        packPanels(a, ic * sai + pc * sap, sai, sap, mc, kc, packA);
+        packerFor(a)(a, ic * sai + pc * sap, sai, sap, mc, kc, MR, packA);
         macroKernel(mc, nc, kc, c, ic * n + jc, n, pc > 0);
       }
     }
   }
 }
 
-/**
- * Packs `count` lines (rows of A or columns of B) of length kc into 4-line panels:
- * dst[(panel*kc + p)*4 + l] = src[off + (panel*4 + l)*lineStride + p*kStride], zero-padded.
- */
-function packPanels(
+type Packer = (
   src: FloatArray,
   off: number,
   lineStride: number,
   kStride: number,
   count: number,
   kc: number,
+  width: number,
   dst: Float64Array,
-): void {
-  const panels = (count + 3) >> 2;
+) => void;
+
+/**
+ * Packs `count` lines (rows of A or columns of B) of length kc into `width`-line panels:
+ * dst[(panel*kc + p)*width + l] = src[off + (panel*width + l)*lineStride + p*kStride], zero-padded.
+ *
+ * Kept as source text and compiled once per kind of source array (float32/float64, plain or
+ * SharedArrayBuffer-backed): V8 optimises each element access for the array kinds it has seen,
+ * and one packer fed both plain and shared arrays (as training does: pooled weights are shared,
+ * activations are not) ran the whole product ~40% slower. Each compiled copy sees one kind.
+ */
+const PACK_SOURCE = `return function pack(src, off, lineStride, kStride, count, kc, width, dst) {
+  const panels = Math.ceil(count / width);
   for (let q = 0; q < panels; q++) {
-    const base = q * kc * 4;
-    for (let l = 0; l < 4; l++) {
-      const line = q * 4 + l;
+    const base = q * kc * width;
+    for (let l = 0; l < width; l++) {
+      const line = q * width + l;
       if (line >= count) {
-        for (let p = 0; p < kc; p++) dst[base + p * 4 + l] = 0;
+        for (let p = 0, d = base + l; p < kc; p++, d += width) dst[d] = 0;
         continue;
       }
       let s = off + line * lineStride;
-      for (let p = 0, d = base + l; p < kc; p++, d += 4, s += kStride) dst[d] = src[s]!;
+      for (let p = 0, d = base + l; p < kc; p++, d += width, s += kStride) dst[d] = src[s];
     }
   }
+};`;
+
+const packers: (Packer | undefined)[] = [undefined, undefined, undefined, undefined];
+
+/** The packer compiled for this kind of array (see PACK_SOURCE). */
+function packerFor(src: FloatArray): Packer {
+  const kind =
+    (src instanceof Float64Array ? 2 : 0) + (src.buffer instanceof SharedArrayBuffer ? 1 : 0);
+  return (packers[kind] ??= new Function(PACK_SOURCE)() as Packer);
 }
 
-/** Runs the 4x4 micro-kernel over an mc x nc block and adds (or stores) the results into C. */
+/** Runs the 2x4 micro-kernel over an mc x nc block and adds (or stores) the results into C. */
 function macroKernel(
   mc: number,
   nc: number,
@@ -108,43 +133,46 @@ function macroKernel(
 ): void {
   const A = packA;
   const B = packB;
-  for (let jr = 0; jr < nc; jr += 4) {
-    const bOff = (jr >> 2) * kc * 4;
+  const t = tile;
+  for (let jr = 0, bOff = 0; jr < nc; jr += 4, bOff += kc * 4) {
     const cols = Math.min(4, nc - jr);
-    for (let ir = 0; ir < mc; ir += 4) {
-      microKernel(A, (ir >> 2) * kc * 4, B, bOff, kc);
-      const rows = Math.min(4, mc - ir);
+    for (let ir = 0, aOff = 0; ir < mc; ir += 2, aOff += kc * 2) {
+      microKernel(A, aOff, B, bOff, kc);
+      const rows = Math.min(2, mc - ir);
       const o = cOff + ir * ldc + jr;
-      if (rows === 4 && cols === 4) {
+      if (rows === 2 && cols === 4) {
+        const q = o + ldc;
         if (accumulate) {
-          for (let r = 0; r < 4; r++) {
-            const q = o + r * ldc;
-            c[q] = c[q]! + tile[r * 4]!;
-            c[q + 1] = c[q + 1]! + tile[r * 4 + 1]!;
-            c[q + 2] = c[q + 2]! + tile[r * 4 + 2]!;
-            c[q + 3] = c[q + 3]! + tile[r * 4 + 3]!;
-          }
+          c[o] = c[o]! + t[0]!;
+          c[o + 1] = c[o + 1]! + t[1]!;
+          c[o + 2] = c[o + 2]! + t[2]!;
+          c[o + 3] = c[o + 3]! + t[3]!;
+          c[q] = c[q]! + t[4]!;
+          c[q + 1] = c[q + 1]! + t[5]!;
+          c[q + 2] = c[q + 2]! + t[6]!;
+          c[q + 3] = c[q + 3]! + t[7]!;
         } else {
-          for (let r = 0; r < 4; r++) {
-            const q = o + r * ldc;
-            c[q] = tile[r * 4]!;
-            c[q + 1] = tile[r * 4 + 1]!;
-            c[q + 2] = tile[r * 4 + 2]!;
-            c[q + 3] = tile[r * 4 + 3]!;
-          }
+          c[o] = t[0]!;
+          c[o + 1] = t[1]!;
+          c[o + 2] = t[2]!;
+          c[o + 3] = t[3]!;
+          c[q] = t[4]!;
+          c[q + 1] = t[5]!;
+          c[q + 2] = t[6]!;
+          c[q + 3] = t[7]!;
         }
       } else {
         for (let r = 0; r < rows; r++)
           for (let s = 0; s < cols; s++) {
             const q = o + r * ldc + s;
-            c[q] = accumulate ? c[q]! + tile[r * 4 + s]! : tile[r * 4 + s]!;
+            c[q] = accumulate ? c[q]! + t[r * 4 + s]! : t[r * 4 + s]!;
           }
       }
     }
   }
 }
 
-/** tile[4x4] = Apanel(4 x kc) · Bpanel(kc x 4), accumulators in locals. */
+/** tile[2x4] = Apanel(2 x kc) · Bpanel(kc x 4), accumulators in locals (in registers). */
 function microKernel(
   A: Float64Array,
   aOff: number,
@@ -160,42 +188,23 @@ function microKernel(
     c11 = 0,
     c12 = 0,
     c13 = 0;
-  let c20 = 0,
-    c21 = 0,
-    c22 = 0,
-    c23 = 0;
-  let c30 = 0,
-    c31 = 0,
-    c32 = 0,
-    c33 = 0;
-  let ai = aOff;
   let bi = bOff;
-  const end = aOff + kc * 4;
-  for (; ai < end; ai += 4, bi += 4) {
-    const a0 = A[ai]!,
-      a1 = A[ai + 1]!,
-      a2 = A[ai + 2]!,
-      a3 = A[ai + 3]!;
+  const end = aOff + kc * 2;
+  for (let ai = aOff; ai < end; ai += 2, bi += 4) {
     const b0 = B[bi]!,
       b1 = B[bi + 1]!,
       b2 = B[bi + 2]!,
       b3 = B[bi + 3]!;
+    const a0 = A[ai]!;
     c00 += a0 * b0;
     c01 += a0 * b1;
     c02 += a0 * b2;
     c03 += a0 * b3;
+    const a1 = A[ai + 1]!;
     c10 += a1 * b0;
     c11 += a1 * b1;
     c12 += a1 * b2;
     c13 += a1 * b3;
-    c20 += a2 * b0;
-    c21 += a2 * b1;
-    c22 += a2 * b2;
-    c23 += a2 * b3;
-    c30 += a3 * b0;
-    c31 += a3 * b1;
-    c32 += a3 * b2;
-    c33 += a3 * b3;
   }
   const t = tile;
   t[0] = c00;
@@ -206,12 +215,4 @@ function microKernel(
   t[5] = c11;
   t[6] = c12;
   t[7] = c13;
-  t[8] = c20;
-  t[9] = c21;
-  t[10] = c22;
-  t[11] = c23;
-  t[12] = c30;
-  t[13] = c31;
-  t[14] = c32;
-  t[15] = c33;
 }
