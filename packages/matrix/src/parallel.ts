@@ -30,12 +30,20 @@ export function runGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
     gemmRange(g.trans, g.a, g.b, g.c, m, k, n, 0, m, 0, n);
     return;
   }
-  // Split rows when B is the smaller operand to pack twice, columns otherwise.
+  // Split rows when B is the smaller operand to pack twice, columns otherwise. Several chunks
+  // per thread, taken from the shared counter: a thread slowed by the OS (or by a colder JIT)
+  // takes fewer of them instead of holding the call up. Chunks stay multiples of 4 lines, so
+  // the register tiles are whole, and at least 32 lines, so repacking the other operand per
+  // chunk stays a small share of the work.
   const byRows = k * n <= m * k;
-  const cuts = evenCuts(byRows ? m : n, pool.threads, 4);
+  const lines = byRows ? m : n;
+  const parts = Math.max(pool.threads, Math.min(4 * pool.threads, Math.floor(lines / 32)));
+  const cuts = evenCuts(lines, parts, 4);
   const ranges: Range[] = [];
-  for (let t = 0; t < pool.threads; t++)
+  for (let t = 0; t < parts; t++) {
+    if (cuts[t]! >= cuts[t + 1]!) continue;
     ranges.push(byRows ? [cuts[t]!, cuts[t + 1]!, 0, n] : [0, m, cuts[t]!, cuts[t + 1]!]);
+  }
   pool.run(KIND_GEMM, g as unknown as Record<string, unknown>, ranges);
 }
 
