@@ -1,7 +1,6 @@
 // Dense GEMM GFLOP/s: ours on 1 and 2 threads, TensorFlow.js `cpu`, numpy 1 and 2 threads.
 // Run: pnpm tsx packages/matrix/bench/dense.ts
-import * as tf from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
+import { execFileSync } from "node:child_process";
 import { createPool, matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
 import { fastestMs, fillRandom, fmt, machineInfo, parallelCapacity, runPython } from "./common.ts";
 
@@ -47,12 +46,23 @@ const fns = { matmul, matmulTransA, matmulTransB };
  */
 const TIME_MS = 600;
 
+/** TF.js fastest ms per shape label, timed in a child process (see dense_tfjs.ts for why). */
+function timeTfjs(): Record<string, number> {
+  const script = new URL("dense_tfjs.ts", import.meta.url).pathname;
+  // process.execArgv carries tsx's loader flags, so the child runs TypeScript the same way.
+  const out = execFileSync(
+    process.execPath,
+    [...process.execArgv, script, JSON.stringify(shapes), String(TIME_MS)],
+    { encoding: "utf8", maxBuffer: 1 << 24 },
+  );
+  return JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, number>;
+}
+
 async function main(): Promise<void> {
   const lines = [
     machineInfo(),
     `two-thread capacity of the machine at start (plain JS loop, 2.0 = two free cores): ${fmt(await parallelCapacity())}`,
   ];
-  await tf.setBackend("cpu");
   const pool = createPool({ threads: 2 });
   await pool.ready();
   const py1 = runPython("dense_numpy.py", [JSON.stringify(shapes)], 1) as
@@ -63,31 +73,21 @@ async function main(): Promise<void> {
     "\n| product | m×k×n | ours 1 thread | ours 2 threads | 2T/1T | TF.js cpu | ours 1T / TF.js | numpy 1 thread | numpy 2 threads |",
   );
   lines.push("|---|---|---|---|---|---|---|---|---|");
+  const tfjs = timeTfjs();
   for (const s of shapes) {
     const { m, k, n, op } = s;
     const a = fillRandom(sharedFloat32(m * k), 1);
     const b = fillRandom(sharedFloat32(k * n), 2);
     const c = sharedFloat32(m * n);
     const f = fns[op];
-    const ta = tf.tensor2d(a, op === "matmulTransA" ? [k, m] : [m, k]);
-    const tb = tf.tensor2d(b, op === "matmulTransB" ? [n, k] : [k, n]);
-    const [t1, t2, tt] = fastestMs(
+    const [t1, t2] = fastestMs(
       [
         ["ours 1T", () => f(a, b, m, k, n, c)],
         ["ours 2T", () => f(a, b, m, k, n, c, { pool })],
-        [
-          "tfjs",
-          () => {
-            const r = tf.matMul(ta, tb, op === "matmulTransA", op === "matmulTransB");
-            r.dataSync();
-            r.dispose();
-          },
-        ],
       ],
       TIME_MS,
     );
-    ta.dispose();
-    tb.dispose();
+    const tt = tfjs[s.label];
     const gf = (ms: number) => (2 * m * k * n) / ms / 1e6;
     lines.push(
       `| ${s.label} | ${m}×${k}×${n} | ${fmt(gf(t1!))} | ${fmt(gf(t2!))} | ${fmt(t1! / t2!)} | ${fmt(gf(tt!))} | ${fmt(tt! / t1!, 1)} | ${fmt(py1?.[s.label])} | ${fmt(py2?.[s.label])} |`,
