@@ -2,7 +2,7 @@
 // gradients as on the calling thread alone (the pool splits rows, never a sum).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as T from "@tessera/tensor";
-import { createPool, isShared } from "@tessera/matrix";
+import { createPool, isShared, sharedFloat32 } from "@tessera/matrix";
 import type { MatrixPool } from "@tessera/matrix";
 import {
   Variable,
@@ -64,6 +64,24 @@ describe("setMatrixPool", () => {
     expect(isShared(linear(x, w).data.data as Float32Array)).toBe(false);
     setMatrixPool(undefined);
     expect(sum(linear(x, w)).item()).toBe(24);
+  });
+
+  it("keeps results and gradients off shared memory even when the weights are shared", () => {
+    // nn's layers keep their weights on SharedArrayBuffer; allocating outputs "like" them must
+    // still give ordinary arrays, or every step would hand fresh buffers to the workers.
+    const w = new Variable(new T.Tensor(sharedFloat32(2 * 3).fill(1), [2, 3]), {
+      requiresGrad: true,
+    });
+    const x = new Variable(new T.Tensor(sharedFloat32(4 * 3).fill(1), [4, 3]), {
+      requiresGrad: true,
+    });
+    setMatrixPool(pool);
+    const y = linear(x, w);
+    sum(y).backward();
+    setMatrixPool(undefined);
+    for (const arr of [y.data.data, x.grad!.data, w.grad!.data])
+      expect(isShared(arr as Float32Array)).toBe(false);
+    expect(sum(y).item()).toBe(24);
   });
 
   it("rejects anything but a MatrixPool or undefined", () => {
