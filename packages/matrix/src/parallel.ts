@@ -37,7 +37,10 @@ export function runGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
   // chunk stays a small share of the work.
   const byRows = k * n <= m * k;
   const lines = byRows ? m : n;
-  const parts = Math.max(pool.threads, Math.min(4 * pool.threads, Math.floor(lines / 32)));
+  const parts = Math.min(
+    MAX_CHUNKS,
+    Math.max(pool.threads, Math.min(4 * pool.threads, Math.floor(lines / 32))),
+  );
   const cuts = evenCuts(lines, parts, 4);
   const ranges: Range[] = [];
   for (let t = 0; t < parts; t++) {
