@@ -46,8 +46,8 @@ async function tessera(threads: number): Promise<number> {
 
 async function tfjs(): Promise<{ seconds: number; timed: number }> {
   // Imported only now: merely loading TF.js into the process slowed the Tessera epochs that
-  // followed by ~27% (29.4 s -> 37.5 s per 60k on one thread, same machine), so Tessera is
-  // timed first with TF.js not yet loaded.
+  // followed by ~27% (29.4 s -> 37.5 s per 60k on one thread, two paired ad-hoc runs on 20k
+  // images; see docs/architecture.md), so Tessera is timed first with TF.js not yet loaded.
   const { createTfjsLenet300100 } = await import("../src/tfjs-lenet300100.ts");
   const trainer = await createTfjsLenet300100(1e-3, 1);
   const timed = Math.min(o.tfjsSteps ?? steps, steps);

@@ -3,7 +3,7 @@
 // Why this shape: x64 has 16 floating-point registers. A 2x4 tile needs 8 accumulators, 4 values
 // of B and one of A live at once, so V8 keeps everything in registers; a 4x4 tile (16
 // accumulators + operands) spills, and measured 5-15% slower on this machine kind (see
-// docs/benchmarks/matrix.md). Each k step does 6 loads for 8 multiply-adds. Operands are first
+// docs/architecture.md). Each k step does 6 loads for 8 multiply-adds. Operands are first
 // packed into contiguous Float64Array panels (2 rows of A or 4 columns of B interleaved along k,
 // zero-padded at the edges) so the inner loop reads memory sequentially, never converts
 // float32 -> float64 and has no edge cases. Transposed operands differ only in how they are packed.
