@@ -1,35 +1,40 @@
-// Dense GEMM: packed, cache-blocked, 2x4 register-tiled (Goto-style loop nest in plain JS).
+// Dense GEMM: packed, cache-blocked, 2x4 register-tiled (Goto-style loop nest).
 //
-// Why this shape: x64 has 16 floating-point registers. A 2x4 tile needs 8 accumulators, 4 values
-// of B and one of A live at once, so V8 keeps everything in registers; a 4x4 tile (16
-// accumulators + operands) spills, and measured 5-15% slower on this machine kind (see
-// docs/architecture.md). Each k step does 6 loads for 8 multiply-adds. Operands are first
-// packed into contiguous Float64Array panels (2 rows of A or 4 columns of B interleaved along k,
-// zero-padded at the edges) so the inner loop reads memory sequentially, never converts
-// float32 -> float64 and has no edge cases. Transposed operands differ only in how they are packed.
+// Operands are packed into float64 panels (pack.ts: 2 rows of A or 4 columns of B interleaved
+// along k, zero-padded at the edges) inside this thread's asm.js heap, and the micro-kernel
+// (micro-kernel.ts) multiplies a whole cache block of panels into a float64 block of C sums,
+// which is then stored or added into C. Transposed operands differ only in how they are packed.
+// A 2x4 tile keeps 8 accumulators, 4 values of B and 2 of A in registers; 4x4, 3x4, 2x6 and
+// unrolled variants all measured slower here (docs/architecture.md).
 //
 // Summation order: every C element is sum over k-blocks (in order) of a k-ordered float64 sum,
-// added to C after each k-block. It does not depend on which rows or columns a thread owns,
-// which is what makes the parallel result bitwise equal to the serial one.
+// added to C after each k-block. It does not depend on which rows or columns a thread owns, or
+// on whether the panels were packed by this thread or by the pool beforehand, which is what
+// makes the parallel result bitwise equal to the serial one.
 import type { FloatArray, Trans } from "./types.ts";
+import { packerFor } from "./pack.ts";
+import { createMicroKernel } from "./micro-kernel.ts";
 
-// The hot loops below spell MR = 2 and NR = 4 as literals: Node 20's V8 reloads module-level
-// constants from the context instead of folding them, which cost ~20% here.
 /** Rows of the register tile (lines of an A panel). */
 const MR = 2;
 /** Columns of the register tile (lines of a B panel). */
 const NR = 4;
 /** k-block length: a 4-wide panel of KC doubles is 8 KB and sits in L1 beside the A panel. */
 const KC = 256;
-/** Rows of A packed per block (KC*MC*8 bytes = 128 KB stays in L2). */
+/** Rows of A per block (KC*MC*8 bytes = 128 KB stays in L2). */
 const MC = 64;
-/** Columns of B packed per block (KC*NC*8 bytes = 1 MB). */
+/** Columns of B per block (KC*NC*8 bytes = 1 MB). */
 const NC = 512;
 
-/** Per-thread scratch, grown on demand and reused across calls. */
-let packA = new Float64Array(MC * KC);
-let packB = new Float64Array(NC * KC);
-const tile = new Float64Array(MR * NR);
+// This thread's asm.js heap (asm.js cannot use a SharedArrayBuffer, so each thread has its own):
+// the A block, the B block and the C block of sums, in float64 elements.
+const A_AT = 0;
+const B_AT = A_AT + MC * KC;
+const C_AT = B_AT + NC * KC;
+const HEAP_BYTES = 1 << 21; // a power of two, as asm.js requires; holds (C_AT + MC*NC) doubles
+const heap = new ArrayBuffer(HEAP_BYTES);
+const H = new Float64Array(heap);
+const kernel = createMicroKernel(heap);
 
 /** Element strides of the logical A[i,p] and B[p,j] for a given transposition. */
 function strides(trans: Trans, m: number, k: number, n: number): [number, number, number, number] {
@@ -37,9 +42,30 @@ function strides(trans: Trans, m: number, k: number, n: number): [number, number
   return [trans === 1 ? 1 : k, trans === 1 ? m : 1, trans === 2 ? 1 : n, trans === 2 ? k : 1];
 }
 
+const roundUp = (x: number, to: number) => Math.ceil(x / to) * to;
+
+/**
+ * Multiplies the packed A block (mc rows) by the packed B block (nc columns) already in the heap
+ * and stores (k-block 0) or adds the mc x nc result into C at cOff.
+ */
+function multiplyBlock(
+  mc: number,
+  nc: number,
+  kc: number,
+  c: FloatArray,
+  cOff: number,
+  ldc: number,
+  accumulate: boolean,
+): void {
+  const nr = roundUp(nc, NR);
+  kernel.block(8 * A_AT, 8 * B_AT, 8 * C_AT, roundUp(mc, MR), nr, kc);
+  storerFor(c)(H, C_AT, nr, c, cOff, ldc, mc, nc, accumulate);
+}
+
 /**
  * C[i, j] for i in [r0, r1), j in [c0, c1) (the pool splits rows or columns; serial calls pass the
- * whole range). Overwrites those entries of C.
+ * whole range). Overwrites those entries of C. Packs each cache block as it goes, so it needs
+ * only this thread's fixed heap.
  */
 export function gemmRange(
   trans: Trans,
@@ -60,159 +86,168 @@ export function gemmRange(
     for (let i = r0; i < r1; i++) c.fill(0, i * n + c0, i * n + c1);
     return;
   }
-  if (packA.length < MC * KC) packA = new Float64Array(MC * KC);
-  if (packB.length < NC * KC) packB = new Float64Array(NC * KC);
+  const packForA = packerFor(a, H);
+  const packForB = packerFor(b, H);
   for (let jc = c0; jc < c1; jc += NC) {
     const nc = Math.min(NC, c1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = Math.min(KC, k - pc);
-      packerFor(b)(b, pc * sbp + jc * sbj, sbj, sbp, nc, kc, NR, packB);
+      packForB(
+        b,
+        pc * sbp + jc * sbj,
+        sbj,
+        sbp,
+        nc,
+        0,
+        Math.ceil(nc / NR),
+        kc,
+        NR,
+        H,
+        B_AT,
+        NR * kc,
+      );
       for (let ic = r0; ic < r1; ic += MC) {
         const mc = Math.min(MC, r1 - ic);
-        packerFor(a)(a, ic * sai + pc * sap, sai, sap, mc, kc, MR, packA);
-        macroKernel(mc, nc, kc, c, ic * n + jc, n, pc > 0);
+        packForA(
+          a,
+          ic * sai + pc * sap,
+          sai,
+          sap,
+          mc,
+          0,
+          Math.ceil(mc / MR),
+          kc,
+          MR,
+          H,
+          A_AT,
+          MR * kc,
+        );
+        multiplyBlock(mc, nc, kc, c, ic * n + jc, n, pc > 0);
       }
     }
   }
 }
 
-type Packer = (
-  src: FloatArray,
-  off: number,
-  lineStride: number,
-  kStride: number,
-  count: number,
-  kc: number,
-  width: number,
-  dst: Float64Array,
-) => void;
+/** Panels of the whole operands: ceil(m/2) two-row panels of A and ceil(n/4) four-column panels of B. */
+export function panelCounts(m: number, n: number): [number, number] {
+  return [Math.ceil(m / MR), Math.ceil(n / NR)];
+}
 
 /**
- * Packs `count` lines (rows of A or columns of B) of length kc into `width`-line panels:
- * dst[(panel*kc + p)*width + l] = src[off + (panel*width + l)*lineStride + p*kStride], zero-padded.
- *
- * Kept as source text and compiled once per kind of source array (float32/float64, plain or
- * SharedArrayBuffer-backed): V8 optimises each element access for the array kinds it has seen,
- * and one packer fed both plain and shared arrays (as training does: pooled weights are shared,
- * activations are not) ran the whole product ~40% slower. Each compiled copy sees one kind.
+ * Lengths of the whole-operand panel buffers packRange fills. Both are stored k-block by
+ * k-block: for the k-block starting at pc (length kc), the A panels sit at pc*2*pa, panel q at
+ * + q*2*kc (B: pc*4*pb and + q*4*kc), so the panels of one cache block are one contiguous run.
  */
-const PACK_SOURCE = `return function pack(src, off, lineStride, kStride, count, kc, width, dst) {
-  const panels = Math.ceil(count / width);
-  for (let q = 0; q < panels; q++) {
-    const base = q * kc * width;
-    for (let l = 0; l < width; l++) {
-      const line = q * width + l;
-      if (line >= count) {
-        for (let p = 0, d = base + l; p < kc; p++, d += width) dst[d] = 0;
-        continue;
-      }
-      let s = off + line * lineStride;
-      for (let p = 0, d = base + l; p < kc; p++, d += width, s += kStride) dst[d] = src[s];
-    }
-  }
-};`;
-
-const packers: (Packer | undefined)[] = [undefined, undefined, undefined, undefined];
-
-/** The packer compiled for this kind of array (see PACK_SOURCE). */
-function packerFor(src: FloatArray): Packer {
-  const kind =
-    (src instanceof Float64Array ? 2 : 0) + (src.buffer instanceof SharedArrayBuffer ? 1 : 0);
-  return (packers[kind] ??= new Function(PACK_SOURCE)() as Packer);
+export function packedLengths(m: number, k: number, n: number): [number, number] {
+  const [pa, pb] = panelCounts(m, n);
+  return [pa * MR * k, pb * NR * k];
 }
 
-/** Runs the 2x4 micro-kernel over an mc x nc block and adds (or stores) the results into C. */
-function macroKernel(
-  mc: number,
-  nc: number,
-  kc: number,
+/**
+ * Packs panels [u0, u1) of the whole operands into the shared buffers ap and bp: units below
+ * ceil(m/2) are A panels, the rest B panels. The pool's threads pack disjoint units once per
+ * product, instead of every column chunk repacking the operand it shares with the others.
+ */
+export function packRange(
+  trans: Trans,
+  a: FloatArray,
+  b: FloatArray,
+  ap: Float64Array,
+  bp: Float64Array,
+  m: number,
+  k: number,
+  n: number,
+  u0: number,
+  u1: number,
+): void {
+  const [pa, pb] = panelCounts(m, n);
+  const [sai, sap, sbp, sbj] = strides(trans, m, k, n);
+  for (let pc = 0; pc < k; pc += KC) {
+    const kc = Math.min(KC, k - pc);
+    if (u0 < pa) {
+      const q1 = Math.min(u1, pa);
+      const at = pc * MR * pa + u0 * MR * kc;
+      packerFor(a, ap)(a, pc * sap, sai, sap, m, u0, q1, kc, MR, ap, at, MR * kc);
+    }
+    if (u1 > pa) {
+      const q0 = Math.max(u0, pa) - pa;
+      const at = pc * NR * pb + q0 * NR * kc;
+      packerFor(b, bp)(b, pc * sbp, sbj, sbp, n, q0, u1 - pa, kc, NR, bp, at, NR * kc);
+    }
+  }
+}
+
+/**
+ * gemmRange over operands packed whole by packRange: copies each cache block of panels into
+ * this thread's heap (one memcpy each) instead of packing it. r0 must be even and c0 a multiple
+ * of 4 (panel boundaries). Same blocks and summation order as gemmRange: bitwise the same result.
+ */
+export function gemmPackedRange(
+  ap: Float64Array,
+  bp: Float64Array,
+  c: FloatArray,
+  m: number,
+  k: number,
+  n: number,
+  r0: number,
+  r1: number,
+  c0: number,
+  c1: number,
+): void {
+  if (r1 <= r0 || c1 <= c0) return;
+  if (r0 % MR !== 0 || c0 % NR !== 0)
+    throw new RangeError(`gemmPackedRange: range must start on a panel (row ${r0}, column ${c0})`);
+  if (k === 0) {
+    for (let i = r0; i < r1; i++) c.fill(0, i * n + c0, i * n + c1);
+    return;
+  }
+  const [pa, pb] = panelCounts(m, n);
+  for (let jc = c0; jc < c1; jc += NC) {
+    const nc = Math.min(NC, c1 - jc);
+    for (let pc = 0; pc < k; pc += KC) {
+      const kc = Math.min(KC, k - pc);
+      const bAt = pc * NR * pb + jc * kc;
+      H.set(bp.subarray(bAt, bAt + roundUp(nc, NR) * kc), B_AT);
+      for (let ic = r0; ic < r1; ic += MC) {
+        const mc = Math.min(MC, r1 - ic);
+        const aAt = pc * MR * pa + ic * kc;
+        H.set(ap.subarray(aAt, aAt + roundUp(mc, MR) * kc), A_AT);
+        multiplyBlock(mc, nc, kc, c, ic * n + jc, n, pc > 0);
+      }
+    }
+  }
+}
+
+type Storer = (
+  H: Float64Array,
+  hOff: number,
+  ldh: number,
   c: FloatArray,
   cOff: number,
   ldc: number,
+  mc: number,
+  nc: number,
   accumulate: boolean,
-): void {
-  const A = packA;
-  const B = packB;
-  const t = tile;
-  for (let jr = 0, bOff = 0; jr < nc; jr += 4, bOff += kc * 4) {
-    const cols = Math.min(4, nc - jr);
-    for (let ir = 0, aOff = 0; ir < mc; ir += 2, aOff += kc * 2) {
-      microKernel(A, aOff, B, bOff, kc);
-      const rows = Math.min(2, mc - ir);
-      const o = cOff + ir * ldc + jr;
-      if (rows === 2 && cols === 4) {
-        const q = o + ldc;
-        if (accumulate) {
-          c[o] = c[o]! + t[0]!;
-          c[o + 1] = c[o + 1]! + t[1]!;
-          c[o + 2] = c[o + 2]! + t[2]!;
-          c[o + 3] = c[o + 3]! + t[3]!;
-          c[q] = c[q]! + t[4]!;
-          c[q + 1] = c[q + 1]! + t[5]!;
-          c[q + 2] = c[q + 2]! + t[6]!;
-          c[q + 3] = c[q + 3]! + t[7]!;
-        } else {
-          c[o] = t[0]!;
-          c[o + 1] = t[1]!;
-          c[o + 2] = t[2]!;
-          c[o + 3] = t[3]!;
-          c[q] = t[4]!;
-          c[q + 1] = t[5]!;
-          c[q + 2] = t[6]!;
-          c[q + 3] = t[7]!;
-        }
-      } else {
-        for (let r = 0; r < rows; r++)
-          for (let s = 0; s < cols; s++) {
-            const q = o + r * ldc + s;
-            c[q] = accumulate ? c[q]! + t[r * 4 + s]! : t[r * 4 + s]!;
-          }
-      }
-    }
-  }
-}
+) => void;
 
-/** tile[2x4] = Apanel(2 x kc) · Bpanel(kc x 4), accumulators in locals (in registers). */
-function microKernel(
-  A: Float64Array,
-  aOff: number,
-  B: Float64Array,
-  bOff: number,
-  kc: number,
-): void {
-  let c00 = 0,
-    c01 = 0,
-    c02 = 0,
-    c03 = 0;
-  let c10 = 0,
-    c11 = 0,
-    c12 = 0,
-    c13 = 0;
-  let bi = bOff;
-  const end = aOff + kc * 2;
-  for (let ai = aOff; ai < end; ai += 2, bi += 4) {
-    const b0 = B[bi]!,
-      b1 = B[bi + 1]!,
-      b2 = B[bi + 2]!,
-      b3 = B[bi + 3]!;
-    const a0 = A[ai]!;
-    c00 += a0 * b0;
-    c01 += a0 * b1;
-    c02 += a0 * b2;
-    c03 += a0 * b3;
-    const a1 = A[ai + 1]!;
-    c10 += a1 * b0;
-    c11 += a1 * b1;
-    c12 += a1 * b2;
-    c13 += a1 * b3;
+/**
+ * Stores or adds the mc x nc block of sums into C. Compiled once per kind of C (float32/float64,
+ * plain or shared), like the packers, so each copy's element access stays monomorphic.
+ */
+const STORE_SOURCE = `return function store(H, hOff, ldh, c, cOff, ldc, mc, nc, accumulate) {
+  for (let r = 0; r < mc; r++) {
+    let h = hOff + r * ldh;
+    const o0 = cOff + r * ldc;
+    const end = o0 + nc;
+    if (accumulate) for (let o = o0; o < end; o++, h++) c[o] += H[h];
+    else for (let o = o0; o < end; o++, h++) c[o] = H[h];
   }
-  const t = tile;
-  t[0] = c00;
-  t[1] = c01;
-  t[2] = c02;
-  t[3] = c03;
-  t[4] = c10;
-  t[5] = c11;
-  t[6] = c12;
-  t[7] = c13;
+};`;
+
+const storers: (Storer | undefined)[] = [undefined, undefined, undefined, undefined];
+
+function storerFor(c: FloatArray): Storer {
+  const kind =
+    (c instanceof Float64Array ? 2 : 0) + (c.buffer instanceof SharedArrayBuffer ? 1 : 0);
+  return (storers[kind] ??= new Function(STORE_SOURCE)() as Storer);
 }

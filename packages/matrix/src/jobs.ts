@@ -1,7 +1,7 @@
 // The wire format of a pool job: numbers in a shared Float64Array, typed arrays as references
 // to SharedArrayBuffers the worker already holds. Main thread and workers share this file so
 // both sides agree on field order.
-import { gemmRange } from "./gemm.ts";
+import { gemmPackedRange, gemmRange, packRange } from "./gemm.ts";
 import { spmmRange } from "./spmm-kernel.ts";
 import type { SpmmArgs } from "./spmm-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
@@ -11,6 +11,9 @@ import type { FloatArray, Trans } from "./types.ts";
 export const KIND_GEMM = 1;
 export const KIND_SPMM = 2;
 export const KIND_SAMPLED = 3;
+/** A pooled dense product in two jobs: pack both operands whole, then multiply the panels. */
+export const KIND_PACK = 4;
+export const KIND_GEMM_PACKED = 5;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -45,15 +48,57 @@ export interface GemmArgs {
   n: number;
 }
 
+/** The two jobs of a pooled product on whole-operand panels (see gemm.ts, packRange). */
+export interface PackArgs {
+  trans: Trans;
+  a: FloatArray;
+  b: FloatArray;
+  ap: Float64Array;
+  bp: Float64Array;
+  m: number;
+  k: number;
+  n: number;
+}
+export interface PackedGemmArgs {
+  ap: Float64Array;
+  bp: Float64Array;
+  c: FloatArray;
+  m: number;
+  k: number;
+  n: number;
+}
+
 interface Schema {
   nums: readonly string[];
   arrays: readonly string[];
   /** Arrays the kernel writes (copied back when the caller's array was not shared). */
   outputs: readonly string[];
+  /**
+   * True when the job's chunks together write every element of its outputs, so a staged output
+   * need not be copied in first.
+   */
+  fullWrite?: boolean;
 }
 
 export const SCHEMAS: Record<number, Schema> = {
-  [KIND_GEMM]: { nums: ["trans", "m", "k", "n"], arrays: ["a", "b", "c"], outputs: ["c"] },
+  [KIND_GEMM]: {
+    nums: ["trans", "m", "k", "n"],
+    arrays: ["a", "b", "c"],
+    outputs: ["c"],
+    fullWrite: true,
+  },
+  [KIND_PACK]: {
+    nums: ["trans", "m", "k", "n"],
+    arrays: ["a", "b", "ap", "bp"],
+    outputs: ["ap", "bp"],
+    fullWrite: true,
+  },
+  [KIND_GEMM_PACKED]: {
+    nums: ["m", "k", "n"],
+    arrays: ["ap", "bp", "c"],
+    outputs: ["c"],
+    fullWrite: true,
+  },
   [KIND_SPMM]: {
     nums: [
       "bsz",
@@ -92,6 +137,12 @@ export function runRange(kind: number, args: Record<string, unknown>, r: ArrayLi
   if (kind === KIND_GEMM) {
     const g = args as unknown as GemmArgs;
     gemmRange(g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
+  } else if (kind === KIND_GEMM_PACKED) {
+    const g = args as unknown as PackedGemmArgs;
+    gemmPackedRange(g.ap, g.bp, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
+  } else if (kind === KIND_PACK) {
+    const g = args as unknown as PackArgs;
+    packRange(g.trans, g.a, g.b, g.ap, g.bp, g.m, g.k, g.n, r[0]!, r[1]!);
   } else if (kind === KIND_SPMM) spmmRange(args as unknown as SpmmArgs, r[0]!, r[1]!);
   else if (kind === KIND_SAMPLED) sampledRange(args as unknown as SampledArgs, r[0]!, r[1]!);
   else if (kind === KIND_THROW || kind === KIND_EXIT) {

@@ -5,10 +5,17 @@ import type { SpmmArgs } from "./spmm-kernel.ts";
 import { spmmRange } from "./spmm-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
-import { gemmRange } from "./gemm.ts";
+import { gemmRange, packedLengths, panelCounts } from "./gemm.ts";
 import type { MatrixPool, Range } from "./pool.ts";
-import { KIND_GEMM, KIND_SAMPLED, KIND_SPMM, MAX_CHUNKS } from "./jobs.ts";
-import type { GemmArgs } from "./jobs.ts";
+import {
+  KIND_GEMM,
+  KIND_GEMM_PACKED,
+  KIND_PACK,
+  KIND_SAMPLED,
+  KIND_SPMM,
+  MAX_CHUNKS,
+} from "./jobs.ts";
+import type { GemmArgs, PackArgs, PackedGemmArgs } from "./jobs.ts";
 
 function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPool {
   return pool !== undefined && pool.threads > 1 && flops >= pool.minParallelFlops;
@@ -30,11 +37,59 @@ export function runGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
     gemmRange(g.trans, g.a, g.b, g.c, m, k, n, 0, m, 0, n);
     return;
   }
-  // Split rows when B is the smaller operand to pack twice, columns otherwise. Several chunks
-  // per thread, taken from the shared counter: a thread slowed by the OS (or by a colder JIT)
-  // takes fewer of them instead of holding the call up. Chunks stay multiples of 4 lines, so
-  // the register tiles are whole, and at least 32 lines, so repacking the other operand per
-  // chunk stays a small share of the work.
+  // The jobs write every element of C (schema fullWrite: a staged C is not copied in first), so
+  // hand them exactly C's m*n elements, never a longer `out`.
+  if (g.c.length !== m * n) g = { ...g, c: g.c.subarray(0, m * n) };
+  const [la, lb] = packedLengths(m, k, n);
+  if (8 * (la + lb) > pool.maxPackedBytes) {
+    runGemmRepacking(g, pool);
+    return;
+  }
+  // Two jobs: the threads pack both operands whole into shared panels (once, instead of once per
+  // chunk), then multiply disjoint row or column ranges of C out of them.
+  const ap = pool.scratchFloat64("gemm.ap", la);
+  const bp = pool.scratchFloat64("gemm.bp", lb);
+  const [pa, pb] = panelCounts(m, n);
+  const pack: PackArgs = { trans: g.trans, a: g.a, b: g.b, ap, bp, m, k, n };
+  pool.run(KIND_PACK, pack as unknown as Record<string, unknown>, packChunks(pa, pb, pool.threads));
+  const product: PackedGemmArgs = { ap, bp, c: g.c, m, k, n };
+  // Split C's rows when B is the smaller operand (every chunk streams all of B), columns
+  // otherwise. Chunks are whole multiples of 4 lines (panel boundaries of both operands) and
+  // several per thread, taken from the shared counter: a thread slowed by the OS takes fewer.
+  const byRows = n <= m;
+  const lines = byRows ? m : n;
+  const parts = Math.min(MAX_CHUNKS, 4 * pool.threads, Math.ceil(lines / 8));
+  const cuts = evenCuts(lines, parts, 4);
+  const ranges: Range[] = [];
+  for (let t = 0; t < parts; t++) {
+    if (cuts[t]! >= cuts[t + 1]!) continue;
+    ranges.push(byRows ? [cuts[t]!, cuts[t + 1]!, 0, n] : [0, m, cuts[t]!, cuts[t + 1]!]);
+  }
+  pool.run(KIND_GEMM_PACKED, product as unknown as Record<string, unknown>, ranges);
+}
+
+/** Splits the pa A panels and pb B panels (a B panel is twice the work) into per-thread pieces. */
+function packChunks(pa: number, pb: number, threads: number): Range[] {
+  const total = 2 * pa + 4 * pb;
+  const parts = Math.min(MAX_CHUNKS, 2 * threads);
+  const ranges: Range[] = [];
+  let u = 0;
+  for (let t = 1; t <= parts; t++) {
+    const target = (total * t) / parts;
+    const start = u;
+    while (u < pa + pb && (u < pa ? 2 * (u + 1) : 2 * pa + 4 * (u + 1 - pa)) <= target) u++;
+    if (t === parts) u = pa + pb;
+    if (u > start) ranges.push([start, u, 0, 0]);
+  }
+  return ranges;
+}
+
+/** The pooled product for very large operands: each chunk packs its own cache blocks. */
+function runGemmRepacking(g: GemmArgs, pool: MatrixPool): void {
+  const { m, k, n } = g;
+  // Split rows when B is the smaller operand to pack twice, columns otherwise. Chunks stay
+  // multiples of 4 lines, so the register tiles are whole, and at least 32 lines, so repacking
+  // the other operand per chunk stays a small share of the work.
   const byRows = k * n <= m * k;
   const lines = byRows ? m : n;
   const parts = Math.min(

@@ -37,6 +37,11 @@ export interface PoolOptions {
   timeoutMs?: number;
   /** Atomics.load spins a worker makes before sleeping (default 200 000, about 0.5 ms). */
   spin?: number;
+  /**
+   * A dense product is packed once, whole, into shared memory when both packed operands fit in
+   * this many bytes (default 64 MiB); larger ones have every chunk pack its own cache blocks.
+   */
+  maxPackedBytes?: number;
 }
 
 interface Slot {
@@ -79,6 +84,7 @@ export class MatrixPool {
   readonly threads: number;
   readonly minParallelFlops: number;
   readonly timeoutMs: number;
+  readonly maxPackedBytes: number;
   private readonly spin: number;
   private readonly slots: Slot[] = [];
   private closed = false;
@@ -93,6 +99,8 @@ export class MatrixPool {
   /** Jobs posted to workers so far, and how many of them were claimed by the worker (diagnostics). */
   posted = 0;
   claimed = 0;
+  /** Jobs run so far by kind (jobs.ts KIND_*; diagnostics and tests). */
+  readonly jobsByKind = new Map<number, number>();
 
   constructor(options: PoolOptions = {}) {
     const threads = options.threads ?? availableParallelism();
@@ -104,6 +112,12 @@ export class MatrixPool {
     this.minParallelFlops = options.minParallelFlops ?? 300_000;
     this.timeoutMs = options.timeoutMs ?? 120_000;
     this.spin = options.spin ?? 200_000;
+    this.maxPackedBytes = options.maxPackedBytes ?? 64 << 20;
+    for (const key of ["minParallelFlops", "timeoutMs", "spin", "maxPackedBytes"] as const) {
+      const v = this[key];
+      if (!(v >= 0) || !Number.isFinite(v))
+        throw new RangeError(`createPool: ${key} must be a finite number >= 0, got ${String(v)}`);
+    }
     for (let i = 0; i < threads - 1; i++) this.slots.push(this.spawn(i));
     livePools.add(this);
   }
@@ -198,6 +212,7 @@ export class MatrixPool {
     if (chunks.length > MAX_CHUNKS)
       throw new RangeError(`matrix pool: ${chunks.length} chunks, at most ${MAX_CHUNKS}`);
     const schema = SCHEMAS[kind]!;
+    this.jobsByKind.set(kind, (this.jobsByKind.get(kind) ?? 0) + 1);
     const live = this.slots.filter(
       (s) => Atomics.load(s.ctl, READY) === 1 && Atomics.load(s.ctl, DEAD) === 0,
     );
@@ -222,9 +237,11 @@ export class MatrixPool {
         sh = cached;
       } else {
         sh = this.scratchFor(name, arr);
-        // Outputs are copied in too, so entries the kernel does not write come back unchanged.
-        sh.set(arr as never);
-        if (schema.outputs.includes(name)) copyBack.push([sh, arr]);
+        const output = schema.outputs.includes(name);
+        // Outputs are copied in too, so entries the kernel does not write come back unchanged
+        // (unless the job writes every element).
+        if (!output || schema.fullWrite !== true) sh.set(arr as never);
+        if (output) copyBack.push([sh, arr]);
       }
       staged[name] = sh;
     }
@@ -267,15 +284,28 @@ export class MatrixPool {
     for (const [from, to] of copyBack) to.set(from.subarray(0, to.length) as never);
   }
 
+  /**
+   * @internal A Float64Array of `length` on this pool's shared scratch memory named `name`,
+   * reused (and grown) across calls: for buffers one job fills for the next, like a product's
+   * packed panels. Valid until the next call with the same name.
+   */
+  scratchFloat64(name: string, length: number): Float64Array {
+    return new Float64Array(this.scratchBuffer(name, 8 * length), 0, length);
+  }
+
+  /** Staging copy of `like` (same element type and length) on scratch memory named `name`. */
   private scratchFor(name: string, like: AnyArray): AnyArray {
-    const bytes = like.byteLength;
+    const Ctor = like.constructor as new (b: SharedArrayBuffer, o: number, n: number) => AnyArray;
+    return new Ctor(this.scratchBuffer(name, like.byteLength), 0, like.length);
+  }
+
+  private scratchBuffer(name: string, bytes: number): SharedArrayBuffer {
     let buf = this.scratch.get(name);
     if (buf === undefined || buf.byteLength < bytes) {
       buf = new SharedArrayBuffer(Math.max(bytes, 2 * (buf?.byteLength ?? 0)));
       this.scratch.set(name, buf);
     }
-    const Ctor = like.constructor as new (b: SharedArrayBuffer, o: number, n: number) => AnyArray;
-    return new Ctor(buf, 0, like.length);
+    return buf;
   }
 
   private encode(slot: Slot, kind: number, args: Record<string, unknown>): void {

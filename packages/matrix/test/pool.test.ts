@@ -12,7 +12,7 @@ import {
   sharedFloat32,
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
-import { KIND_EXIT, KIND_THROW } from "../src/jobs.ts";
+import { KIND_EXIT, KIND_GEMM, KIND_GEMM_PACKED, KIND_PACK, KIND_THROW } from "../src/jobs.ts";
 import { weightedChunks } from "../src/parallel.ts";
 import { sparseCase } from "./arbitraries.ts";
 import { maskedDense, randomArray } from "./helpers.ts";
@@ -21,14 +21,17 @@ import { maskedDense, randomArray } from "./helpers.ts";
 // products through the workers so the split logic is exercised on every random case.
 let pool: MatrixPool;
 let pool3: MatrixPool;
+/** Packs no product whole: every chunk packs its own cache blocks (the path of huge products). */
+let repacking: MatrixPool;
 beforeAll(async () => {
   // A short spin keeps three busy-waiting workers from starving each other on 2 cores.
   pool = createPool({ threads: 2, minParallelFlops: 0, spin: 2000 });
   pool3 = createPool({ threads: 3, minParallelFlops: 0, spin: 2000 });
-  await Promise.all([pool.ready(), pool3.ready()]);
+  repacking = createPool({ threads: 2, minParallelFlops: 0, spin: 2000, maxPackedBytes: 0 });
+  await Promise.all([pool.ready(), pool3.ready(), repacking.ready()]);
 });
 afterAll(async () => {
-  await Promise.all([pool.close(), pool3.close()]);
+  await Promise.all([pool.close(), pool3.close(), repacking.close()]);
 });
 
 const bits = (x: Float32Array | Float64Array) =>
@@ -52,7 +55,7 @@ describe("pool products are bitwise equal to the serial run", () => {
           b.set(b0);
           for (const f of [matmul, matmulTransA, matmulTransB]) {
             const serial = f(a, b, m, k, n);
-            for (const p of [pool, pool3]) {
+            for (const p of [pool, pool3, repacking]) {
               const out = shared
                 ? sharedFloat32(m * n + 3).fill(7)
                 : new Float32Array(m * n + 3).fill(7);
@@ -137,6 +140,12 @@ describe("pool failures", () => {
   it("the tests above really ran on the workers", () => {
     expect(pool.claimed).toBeGreaterThan(0);
     expect(pool3.claimed).toBeGreaterThan(0);
+    expect(repacking.claimed).toBeGreaterThan(0);
+    // Both dense paths ran: whole-operand packing, and per-chunk packing when it is capped.
+    expect(pool.jobsByKind.get(KIND_PACK)).toBeGreaterThan(0);
+    expect(pool.jobsByKind.get(KIND_GEMM_PACKED)).toBe(pool.jobsByKind.get(KIND_PACK));
+    expect(pool.jobsByKind.get(KIND_GEMM)).toBeUndefined();
+    expect(repacking.jobsByKind.get(KIND_GEMM)).toBeGreaterThan(0);
   });
 
   it("a job failing inside a worker throws a clear error and the pool keeps working", () => {
@@ -171,6 +180,9 @@ describe("pool failures", () => {
     expect(() => matmul(a, a, 2, 2, 2, undefined, { pool: p })).toThrow(/the pool is closed/);
     expect(() => createPool({ threads: 0 })).toThrow(
       /createPool: threads must be a positive integer/,
+    );
+    expect(() => createPool({ threads: 1, maxPackedBytes: -1 })).toThrow(
+      /createPool: maxPackedBytes must be a finite number >= 0, got -1/,
     );
   });
 

@@ -1,0 +1,86 @@
+// Packing GEMM operands into register-tile panels.
+//
+// A panel holds `width` lines (rows of A, or columns of B) interleaved along k: element (p, l)
+// of a panel sits at p*width + l, so the micro-kernel reads one contiguous stream. Lines past
+// the end of the operand are zero (the kernel then needs no edge cases). Values become
+// float64 here once, instead of being converted in the inner loop.
+import type { FloatArray } from "./types.ts";
+
+/**
+ * Packs panels q0..q1-1 of `count` lines, each over k in [0, kc):
+ *   dst[dOff + (q - q0)*panelStride + p*width + l] = src[off + (q*width + l)*lineStride + p*kStride]
+ * (zero where q*width + l >= count).
+ */
+export type Packer = (
+  src: FloatArray,
+  off: number,
+  lineStride: number,
+  kStride: number,
+  count: number,
+  q0: number,
+  q1: number,
+  kc: number,
+  width: number,
+  dst: Float64Array,
+  dOff: number,
+  panelStride: number,
+) => void;
+
+/**
+ * Two loop orders, chosen by which stride is 1, so the source is always read along memory:
+ * lines contiguous in k (a row-major A, a transposed B) are copied line by line; lines that are
+ * adjacent in memory (a transposed A, a row-major B) are copied k step by k step, `width`
+ * neighbours at a time. Reading the other way strides through memory by a whole row per element.
+ *
+ * Kept as source text and compiled once per kind of source array (float32/float64, plain or
+ * SharedArrayBuffer-backed) and of destination (a thread's heap, or the pool's shared panels): V8 optimises each element access for the array kinds it has seen,
+ * and one packer fed both plain and shared arrays (as training does: pooled weights are shared,
+ * activations are not) ran the whole product ~40% slower. Each compiled copy sees one kind.
+ */
+const PACK_SOURCE = `return function pack(src, off, lineStride, kStride, count, q0, q1, kc, width, dst, dOff, panelStride) {
+  for (let q = q0; q < q1; q++) {
+    const base = dOff + (q - q0) * panelStride;
+    const first = q * width;
+    const lines = Math.min(width, count - first);
+    if (kStride === 1 || lines < width) {
+      for (let l = 0; l < width; l++) {
+        if (l >= lines) {
+          for (let p = 0, d = base + l; p < kc; p++, d += width) dst[d] = 0;
+          continue;
+        }
+        let s = off + (first + l) * lineStride;
+        for (let p = 0, d = base + l; p < kc; p++, d += width, s += kStride) dst[d] = src[s];
+      }
+    } else if (width === 2) {
+      let s = off + first * lineStride;
+      for (let p = 0, d = base; p < kc; p++, d += 2, s += kStride) {
+        dst[d] = src[s];
+        dst[d + 1] = src[s + lineStride];
+      }
+    } else if (width === 4) {
+      const s1 = lineStride, s2 = 2 * lineStride, s3 = 3 * lineStride;
+      let s = off + first * lineStride;
+      for (let p = 0, d = base; p < kc; p++, d += 4, s += kStride) {
+        dst[d] = src[s];
+        dst[d + 1] = src[s + s1];
+        dst[d + 2] = src[s + s2];
+        dst[d + 3] = src[s + s3];
+      }
+    } else {
+      let s = off + first * lineStride;
+      for (let p = 0, d = base; p < kc; p++, d += width, s += kStride)
+        for (let l = 0; l < width; l++) dst[d + l] = src[s + l * lineStride];
+    }
+  }
+};`;
+
+const packers: (Packer | undefined)[] = new Array<Packer | undefined>(8).fill(undefined);
+
+/** The packer compiled for this kind of source and destination array (see PACK_SOURCE). */
+export function packerFor(src: FloatArray, dst: Float64Array): Packer {
+  const kind =
+    (src instanceof Float64Array ? 2 : 0) +
+    (src.buffer instanceof SharedArrayBuffer ? 1 : 0) +
+    (dst.buffer instanceof SharedArrayBuffer ? 4 : 0);
+  return (packers[kind] ??= new Function(PACK_SOURCE)() as Packer);
+}
