@@ -54,18 +54,35 @@ export function runGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
   pool.run(KIND_PACK, pack as unknown as Record<string, unknown>, packChunks(pa, pb, pool.threads));
   const product: PackedGemmArgs = { ap, bp, c: g.c, m, k, n };
   // Split C's rows when B is the smaller operand (every chunk streams all of B), columns
-  // otherwise. Chunks are whole multiples of 4 lines (panel boundaries of both operands) and
-  // several per thread, taken from the shared counter: a thread slowed by the OS takes fewer.
+  // otherwise. Chunks are whole multiples of 4 lines (panel boundaries of both operands), several
+  // per thread and shrinking, taken from the shared counter: a thread slowed by the OS takes
+  // fewer, and the wait for the last one is short (it halved the caller's waiting in an epoch).
   const byRows = n <= m;
   const lines = byRows ? m : n;
-  const parts = Math.min(MAX_CHUNKS, 4 * pool.threads, Math.ceil(lines / 8));
-  const cuts = evenCuts(lines, parts, 4);
   const ranges: Range[] = [];
-  for (let t = 0; t < parts; t++) {
-    if (cuts[t]! >= cuts[t + 1]!) continue;
-    ranges.push(byRows ? [cuts[t]!, cuts[t + 1]!, 0, n] : [0, m, cuts[t]!, cuts[t + 1]!]);
+  for (const [lo, hi] of guidedCuts(lines, pool.threads)) {
+    ranges.push(byRows ? [lo, hi, 0, n] : [0, m, lo, hi]);
   }
   pool.run(KIND_GEMM_PACKED, product as unknown as Record<string, unknown>, ranges);
+}
+
+/**
+ * Cuts [0, lines) into chunks that shrink as the work runs out ("guided" scheduling): each takes
+ * a 1/(2*threads) share of what is left, in multiples of 4 lines, at least 8 lines. Threads take
+ * them in order from the shared counter, so the big chunks go first and the last ones are small:
+ * whichever thread finishes last waits on a small chunk, not a big one.
+ */
+function guidedCuts(lines: number, threads: number): [number, number][] {
+  const out: [number, number][] = [];
+  let lo = 0;
+  while (lo < lines && out.length < MAX_CHUNKS - 1) {
+    const size = Math.max(8, Math.ceil((lines - lo) / (2 * threads) / 4) * 4);
+    const hi = Math.min(lines, lo + size);
+    out.push([lo, hi]);
+    lo = hi;
+  }
+  if (lo < lines) out.push([lo, lines]);
+  return out;
 }
 
 /** Splits the pa A panels and pb B panels (a B panel is twice the work) into per-thread pieces. */
