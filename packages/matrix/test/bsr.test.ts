@@ -123,6 +123,26 @@ describe("BsrMatrix products equal the dense reference", () => {
     const x = randomArray(5 * 3, 4, true) as Float64Array;
     expectClose(a.matmul(x, 3), refMatmul(d, x, 6, 5, 3), 5, true);
   });
+
+  it("float64: all four products on random patterns (the float64 kernel build)", () => {
+    fc.assert(
+      fc.property(sparseCase, (c) => {
+        const dense = Float64Array.from(maskedDense(c).dense);
+        const a = BsrMatrix.fromDense(dense, c.rows, c.cols, [c.R, c.C]);
+        const { rows, cols, n } = c;
+        const xc = randomArray(cols * n, c.seed + 1, true) as Float64Array;
+        const xr = randomArray(rows * n, c.seed + 2, true) as Float64Array;
+        const at = transpose(dense, rows, cols);
+        expectClose(a.matmul(xc, n), refMatmul(dense, xc, rows, cols, n), cols, true);
+        expectClose(a.transposeMatmul(xr, n), refMatmul(at, xr, cols, rows, n), rows, true);
+        const xrT = transpose(xr, rows, n);
+        expectClose(a.rmatmul(xrT, n), refMatmul(xrT, dense, n, rows, cols), rows, true);
+        const xcT = transpose(xc, cols, n);
+        expectClose(a.rmatmulTranspose(xcT, n), refMatmul(xcT, at, n, cols, rows), cols, true);
+      }),
+      { numRuns: 60 },
+    );
+  });
 });
 
 describe("BsrMatrix.fromArrays rejects malformed input like scipy's check_format", () => {

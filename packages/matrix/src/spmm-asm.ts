@@ -1,0 +1,348 @@
+// The block-sparse × dense kernel of spmm-kernel.ts in the asm.js subset (see micro-kernel.ts for
+// why asm.js: no per-element map, length, overflow and bounds-check code around typed-array
+// access). Same tiles (4, 2 or 1 output lines by 4 columns, then single edge columns), same
+// float64 sums in stored-block order, so results equal the plain-JS kernel's bit for bit.
+//
+// Everything lives in the thread's heap, laid out by spmm-kernel.ts:
+//   header (Int32, at byte 0): the scalar arguments, see HEADER below;
+//   ptr  (Int32):  for outer lines o0..o1, the first slot of each, rebased to the chunk (slot 0 =
+//                  the chunk's first stored block);
+//   idx  (Int32):  inner block index of each slot of the chunk;
+//   data (float):  the chunk's blocks in slot order (slot q at element q*bsz);
+//   x    (float):  all of X, in its caller's layout (strides sxi, sxj);
+//   out  (float):  the output in its caller's layout (strides soo, soj); lines of the chunk only.
+// Float32 and float64 versions are generated from one text (element shift 2 or 3).
+
+/** Int32 header slots (the layout both sides agree on). */
+export const HEADER = {
+  ob: 0,
+  ib: 1,
+  eos: 2,
+  eis: 3,
+  bsz: 4,
+  outerLimit: 5,
+  innerLimit: 6,
+  sxi: 7,
+  sxj: 8,
+  soo: 9,
+  soj: 10,
+  n: 11,
+  ptrAt: 12,
+  idxAt: 13,
+  dataAt: 14,
+  xAt: 15,
+  outAt: 16,
+  o0: 17,
+} as const;
+/** Bytes reserved for the header at the start of the heap. */
+export const HEADER_BYTES = 128;
+
+const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
+  "use asm";
+  var I = new stdlib.Int32Array(heap);
+  var F = new stdlib.FLOAT_ARRAY(heap);
+  var imul = stdlib.Math.imul;
+  var ob = 0, ib = 0, eos = 0, eis = 0, bsz = 0, outerLimit = 0, innerLimit = 0;
+  var sxi = 0, sxj = 0, soo = 0, soj = 0, n = 0;
+  var ptrAt = 0, idxAt = 0, dataAt = 0, xAt = 0, outAt = 0, o0 = 0;
+
+  function readHeader() {
+    ob = I[0] | 0;
+    ib = I[1] | 0;
+    eos = I[2] | 0;
+    eis = I[3] | 0;
+    bsz = I[4] | 0;
+    outerLimit = I[5] | 0;
+    innerLimit = I[6] | 0;
+    sxi = I[7] | 0;
+    sxj = I[8] | 0;
+    soo = I[9] | 0;
+    soj = I[10] | 0;
+    n = I[11] | 0;
+    ptrAt = I[12] | 0;
+    idxAt = I[13] | 0;
+    dataAt = I[14] | 0;
+    xAt = I[15] | 0;
+    outAt = I[16] | 0;
+    o0 = I[17] | 0;
+  }
+
+  function slotStart(o) {
+    o = o | 0;
+    return I[(ptrAt + ((o - o0) << 2)) >> 2] | 0;
+  }
+
+  function blockWidth(q) {
+    q = q | 0;
+    var i0 = 0, w = 0;
+    i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
+    w = (innerLimit - i0) | 0;
+    if ((w | 0) > (ib | 0)) w = ib;
+    return w | 0;
+  }
+
+  function xStart(q, j) {
+    q = q | 0;
+    j = j | 0;
+    var i0 = 0;
+    i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
+    return (xAt + (((imul(i0, sxi) | 0) + (imul(j, sxj) | 0)) << SHIFT)) | 0;
+  }
+
+  function tile4(o, line, t, j) {
+    o = o | 0;
+    line = line | 0;
+    t = t | 0;
+    j = j | 0;
+    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, e1 = 0, e2 = 0, e3 = 0;
+    var x1 = 0, x2 = 0, x3 = 0, dw = 0, dx = 0, r = 0;
+    var c00 = 0.0, c01 = 0.0, c02 = 0.0, c03 = 0.0, c10 = 0.0, c11 = 0.0, c12 = 0.0, c13 = 0.0;
+    var c20 = 0.0, c21 = 0.0, c22 = 0.0, c23 = 0.0, c30 = 0.0, c31 = 0.0, c32 = 0.0, c33 = 0.0;
+    var a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
+    e1 = eos << SHIFT;
+    e2 = e1 << 1;
+    e3 = (e1 + e2) | 0;
+    x1 = sxj << SHIFT;
+    x2 = x1 << 1;
+    x3 = (x1 + x2) | 0;
+    dw = eis << SHIFT;
+    dx = sxi << SHIFT;
+    q = slotStart(o) | 0;
+    q1 = slotStart((o + 1) | 0) | 0;
+    for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
+      w = blockWidth(q) | 0;
+      wp = (dataAt + (((imul(q, bsz) | 0) + (imul(t, eos) | 0)) << SHIFT)) | 0;
+      xp = xStart(q, j) | 0;
+      for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
+        a0 = +F[wp >> SHIFT];
+        a1 = +F[(wp + e1) >> SHIFT];
+        a2 = +F[(wp + e2) >> SHIFT];
+        a3 = +F[(wp + e3) >> SHIFT];
+        b0 = +F[xp >> SHIFT];
+        b1 = +F[(xp + x1) >> SHIFT];
+        b2 = +F[(xp + x2) >> SHIFT];
+        b3 = +F[(xp + x3) >> SHIFT];
+        c00 = c00 + a0 * b0;
+        c01 = c01 + a0 * b1;
+        c02 = c02 + a0 * b2;
+        c03 = c03 + a0 * b3;
+        c10 = c10 + a1 * b0;
+        c11 = c11 + a1 * b1;
+        c12 = c12 + a1 * b2;
+        c13 = c13 + a1 * b3;
+        c20 = c20 + a2 * b0;
+        c21 = c21 + a2 * b1;
+        c22 = c22 + a2 * b2;
+        c23 = c23 + a2 * b3;
+        c30 = c30 + a3 * b0;
+        c31 = c31 + a3 * b1;
+        c32 = c32 + a3 * b2;
+        c33 = c33 + a3 * b3;
+        wp = (wp + dw) | 0;
+        xp = (xp + dx) | 0;
+      }
+    }
+    x1 = soj << SHIFT;
+    x2 = x1 << 1;
+    x3 = (x1 + x2) | 0;
+    dx = soo << SHIFT;
+    r = (outAt + (((imul(line, soo) | 0) + (imul(j, soj) | 0)) << SHIFT)) | 0;
+    F[r >> SHIFT] = c00;
+    F[(r + x1) >> SHIFT] = c01;
+    F[(r + x2) >> SHIFT] = c02;
+    F[(r + x3) >> SHIFT] = c03;
+    r = (r + dx) | 0;
+    F[r >> SHIFT] = c10;
+    F[(r + x1) >> SHIFT] = c11;
+    F[(r + x2) >> SHIFT] = c12;
+    F[(r + x3) >> SHIFT] = c13;
+    r = (r + dx) | 0;
+    F[r >> SHIFT] = c20;
+    F[(r + x1) >> SHIFT] = c21;
+    F[(r + x2) >> SHIFT] = c22;
+    F[(r + x3) >> SHIFT] = c23;
+    r = (r + dx) | 0;
+    F[r >> SHIFT] = c30;
+    F[(r + x1) >> SHIFT] = c31;
+    F[(r + x2) >> SHIFT] = c32;
+    F[(r + x3) >> SHIFT] = c33;
+  }
+
+  function tile2(o, line, t, j) {
+    o = o | 0;
+    line = line | 0;
+    t = t | 0;
+    j = j | 0;
+    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, e1 = 0;
+    var x1 = 0, x2 = 0, x3 = 0, dw = 0, dx = 0, r = 0;
+    var c00 = 0.0, c01 = 0.0, c02 = 0.0, c03 = 0.0, c10 = 0.0, c11 = 0.0, c12 = 0.0, c13 = 0.0;
+    var a0 = 0.0, a1 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
+    e1 = eos << SHIFT;
+    x1 = sxj << SHIFT;
+    x2 = x1 << 1;
+    x3 = (x1 + x2) | 0;
+    dw = eis << SHIFT;
+    dx = sxi << SHIFT;
+    q = slotStart(o) | 0;
+    q1 = slotStart((o + 1) | 0) | 0;
+    for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
+      w = blockWidth(q) | 0;
+      wp = (dataAt + (((imul(q, bsz) | 0) + (imul(t, eos) | 0)) << SHIFT)) | 0;
+      xp = xStart(q, j) | 0;
+      for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
+        a0 = +F[wp >> SHIFT];
+        a1 = +F[(wp + e1) >> SHIFT];
+        b0 = +F[xp >> SHIFT];
+        b1 = +F[(xp + x1) >> SHIFT];
+        b2 = +F[(xp + x2) >> SHIFT];
+        b3 = +F[(xp + x3) >> SHIFT];
+        c00 = c00 + a0 * b0;
+        c01 = c01 + a0 * b1;
+        c02 = c02 + a0 * b2;
+        c03 = c03 + a0 * b3;
+        c10 = c10 + a1 * b0;
+        c11 = c11 + a1 * b1;
+        c12 = c12 + a1 * b2;
+        c13 = c13 + a1 * b3;
+        wp = (wp + dw) | 0;
+        xp = (xp + dx) | 0;
+      }
+    }
+    x1 = soj << SHIFT;
+    x2 = x1 << 1;
+    x3 = (x1 + x2) | 0;
+    r = (outAt + (((imul(line, soo) | 0) + (imul(j, soj) | 0)) << SHIFT)) | 0;
+    F[r >> SHIFT] = c00;
+    F[(r + x1) >> SHIFT] = c01;
+    F[(r + x2) >> SHIFT] = c02;
+    F[(r + x3) >> SHIFT] = c03;
+    r = (r + (soo << SHIFT)) | 0;
+    F[r >> SHIFT] = c10;
+    F[(r + x1) >> SHIFT] = c11;
+    F[(r + x2) >> SHIFT] = c12;
+    F[(r + x3) >> SHIFT] = c13;
+  }
+
+  function tile1(o, line, t, j) {
+    o = o | 0;
+    line = line | 0;
+    t = t | 0;
+    j = j | 0;
+    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0;
+    var x1 = 0, x2 = 0, x3 = 0, dw = 0, dx = 0, r = 0;
+    var c00 = 0.0, c01 = 0.0, c02 = 0.0, c03 = 0.0, a0 = 0.0;
+    x1 = sxj << SHIFT;
+    x2 = x1 << 1;
+    x3 = (x1 + x2) | 0;
+    dw = eis << SHIFT;
+    dx = sxi << SHIFT;
+    q = slotStart(o) | 0;
+    q1 = slotStart((o + 1) | 0) | 0;
+    for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
+      w = blockWidth(q) | 0;
+      wp = (dataAt + (((imul(q, bsz) | 0) + (imul(t, eos) | 0)) << SHIFT)) | 0;
+      xp = xStart(q, j) | 0;
+      for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
+        a0 = +F[wp >> SHIFT];
+        c00 = c00 + a0 * +F[xp >> SHIFT];
+        c01 = c01 + a0 * +F[(xp + x1) >> SHIFT];
+        c02 = c02 + a0 * +F[(xp + x2) >> SHIFT];
+        c03 = c03 + a0 * +F[(xp + x3) >> SHIFT];
+        wp = (wp + dw) | 0;
+        xp = (xp + dx) | 0;
+      }
+    }
+    x1 = soj << SHIFT;
+    x2 = x1 << 1;
+    x3 = (x1 + x2) | 0;
+    r = (outAt + (((imul(line, soo) | 0) + (imul(j, soj) | 0)) << SHIFT)) | 0;
+    F[r >> SHIFT] = c00;
+    F[(r + x1) >> SHIFT] = c01;
+    F[(r + x2) >> SHIFT] = c02;
+    F[(r + x3) >> SHIFT] = c03;
+  }
+
+  /* Edge column j: h lines by one column, same summation order. */
+  function column(o, line, t, h, j) {
+    o = o | 0;
+    line = line | 0;
+    t = t | 0;
+    h = h | 0;
+    j = j | 0;
+    var rr = 0, q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, dw = 0, dx = 0, r = 0;
+    var acc = 0.0;
+    dw = eis << SHIFT;
+    dx = sxi << SHIFT;
+    q1 = slotStart((o + 1) | 0) | 0;
+    for (rr = 0; (rr | 0) < (h | 0); rr = (rr + 1) | 0) {
+      acc = 0.0;
+      for (q = slotStart(o) | 0; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
+        w = blockWidth(q) | 0;
+        wp = (dataAt + (((imul(q, bsz) | 0) + (imul((t + rr) | 0, eos) | 0)) << SHIFT)) | 0;
+        xp = xStart(q, j) | 0;
+        for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
+          acc = acc + +F[wp >> SHIFT] * +F[xp >> SHIFT];
+          wp = (wp + dw) | 0;
+          xp = (xp + dx) | 0;
+        }
+      }
+      r = (outAt + (((imul((line + rr) | 0, soo) | 0) + (imul(j, soj) | 0)) << SHIFT)) | 0;
+      F[r >> SHIFT] = acc;
+    }
+  }
+
+  function rows(o, line, t, h) {
+    o = o | 0;
+    line = line | 0;
+    t = t | 0;
+    h = h | 0;
+    var j = 0;
+    if ((h | 0) == 4) {
+      for (; ((j + 4) | 0) <= (n | 0); j = (j + 4) | 0) tile4(o, line, t, j);
+    } else if ((h | 0) == 2) {
+      for (; ((j + 4) | 0) <= (n | 0); j = (j + 4) | 0) tile2(o, line, t, j);
+    } else {
+      for (; ((j + 4) | 0) <= (n | 0); j = (j + 4) | 0) tile1(o, line, t, j);
+    }
+    for (; (j | 0) < (n | 0); j = (j + 1) | 0) column(o, line, t, h, j);
+  }
+
+  /* Output lines of outer blocks [first, last), after the header and arrays are in place. */
+  function run(first, last) {
+    first = first | 0;
+    last = last | 0;
+    var o = 0, line0 = 0, lines = 0, t = 0;
+    readHeader();
+    for (o = first; (o | 0) < (last | 0); o = (o + 1) | 0) {
+      line0 = imul(o, ob) | 0;
+      lines = (outerLimit - line0) | 0;
+      if ((lines | 0) > (ob | 0)) lines = ob;
+      for (t = 0; ((t + 4) | 0) <= (lines | 0); t = (t + 4) | 0) rows(o, (line0 + t) | 0, t, 4);
+      if (((t + 2) | 0) <= (lines | 0)) {
+        rows(o, (line0 + t) | 0, t, 2);
+        t = (t + 2) | 0;
+      }
+      if ((t | 0) < (lines | 0)) rows(o, (line0 + t) | 0, t, 1);
+    }
+  }
+
+  return { run: run };
+};`;
+
+export interface SpmmKernel {
+  /** Computes the output lines of outer blocks [first, last) from the arrays in the heap. */
+  run(first: number, last: number): void;
+}
+
+type SpmmModule = (stdlib: typeof globalThis, foreign: object, heap: ArrayBuffer) => SpmmKernel;
+
+function compile(float: "Float32Array" | "Float64Array", shift: number): SpmmModule {
+  const src = TEMPLATE.replaceAll("FLOAT_ARRAY", float).replaceAll("SHIFT", String(shift));
+  return new Function(src)() as SpmmModule;
+}
+
+/** The float32 and float64 module functions (exported for the validation test). */
+export const spmmModules = {
+  f32: compile("Float32Array", 2),
+  f64: compile("Float64Array", 3),
+};
