@@ -5,12 +5,11 @@
 //
 // Everything lives in the thread's heap, laid out by spmm-kernel.ts:
 //   header (Int32, at byte 0): the scalar arguments, see HEADER below;
-//   ptr  (Int32):  for outer lines o0..o1, the first slot of each, rebased to the chunk (slot 0 =
-//                  the chunk's first stored block);
-//   idx  (Int32):  inner block index of each slot of the chunk;
-//   data (float):  the chunk's blocks in slot order (slot q at element q*bsz);
+//   ptr  (Int32):  first slot of each outer line (and one past the last);
+//   idx, ids (Int32): inner block index and block number of each slot;
+//   data (float):  the blocks (block b at element b*bsz);
 //   x    (float):  all of X, in its caller's layout (strides sxi, sxj);
-//   out  (float):  the output in its caller's layout (strides soo, soj); lines of the chunk only.
+//   out  (float):  the output in its caller's layout (strides soo, soj); each chunk writes its lines.
 // Float32 and float64 versions are generated from one text (element shift 2 or 3).
 
 /** Int32 header slots (the layout both sides agree on). */
@@ -32,7 +31,7 @@ export const HEADER = {
   dataAt: 14,
   xAt: 15,
   outAt: 16,
-  o0: 17,
+  idsAt: 17,
 } as const;
 /** Bytes reserved for the header at the start of the heap. */
 export const HEADER_BYTES = 128;
@@ -44,7 +43,7 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
   var imul = stdlib.Math.imul;
   var ob = 0, ib = 0, eos = 0, eis = 0, bsz = 0, outerLimit = 0, innerLimit = 0;
   var sxi = 0, sxj = 0, soo = 0, soj = 0, n = 0;
-  var ptrAt = 0, idxAt = 0, dataAt = 0, xAt = 0, outAt = 0, o0 = 0;
+  var ptrAt = 0, idxAt = 0, dataAt = 0, xAt = 0, outAt = 0, idsAt = 0;
 
   function readHeader() {
     ob = I[0] | 0;
@@ -64,29 +63,7 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     dataAt = I[14] | 0;
     xAt = I[15] | 0;
     outAt = I[16] | 0;
-    o0 = I[17] | 0;
-  }
-
-  function slotStart(o) {
-    o = o | 0;
-    return I[(ptrAt + ((o - o0) << 2)) >> 2] | 0;
-  }
-
-  function blockWidth(q) {
-    q = q | 0;
-    var i0 = 0, w = 0;
-    i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
-    w = (innerLimit - i0) | 0;
-    if ((w | 0) > (ib | 0)) w = ib;
-    return w | 0;
-  }
-
-  function xStart(q, j) {
-    q = q | 0;
-    j = j | 0;
-    var i0 = 0;
-    i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
-    return (xAt + (((imul(i0, sxi) | 0) + (imul(j, sxj) | 0)) << SHIFT)) | 0;
+    idsAt = I[17] | 0;
   }
 
   function tile4(o, line, t, j) {
@@ -94,7 +71,7 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     line = line | 0;
     t = t | 0;
     j = j | 0;
-    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, e1 = 0, e2 = 0, e3 = 0;
+    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, e1 = 0, e2 = 0, e3 = 0, i0 = 0, xj = 0, wb = 0;
     var x1 = 0, x2 = 0, x3 = 0, dw = 0, dx = 0, r = 0;
     var c00 = 0.0, c01 = 0.0, c02 = 0.0, c03 = 0.0, c10 = 0.0, c11 = 0.0, c12 = 0.0, c13 = 0.0;
     var c20 = 0.0, c21 = 0.0, c22 = 0.0, c23 = 0.0, c30 = 0.0, c31 = 0.0, c32 = 0.0, c33 = 0.0;
@@ -107,12 +84,16 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     x3 = (x1 + x2) | 0;
     dw = eis << SHIFT;
     dx = sxi << SHIFT;
-    q = slotStart(o) | 0;
-    q1 = slotStart((o + 1) | 0) | 0;
+    q = I[(ptrAt + (o << 2)) >> 2] | 0;
+    q1 = I[(ptrAt + ((o + 1) << 2)) >> 2] | 0;
+    xj = (xAt + ((imul(j, sxj) | 0) << SHIFT)) | 0;
+    wb = (dataAt + ((imul(t, eos) | 0) << SHIFT)) | 0;
     for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
-      w = blockWidth(q) | 0;
-      wp = (dataAt + (((imul(q, bsz) | 0) + (imul(t, eos) | 0)) << SHIFT)) | 0;
-      xp = xStart(q, j) | 0;
+      i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
+      w = (innerLimit - i0) | 0;
+      if ((w | 0) > (ib | 0)) w = ib;
+      wp = (wb + ((imul(I[(idsAt + (q << 2)) >> 2] | 0, bsz) | 0) << SHIFT)) | 0;
+      xp = (xj + ((imul(i0, sxi) | 0) << SHIFT)) | 0;
       for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
         a0 = +F[wp >> SHIFT];
         a1 = +F[(wp + e1) >> SHIFT];
@@ -173,7 +154,7 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     line = line | 0;
     t = t | 0;
     j = j | 0;
-    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, e1 = 0;
+    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, e1 = 0, i0 = 0, xj = 0, wb = 0;
     var x1 = 0, x2 = 0, x3 = 0, dw = 0, dx = 0, r = 0;
     var c00 = 0.0, c01 = 0.0, c02 = 0.0, c03 = 0.0, c10 = 0.0, c11 = 0.0, c12 = 0.0, c13 = 0.0;
     var a0 = 0.0, a1 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
@@ -183,12 +164,16 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     x3 = (x1 + x2) | 0;
     dw = eis << SHIFT;
     dx = sxi << SHIFT;
-    q = slotStart(o) | 0;
-    q1 = slotStart((o + 1) | 0) | 0;
+    q = I[(ptrAt + (o << 2)) >> 2] | 0;
+    q1 = I[(ptrAt + ((o + 1) << 2)) >> 2] | 0;
+    xj = (xAt + ((imul(j, sxj) | 0) << SHIFT)) | 0;
+    wb = (dataAt + ((imul(t, eos) | 0) << SHIFT)) | 0;
     for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
-      w = blockWidth(q) | 0;
-      wp = (dataAt + (((imul(q, bsz) | 0) + (imul(t, eos) | 0)) << SHIFT)) | 0;
-      xp = xStart(q, j) | 0;
+      i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
+      w = (innerLimit - i0) | 0;
+      if ((w | 0) > (ib | 0)) w = ib;
+      wp = (wb + ((imul(I[(idsAt + (q << 2)) >> 2] | 0, bsz) | 0) << SHIFT)) | 0;
+      xp = (xj + ((imul(i0, sxi) | 0) << SHIFT)) | 0;
       for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
         a0 = +F[wp >> SHIFT];
         a1 = +F[(wp + e1) >> SHIFT];
@@ -228,7 +213,7 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     line = line | 0;
     t = t | 0;
     j = j | 0;
-    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0;
+    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, i0 = 0, xj = 0, wb = 0;
     var x1 = 0, x2 = 0, x3 = 0, dw = 0, dx = 0, r = 0;
     var c00 = 0.0, c01 = 0.0, c02 = 0.0, c03 = 0.0, a0 = 0.0;
     x1 = sxj << SHIFT;
@@ -236,12 +221,16 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     x3 = (x1 + x2) | 0;
     dw = eis << SHIFT;
     dx = sxi << SHIFT;
-    q = slotStart(o) | 0;
-    q1 = slotStart((o + 1) | 0) | 0;
+    q = I[(ptrAt + (o << 2)) >> 2] | 0;
+    q1 = I[(ptrAt + ((o + 1) << 2)) >> 2] | 0;
+    xj = (xAt + ((imul(j, sxj) | 0) << SHIFT)) | 0;
+    wb = (dataAt + ((imul(t, eos) | 0) << SHIFT)) | 0;
     for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
-      w = blockWidth(q) | 0;
-      wp = (dataAt + (((imul(q, bsz) | 0) + (imul(t, eos) | 0)) << SHIFT)) | 0;
-      xp = xStart(q, j) | 0;
+      i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
+      w = (innerLimit - i0) | 0;
+      if ((w | 0) > (ib | 0)) w = ib;
+      wp = (wb + ((imul(I[(idsAt + (q << 2)) >> 2] | 0, bsz) | 0) << SHIFT)) | 0;
+      xp = (xj + ((imul(i0, sxi) | 0) << SHIFT)) | 0;
       for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
         a0 = +F[wp >> SHIFT];
         c00 = c00 + a0 * +F[xp >> SHIFT];
@@ -269,17 +258,21 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     t = t | 0;
     h = h | 0;
     j = j | 0;
-    var rr = 0, q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, dw = 0, dx = 0, r = 0;
+    var rr = 0, q = 0, q0 = 0, q1 = 0, i0 = 0, w = 0, c = 0, wp = 0, xp = 0, dw = 0, dx = 0, r = 0;
     var acc = 0.0;
     dw = eis << SHIFT;
     dx = sxi << SHIFT;
-    q1 = slotStart((o + 1) | 0) | 0;
+    q0 = I[(ptrAt + (o << 2)) >> 2] | 0;
+    q1 = I[(ptrAt + ((o + 1) << 2)) >> 2] | 0;
     for (rr = 0; (rr | 0) < (h | 0); rr = (rr + 1) | 0) {
       acc = 0.0;
-      for (q = slotStart(o) | 0; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
-        w = blockWidth(q) | 0;
-        wp = (dataAt + (((imul(q, bsz) | 0) + (imul((t + rr) | 0, eos) | 0)) << SHIFT)) | 0;
-        xp = xStart(q, j) | 0;
+      for (q = q0; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
+        i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
+        w = (innerLimit - i0) | 0;
+        if ((w | 0) > (ib | 0)) w = ib;
+        wp = (imul(I[(idsAt + (q << 2)) >> 2] | 0, bsz) | 0) + (imul((t + rr) | 0, eos) | 0) | 0;
+        wp = (dataAt + (wp << SHIFT)) | 0;
+        xp = (xAt + (((imul(i0, sxi) | 0) + (imul(j, sxj) | 0)) << SHIFT)) | 0;
         for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
           acc = acc + +F[wp >> SHIFT] * +F[xp >> SHIFT];
           wp = (wp + dw) | 0;

@@ -63,52 +63,19 @@ export function spmmRange(s: SpmmArgs, o0: number, o1: number): void {
 }
 
 /**
- * The same product through the asm.js kernel (spmm-asm.ts), which gives bit-identical sums:
- * X is copied into this thread's heap once per job, then each chunk copies its stored blocks
- * (in slot order) and index slices in, runs, and copies its output lines out.
+ * The same product through the asm.js kernel (spmm-asm.ts), which gives bit-identical sums.
+ * Once per job, this thread copies X, the blocks and the index arrays into its own heap (asm.js
+ * heaps cannot be shared); each chunk then runs and copies its output lines out.
  */
 function spmmRangeAsm(s: SpmmArgs, o0: number, o1: number): void {
   const st = stageJob(s);
-  const { n } = s;
-  const es = st.es;
-  const F = es === 4 ? st.f32 : st.f64;
-  const p0 = s.ptr[o0]!;
-  const p1 = s.ptr[o1]!;
-  const slots = p1 - p0;
-  // ptr rebased to the chunk, then idx, then the chunk's blocks.
-  const ptrAt = st.dynAt;
-  const idxAt = ptrAt + 4 * (o1 - o0 + 1);
-  const dataAt = align8(idxAt + 4 * slots);
-  if (dataAt + es * slots * s.bsz > st.heap.byteLength) {
-    throw new Error(
-      `spmm: heap too small for the chunk (internal error: outer blocks ${o0}..${o1})`,
-    );
-  }
-  const I = st.i32;
-  for (let o = o0, w = ptrAt >> 2; o <= o1; o++, w++) I[w] = s.ptr[o]! - p0;
-  I.set(s.idx.subarray(p0, p1), idxAt >> 2);
-  // Blocks in slot order, copied in runs of consecutive block numbers (all of them at once when
-  // the slots are the blocks themselves; one by one through a transposed index).
-  const { ids, data, bsz } = s;
-  const d0 = dataAt / es;
-  for (let q = p0; q < p1;) {
-    const id = ids[q]!;
-    let run = 1;
-    while (q + run < p1 && ids[q + run] === id + run) run++;
-    F.set(data.subarray(id * bsz, (id + run) * bsz), d0 + (q - p0) * bsz);
-    q += run;
-  }
-  I[HEADER.ptrAt] = ptrAt;
-  I[HEADER.idxAt] = idxAt;
-  I[HEADER.dataAt] = dataAt;
-  I[HEADER.o0] = o0;
   st.kernel.run(o0, o1);
-  // Copy the chunk's output lines back in the caller's layout.
-  const { out, soo, soj, ob, outerLimit } = s;
+  const { out, soo, soj, ob, outerLimit, n } = s;
   const line0 = o0 * ob;
   const line1 = Math.min(o1 * ob, outerLimit);
   if (line1 <= line0 || n === 0) return;
-  const base = st.outAt / es;
+  const F = st.es === 8 ? st.f64 : st.f32;
+  const base = st.outAt / st.es;
   if (soj === 1 && soo === n) {
     out.set(F.subarray(base + line0 * n, base + line1 * n), line0 * n);
   } else if (soj === 1) {
@@ -126,20 +93,17 @@ function spmmRangeAsm(s: SpmmArgs, o0: number, o1: number): void {
 const align8 = (b: number) => (b + 7) & ~7;
 
 interface Staged {
-  heap: ArrayBuffer;
-  i32: Int32Array;
   f32: Float32Array;
   f64: Float64Array;
   kernel: SpmmKernel;
   es: number;
   outAt: number;
-  dynAt: number;
 }
 
 /** This thread's heap and kernels (re-created when a job needs a bigger heap). */
 let heapState:
   { heap: ArrayBuffer; kernels: Partial<Record<"f32" | "f64", SpmmKernel>> } | undefined;
-/** The job whose X is in the heap now (args objects are made anew for every call and job). */
+/** The job whose operands are in the heap now (args objects are made anew for every call and job). */
 let stagedFor: WeakRef<SpmmArgs> | undefined;
 let staged: Staged | undefined;
 
@@ -149,7 +113,7 @@ function heapSize(bytes: number): number {
   return Math.ceil(bytes / (1 << 24)) * (1 << 24);
 }
 
-/** Puts the job's X into this thread's heap (once per job) and fills the header's fixed fields. */
+/** Copies the job's operands into this thread's heap (once per job) and writes the header. */
 function stageJob(s: SpmmArgs): Staged {
   if (staged !== undefined && stagedFor?.deref() === s) return staged;
   const es = s.x instanceof Float64Array ? 8 : 4;
@@ -157,11 +121,16 @@ function stageJob(s: SpmmArgs): Staged {
   const xLen = innerLimit > 0 && n > 0 ? (innerLimit - 1) * sxi + (n - 1) * sxj + 1 : 0;
   const outLen = outerLimit > 0 && n > 0 ? (outerLimit - 1) * soo + (n - 1) * soj + 1 : 0;
   const outerBlocks = Math.ceil(outerLimit / ob);
-  const nnz = s.ptr[outerBlocks]! - s.ptr[0]!;
+  const slots = s.ptr[outerBlocks]!;
+  let blocks = 0;
+  for (let q = 0; q < slots; q++) blocks = Math.max(blocks, s.ids[q]! + 1);
   const xAt = HEADER_BYTES;
   const outAt = align8(xAt + es * xLen);
-  const dynAt = align8(outAt + es * outLen);
-  const need = align8(dynAt + 4 * (outerBlocks + 1 + nnz)) + es * nnz * bsz;
+  const dataAt = align8(outAt + es * outLen);
+  const ptrAt = align8(dataAt + es * blocks * bsz);
+  const idxAt = ptrAt + 4 * (outerBlocks + 1);
+  const idsAt = idxAt + 4 * slots;
+  const need = idsAt + 4 * slots;
   if (heapState === undefined || heapState.heap.byteLength < need) {
     heapState = { heap: new ArrayBuffer(heapSize(need)), kernels: {} };
   }
@@ -169,17 +138,19 @@ function stageJob(s: SpmmArgs): Staged {
   const type = es === 8 ? "f64" : "f32";
   const kernel = (kernels[type] ??= spmmModules[type](globalThis, {}, heap));
   const st: Staged = {
-    heap,
-    i32: new Int32Array(heap),
     f32: new Float32Array(heap),
     f64: new Float64Array(heap),
     kernel,
     es,
     outAt,
-    dynAt,
   };
-  (es === 8 ? st.f64 : st.f32).set(s.x.subarray(0, xLen) as never, xAt / es);
-  const I = st.i32;
+  const F = es === 8 ? st.f64 : st.f32;
+  F.set(s.x.subarray(0, xLen) as never, xAt / es);
+  F.set(s.data.subarray(0, blocks * bsz) as never, dataAt / es);
+  const I = new Int32Array(heap);
+  I.set(s.ptr.subarray(0, outerBlocks + 1), ptrAt >> 2);
+  I.set(s.idx.subarray(0, slots), idxAt >> 2);
+  I.set(s.ids.subarray(0, slots), idsAt >> 2);
   I[HEADER.ob] = ob;
   I[HEADER.ib] = s.ib;
   I[HEADER.eos] = s.eos;
@@ -192,6 +163,10 @@ function stageJob(s: SpmmArgs): Staged {
   I[HEADER.soo] = soo;
   I[HEADER.soj] = soj;
   I[HEADER.n] = n;
+  I[HEADER.ptrAt] = ptrAt;
+  I[HEADER.idxAt] = idxAt;
+  I[HEADER.idsAt] = idsAt;
+  I[HEADER.dataAt] = dataAt;
   I[HEADER.xAt] = xAt;
   I[HEADER.outAt] = outAt;
   staged = st;
