@@ -1,12 +1,14 @@
 // im2col / col2im: lay out convolution patches so Conv2d becomes a dense GEMM.
 //
-// Layout (chosen so each image's convolution is one GEMM whose result is already NCHW):
-//   x    : [N, C, H, W] row-major (NCHW)
-//   cols : [N, C*kh*kw, outH*outW] — image i's patch matrix starts at i*K*P, K = C*kh*kw,
-//          P = outH*outW; row (ch*kh + u)*kw + v holds input pixel
-//          (ch, oy*strideH - padH + u*dilationH, ox*strideW - padW + v*dilationW) for every
-//          output position oy*outW + ox (0 where that pixel falls in the padding).
-// Conv forward per image: y_i[Cout, P] = W[Cout, K] · cols_i.
+// x is [N, C, H, W] row-major (NCHW). K = C*kh*kw, P = outH*outW. Patch row (ch*kh + u)*kw + v,
+// position oy*outW + ox of image i holds input pixel
+// (ch, oy*strideH - padH + u*dilationH, ox*strideW - padW + v*dilationW), or 0 in the padding.
+// Two layouts of those rows:
+//   "per-image" : cols [N, K, P]: image i's patch matrix starts at i*K*P, so each image's
+//                 convolution y_i[Cout, P] = W[Cout, K] · cols_i is one GEMM, already NCHW.
+//   "batched"   : cols [K, N*P]: the images sit side by side in every row, so the whole batch
+//                 is one GEMM Y[Cout, N*P] = W · cols (a product big enough to split over a
+//                 pool and to amortise packing); Y is [Cout, N, P] and needs one permute.
 import type { FloatArray, SameFloat } from "./types.ts";
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 
@@ -48,6 +50,41 @@ export interface ResolvedConv2d {
   positions: number;
 }
 
+/** How im2col lays out patch rows (see the file header). */
+export type Im2colLayout = "per-image" | "batched";
+
+function checkLayout(fn: string, layout: unknown): Im2colLayout {
+  if (layout !== "per-image" && layout !== "batched")
+    throw new TypeError(`${fn}: layout must be "per-image" or "batched", got ${String(layout)}`);
+  return layout;
+}
+
+/**
+ * Distance between consecutive images and between consecutive patch rows in cols: each
+ * (image, row) pair owns P contiguous entries in either layout.
+ */
+function strides(g: ResolvedConv2d, layout: Im2colLayout): [image: number, row: number] {
+  return layout === "per-image"
+    ? [g.patchSize * g.positions, g.positions]
+    : [g.positions, g.n * g.positions];
+}
+
+function colsShape(g: ResolvedConv2d, layout: Im2colLayout): string {
+  return layout === "per-image"
+    ? `[N=${g.n}, C*kh*kw=${g.patchSize}, outH*outW=${g.positions}]`
+    : `[C*kh*kw=${g.patchSize}, N*outH*outW=${g.n * g.positions}]`;
+}
+
+/**
+ * The output columns ox in [lo, hi) whose input column x0 + ox·stride falls inside [0, w);
+ * the others read the zero padding.
+ */
+function insideColumns(x0: number, stride: number, w: number, outW: number): [number, number] {
+  const lo = Math.min(outW, x0 >= 0 ? 0 : Math.ceil(-x0 / stride));
+  const hi = x0 > w - 1 ? 0 : Math.min(outW, Math.floor((w - 1 - x0) / stride) + 1);
+  return [lo, Math.max(lo, hi)];
+}
+
 /** Validates a geometry and computes outH = floor((H + 2 padH - dilationH (kh-1) - 1) / strideH) + 1 (likewise W). */
 export function conv2dGeometry(fn: string, g: Conv2dGeometry): ResolvedConv2d {
   if (typeof g !== "object" || g === null)
@@ -83,16 +120,19 @@ export function conv2dGeometry(fn: string, g: Conv2dGeometry): ResolvedConv2d {
 }
 
 /**
- * Copies convolution patches of `x` [N,C,H,W] into `out` [N, C*kh*kw, outH*outW] (see file header).
+ * Copies convolution patches of `x` [N,C,H,W] into `out`: [N, C*kh*kw, outH*outW] in the
+ * default "per-image" layout, [C*kh*kw, N*outH*outW] in the "batched" one (see file header).
  * Overwrites and returns `out` (allocated like `x` when omitted).
  */
 export function im2col<T extends FloatArray>(
   x: T,
   geometry: Conv2dGeometry,
   out?: SameFloat<T>,
+  layout: Im2colLayout = "per-image",
 ): SameFloat<T> {
   const fn = "im2col";
   const g = conv2dGeometry(fn, geometry);
+  checkLayout(fn, layout);
   checkFloatArray(fn, "x", x);
   checkLength(fn, "x", x, g.n * g.c * g.h * g.w, `[N=${g.n}, C=${g.c}, H=${g.h}, W=${g.w}]`);
   const total = g.n * g.patchSize * g.positions;
@@ -101,22 +141,21 @@ export function im2col<T extends FloatArray>(
   else {
     checkFloatArray(fn, "out", out);
     checkSameType(fn, "out", x, out);
-    checkLength(
-      fn,
-      "out",
-      out,
-      total,
-      `[N=${g.n}, C*kh*kw=${g.patchSize}, outH*outW=${g.positions}]`,
-    );
+    checkLength(fn, "out", out, total, colsShape(g, layout));
     cols = out;
   }
   const { h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
-  let o = 0;
-  for (let img = 0; img < g.n; img++) {
-    for (let ch = 0; ch < g.c; ch++) {
-      const plane = (img * g.c + ch) * h * w;
-      for (let u = 0; u < kh; u++) {
-        for (let v = 0; v < kw; v++) {
+  const [imageStride, rowStride] = strides(g, layout);
+  // Patch row outermost: in the "batched" layout the writes then run straight through cols.
+  let r = 0;
+  for (let ch = 0; ch < g.c; ch++) {
+    for (let u = 0; u < kh; u++) {
+      for (let v = 0; v < kw; v++, r++) {
+        const x0 = v * dilationW - padW;
+        const [lo, hi] = insideColumns(x0, strideW, w, outW);
+        for (let img = 0; img < g.n; img++) {
+          const plane = (img * g.c + ch) * h * w;
+          let o = img * imageStride + r * rowStride;
           for (let oy = 0; oy < outH; oy++) {
             const y = oy * strideH - padH + u * dilationH;
             if (y < 0 || y >= h) {
@@ -124,10 +163,13 @@ export function im2col<T extends FloatArray>(
               o += outW;
               continue;
             }
-            const row = plane + y * w;
-            let xx = v * dilationW - padW;
-            for (let ox = 0; ox < outW; ox++, xx += strideW)
-              cols[o++] = xx >= 0 && xx < w ? x[row + xx]! : 0;
+            // Zeros left and right of the columns that land inside the row; no test per pixel.
+            for (let ox = 0; ox < lo; ox++) cols[o++] = 0;
+            for (let ox = lo, src = plane + y * w + x0 + lo * strideW; ox < hi; ox++) {
+              cols[o++] = x[src]!;
+              src += strideW;
+            }
+            for (let ox = hi; ox < outW; ox++) cols[o++] = 0;
           }
         }
       }
@@ -137,25 +179,22 @@ export function im2col<T extends FloatArray>(
 }
 
 /**
- * Inverse layout of im2col for gradients: sums every patch entry of `cols` [N, C*kh*kw, outH*outW]
- * back onto the input pixel it came from (overlapping windows add up; padding entries are
- * dropped). Overwrites and returns `out` [N,C,H,W] (allocated like `cols` when omitted).
+ * Inverse layout of im2col for gradients: sums every patch entry of `cols` (in the given layout,
+ * "per-image" by default) back onto the input pixel it came from (overlapping windows add up;
+ * padding entries are dropped). Overwrites and returns `out` [N,C,H,W] (allocated like `cols`
+ * when omitted).
  */
 export function col2im<T extends FloatArray>(
   cols: T,
   geometry: Conv2dGeometry,
   out?: SameFloat<T>,
+  layout: Im2colLayout = "per-image",
 ): SameFloat<T> {
   const fn = "col2im";
   const g = conv2dGeometry(fn, geometry);
+  checkLayout(fn, layout);
   checkFloatArray(fn, "cols", cols);
-  checkLength(
-    fn,
-    "cols",
-    cols,
-    g.n * g.patchSize * g.positions,
-    `[N=${g.n}, C*kh*kw=${g.patchSize}, outH*outW=${g.positions}]`,
-  );
+  checkLength(fn, "cols", cols, g.n * g.patchSize * g.positions, colsShape(g, layout));
   const total = g.n * g.c * g.h * g.w;
   let x: FloatArray;
   if (out === undefined) x = allocLike(cols, total);
@@ -167,22 +206,28 @@ export function col2im<T extends FloatArray>(
     x.fill(0, 0, total);
   }
   const { h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
-  let o = 0;
-  for (let img = 0; img < g.n; img++) {
-    for (let ch = 0; ch < g.c; ch++) {
-      const plane = (img * g.c + ch) * h * w;
-      for (let u = 0; u < kh; u++) {
-        for (let v = 0; v < kw; v++) {
+  const [imageStride, rowStride] = strides(g, layout);
+  // Patch row outermost: in the "batched" layout the writes then run straight through cols.
+  let r = 0;
+  for (let ch = 0; ch < g.c; ch++) {
+    for (let u = 0; u < kh; u++) {
+      for (let v = 0; v < kw; v++, r++) {
+        const x0 = v * dilationW - padW;
+        const [lo, hi] = insideColumns(x0, strideW, w, outW);
+        for (let img = 0; img < g.n; img++) {
+          const plane = (img * g.c + ch) * h * w;
+          let o = img * imageStride + r * rowStride;
           for (let oy = 0; oy < outH; oy++) {
             const y = oy * strideH - padH + u * dilationH;
             if (y < 0 || y >= h) {
               o += outW;
               continue;
             }
-            const row = plane + y * w;
-            let xx = v * dilationW - padW;
-            for (let ox = 0; ox < outW; ox++, xx += strideW, o++)
-              if (xx >= 0 && xx < w) x[row + xx]! += cols[o]!;
+            for (let ox = lo, dst = plane + y * w + x0 + lo * strideW; ox < hi; ox++) {
+              x[dst]! += cols[o + ox]!;
+              dst += strideW;
+            }
+            o += outW;
           }
         }
       }

@@ -2,7 +2,7 @@
 export type { FloatArray } from "./types.ts";
 export { matmul, matmulTransA, matmulTransB } from "./dense.ts";
 export { im2col, col2im, conv2dGeometry } from "./im2col.ts";
-export type { Conv2dGeometry, ResolvedConv2d } from "./im2col.ts";
+export type { Conv2dGeometry, Im2colLayout, ResolvedConv2d } from "./im2col.ts";
 export { BsrMatrix, validatePattern } from "./bsr.ts";
 export type { BsrArrays, SparseProductOptions, SampledOptions } from "./bsr.ts";
 export { sharedFloat32, sharedFloat64, sharedInt32, isShared, toShared } from "./shared.ts";

@@ -99,6 +99,32 @@ describe("im2col / col2im", () => {
     );
   });
 
+  it('"batched" layout [K, N·P] holds the "per-image" rows [N, K, P] side by side; col2im reads both', () => {
+    fc.assert(
+      fc.property(geometry, fc.integer(), (g, seed) => {
+        const r = conv2dGeometry("test", g);
+        const K = r.patchSize;
+        const P = r.positions;
+        const x = randomArray(g.n * g.c * g.h * g.w, seed, true);
+        const perImage = im2col(x, g);
+        const batched = im2col(x, g, new Float64Array(K * g.n * P).fill(7), "batched");
+        const moved = new Float64Array(K * g.n * P); // [N, K, P] -> [K, N, P]
+        for (let i = 0; i < g.n; i++)
+          for (let k = 0; k < K; k++)
+            for (let p = 0; p < P; p++)
+              moved[(k * g.n + i) * P + p] = perImage[(i * K + k) * P + p]!;
+        expect(batched).toEqual(moved);
+        const c = randomArray(K * g.n * P, seed + 5, true);
+        const cPerImage = new Float64Array(c.length); // c read as [K, N, P], laid out [N, K, P]
+        for (let i = 0; i < g.n; i++)
+          for (let k = 0; k < K; k++)
+            for (let p = 0; p < P; p++) cPerImage[(i * K + k) * P + p] = c[(k * g.n + i) * P + p]!;
+        expect(col2im(c, g, undefined, "batched")).toEqual(col2im(cPerImage, g));
+      }),
+      { numRuns: 120 },
+    );
+  });
+
   it("rejects bad geometry and short buffers with named errors", () => {
     const g = { n: 1, c: 1, h: 3, w: 3, kh: 2, kw: 2 };
     expect(conv2dGeometry("t", g)).toMatchObject({ outH: 2, outW: 2, patchSize: 4, positions: 4 });
@@ -110,6 +136,13 @@ describe("im2col / col2im", () => {
     expect(() => col2im(new Float32Array(15), g)).toThrow(/col2im: cols has 15 elements/);
     expect(() => col2im(new Float32Array(16), g, new Float32Array(8))).toThrow(
       /col2im: out has 8 elements/,
+    );
+    const two = { ...g, n: 2 };
+    expect(() => im2col(new Float32Array(18), two, new Float32Array(31), "batched")).toThrow(
+      /im2col: out has 31 elements.*\[C\*kh\*kw=4, N\*outH\*outW=8\]/,
+    );
+    expect(() => col2im(new Float32Array(16), g, undefined, "rows" as never)).toThrow(
+      /col2im: layout must be "per-image" or "batched", got rows/,
     );
   });
 });
