@@ -1,12 +1,15 @@
-// 2-D convolution (cross-correlation, NCHW) as im2col + GEMM with @tessera/matrix.
-//   cols = im2col(x)                       [N, K = C·kh·kw, P = outH·outW]
-//   forward   y_i  = W [F,K] · cols_i [K,P]                   (per image, already NCHW)
-//   backward  dW  += dy_i [F,P] · cols_iᵀ   (matmulTransB, cols_i read as "B stored [n,k]")
-//             dcols_i = Wᵀ · dy_i           (matmulTransA, W read as "A stored [k,m]")
-//             dx  = col2im(dcols)          (overlapping windows add up)
-//             db  = Σ over images and positions of dy
-// The patch matrix is kept for dW; dcols/col2im are skipped when x needs no gradient (the
-// first layer).
+// 2-D convolution (cross-correlation, NCHW) as im2col + GEMM with @tessera/matrix, the whole
+// batch in one product (K = C·kh·kw, P = outH·outW, images side by side in each patch row):
+//   cols = im2col(x, "batched")            [K, N·P]
+//   forward   Y  = W [F,K] · cols          [F, N·P], permuted to NCHW [N, F, P] (+ bias)
+//   backward  G' = dy permuted to [F, N·P]
+//             dW = G' · colsᵀ              (matmulTransB, cols read as "B stored [n,k]")
+//             dcols = Wᵀ · G'              (matmulTransA, W read as "A stored [k,m]")
+//             dx = col2im(dcols, "batched") (overlapping windows add up)
+//             db = Σ over images and positions of dy
+// One product per batch instead of one per image: the per-image products (50x500 by 500x64 in
+// LeNet-5) were too small to split over a pool or to amortise packing. The patch matrix is kept
+// for dW; dcols/col2im are skipped when x needs no gradient (the first layer).
 import {
   col2im,
   conv2dGeometry,
@@ -98,68 +101,43 @@ export function conv2d(
   const X = denseFloat(x.data);
   const W = denseFloat(weight.data);
   const opts = gemmOptions();
-  const cols = im2col(X, geom, allocLike(X, n * K * P));
+  const NP = n * P;
+  const cols = im2col(X, geom, allocLike(X, K * NP), "batched");
+  const yFirst = allocLike(W, f * NP); // [F, N, P]
+  if (K > 0 && NP > 0) gemm(W, cols, f, K, NP, yFirst, opts);
   const y = allocLike(W, n * f * P);
-  if (K > 0) {
+  const biasData = bias ? denseFloat(bias.data) : null;
+  for (let j = 0; j < f; j++) {
+    const bj = biasData ? biasData[j]! : 0;
     for (let i = 0; i < n; i++) {
-      gemm(
-        W,
-        cols.subarray(i * K * P, (i + 1) * K * P),
-        f,
-        K,
-        P,
-        y.subarray(i * f * P, (i + 1) * f * P),
-        opts,
-      );
-    }
-  }
-  if (bias) {
-    const b = denseFloat(bias.data);
-    for (let i = 0, o = 0; i < n; i++) {
-      for (let j = 0; j < f; j++) {
-        const bj = b[j]!;
-        for (let p = 0; p < P; p++, o++) y[o] = y[o]! + bj;
-      }
+      const src = (j * n + i) * P;
+      const dst = (i * f + j) * P;
+      if (biasData) for (let p = 0; p < P; p++) y[dst + p] = yFirst[src + p]! + bj;
+      else y.set(yFirst.subarray(src, src + P), dst);
     }
   }
   const parents = bias ? [x, weight, bias] : [x, weight];
   return record(fn, wrap(y, [n, f, g0.outH, g0.outW]), parents, (g) => {
     const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
+    // dy [N, F, P] -> [F, N, P], the layout the batched products take.
+    const gFirst = allocLike(W, f * NP);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < f; j++) {
+        const src = (i * f + j) * P;
+        gFirst.set(G.subarray(src, src + P), (j * n + i) * P);
+      }
+    }
     let gw = null;
     if (weight.requiresGrad) {
       const dW = allocLike(W, f * K);
-      const tmp = allocLike(W, f * K);
-      for (let i = 0; i < n && P > 0; i++) {
-        matmulTransB(
-          G.subarray(i * f * P, (i + 1) * f * P),
-          cols.subarray(i * K * P, (i + 1) * K * P),
-          f,
-          P,
-          K,
-          tmp,
-          opts,
-        );
-        for (let q = 0; q < f * K; q++) dW[q] = dW[q]! + tmp[q]!;
-      }
+      if (NP > 0 && f > 0 && K > 0) matmulTransB(gFirst, cols, f, NP, K, dW, opts);
       gw = freshGrad(dW, ws);
     }
     let gx = null;
     if (x.requiresGrad) {
-      const dcols = allocLike(W, n * K * P);
-      if (f > 0) {
-        for (let i = 0; i < n; i++) {
-          matmulTransA(
-            W,
-            G.subarray(i * f * P, (i + 1) * f * P),
-            K,
-            f,
-            P,
-            dcols.subarray(i * K * P, (i + 1) * K * P),
-            opts,
-          );
-        }
-      }
-      gx = freshGrad(col2im(dcols, geom), xs);
+      const dcols = allocLike(W, K * NP);
+      if (f > 0 && K > 0 && NP > 0) matmulTransA(W, gFirst, K, f, NP, dcols, opts);
+      gx = freshGrad(col2im(dcols, geom, undefined, "batched"), xs);
     }
     let gb = null;
     if (bias?.requiresGrad) {
