@@ -1,23 +1,28 @@
-// Where one LeNet-300-100 training epoch spends its time: trains on the first --images MNIST
-// images (batch 128, Adam 1e-3) under V8's sampling profiler and prints the epoch time
-// (scaled to 60k images) and the functions with the most self time on the calling thread.
+// Where one training epoch spends its time: trains a model (LeNet-300-100 unless --model says
+// otherwise) on the first --images MNIST images (batch 128, Adam 1e-3) under V8's sampling
+// profiler and prints the epoch time (scaled to 60k images) and the functions with the most
+// self time on the calling thread.
 //   pnpm tsx experiments/bench/profile-epoch.ts --images 20000 --threads 2
+//   pnpm tsx experiments/bench/profile-epoch.ts --model lenet5 --images 5000
 // No TF.js and no benchmark harness in the process: this is the bare `fit` loop.
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { Session } from "node:inspector/promises";
 import { loadDataset } from "@tessera/mnist-dataset-loader";
-import { Adam, arrayDataset, fit, lenet300100 } from "@tessera/nn";
-import { Generator } from "@tessera/tensor";
+import { Adam, arrayDataset, fit } from "@tessera/nn";
 import { createPool } from "@tessera/matrix";
 import { setMatrixPool } from "@tessera/autograd";
 import { NORMALIZE } from "../src/data.ts";
+import { DEFAULT_CONFIG, MODEL_NAMES, buildModel, type ModelName } from "../src/train-run.ts";
 
 const o = new Command()
   .option("--images <n>", "training images to use (from the start of the set)", Number, 20000)
   .option("--threads <n>", "threads (caller + workers)", Number, 2)
   .option("--top <n>", "functions to list", Number, 12)
+  .addOption(
+    new Option("--model <name>", "model to train").choices(MODEL_NAMES).default("lenet300100"),
+  )
   .parse()
-  .opts<{ images: number; threads: number; top: number }>();
+  .opts<{ images: number; threads: number; top: number; model: ModelName }>();
 
 interface ProfileNode {
   id: number;
@@ -34,13 +39,13 @@ const n = Math.min(o.images, raw.count);
 const train = arrayDataset(
   raw.images.subarray(0, n * 784),
   raw.labels.subarray(0, n),
-  [784],
+  o.model === "lenet300100" ? [784] : [1, 28, 28],
   NORMALIZE,
 );
 const pool = o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
 if (pool) await pool.ready();
 setMatrixPool(pool);
-const model = lenet300100({ generator: new Generator(1) });
+const model = buildModel({ ...DEFAULT_CONFIG, model: o.model, dataset: "mnist" }, [1, 28, 28]);
 
 const session = new Session();
 session.connect();
@@ -65,7 +70,10 @@ const self = new Map<string, number>();
 let total = 0;
 profile.samples.forEach((id, i) => {
   const frame = byId.get(id)!.callFrame;
-  const file = frame.url.split("/").at(-1) ?? "";
+  // Package and file ("matrix/pool.ts"): several packages have a pool.ts or an index.ts.
+  const parts = frame.url.split("/");
+  const pkg = parts.at(-3) === "src" ? parts.at(-4) : parts.at(-3);
+  const file = frame.url ? `${pkg}/${parts.at(-1)}` : "";
   const name = `${frame.functionName || "(anonymous)"}${file ? ` (${file})` : ""}`;
   const dt = profile.timeDeltas[i]!;
   self.set(name, (self.get(name) ?? 0) + dt);
@@ -73,7 +81,7 @@ profile.samples.forEach((id, i) => {
 });
 const seconds = history[0]!.seconds;
 console.log(
-  `${n} images, ${o.threads} thread(s): ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch`,
+  `${o.model}, ${n} images, ${o.threads} thread(s): ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch`,
 );
 console.log("| function | self time | share |\n|---|---|---|");
 for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, o.top))
