@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
 import { setMatrixPool } from "@tessera/autograd";
 import { createPool } from "@tessera/matrix";
-import { loadSplits } from "./src/data.ts";
+import { loadSplitsAsync } from "./src/data.ts";
 import {
   DEFAULT_CONFIG,
   MODEL_NAMES,
@@ -44,6 +44,10 @@ const program = new Command()
   .option("--weight-decay <x>", "weight decay", num, DEFAULT_CONFIG.weightDecay)
   .option("--seed <n>", "seed for initialisation and shuffling", num, DEFAULT_CONFIG.seed)
   .option("--data-dir <dir>", "directory holding the dataset files (default: search)")
+  .option(
+    "--no-fetch",
+    "fail instead of fetching a missing dataset from the offline sources (pnpm datasets:fetch)",
+  )
   .option("--threads <n>", "threads for matrix products (results do not depend on it)", num, 2)
   .option("--out <dir>", "run directory (default: results/train/<dataset>-<model>-s<seed>)")
   .parse();
@@ -60,6 +64,7 @@ const o = program.opts<{
   weightDecay: number;
   seed: number;
   dataDir?: string;
+  fetch: boolean;
   out?: string;
   threads: number;
 }>();
@@ -80,7 +85,9 @@ const config: TrainConfig = {
 };
 const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
 const dir = o.out ?? join(root, "results", "train", `${o.dataset}-${o.model}-s${o.seed}`);
-const { train, test } = loadSplits(o.dataset, o.dataDir);
+// A dataset found nowhere is fetched into datasets/ first (offline sources only), so the
+// recorded commands work on a fresh checkout.
+const { train, test } = await loadSplitsAsync(o.dataset, { dir: o.dataDir, fetch: o.fetch });
 console.error(`training ${o.model} on ${o.dataset} (${train.count} / ${test.count}) -> ${dir}`);
 const pool = o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
 setMatrixPool(pool);
