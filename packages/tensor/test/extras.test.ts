@@ -17,8 +17,9 @@ describe("softmax / logSoftmax", () => {
           expect(s.allClose(naive, 1e-12, 1e-15)).toBe(true);
           expect(T.logSoftmax(view, axis).allClose(T.log(naive), 1e-12, 1e-12)).toBe(true);
           if (view.shape[axis]! > 0) {
-            const sums = T.sum(s, axis);
-            for (const idx of allIndices(sums.shape)) expect(sums.get(...idx)).toBeCloseTo(1, 12);
+            const totals = T.sum(s, axis);
+            for (const idx of allIndices(totals.shape))
+              expect(totals.get(...idx)).toBeCloseTo(1, 12);
           }
         },
       ),
