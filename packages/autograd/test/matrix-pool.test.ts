@@ -8,7 +8,10 @@ import {
   Variable,
   conv2d,
   getMatrixPool,
+  add,
   linear,
+  mul,
+  noGrad,
   relu,
   setMatrixPool,
   softmaxCrossEntropy,
@@ -82,6 +85,43 @@ describe("setMatrixPool", () => {
     for (const arr of [y.data.data, x.grad!.data, w.grad!.data])
       expect(isShared(arr as Float32Array)).toBe(false);
     expect(sum(y).item()).toBe(24);
+  });
+
+  it("keeps conv2d's saved patches intact across a second forward and a no-grad forward before the backward", () => {
+    // With a pool, conv2d keeps its patch matrix in a shared buffer reused from step to step
+    // (shared-buffers.ts). Two recorded forwards before one backward (gradient accumulation)
+    // and an evaluation forward in between must not overwrite the first one's patches.
+    const g = new T.Generator(9);
+    const w = new Variable(new T.Tensor(sharedFloat32(3 * 2 * 3 * 3), [3, 2, 3, 3]), {
+      requiresGrad: true,
+    });
+    (w.data.data as Float32Array).set(T.randn([3, 2, 3, 3], g).data as Float32Array);
+    const b = new Variable(T.randn([3], g), { requiresGrad: true });
+    const inputs = [0, 1, 2, 3, 4, 5].map(() => T.randn([4, 2, 7, 7], g));
+    const weights = [0, 1].map(() => T.randn([4, 3, 7, 7], g));
+    const steps = () => {
+      const out: T.Tensor[] = [];
+      for (let step = 0; step < 2; step++) {
+        w.zeroGrad();
+        b.zeroGrad();
+        const [x1, x2, x3] = inputs.slice(3 * step, 3 * step + 3).map((t) => new Variable(t));
+        const y1 = conv2d(x1!, w, b, { padding: 1 });
+        const evaluated = noGrad(() => conv2d(x3!, w, b, { padding: 1 }));
+        const y2 = conv2d(x2!, w, b, { padding: 1 });
+        add(sum(mul(y1, weights[0]!)), sum(mul(y2, weights[1]!))).backward();
+        out.push(y1.data, y2.data, evaluated.data, w.grad!.clone(), b.grad!.clone());
+      }
+      return out;
+    };
+    setMatrixPool(undefined);
+    const alone = steps();
+    setMatrixPool(pool);
+    const pooled = steps();
+    setMatrixPool(undefined);
+    pooled.forEach((t, i) => {
+      expect(isShared(t.data as Float32Array)).toBe(false);
+      expect(T.equals(t, alone[i]!)).toBe(true);
+    });
   });
 
   it("rejects anything but a MatrixPool or undefined", () => {

@@ -20,7 +20,8 @@ import {
 } from "@tessera/matrix";
 import type { Conv2dGeometry } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
-import { checkVariable, record } from "../record.ts";
+import { checkVariable, needsGraph, record } from "../record.ts";
+import { saveForBackward, temporary } from "../shared-buffers.ts";
 import { gemmOptions } from "../matrix-pool.ts";
 import { allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
@@ -102,9 +103,15 @@ export function conv2d(
   const W = denseFloat(weight.data);
   const opts = gemmOptions();
   const NP = n * P;
-  const cols = im2col(X, geom, allocLike(X, K * NP), "batched");
-  const yFirst = allocLike(W, f * NP); // [F, N, P]
+  const parents = bias ? [x, weight, bias] : [x, weight];
+  // With a pool set, the patch matrix and the temporaries live in reused shared memory, so the
+  // pooled products need no staging copies (shared-buffers.ts). The patch matrix is kept for
+  // dW until the backward has run.
+  const saved = needsGraph(...parents) ? saveForBackward(weight, X, K * NP) : undefined;
+  const cols = im2col(X, geom, saved?.data ?? temporary("conv2d.cols", X, K * NP), "batched");
+  const yFirst = temporary("conv2d.y", W, f * NP); // [F, N, P]
   if (K > 0 && NP > 0) gemm(W, cols, f, K, NP, yFirst, opts);
+  else yFirst.fill(0);
   const y = allocLike(W, n * f * P);
   const biasData = bias ? denseFloat(bias.data) : null;
   for (let j = 0; j < f; j++) {
@@ -116,11 +123,10 @@ export function conv2d(
       else y.set(yFirst.subarray(src, src + P), dst);
     }
   }
-  const parents = bias ? [x, weight, bias] : [x, weight];
   return record(fn, wrap(y, [n, f, g0.outH, g0.outW]), parents, (g) => {
     const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
     // dy [N, F, P] -> [F, N, P], the layout the batched products take.
-    const gFirst = allocLike(W, f * NP);
+    const gFirst = temporary("conv2d.g", W, f * NP);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < f; j++) {
         const src = (i * f + j) * P;
@@ -135,10 +141,12 @@ export function conv2d(
     }
     let gx = null;
     if (x.requiresGrad) {
-      const dcols = allocLike(W, K * NP);
+      const dcols = temporary("conv2d.dcols", W, K * NP);
       if (f > 0 && K > 0 && NP > 0) matmulTransA(W, gFirst, K, f, NP, dcols, opts);
-      gx = freshGrad(col2im(dcols, geom, undefined, "batched"), xs);
+      else dcols.fill(0);
+      gx = freshGrad(col2im(dcols, geom, allocLike(W, n * c * h * w), "batched"), xs);
     }
+    saved?.release(); // the engine runs a node's backward once, then frees the graph
     let gb = null;
     if (bias?.requiresGrad) {
       const acc = new Float64Array(f);
