@@ -9,7 +9,10 @@
 //   "batched"   : cols [K, N*P]: the images sit side by side in every row, so the whole batch
 //                 is one GEMM Y[Cout, N*P] = W · cols (a product big enough to split over a
 //                 pool and to amortise packing); Y is [Cout, N, P] and needs one permute.
+import type { DenseOptions } from "./dense.ts";
 import type { FloatArray, SameFloat } from "./types.ts";
+import type { PatchArgs } from "./im2col-kernel.ts";
+import { runCol2im, runIm2col } from "./parallel.ts";
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 
 /** Shape of a 2-D convolution's input and window. Strides default to 1, padding to 0, dilation to 1. */
@@ -59,30 +62,19 @@ function checkLayout(fn: string, layout: unknown): Im2colLayout {
   return layout;
 }
 
-/**
- * Distance between consecutive images and between consecutive patch rows in cols: each
- * (image, row) pair owns P contiguous entries in either layout.
- */
-function strides(g: ResolvedConv2d, layout: Im2colLayout): [image: number, row: number] {
-  return layout === "per-image"
-    ? [g.patchSize * g.positions, g.positions]
-    : [g.positions, g.n * g.positions];
+/** The job arguments (everything but the arrays) of im2col-kernel.ts's range functions. */
+function patchArgs(g: ResolvedConv2d, layout: Im2colLayout): Omit<PatchArgs, "x" | "cols"> {
+  const { n, c, h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
+  return {
+    ...{ n, c, h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW },
+    batched: layout === "batched" ? 1 : 0,
+  };
 }
 
 function colsShape(g: ResolvedConv2d, layout: Im2colLayout): string {
   return layout === "per-image"
     ? `[N=${g.n}, C*kh*kw=${g.patchSize}, outH*outW=${g.positions}]`
     : `[C*kh*kw=${g.patchSize}, N*outH*outW=${g.n * g.positions}]`;
-}
-
-/**
- * The output columns ox in [lo, hi) whose input column x0 + ox·stride falls inside [0, w);
- * the others read the zero padding.
- */
-function insideColumns(x0: number, stride: number, w: number, outW: number): [number, number] {
-  const lo = Math.min(outW, x0 >= 0 ? 0 : Math.ceil(-x0 / stride));
-  const hi = x0 > w - 1 ? 0 : Math.min(outW, Math.floor((w - 1 - x0) / stride) + 1);
-  return [lo, Math.max(lo, hi)];
 }
 
 /** Validates a geometry and computes outH = floor((H + 2 padH - dilationH (kh-1) - 1) / strideH) + 1 (likewise W). */
@@ -129,6 +121,7 @@ export function im2col<T extends FloatArray>(
   geometry: Conv2dGeometry,
   out?: SameFloat<T>,
   layout: Im2colLayout = "per-image",
+  options?: DenseOptions,
 ): SameFloat<T> {
   const fn = "im2col";
   const g = conv2dGeometry(fn, geometry);
@@ -144,37 +137,7 @@ export function im2col<T extends FloatArray>(
     checkLength(fn, "out", out, total, colsShape(g, layout));
     cols = out;
   }
-  const { h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
-  const [imageStride, rowStride] = strides(g, layout);
-  // Patch row outermost: in the "batched" layout the writes then run straight through cols.
-  let r = 0;
-  for (let ch = 0; ch < g.c; ch++) {
-    for (let u = 0; u < kh; u++) {
-      for (let v = 0; v < kw; v++, r++) {
-        const x0 = v * dilationW - padW;
-        const [lo, hi] = insideColumns(x0, strideW, w, outW);
-        for (let img = 0; img < g.n; img++) {
-          const plane = (img * g.c + ch) * h * w;
-          let o = img * imageStride + r * rowStride;
-          for (let oy = 0; oy < outH; oy++) {
-            const y = oy * strideH - padH + u * dilationH;
-            if (y < 0 || y >= h) {
-              cols.fill(0, o, o + outW);
-              o += outW;
-              continue;
-            }
-            // Zeros left and right of the columns that land inside the row; no test per pixel.
-            for (let ox = 0; ox < lo; ox++) cols[o++] = 0;
-            for (let ox = lo, src = plane + y * w + x0 + lo * strideW; ox < hi; ox++) {
-              cols[o++] = x[src]!;
-              src += strideW;
-            }
-            for (let ox = hi; ox < outW; ox++) cols[o++] = 0;
-          }
-        }
-      }
-    }
-  }
+  runIm2col({ ...patchArgs(g, layout), x, cols }, options?.pool);
   return cols as SameFloat<T>;
 }
 
@@ -189,6 +152,7 @@ export function col2im<T extends FloatArray>(
   geometry: Conv2dGeometry,
   out?: SameFloat<T>,
   layout: Im2colLayout = "per-image",
+  options?: DenseOptions,
 ): SameFloat<T> {
   const fn = "col2im";
   const g = conv2dGeometry(fn, geometry);
@@ -203,35 +167,7 @@ export function col2im<T extends FloatArray>(
     checkSameType(fn, "out", cols, out);
     checkLength(fn, "out", out, total, `[N=${g.n}, C=${g.c}, H=${g.h}, W=${g.w}]`);
     x = out;
-    x.fill(0, 0, total);
   }
-  const { h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
-  const [imageStride, rowStride] = strides(g, layout);
-  // Patch row outermost: in the "batched" layout the writes then run straight through cols.
-  let r = 0;
-  for (let ch = 0; ch < g.c; ch++) {
-    for (let u = 0; u < kh; u++) {
-      for (let v = 0; v < kw; v++, r++) {
-        const x0 = v * dilationW - padW;
-        const [lo, hi] = insideColumns(x0, strideW, w, outW);
-        for (let img = 0; img < g.n; img++) {
-          const plane = (img * g.c + ch) * h * w;
-          let o = img * imageStride + r * rowStride;
-          for (let oy = 0; oy < outH; oy++) {
-            const y = oy * strideH - padH + u * dilationH;
-            if (y < 0 || y >= h) {
-              o += outW;
-              continue;
-            }
-            for (let ox = lo, dst = plane + y * w + x0 + lo * strideW; ox < hi; ox++) {
-              x[dst]! += cols[o + ox]!;
-              dst += strideW;
-            }
-            o += outW;
-          }
-        }
-      }
-    }
-  }
+  runCol2im({ ...patchArgs(g, layout), x, cols }, options?.pool);
   return x as SameFloat<T>;
 }

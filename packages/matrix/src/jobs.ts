@@ -6,6 +6,8 @@ import { spmmRange } from "./spmm-kernel.ts";
 import type { SpmmArgs } from "./spmm-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
+import { col2imImages, im2colRows } from "./im2col-kernel.ts";
+import type { PatchArgs } from "./im2col-kernel.ts";
 import type { FloatArray, Trans } from "./types.ts";
 
 export const KIND_GEMM = 1;
@@ -14,6 +16,9 @@ export const KIND_SAMPLED = 3;
 /** A pooled dense product in two jobs: pack both operands whole, then multiply the panels. */
 export const KIND_PACK = 4;
 export const KIND_GEMM_PACKED = 5;
+/** Convolution patches (im2col-kernel.ts): im2col split by patch rows, col2im by images. */
+export const KIND_IM2COL = 6;
+export const KIND_COL2IM = 7;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -80,6 +85,24 @@ interface Schema {
   fullWrite?: boolean;
 }
 
+const PATCH_NUMS = [
+  "n",
+  "c",
+  "h",
+  "w",
+  "kh",
+  "kw",
+  "strideH",
+  "strideW",
+  "padH",
+  "padW",
+  "dilationH",
+  "dilationW",
+  "outH",
+  "outW",
+  "batched",
+] as const;
+
 export const SCHEMAS: Record<number, Schema> = {
   [KIND_GEMM]: {
     nums: ["trans", "m", "k", "n"],
@@ -122,6 +145,8 @@ export const SCHEMAS: Record<number, Schema> = {
     arrays: ["indptr", "indices", "a", "b", "out"],
     outputs: ["out"],
   },
+  [KIND_IM2COL]: { nums: PATCH_NUMS, arrays: ["x", "cols"], outputs: ["cols"], fullWrite: true },
+  [KIND_COL2IM]: { nums: PATCH_NUMS, arrays: ["cols", "x"], outputs: ["x"], fullWrite: true },
   [KIND_THROW]: { nums: [], arrays: [], outputs: [] },
   [KIND_EXIT]: { nums: [], arrays: [], outputs: [] },
 };
@@ -144,6 +169,8 @@ export function runRange(kind: number, args: Record<string, unknown>, r: ArrayLi
     const g = args as unknown as PackArgs;
     packRange(g.trans, g.a, g.b, g.ap, g.bp, g.m, g.k, g.n, r[0]!, r[1]!);
   } else if (kind === KIND_SPMM) spmmRange(args as unknown as SpmmArgs, r[0]!, r[1]!);
+  else if (kind === KIND_IM2COL) im2colRows(args as unknown as PatchArgs, r[0]!, r[1]!);
+  else if (kind === KIND_COL2IM) col2imImages(args as unknown as PatchArgs, r[0]!, r[1]!);
   else if (kind === KIND_SAMPLED) sampledRange(args as unknown as SampledArgs, r[0]!, r[1]!);
   else if (kind === KIND_THROW || kind === KIND_EXIT) {
     // Test hooks act only inside a pool worker.

@@ -6,9 +6,13 @@ import { spmmRange } from "./spmm-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import { gemmRange, packedLengths, panelCounts } from "./gemm.ts";
+import { col2imImages, im2colRows } from "./im2col-kernel.ts";
+import type { PatchArgs } from "./im2col-kernel.ts";
 import type { MatrixPool, Range } from "./pool.ts";
 import {
+  KIND_COL2IM,
   KIND_GEMM,
+  KIND_IM2COL,
   KIND_GEMM_PACKED,
   KIND_PACK,
   KIND_SAMPLED,
@@ -162,4 +166,35 @@ export function weightedChunks(ptr: Int32Array, outerBlocks: number, parts: numb
     if (o > start) chunks.push([start, o, 0, 0]);
   }
   return chunks;
+}
+
+/** Even chunks of [0, count) lines, a few per thread (lines of equal work: rows or images). */
+function lineChunks(count: number, pool: MatrixPool): Range[] {
+  const parts = Math.min(MAX_CHUNKS, 4 * pool.threads, count);
+  const cuts = evenCuts(count, parts, 1);
+  const chunks: Range[] = [];
+  for (let t = 0; t < parts; t++)
+    if (cuts[t]! < cuts[t + 1]!) chunks.push([cuts[t]!, cuts[t + 1]!, 0, 0]);
+  return chunks;
+}
+
+/** im2col, split over the pool by patch rows when it is big enough to pay for the dispatch. */
+export function runIm2col(args: PatchArgs, pool: MatrixPool | undefined): void {
+  const rows = args.c * args.kh * args.kw;
+  const entries = rows * args.n * args.outH * args.outW;
+  if (!usePool(pool, 2 * entries) || rows < 2) {
+    im2colRows(args, 0, rows);
+    return;
+  }
+  pool.run(KIND_IM2COL, args as unknown as Record<string, unknown>, lineChunks(rows, pool));
+}
+
+/** col2im, split over the pool by images when it is big enough to pay for the dispatch. */
+export function runCol2im(args: PatchArgs, pool: MatrixPool | undefined): void {
+  const entries = args.c * args.kh * args.kw * args.n * args.outH * args.outW;
+  if (!usePool(pool, 2 * entries) || args.n < 2) {
+    col2imImages(args, 0, args.n);
+    return;
+  }
+  pool.run(KIND_COL2IM, args as unknown as Record<string, unknown>, lineChunks(args.n, pool));
 }

@@ -1,7 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { col2im, conv2dGeometry, im2col, matmul } from "../src/index.ts";
-import type { Conv2dGeometry } from "../src/index.ts";
+import { col2im, conv2dGeometry, createPool, im2col, matmul, sharedFloat64 } from "../src/index.ts";
+import type { Conv2dGeometry, MatrixPool } from "../src/index.ts";
 import { expectClose, randomArray } from "./helpers.ts";
 
 /** Direct convolution (cross-correlation) in float64: the reference for im2col + GEMM. */
@@ -123,6 +123,45 @@ describe("im2col / col2im", () => {
       }),
       { numRuns: 120 },
     );
+  });
+
+  describe("on a pool", () => {
+    let pool: MatrixPool;
+    beforeAll(async () => {
+      pool = createPool({ threads: 2, minParallelFlops: 0 });
+      await pool.ready();
+    });
+    afterAll(() => pool.close());
+
+    it("gives bitwise the serial result in both layouts, with shared or ordinary arrays", () => {
+      fc.assert(
+        fc.property(
+          geometry,
+          fc.constantFrom("per-image", "batched"),
+          fc.boolean(),
+          fc.integer(),
+          (g, layout, shared, seed) => {
+            const r = conv2dGeometry("test", g);
+            const len = g.n * r.patchSize * r.positions;
+            const onMemory = (a: Float64Array) => {
+              if (!shared) return a;
+              const s = sharedFloat64(a.length);
+              s.set(a);
+              return s;
+            };
+            const x = onMemory(randomArray(g.n * g.c * g.h * g.w, seed, true) as Float64Array);
+            const c = onMemory(randomArray(len, seed + 1, true) as Float64Array);
+            const cols = im2col(x, g, onMemory(new Float64Array(len).fill(3)), layout, { pool });
+            expect(cols).toEqual(im2col(x, g, undefined, layout));
+            const back = col2im(c, g, onMemory(new Float64Array(x.length).fill(3)), layout, {
+              pool,
+            });
+            expect(back).toEqual(col2im(c, g, undefined, layout));
+          },
+        ),
+        { numRuns: 80 },
+      );
+    });
   });
 
   it("rejects bad geometry and short buffers with named errors", () => {

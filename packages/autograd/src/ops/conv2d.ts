@@ -108,7 +108,7 @@ export function conv2d(
   // pooled products need no staging copies (shared-buffers.ts). The patch matrix is kept for
   // dW until the backward has run.
   const saved = needsGraph(...parents) ? saveForBackward(weight, X, K * NP) : undefined;
-  const cols = im2col(X, geom, saved?.data ?? temporary("conv2d.cols", X, K * NP), "batched");
+  const cols = im2col(X, geom, saved?.data ?? temporary("conv2d.cols", X, K * NP), "batched", opts);
   const yFirst = temporary("conv2d.y", W, f * NP); // [F, N, P]
   if (K > 0 && NP > 0) gemm(W, cols, f, K, NP, yFirst, opts);
   else yFirst.fill(0);
@@ -144,7 +144,7 @@ export function conv2d(
       const dcols = temporary("conv2d.dcols", W, K * NP);
       if (f > 0 && K > 0 && NP > 0) matmulTransA(W, gFirst, K, f, NP, dcols, opts);
       else dcols.fill(0);
-      gx = freshGrad(col2im(dcols, geom, allocLike(W, n * c * h * w), "batched"), xs);
+      gx = freshGrad(col2im(dcols, geom, allocLike(W, n * c * h * w), "batched", opts), xs);
     }
     saved?.release(); // the engine runs a node's backward once, then frees the graph
     let gb = null;
