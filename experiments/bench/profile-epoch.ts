@@ -4,6 +4,8 @@
 // self time on the calling thread.
 //   pnpm tsx experiments/bench/profile-epoch.ts --images 20000 --threads 2
 //   pnpm tsx experiments/bench/profile-epoch.ts --model lenet5 --images 5000
+// --no-profile times the same loop without the profiler, which inflates ordinary JS (sampled)
+// against the asm.js kernels, so compare variants with it before trusting a profile's shares.
 // No TF.js and no benchmark harness in the process: this is the bare `fit` loop.
 import { Command, Option } from "commander";
 import { Session } from "node:inspector/promises";
@@ -21,8 +23,9 @@ const o = new Command()
   .addOption(
     new Option("--model <name>", "model to train").choices(MODEL_NAMES).default("lenet300100"),
   )
+  .option("--no-profile", "only time the epoch (no profiler attached)")
   .parse()
-  .opts<{ images: number; threads: number; top: number; model: ModelName }>();
+  .opts<{ images: number; threads: number; top: number; model: ModelName; profile: boolean }>();
 
 interface ProfileNode {
   id: number;
@@ -48,9 +51,11 @@ setMatrixPool(pool);
 const model = buildModel({ ...DEFAULT_CONFIG, model: o.model, dataset: "mnist" }, [1, 28, 28]);
 
 const session = new Session();
-session.connect();
-await session.post("Profiler.enable");
-await session.post("Profiler.start");
+if (o.profile) {
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+}
 const { history } = fit(model, {
   train,
   epochs: 1,
@@ -59,10 +64,17 @@ const { history } = fit(model, {
   seed: 1,
   progress: false,
 });
-const { profile } = (await session.post("Profiler.stop")) as unknown as { profile: Profile };
-session.disconnect();
+const profile = o.profile
+  ? ((await session.post("Profiler.stop")) as unknown as { profile: Profile }).profile
+  : undefined;
+if (o.profile) session.disconnect();
 setMatrixPool(undefined);
 await pool?.close();
+const seconds = history[0]!.seconds;
+console.log(
+  `${o.model}, ${n} images, ${o.threads} thread(s): ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch${o.profile ? "" : " (no profiler)"}`,
+);
+if (profile === undefined) process.exit(0);
 
 // Self time per function: each sample is charged to the node it landed in.
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
@@ -79,10 +91,6 @@ profile.samples.forEach((id, i) => {
   self.set(name, (self.get(name) ?? 0) + dt);
   total += dt;
 });
-const seconds = history[0]!.seconds;
-console.log(
-  `${o.model}, ${n} images, ${o.threads} thread(s): ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch`,
-);
 console.log("| function | self time | share |\n|---|---|---|");
 for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, o.top))
   console.log(`| ${name} | ${(us / 1e6).toFixed(2)} s | ${((100 * us) / total).toFixed(1)}% |`);
