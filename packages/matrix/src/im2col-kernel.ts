@@ -2,26 +2,16 @@
 // im2col by patch rows (each row is written by one thread), col2im by images (each input pixel
 // belongs to one image, and its contributions are summed in the same order whatever the range,
 // so a split gives bitwise the serial result).
+import type { ResolvedConv2d } from "./im2col.ts";
 import type { FloatArray } from "./types.ts";
 
-/** Resolved geometry plus arrays, as a pool job carries them (see jobs.ts). */
-export interface PatchArgs {
+/**
+ * Resolved geometry plus arrays, as a pool job carries them (see jobs.ts: the job sends only
+ * these numbers, so the loops must not read `patchSize` or `positions`).
+ */
+export interface PatchArgs extends Omit<ResolvedConv2d, "patchSize" | "positions"> {
   x: FloatArray;
   cols: FloatArray;
-  n: number;
-  c: number;
-  h: number;
-  w: number;
-  kh: number;
-  kw: number;
-  strideH: number;
-  strideW: number;
-  padH: number;
-  padW: number;
-  dilationH: number;
-  dilationW: number;
-  outH: number;
-  outW: number;
   /** 1 for the "batched" layout [K, N*P], 0 for "per-image" [N, K, P]. */
   batched: number;
 }

@@ -64,11 +64,7 @@ function checkLayout(fn: string, layout: unknown): Im2colLayout {
 
 /** The job arguments (everything but the arrays) of im2col-kernel.ts's range functions. */
 function patchArgs(g: ResolvedConv2d, layout: Im2colLayout): Omit<PatchArgs, "x" | "cols"> {
-  const { n, c, h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
-  return {
-    ...{ n, c, h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW },
-    batched: layout === "batched" ? 1 : 0,
-  };
+  return { ...g, batched: layout === "batched" ? 1 : 0 };
 }
 
 function colsShape(g: ResolvedConv2d, layout: Im2colLayout): string {
