@@ -142,11 +142,11 @@ export function runSampled(args: SampledArgs, nnz: number, pool: MatrixPool | un
     sampledRange(args, 0, nnz);
     return;
   }
-  const cuts = evenCuts(nnz, Math.min(MAX_CHUNKS, 8 * pool.threads), 1);
-  const chunks: Range[] = [];
-  for (let t = 0; t + 1 < cuts.length; t++)
-    if (cuts[t]! < cuts[t + 1]!) chunks.push([cuts[t]!, cuts[t + 1]!, 0, 0]);
-  pool.run(KIND_SAMPLED, args as unknown as Record<string, unknown>, chunks);
+  pool.run(
+    KIND_SAMPLED,
+    args as unknown as Record<string, unknown>,
+    lineChunks(nnz, Math.min(MAX_CHUNKS, 8 * pool.threads)),
+  );
 }
 
 /**
@@ -168,12 +168,11 @@ export function weightedChunks(ptr: Int32Array, outerBlocks: number, parts: numb
   return chunks;
 }
 
-/** Even chunks of [0, count) lines, a few per thread (lines of equal work: rows or images). */
-function lineChunks(count: number, pool: MatrixPool): Range[] {
-  const parts = Math.min(MAX_CHUNKS, 4 * pool.threads, count);
+/** [0, count) cut into at most `parts` even, non-empty chunks of lines of equal work. */
+function lineChunks(count: number, parts: number): Range[] {
   const cuts = evenCuts(count, parts, 1);
   const chunks: Range[] = [];
-  for (let t = 0; t < parts; t++)
+  for (let t = 0; t + 1 < cuts.length; t++)
     if (cuts[t]! < cuts[t + 1]!) chunks.push([cuts[t]!, cuts[t + 1]!, 0, 0]);
   return chunks;
 }
@@ -186,7 +185,11 @@ export function runIm2col(args: PatchArgs, pool: MatrixPool | undefined): void {
     im2colRows(args, 0, rows);
     return;
   }
-  pool.run(KIND_IM2COL, args as unknown as Record<string, unknown>, lineChunks(rows, pool));
+  pool.run(
+    KIND_IM2COL,
+    args as unknown as Record<string, unknown>,
+    lineChunks(rows, Math.min(MAX_CHUNKS, 4 * pool.threads)),
+  );
 }
 
 /** col2im, split over the pool by images when it is big enough to pay for the dispatch. */
@@ -196,5 +199,9 @@ export function runCol2im(args: PatchArgs, pool: MatrixPool | undefined): void {
     col2imImages(args, 0, args.n);
     return;
   }
-  pool.run(KIND_COL2IM, args as unknown as Record<string, unknown>, lineChunks(args.n, pool));
+  pool.run(
+    KIND_COL2IM,
+    args as unknown as Record<string, unknown>,
+    lineChunks(args.n, Math.min(MAX_CHUNKS, 4 * pool.threads)),
+  );
 }
