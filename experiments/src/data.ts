@@ -1,7 +1,6 @@
 // Adapts the dataset loader's byte arrays to the training loop's Dataset interface, with the
 // normalisation of the block-pruning paper: pixels scaled to [0,1], then mean 0.5, std 0.5.
 import {
-  loadDataset,
   loadDatasetAsync,
   type Dataset as RawDataset,
   type DatasetName,
@@ -18,18 +17,11 @@ export interface SplitPair {
   inputShape: readonly number[];
 }
 
-/** Loads both splits of a dataset as normalised [C, H, W] examples. */
-export function loadSplits(name: DatasetName, dir?: string): SplitPair {
-  return toSplits(
-    loadDataset(name, { split: "train", dir }),
-    loadDataset(name, { split: "test", dir }),
-  );
-}
-
 /**
- * Like loadSplits, but with `fetch` a dataset missing from every place searched is first
- * fetched from the offline sources into datasets/ (as `pnpm datasets:fetch <name>` would).
- * The other options are the loader's search options (dir, cwd, env, installed).
+ * Loads both splits of a dataset as normalised [C, H, W] examples. With `fetch`, a dataset
+ * missing from every place searched is first fetched from the offline sources into datasets/
+ * (as `pnpm datasets:fetch <name>` would). The other options are the loader's search options
+ * (dir, cwd, env, installed).
  */
 export async function loadSplitsAsync(
   name: DatasetName,
