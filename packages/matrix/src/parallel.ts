@@ -138,15 +138,8 @@ export function runSpmm(args: SpmmArgs, outerBlocks: number, pool: MatrixPool | 
 }
 
 export function runSampled(args: SampledArgs, nnz: number, pool: MatrixPool | undefined): void {
-  if (!usePool(pool, 2 * nnz * args.R * args.C * args.k)) {
-    sampledRange(args, 0, nnz);
-    return;
-  }
-  pool.run(
-    KIND_SAMPLED,
-    args as unknown as Record<string, unknown>,
-    lineChunks(nnz, Math.min(MAX_CHUNKS, 8 * pool.threads)),
-  );
+  const flops = 2 * nnz * args.R * args.C * args.k;
+  runByLines(KIND_SAMPLED, args, nnz, flops, 8, pool, (lo, hi) => sampledRange(args, lo, hi));
 }
 
 /**
@@ -177,31 +170,36 @@ function lineChunks(count: number, parts: number): Range[] {
   return chunks;
 }
 
-/** im2col, split over the pool by patch rows when it is big enough to pay for the dispatch. */
-export function runIm2col(args: PatchArgs, pool: MatrixPool | undefined): void {
-  const rows = args.c * args.kh * args.kw;
-  const entries = rows * args.n * args.outH * args.outW;
-  if (!usePool(pool, 2 * entries) || rows < 2) {
-    im2colRows(args, 0, rows);
+/**
+ * Runs `serial` over all `lines` on the calling thread, or, when the work pays for the dispatch,
+ * `kind` over even chunks of lines (`perThread` chunks per thread) on the pool.
+ */
+function runByLines(
+  kind: number,
+  args: object,
+  lines: number,
+  flops: number,
+  perThread: number,
+  pool: MatrixPool | undefined,
+  serial: (lo: number, hi: number) => void,
+): void {
+  if (!usePool(pool, flops) || lines < 2) {
+    serial(0, lines);
     return;
   }
-  pool.run(
-    KIND_IM2COL,
-    args as unknown as Record<string, unknown>,
-    lineChunks(rows, Math.min(MAX_CHUNKS, 4 * pool.threads)),
-  );
+  const chunks = lineChunks(lines, Math.min(MAX_CHUNKS, perThread * pool.threads));
+  pool.run(kind, args as Record<string, unknown>, chunks);
 }
 
-/** col2im, split over the pool by images when it is big enough to pay for the dispatch. */
+/** im2col, split over the pool by patch rows (each written by one thread). */
+export function runIm2col(args: PatchArgs, pool: MatrixPool | undefined): void {
+  const rows = args.c * args.kh * args.kw;
+  const flops = 2 * rows * args.n * args.outH * args.outW;
+  runByLines(KIND_IM2COL, args, rows, flops, 4, pool, (lo, hi) => im2colRows(args, lo, hi));
+}
+
+/** col2im, split over the pool by images (each pixel summed by one thread, in a fixed order). */
 export function runCol2im(args: PatchArgs, pool: MatrixPool | undefined): void {
-  const entries = args.c * args.kh * args.kw * args.n * args.outH * args.outW;
-  if (!usePool(pool, 2 * entries) || args.n < 2) {
-    col2imImages(args, 0, args.n);
-    return;
-  }
-  pool.run(
-    KIND_COL2IM,
-    args as unknown as Record<string, unknown>,
-    lineChunks(args.n, Math.min(MAX_CHUNKS, 4 * pool.threads)),
-  );
+  const flops = 2 * args.c * args.kh * args.kw * args.n * args.outH * args.outW;
+  runByLines(KIND_COL2IM, args, args.n, flops, 4, pool, (lo, hi) => col2imImages(args, lo, hi));
 }
