@@ -311,6 +311,15 @@ export class Sequential extends Module {
     this.layers.push(m);
   }
 
+  /** Keeps `layers` (what forward runs) in step with a child replaced by setSubmodule. */
+  protected override childReplaced(name: string, old: Module, replacement: Module): void {
+    super.childReplaced(name, old, replacement);
+    // layers[i] is the i-th registered child (add() registers and pushes together); by
+    // position, not indexOf, so one module registered under two names is replaced only here.
+    const i = this.namedChildren().findIndex(([n]) => n === name);
+    this.layers[i] = replacement;
+  }
+
   forward(x: Variable): Variable {
     let y = x;
     for (const m of this.layers) y = m.forward(y);

@@ -15,6 +15,13 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 const NAME_RE = /^[A-Za-z0-9_]+$/;
 
+function describeChildren(m: Module): string {
+  const names = m.namedChildren().map(([n]) => JSON.stringify(n));
+  return names.length === 0
+    ? `${m.constructor.name} has no children`
+    : `${m.constructor.name} has children ${names.join(", ")}`;
+}
+
 export interface LoadStateDictResult {
   missingKeys: string[];
   unexpectedKeys: string[];
@@ -66,6 +73,70 @@ export abstract class Module {
       throw new Error(`${this.constructor.name}.registerModule: "${name}" must be a Module`);
     this.children.set(name, module);
     return module;
+  }
+
+  /**
+   * The descendant at a dotted path ("fc1", "features.0"); "" is this module. Throws naming
+   * the path and the children that exist where the walk stopped.
+   */
+  getSubmodule(path: string): Module {
+    return this.walk("getSubmodule", path, path === "" ? [] : path.split("."));
+  }
+
+  /**
+   * Replaces the existing child at a dotted path with `module` (PyTorch's set_submodule for
+   * an existing name): the new child keeps the old one's name and position, so state-dict
+   * keys and iteration order do not move. The parent's `childReplaced` hook then lets it
+   * update its own references (Sequential's `layers`, fields holding the old child). Only
+   * replaces: an absent name throws, naming the path and the children that do exist; adding
+   * a new name stays the job of registerModule (which throws on duplicates).
+   */
+  setSubmodule(path: string, module: Module): void {
+    const fn = `${this.constructor.name}.setSubmodule`;
+    if (!(module instanceof Module))
+      throw new Error(`${fn}: the replacement for "${path}" must be a Module`);
+    const parts = typeof path === "string" && path !== "" ? path.split(".") : [];
+    if (parts.length === 0)
+      throw new Error(`${fn}: path must name a child (e.g. "fc1"), got ${JSON.stringify(path)}`);
+    const parent = this.walk("setSubmodule", path, parts.slice(0, -1));
+    const name = parts[parts.length - 1]!;
+    const old = parent.children.get(name);
+    if (old === undefined) {
+      throw new Error(
+        `${fn}: no child "${name}" at "${path}"; ${describeChildren(parent)} (setSubmodule only replaces; use registerModule to add)`,
+      );
+    }
+    if (old === module) return;
+    // Map.set on an existing key keeps its insertion position.
+    parent.children.set(name, module);
+    parent.childReplaced(name, old, module);
+  }
+
+  /**
+   * Called after setSubmodule replaced the child `name`. The default points every own field
+   * of this module that held the old child at the new one (so `this.fc1 =
+   * this.registerModule("fc1", ...)` keeps working in forward); override, calling super, when
+   * the child is also held elsewhere (Sequential updates its `layers` array).
+   */
+  protected childReplaced(name: string, old: Module, replacement: Module): void {
+    void name;
+    const self = this as unknown as Record<string, unknown>;
+    for (const key of Object.keys(self)) if (self[key] === old) self[key] = replacement;
+  }
+
+  private walk(fn: string, path: string, parts: string[]): Module {
+    let m = this as Module;
+    for (let i = 0; i < parts.length; i++) {
+      const next = m.children.get(parts[i]!);
+      if (next === undefined) {
+        const at = parts.slice(0, i).join(".");
+        throw new Error(
+          `${this.constructor.name}.${fn}: no submodule "${path}": "${parts[i]}" is not a child of ${at === "" ? "the root" : `"${at}"`}; ${describeChildren(m)}`,
+        );
+      }
+      m = next;
+    }
+    return m;
   }
 
   /** Direct sub-modules with their names, in registration order. */
