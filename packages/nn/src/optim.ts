@@ -5,7 +5,12 @@
 // size. On every step the gradient is multiplied by the mask before anything else (so momentum
 // and Adam moments only ever see zero gradient at pruned positions), and after the update the
 // positions where mask == 0 are set to exactly 0, so stale momentum from before pruning (or
-// weight decay arithmetic) cannot revive a pruned weight.
+// weight decay arithmetic) cannot revive a pruned weight. Registering a mask also clears the
+// parameter's state buffers (momentum, Adam moments) at its masked-out positions, so nothing
+// stale is left to revive a pruned weight once the mask is removed (pruning's strip()).
+//
+// Ownership: the optimizer only applies masks. The pruning state (@tessera/pruning) owns them
+// and saves them; optimizer checkpoints leave them out.
 import type { TensorRecord } from "./safetensors.ts";
 import { toSchedule, type Schedule } from "./schedules.ts";
 
@@ -89,7 +94,12 @@ export abstract class Optimizer {
     return this.schedule(this.stepCount);
   }
 
-  /** Registers (or with null removes) a gradient mask for one of this optimizer's parameters. */
+  /**
+   * Registers (or with null removes) a gradient mask for one of this optimizer's parameters,
+   * and clears the parameter's state (momentum, Adam moments) where the mask is 0. The array
+   * is kept by reference: after changing its contents (a further pruning round), call
+   * setMask again so the newly masked positions' state is cleared too.
+   */
   setMask(param: ParamLike, mask: MaskArray | null): void {
     const i = this.params.indexOf(param);
     if (i < 0)
@@ -105,6 +115,10 @@ export abstract class Optimizer {
       );
     }
     this.masks.set(param, mask);
+    for (const arrays of Object.values(this.stateBuffers())) {
+      const a = arrays[i] ?? null;
+      if (a !== null) for (let k = 0; k < n; k++) if (mask[k] === 0) a[k] = 0;
+    }
   }
 
   getMask(param: ParamLike): MaskArray | undefined {
