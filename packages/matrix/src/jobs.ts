@@ -22,6 +22,8 @@ export const KIND_COL2IM = 7;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
+/** Test hook: the worker finishes the job normally, then exits (a death between jobs). */
+export const KIND_EXIT_AFTER = 92;
 export const KIND_QUIT = 99;
 
 /** Int32 control words, at the start of each worker's control buffer. */
@@ -149,6 +151,7 @@ export const SCHEMAS: Record<number, Schema> = {
   [KIND_COL2IM]: { nums: PATCH_NUMS, arrays: ["cols", "x"], outputs: ["x"], fullWrite: true },
   [KIND_THROW]: { nums: [], arrays: [], outputs: [] },
   [KIND_EXIT]: { nums: [], arrays: [], outputs: [] },
+  [KIND_EXIT_AFTER]: { nums: [], arrays: [], outputs: [] },
 };
 
 let inPoolWorker = false;
@@ -172,6 +175,8 @@ export function runRange(kind: number, args: Record<string, unknown>, r: ArrayLi
   else if (kind === KIND_IM2COL) im2colRows(args as unknown as PatchArgs, r[0]!, r[1]!);
   else if (kind === KIND_COL2IM) col2imImages(args as unknown as PatchArgs, r[0]!, r[1]!);
   else if (kind === KIND_SAMPLED) sampledRange(args as unknown as SampledArgs, r[0]!, r[1]!);
+  else if (kind === KIND_EXIT_AFTER)
+    return; // worker.ts exits after reporting DONE
   else if (kind === KIND_THROW || kind === KIND_EXIT) {
     // Test hooks act only inside a pool worker.
     if (!inPoolWorker) return;

@@ -94,8 +94,10 @@ export class MatrixPool {
   private readonly work = new SharedArrayBuffer(WORK_BYTES);
   private readonly counter = new Int32Array(this.work, 0, 2);
   private readonly chunkTable = new Float64Array(this.work, 16, MAX_CHUNKS * 4);
-  /** Workers replaced after a crash or timeout (for diagnostics and tests). */
+  /** Workers replaced after a crash or timeout, inside a job or between jobs (diagnostics and tests). */
   replacements = 0;
+  /** Of those, workers found dead between jobs (they fail no call: products stay correct). */
+  lostBetweenJobs = 0;
   /** Jobs posted to workers so far, and how many of them were claimed by the worker (diagnostics). */
   posted = 0;
   claimed = 0;
@@ -142,6 +144,9 @@ export class MatrixPool {
     };
     worker.on("exit", (code) => {
       slot.exitCode = code;
+      // A worker that dies between jobs (killed, out of memory, a crash in its loop) would
+      // otherwise leave every later product on fewer threads without a word: replace it.
+      this.replaceIfLost(slot);
     });
     // Errors outside a job (e.g. while loading) must not crash the process; the slot is
     // simply never READY, or DEAD, and the calling thread computes its share.
@@ -213,6 +218,8 @@ export class MatrixPool {
       throw new RangeError(`matrix pool: ${chunks.length} chunks, at most ${MAX_CHUNKS}`);
     const schema = SCHEMAS[kind]!;
     this.jobsByKind.set(kind, (this.jobsByKind.get(kind) ?? 0) + 1);
+    // A synchronous loop never yields to the event loop that delivers "exit": look at DEAD too.
+    for (const s of [...this.slots]) if (Atomics.load(s.ctl, DEAD) === 1) this.replaceIfLost(s);
     const live = this.slots.filter(
       (s) => Atomics.load(s.ctl, READY) === 1 && Atomics.load(s.ctl, DEAD) === 0,
     );
@@ -358,6 +365,18 @@ export class MatrixPool {
       return new Error(`matrix pool: worker ${slot.index} failed: ${m?.error ?? "unknown error"}`);
     }
     return undefined;
+  }
+
+  /**
+   * Replaces a worker that died outside a job, once (the exit event and run() may both see it).
+   * Only a worker that had started counts: one that cannot even start (a broken install) would
+   * otherwise be respawned forever; ready() reports that case.
+   */
+  private replaceIfLost(slot: Slot): void {
+    if (this.closed || this.slots[slot.index] !== slot || Atomics.load(slot.ctl, READY) !== 1)
+      return;
+    this.lostBetweenJobs++;
+    this.replace(slot);
   }
 
   private replace(slot: Slot): void {

@@ -11,6 +11,7 @@ import {
   CTL_INTS,
   DEAD,
   DONE,
+  KIND_EXIT_AFTER,
   KIND_QUIT,
   PARAMS,
   READY,
@@ -120,5 +121,6 @@ for (;;) {
   Atomics.store(ctl, STATUS, status);
   Atomics.store(ctl, DONE, seen);
   Atomics.notify(ctl, DONE);
+  if (kind === KIND_EXIT_AFTER) process.exit(8);
 }
 port.close();

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -12,7 +12,14 @@ import {
   sharedFloat32,
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
-import { KIND_EXIT, KIND_GEMM, KIND_GEMM_PACKED, KIND_PACK, KIND_THROW } from "../src/jobs.ts";
+import {
+  KIND_EXIT,
+  KIND_EXIT_AFTER,
+  KIND_GEMM,
+  KIND_GEMM_PACKED,
+  KIND_PACK,
+  KIND_THROW,
+} from "../src/jobs.ts";
 import { weightedChunks } from "../src/parallel.ts";
 import { sparseCase } from "./arbitraries.ts";
 import { maskedDense, randomArray } from "./helpers.ts";
@@ -171,6 +178,27 @@ describe("pool failures", () => {
     // ...and once the replacement runs.
     await pool.ready();
     expect(bits(matmul(a, a, 64, 64, 64, undefined, { pool }))).toEqual(want);
+  });
+
+  it("a worker that dies between jobs is replaced and counted, and later products use it again", async () => {
+    const p = createPool({ threads: 2, minParallelFlops: 0, spin: 2000 });
+    try {
+      await p.ready();
+      // The job itself succeeds; the worker exits right after reporting it done.
+      p.run(KIND_EXIT_AFTER, {}, [[0, 0, 0, 0]], false);
+      await vi.waitFor(() => expect(p.replacements).toBe(1), { timeout: 10_000 });
+      expect(p.lostBetweenJobs).toBe(1);
+      await p.ready();
+      const a = randomArray(64 * 64, 8) as Float32Array;
+      const posted = p.posted;
+      expect(bits(matmul(a, a, 64, 64, 64, undefined, { pool: p }))).toEqual(
+        bits(matmul(a, a, 64, 64, 64)),
+      );
+      // Before the fix the dead slot was skipped forever: nothing was posted to a worker again.
+      expect(p.posted).toBeGreaterThan(posted);
+    } finally {
+      await p.close();
+    }
   });
 
   it("a closed pool refuses work; threads must be positive", async () => {
