@@ -87,3 +87,63 @@ export function maskedDense(c: SparseCase): { dense: Float32Array; mask: Uint8Ar
       if (mask[Math.floor(i / c.R) * bc + Math.floor(j / c.C)] === 1) dense[i * c.cols + j] = r();
   return { dense, mask };
 }
+
+/**
+ * The float64 product C = A·B and the float64 sums of |a||b| (the classical bound of float
+ * roundoff in a dot product is proportional to the latter, not to |C|, which may cancel to 0).
+ */
+export function refMatmulWithAbs(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  m: number,
+  k: number,
+  n: number,
+): { ref: Float64Array; abs: Float64Array } {
+  const ref = new Float64Array(m * n);
+  const abs = new Float64Array(m * n);
+  const row = new Float64Array(n);
+  const rowAbs = new Float64Array(n);
+  // i-p-j order reads B along rows: fast enough for the shapes past the blocking constants.
+  for (let i = 0; i < m; i++) {
+    row.fill(0);
+    rowAbs.fill(0);
+    for (let p = 0; p < k; p++) {
+      const x = a[i * k + p]!;
+      const ax = Math.abs(x);
+      const o = p * n;
+      for (let j = 0; j < n; j++) {
+        const y = b[o + j]!;
+        row[j]! += x * y;
+        rowAbs[j]! += ax * Math.abs(y);
+      }
+    }
+    ref.set(row, i * n);
+    abs.set(rowAbs, i * n);
+  }
+  return { ref, abs };
+}
+
+/**
+ * Checks a float32 product against the float64 reference within the worst-case roundoff of a
+ * float32 dot product of length k, |got - ref| <= (k + 2)·2⁻²⁴·Σ|a||b| (Higham, eq. 3.5, plus
+ * the final rounding): every kernel, float32- or float64-accumulating, must meet it, while a
+ * missing or doubled term is orders of magnitude outside it.
+ */
+export function expectWithinRoundoff(
+  got: ArrayLike<number>,
+  want: { ref: Float64Array; abs: Float64Array },
+  k: number,
+  what: string,
+): void {
+  const u = 2 ** -24;
+  const { ref, abs } = want;
+  expect(got.length).toBeGreaterThanOrEqual(ref.length);
+  for (let i = 0; i < ref.length; i++) {
+    const d = Math.abs(got[i]! - ref[i]!);
+    const tol = (k + 2) * u * abs[i]! + 1e-30;
+    if (!(d <= tol))
+      throw new Error(
+        `${what}: element ${i}: got ${got[i]}, want ${ref[i]} (|diff| ${d} > bound ${tol}, k ${k})`,
+      );
+  }
+}
