@@ -1,0 +1,237 @@
+// The resumable sweep runner: runs every configuration of this shard that has no finished
+// point yet, one at a time, and writes each finished one atomically to
+// `<dir>/points/<key>.json`. A killed run loses at most the configuration in flight (and that
+// one can resume mid-way from what its run function left in its scratch directory).
+import { execFileSync, type ExecFileSyncOptionsWithStringEncoding } from "node:child_process";
+import { mkdirSync, renameSync, rmSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { acquireRunLock } from "../run-lock.ts";
+import { SweepProgress, type ProgressOptions } from "./progress.ts";
+import { WHOLE, formatShard, shardKeys, type Shard } from "./shard.ts";
+import {
+  MANIFEST_FILE,
+  POINT_FORMAT,
+  canonicalJson,
+  checkJson,
+  checkKey,
+  compareKeys,
+  ensureDirs,
+  firstDifference,
+  pointPath,
+  readManifest,
+  readPoint,
+  removeStaleTemporaries,
+  scratchPath,
+  writeJsonAtomic,
+  type SweepManifest,
+  type SweepPoint,
+} from "./store.ts";
+
+/** What a run function gets besides its configuration. */
+export interface RunContext {
+  readonly key: string;
+  /**
+   * `<dir>/scratch/<key>/`, created before the call. Files here survive a kill, so a long run
+   * can checkpoint into it (e.g. after each pruning round) and continue from there when the
+   * sweep is started again; it is deleted once the configuration's point is written.
+   */
+  readonly scratchDir: string;
+  /** Reports the configuration's own progress (one line on a log; the live line on a TTY). */
+  progress(text: string): void;
+}
+
+export interface SweepSpec<C, R> {
+  /** This shard's output directory (locked for the duration of the sweep). */
+  dir: string;
+  /** The sweep's name, e.g. "block-sweep"; stored in every point and checked on resume. */
+  name: string;
+  /** Every configuration of the whole sweep (all shards): each shard must get the same list. */
+  configs: readonly C[];
+  /** A stable, file-name-safe key per configuration, unique in the sweep. */
+  key: (config: C) => string;
+  /** Computes one configuration's result (JSON data: finite numbers, plain objects, arrays). */
+  run: (config: C, ctx: RunContext) => R | Promise<R>;
+  /** Default: the whole sweep. */
+  shard?: Shard;
+  progress?: ProgressOptions;
+}
+
+export interface SweepOutcome<C, R> {
+  shard: Shard;
+  /** This shard's points (finished earlier or now), in the order of `configs`. */
+  points: SweepPoint<C, R>[];
+  /** Keys computed by this call. */
+  ran: string[];
+  /** Keys whose points were already there. */
+  skipped: string[];
+  /** Keys whose point file was corrupt (moved aside to `<key>.json.corrupt`) and were run again. */
+  corrupt: string[];
+}
+
+function gitInfo(): SweepPoint["git"] {
+  try {
+    const opts: ExecFileSyncOptionsWithStringEncoding = {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: 10_000,
+    };
+    const commit = execFileSync("git", ["rev-parse", "HEAD"], opts).trim();
+    const status = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], opts);
+    return /^[0-9a-f]{40}$/.test(commit) ? { commit, dirty: status.trim() !== "" } : null;
+  } catch {
+    return null; // not a checkout, or no git: the point still records host and time
+  }
+}
+
+/**
+ * Runs the configurations of `spec.shard` that are not finished in `spec.dir`, in the order of
+ * `spec.configs`. Before running anything it checks every key (file-name safe, unique), every
+ * config (plain JSON) and every stored point of this shard: a point whose config differs from
+ * the current one for its key is an error (use a new directory, or delete that point), a
+ * corrupt point file is reported, moved aside and run again. A run that throws stops the sweep
+ * with an error naming the key; the points finished so far stay.
+ */
+export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcome<C, R>> {
+  const fn = `runSweep(${spec.name})`;
+  checkKey(spec.name, "runSweep: name");
+  const shard = spec.shard ?? WHOLE;
+
+  const byKey = new Map<string, { config: C; index: number }>();
+  spec.configs.forEach((config, index) => {
+    checkJson(config, `configs[${index}]`, fn);
+    const key = spec.key(config);
+    checkKey(key, `${fn}: key(configs[${index}])`);
+    const prev = byKey.get(key);
+    if (prev !== undefined)
+      throw new Error(
+        `${fn}: configs[${prev.index}] and configs[${index}] have the same key "${key}"` +
+          (canonicalJson(prev.config) === canonicalJson(config)
+            ? " (identical configs: drop the duplicate)"
+            : ` but differ (${firstDifference(prev.config, config)}); the key must tell them apart`),
+      );
+    byKey.set(key, { config, index });
+  });
+  const allKeys = [...byKey.keys()].sort(compareKeys);
+  const mine = new Set(shardKeys(allKeys, shard));
+  const owned = spec.configs
+    .map((config) => ({ config, key: spec.key(config) }))
+    .filter(({ key }) => mine.has(key));
+
+  const lock = acquireRunLock(spec.dir, spec.name);
+  try {
+    const notes: string[] = [];
+    for (const p of removeStaleTemporaries(spec.dir))
+      notes.push(`removed ${p} (temporary of a killed write)`);
+    ensureDirs(spec.dir);
+    const prior = readManifest(spec.dir);
+    if (prior !== null && prior.sweep !== spec.name)
+      throw new Error(
+        `${fn}: ${spec.dir} holds sweep "${prior.sweep}" (${MANIFEST_FILE}); use another output directory`,
+      );
+    const manifest: SweepManifest = {
+      format: POINT_FORMAT,
+      sweep: spec.name,
+      shard: { index: shard.index, count: shard.count },
+      keys: allKeys,
+      shardKeys: [...mine].sort(compareKeys),
+    };
+    writeJsonAtomic(join(spec.dir, MANIFEST_FILE), manifest);
+
+    // Check every stored point before running anything, so a mismatch fails in seconds.
+    const finished = new Map<string, SweepPoint<C, R>>();
+    const corrupt: string[] = [];
+    for (const { config, key } of owned) {
+      const path = pointPath(spec.dir, key);
+      const read = readPoint(path, key);
+      if (read.ok) {
+        const p = read.point;
+        if (p.sweep !== spec.name)
+          throw new Error(
+            `${fn}: ${path} belongs to sweep "${p.sweep}"; use another output directory`,
+          );
+        const diff = firstDifference(p.config, config);
+        if (diff !== null)
+          throw new Error(
+            `${fn}: ${path} was computed for a different config under key "${key}" ` +
+              `(stored vs current ${diff}); change the key, use another --out, or delete that point`,
+          );
+        finished.set(key, p as SweepPoint<C, R>);
+      } else if (!("missing" in read)) {
+        renameSync(path, `${path}.corrupt`);
+        notes.push(
+          `${path} is corrupt (${read.reason}): moved to ${path}.corrupt, running it again`,
+        );
+        corrupt.push(key);
+      }
+    }
+    // A kill between writing a point and deleting its scratch leaves the scratch behind.
+    for (const key of finished.keys())
+      rmSync(scratchPath(spec.dir, key), { recursive: true, force: true });
+
+    const progress = new SweepProgress(
+      spec.name,
+      shard,
+      { shardTotal: owned.length, alreadyDone: finished.size, sweepTotal: allKeys.length },
+      spec.progress,
+    );
+    progress.begin();
+    for (const n of notes) progress.line(n);
+
+    const git = owned.length > finished.size ? gitInfo() : null;
+    const host = hostname();
+    const ran: string[] = [];
+    for (const { config, key } of owned) {
+      if (finished.has(key)) continue;
+      const scratchDir = scratchPath(spec.dir, key);
+      mkdirSync(scratchDir, { recursive: true });
+      const started = new Date();
+      progress.start(key);
+      let result: R;
+      try {
+        result = await spec.run(config, {
+          key,
+          scratchDir,
+          progress: (text) => progress.update(key, text),
+        });
+        checkJson(result, "result", `${fn}: configuration ${key}`);
+      } catch (e) {
+        progress.fail(key, e);
+        throw new Error(`${fn}: configuration ${key} failed: ${(e as Error)?.message ?? e}`, {
+          cause: e,
+        });
+      }
+      const seconds = progress.elapsed();
+      const point: SweepPoint<C, R> = {
+        format: POINT_FORMAT,
+        sweep: spec.name,
+        key,
+        config,
+        result,
+        timing: { started: started.toISOString(), finished: new Date().toISOString(), seconds },
+        git,
+        host,
+        shard: { index: shard.index, count: shard.count },
+      };
+      writeJsonAtomic(pointPath(spec.dir, key), point);
+      rmSync(scratchDir, { recursive: true, force: true });
+      progress.finish(key);
+      finished.set(key, point);
+      ran.push(key);
+    }
+    progress.end();
+    if (owned.length === 0)
+      progress.line(
+        `shard ${formatShard(shard)} owns no configuration (more shards than configurations)`,
+      );
+    return {
+      shard,
+      points: owned.map(({ key }) => finished.get(key)!),
+      ran,
+      skipped: owned.filter(({ key }) => !ran.includes(key)).map(({ key }) => key),
+      corrupt,
+    };
+  } finally {
+    lock.release();
+  }
+}

@@ -1,0 +1,233 @@
+// The on-disk layout of one sweep output directory (one shard, or a merge):
+//   <dir>/.lock               the run lock (acquireRunLock), present while a process works here
+//   <dir>/sweep.json          manifest: sweep name, shard, every key of the whole sweep, this
+//                             shard's keys (lets merge tell which configurations are missing)
+//   <dir>/points/<key>.json   one finished configuration (SweepPoint), written atomically
+//   <dir>/scratch/<key>/      the run function's own intermediate files for the configuration in
+//                             flight (removed once its point is written)
+// Everything here is plain JSON so a point can be read back by any tool.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
+
+/** Bumped when the point layout changes incompatibly; readers refuse other values. */
+export const POINT_FORMAT = 1;
+export const POINTS_DIR = "points";
+export const SCRATCH_DIR = "scratch";
+export const MANIFEST_FILE = "sweep.json";
+
+/** JSON values as the point files hold them. */
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** One finished configuration, as stored in `<dir>/points/<key>.json`. */
+export interface SweepPoint<C = Json, R = Json> {
+  format: typeof POINT_FORMAT;
+  sweep: string;
+  key: string;
+  config: C;
+  result: R;
+  timing: { started: string; finished: string; seconds: number };
+  /** `git rev-parse HEAD` of the working directory, and whether tracked files differed. */
+  git: { commit: string; dirty: boolean } | null;
+  host: string;
+  shard: { index: number; count: number };
+}
+
+export interface SweepManifest {
+  format: typeof POINT_FORMAT;
+  sweep: string;
+  shard: { index: number; count: number };
+  /** Every key of the whole sweep (all shards), sorted. */
+  keys: string[];
+  /** The keys this shard runs, sorted. */
+  shardKeys: string[];
+}
+
+const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Throws unless `key` is usable as a file name on every platform we care about. */
+export function checkKey(key: string, fn: string): void {
+  if (typeof key !== "string" || !KEY_RE.test(key) || key.length > 200) {
+    throw new Error(
+      `${fn}: key ${JSON.stringify(key)} is not file-name safe: expected 1-200 characters ` +
+        `from A-Z a-z 0-9 . _ - starting with a letter or digit (e.g. "mnist-b4-magnitude-s1")`,
+    );
+  }
+}
+
+/**
+ * Throws unless `value` survives JSON unchanged: plain objects, arrays, strings, booleans, null
+ * and finite numbers. (JSON.stringify would silently turn NaN into null, a Map into {} and a
+ * Float32Array into an object of indices, and a resumed sweep would then compare the wrong thing.)
+ */
+export function checkJson(value: unknown, path: string, fn: string): void {
+  const bad = (what: string): never => {
+    throw new Error(`${fn}: ${path} is ${what}, which JSON cannot hold; expected plain JSON data`);
+  };
+  if (value === null || typeof value === "string" || typeof value === "boolean") return;
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) bad(String(value) + " (use null or a string)");
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkJson(v, `${path}[${i}]`, fn));
+    return;
+  }
+  if (typeof value === "object") {
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) {
+      bad(`a ${(value as object).constructor?.name ?? "non-plain object"} (convert it first)`);
+    }
+    for (const [k, v] of Object.entries(value)) {
+      if (v === undefined) continue; // dropped by JSON, consistently on both sides of a compare
+      checkJson(v, `${path}.${k}`, fn);
+    }
+    return;
+  }
+  bad(typeof value);
+}
+
+/** JSON with object keys sorted, so equal data gives equal text whatever the key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v !== null && typeof v === "object") {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== undefined) out[k] = sortKeys(x);
+    }
+    return out;
+  }
+  return v;
+}
+
+/** The first place where two JSON values differ, as "path: a vs b" (for error messages). */
+export function firstDifference(a: unknown, b: unknown, path = "config"): string | null {
+  if (canonicalJson(a) === canonicalJson(b)) return null;
+  const isObj = (x: unknown) => x !== null && typeof x === "object" && !Array.isArray(x);
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (a.length !== b.length) return `${path}: length ${a.length} vs ${b.length}`;
+    for (let i = 0; i < a.length; i++) {
+      const d = firstDifference(a[i], b[i], `${path}[${i}]`);
+      if (d !== null) return d;
+    }
+  } else if (isObj(a) && isObj(b)) {
+    const ao = a as Record<string, unknown>;
+    const bo = b as Record<string, unknown>;
+    for (const k of [...new Set([...Object.keys(ao), ...Object.keys(bo)])].sort()) {
+      const d = firstDifference(ao[k], bo[k], `${path}.${k}`);
+      if (d !== null) return d;
+    }
+  }
+  const show = (x: unknown) => (x === undefined ? "(absent)" : JSON.stringify(x));
+  return `${path}: ${show(a)} vs ${show(b)}`;
+}
+
+export const pointPath = (dir: string, key: string): string => join(dir, POINTS_DIR, `${key}.json`);
+
+export const scratchPath = (dir: string, key: string): string => join(dir, SCRATCH_DIR, key);
+
+export function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(value, null, 2) + "\n"));
+}
+
+export type PointRead =
+  | { ok: true; point: SweepPoint<Json, Json> }
+  | { ok: false; reason: string }
+  | { ok: false; missing: true };
+
+/**
+ * Reads and checks one point file. A missing file is `missing`; anything that is not a complete
+ * point of this format for `expectedKey` is `{ ok: false, reason }` (never a throw), so callers
+ * can report it and run the configuration again.
+ */
+export function readPoint(path: string, expectedKey?: string): PointRead {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { ok: false, missing: true };
+    return { ok: false, reason: `unreadable (${(e as Error).message})` };
+  }
+  let p: unknown;
+  try {
+    p = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, reason: `not valid JSON (${(e as Error).message})` };
+  }
+  if (p === null || typeof p !== "object" || Array.isArray(p))
+    return { ok: false, reason: "not a JSON object" };
+  const o = p as Record<string, unknown>;
+  if (o.format !== POINT_FORMAT)
+    return { ok: false, reason: `format ${JSON.stringify(o.format)}, expected ${POINT_FORMAT}` };
+  if (typeof o.sweep !== "string") return { ok: false, reason: "no sweep name" };
+  if (typeof o.key !== "string") return { ok: false, reason: "no key" };
+  if (expectedKey !== undefined && o.key !== expectedKey)
+    return { ok: false, reason: `holds key "${o.key}", expected "${expectedKey}"` };
+  if (!("config" in o)) return { ok: false, reason: "no config" };
+  if (!("result" in o)) return { ok: false, reason: "no result" };
+  const t = o.timing as Record<string, unknown> | undefined;
+  if (t === undefined || typeof t !== "object" || typeof t.seconds !== "number")
+    return { ok: false, reason: "no timing" };
+  return { ok: true, point: p as SweepPoint<Json, Json> };
+}
+
+/** Keys of the `*.json` files under `<dir>/points`, sorted (empty when there is none). */
+export function listPointKeys(dir: string): string[] {
+  const pdir = join(dir, POINTS_DIR);
+  if (!existsSync(pdir)) return [];
+  return readdirSync(pdir)
+    .filter((f) => f.endsWith(".json") && !f.startsWith("."))
+    .map((f) => f.slice(0, -".json".length))
+    .sort(compareKeys);
+}
+
+/** Code-unit order: the same on every machine and locale (localeCompare is not). */
+export function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function readManifest(dir: string): SweepManifest | null {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), "utf8")) as SweepManifest;
+    return m.format === POINT_FORMAT && Array.isArray(m.keys) ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+// writeFileAtomic names its temporaries `.<name>.<pid>.<random>.tmp` beside the target.
+const TEMP_RE = /^\..+\.tmp$/;
+
+/**
+ * Removes temporaries that killed atomic writes left in `dir`, `dir/points` and every scratch
+ * directory. Only call this while holding the directory's lock: a live writer's temporary
+ * would otherwise be pulled from under it. Returns the removed paths.
+ */
+export function removeStaleTemporaries(dir: string): string[] {
+  const removed: string[] = [];
+  const sweepDir = (d: string, recurse: boolean): void => {
+    if (!existsSync(d)) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isFile() && TEMP_RE.test(e.name)) {
+        rmSync(p, { force: true });
+        removed.push(p);
+      } else if (recurse && e.isDirectory()) {
+        sweepDir(p, true);
+      }
+    }
+  };
+  sweepDir(dir, false);
+  sweepDir(join(dir, POINTS_DIR), false);
+  sweepDir(join(dir, SCRATCH_DIR), true);
+  return removed;
+}
+
+export function ensureDirs(dir: string): void {
+  mkdirSync(join(dir, POINTS_DIR), { recursive: true });
+}
