@@ -186,7 +186,8 @@ describe("gradient masks", () => {
 });
 
 describe("setMask clears the optimizer state of masked-out positions", () => {
-  const stateAt = (opt: SGD | Adam, key: string) => Array.from(opt.stateDict().get(key)!.data);
+  const stateAt = (opt: SGD | Adam, key: string) =>
+    Array.from(opt.stateDict().get(key)!.data as Float64Array);
 
   it("zeroes SGD momentum and Adam moments where the mask is 0, keeps the rest bit for bit", () => {
     const ps = param([1, -2, 3, -4]);
