@@ -9,8 +9,7 @@ export function tensorToRecord(t: Tensor): TensorRecord {
   const c = t.contiguous();
   // contiguous() may return the tensor itself; copy so the record does not alias live weights.
   const data = c === t ? c.data.slice() : c.data;
-  const dtype = t.dtype === "float32" ? "F32" : t.dtype === "float64" ? "F64" : "I32";
-  return { dtype, shape: [...t.shape], data };
+  return { dtype: recordDtype(t), shape: [...t.shape], data };
 }
 
 /** A Tensor from a record; F32, F64 and I32 map directly, other dtypes are refused. */
@@ -34,31 +33,64 @@ export function saveModel(path: string, model: Module, metadata?: Record<string,
   saveSafetensors(path, records, metadata);
 }
 
+/** The safetensors dtype a tensor of this dtype is stored as. */
+export function recordDtype(t: Tensor): "F32" | "F64" | "I32" {
+  return t.dtype === "float32" ? "F32" : t.dtype === "float64" ? "F64" : "I32";
+}
+
 /**
- * Loads a safetensors file into the model (see Module.loadStateDict for the checks); returns
+ * Tensors for `model.loadStateDict` from stored records, refusing any record whose dtype
+ * differs from the model's tensor under the same key: the bytes of an I32 record read into a
+ * float32 weight are integers, not weights, and converting F64 to F32 would silently round.
+ * Keys the model does not have are returned in `skipped` when their dtype has no tensor form
+ * (F32, F64 and I32 do), so the caller can report them. `where` prefixes errors.
+ */
+export function stateFromRecords(
+  where: string,
+  records: ReadonlyMap<string, TensorRecord>,
+  model: Module,
+): { state: Map<string, Tensor>; skipped: string[] } {
+  const own = model.stateDict();
+  const state = new Map<string, Tensor>();
+  const skipped: string[] = [];
+  const wrong: string[] = [];
+  for (const [name, rec] of records) {
+    const target = own.get(name);
+    if (target === undefined) {
+      // A key the model does not have is only reported, so its dtype need not be convertible.
+      if (rec.dtype !== "F32" && rec.dtype !== "F64" && rec.dtype !== "I32") skipped.push(name);
+      else state.set(name, recordToTensor(rec, name));
+      continue;
+    }
+    const want = recordDtype(target);
+    if (rec.dtype !== want) wrong.push(`"${name}" is ${rec.dtype}, the model's is ${want}`);
+    else state.set(name, recordToTensor(rec, name));
+  }
+  if (wrong.length > 0) {
+    throw new Error(
+      `${where}: dtype mismatch (${wrong.join("; ")}); expected each stored tensor in its ` +
+        `parameter's dtype (nothing is converted or reinterpreted)`,
+    );
+  }
+  return { state, skipped };
+}
+
+/**
+ * Loads a safetensors file into the model (see Module.loadStateDict for the checks; a stored
+ * dtype that differs from the parameter's is refused, see stateFromRecords); returns
  * missing/unexpected keys (which throw when `strict`, the default) and the file's metadata.
+ * On any error the model is left untouched.
  */
 export function loadModel(
   source: string | Uint8Array,
   model: Module,
   options: { strict?: boolean } = {},
 ): LoadStateDictResult & { metadata: Record<string, string> } {
+  const where = `loadModel(${typeof source === "string" ? source : "<bytes>"})`;
   const file = loadSafetensors(source);
-  const own = model.stateDict();
-  const state = new Map<string, Tensor>();
-  const skipped: string[] = [];
-  for (const [name, rec] of file.tensors) {
-    // A key the model does not have is only reported, so its dtype need not be convertible.
-    if (!own.has(name) && rec.dtype !== "F32" && rec.dtype !== "F64" && rec.dtype !== "I32") {
-      skipped.push(name);
-      continue;
-    }
-    state.set(name, recordToTensor(rec, name));
-  }
+  const { state, skipped } = stateFromRecords(where, file.tensors, model);
   if ((options.strict ?? true) && skipped.length > 0) {
-    throw new Error(
-      `loadModel(${typeof source === "string" ? source : "<bytes>"}): unexpected keys: ${skipped.join(", ")}`,
-    );
+    throw new Error(`${where}: unexpected keys: ${skipped.join(", ")}`);
   }
   try {
     const res = model.loadStateDict(state, options);
@@ -68,8 +100,6 @@ export function loadModel(
       metadata: file.metadata,
     };
   } catch (e) {
-    throw new Error(
-      `loadModel(${typeof source === "string" ? source : "<bytes>"}): ${(e as Error).message}`,
-    );
+    throw new Error(`${where}: ${(e as Error).message}`);
   }
 }
