@@ -11,3 +11,12 @@ export type { CsrArrays } from "./csr.ts";
 export type { DenseOptions } from "./dense.ts";
 export { createPool, MatrixPool } from "./pool.ts";
 export type { PoolOptions } from "./pool.ts";
+export {
+  KepLayout,
+  kepPad,
+  kepForward,
+  kepBackwardInput,
+  kepBackwardWeight,
+  positionBits,
+} from "./kep.ts";
+export type { KepGeometry } from "./kep.ts";
