@@ -38,3 +38,16 @@ export {
   type SweepManifest,
   type SweepPoint,
 } from "./store.ts";
+export { readPointsDir, type PointsInDir } from "./store.ts";
+export { MERGED_CSV, MERGED_JSON, mergeShards, type MergeReport } from "./merge.ts";
+export {
+  columnsOf,
+  markdownTable,
+  pointRow,
+  toCsv,
+  writePointsCsv,
+  writePointsJson,
+  type Cell,
+  type MarkdownColumn,
+  type Row,
+} from "./table.ts";

@@ -231,3 +231,23 @@ export function removeStaleTemporaries(dir: string): string[] {
 export function ensureDirs(dir: string): void {
   mkdirSync(join(dir, POINTS_DIR), { recursive: true });
 }
+
+export interface PointsInDir {
+  /** Valid points, sorted by key. */
+  points: SweepPoint<Json, Json>[];
+  /** Point files that could not be used, with the reason. */
+  bad: { path: string; reason: string }[];
+}
+
+/** Reads every point of an output directory (a shard's or a merge's). */
+export function readPointsDir(dir: string): PointsInDir {
+  const points: SweepPoint<Json, Json>[] = [];
+  const bad: { path: string; reason: string }[] = [];
+  for (const key of listPointKeys(dir)) {
+    const path = pointPath(dir, key);
+    const read = readPoint(path, key);
+    if (read.ok) points.push(read.point);
+    else bad.push({ path, reason: "missing" in read ? "vanished while reading" : read.reason });
+  }
+  return { points, bad };
+}
