@@ -33,5 +33,5 @@ export { fetchDataset } from "./fetch-dataset.ts";
 export type { FetchOptions, FetchResult, FetchedFile } from "./fetch-dataset.ts";
 export { downloadBytes } from "./download.ts";
 export type { DownloadOptions } from "./download.ts";
-export { writeFileAtomic } from "./atomic.ts";
+export { writeFileAtomic, isAtomicTemporary, removeAtomicTemporaries } from "./atomic.ts";
 export { sha256Hex } from "./sha256.ts";

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
@@ -6,7 +6,9 @@ import {
   DATASET_FILES,
   downloadBytes,
   fetchDataset,
+  isAtomicTemporary,
   loadDataset,
+  removeAtomicTemporaries,
   writeFileAtomic,
 } from "../src/index.ts";
 import { mnistDataPackageDirs } from "../src/locate.ts";
@@ -104,6 +106,22 @@ describe("writeFileAtomic", () => {
       /writeFileAtomic: .*no-such-dir\/x: ENOENT/,
     );
     expect(readdirSync(dir).filter((f) => f.includes(".tmp"))).toEqual([]);
+  });
+
+  it("removeAtomicTemporaries removes what killed writes leave (both namings), nothing else", () => {
+    const d = join(dir, "stale");
+    mkdirSync(join(d, ".keep.1.a.tmp"), { recursive: true }); // a directory: left alone
+    const stale = [".metrics.jsonl.4242.k3j2h.tmp", "checkpoint.safetensors.tmp-4242-123456"];
+    const kept = ["metrics.jsonl", "checkpoint.safetensors", ".lock", "notes.tmp", "a.tmp-x"];
+    for (const f of [...stale, ...kept]) writeFileSync(join(d, f), "x");
+    expect(stale.every(isAtomicTemporary)).toBe(true);
+    expect(kept.some(isAtomicTemporary)).toBe(false);
+    expect(removeAtomicTemporaries(d).sort()).toEqual(stale.map((f) => join(d, f)).sort());
+    expect(readdirSync(d).sort()).toEqual([".keep.1.a.tmp", ...kept].sort());
+    expect(removeAtomicTemporaries(join(d, "missing"))).toEqual([]);
+    // What writeFileAtomic itself names its temporaries is recognised.
+    const name = `.x.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    expect(isAtomicTemporary(name)).toBe(true);
   });
 });
 

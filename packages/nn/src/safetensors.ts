@@ -2,16 +2,9 @@
 // README): 8-byte little-endian u64 header length N, N bytes of JSON header, then the raw
 // little-endian tensor bytes. This layer works on plain {dtype, shape, data} records so it does
 // not depend on tensors or modules; `Module.stateDict()` maps onto it.
-import {
-  closeSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { readFileSync } from "node:fs";
 import { endianness } from "node:os";
+import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
 
 /** Dtypes this implementation reads and writes, with the typed array holding their bytes. */
 export type SafetensorsDtype =
@@ -362,8 +355,8 @@ export function parseSafetensors(bytes: Uint8Array, source = "<bytes>"): Safeten
 }
 
 /**
- * Writes a safetensors file atomically: the bytes go to a temporary file in the same directory,
- * are flushed to disk, and the file is renamed over `path`, so a crash never leaves a
+ * Writes a safetensors file atomically and durably (writeFileAtomic: a temporary in the same
+ * directory, fsync, rename over `path`, fsync the directory), so a crash never leaves a
  * half-written checkpoint under the real name.
  */
 export function saveSafetensors(
@@ -374,23 +367,9 @@ export function saveSafetensors(
   if (typeof path !== "string" || path.length === 0)
     throw new Error(`saveSafetensors: path must be a non-empty string`);
   const bytes = serializeSafetensors(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
-  let fd: number | undefined;
   try {
-    fd = openSync(tmp, "w");
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
+    writeFileAtomic(path, bytes);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // the temp file may never have been created
-    }
     throw new Error(`saveSafetensors(${path}): ${(e as Error).message}`);
   }
 }
