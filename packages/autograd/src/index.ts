@@ -38,3 +38,5 @@ export { batchNorm } from "./ops/batch-norm.ts";
 export type { BatchNormOptions } from "./ops/batch-norm.ts";
 export { gradcheck } from "./gradcheck.ts";
 export type { GradcheckOptions, GradcheckResult } from "./gradcheck.ts";
+export { kepConv2d } from "./ops/kep-conv2d.ts";
+export type { KepConv2dOptions } from "./ops/kep-conv2d.ts";
