@@ -6,9 +6,9 @@ import fc from "fast-check";
 import * as T from "@tessera/tensor";
 import { Variable, softmaxCrossEntropy } from "@tessera/autograd";
 import { BsrMatrix } from "@tessera/matrix";
-import { Adam, AdamW, Conv2d, Linear, ReLU, SGD, Sequential } from "@tessera/nn";
+import { Adam, AdamW, Conv2d, Linear, ReLU, SGD, Sequential, lenet300100 } from "@tessera/nn";
 import type { Module, Optimizer } from "@tessera/nn";
-import { BsrLinear, storageBytes, toBsr, toDense } from "../src/index.ts";
+import { BsrLinear, PruningState, storageBytes, toBsr, toDense } from "../src/index.ts";
 import type { GroupKind, PrunedEntry, PrunedSource } from "../src/index.ts";
 
 /** A PrunedSource over fixed entries (what a PruningState hands toBsr). */
@@ -164,6 +164,26 @@ describe("toBsr", () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it("converts LeNet-300-100 pruned by a PruningState (ragged 4x4 blocks of fc1, element fc2)", () => {
+    const model = lenet300100({ generator: new T.Generator(4) });
+    const state = new PruningState(model, {
+      "fc1.weight": { kind: "block", rows: 4, cols: 4 },
+      "fc2.weight": { kind: "element" },
+      "fc3.weight": { kind: "row" },
+    });
+    state.pruneFraction(0.8);
+    state.apply();
+    const x = new Variable(T.rand([6, 784], new T.Generator(5)));
+    const before = model.forward(x).data;
+    const report = toBsr(model, state);
+    expect(report.map((r) => r.name)).toEqual(["fc1", "fc2"]); // row kind stays dense
+    // Element kind: one 1x1 block per kept weight.
+    expect(report[1]!.nnzBlocks).toBe(Math.round(state.density("fc2.weight") * 300 * 100));
+    expect(report[1]!.nnzBlocks).toBe(report[1]!.bytes.nnz);
+    expect(model.getSubmodule("fc3")).toBeInstanceOf(Linear);
+    expect(close(model.forward(x).data.data, before.data, 1e-5)).toBe(true);
   });
 
   it("toDense(toBsr(m)) gives back the masked dense weights and biases exactly", () => {
