@@ -7,3 +7,4 @@ export * from "./state.ts";
 export * from "./checkpoint.ts";
 export * from "./bsr.ts";
 export * from "./bsr-export.ts";
+export * from "./kep-conv.ts";
