@@ -17,8 +17,7 @@ import {
   type TensorRecord,
 } from "@tessera/nn";
 import { checkGroupKind } from "./groups.ts";
-import { PruningState, type PruneSpec } from "./state.ts";
-import type { GroupKind } from "./types.ts";
+import { PruningState, plainKind, type PruneSpec } from "./state.ts";
 
 /** Metadata key holding { "<param>": { kind, pruneBias? } } as JSON. */
 export const PRUNING_METADATA_KEY = "tessera.pruning";
@@ -26,9 +25,7 @@ export const PRUNING_METADATA_KEY = "tessera.pruning";
 function specsOf(state: PruningState): Record<string, PruneSpec> {
   const out: Record<string, PruneSpec> = {};
   for (const n of state.names()) {
-    out[n] = state.prunesBias(n)
-      ? { kind: state.kind(n), pruneBias: true }
-      : { kind: state.kind(n) };
+    out[n] = state.prunesBias(n) ? { ...state.kind(n), pruneBias: true } : state.kind(n);
   }
   return out;
 }
@@ -47,8 +44,8 @@ function parseSpecs(fn: string, json: string | undefined): Map<string, PruneSpec
     throw new Error(`${fn}: metadata "${PRUNING_METADATA_KEY}" must map parameter names to specs`);
   const out = new Map<string, PruneSpec>();
   for (const [name, v] of Object.entries(raw as Record<string, PruneSpec>)) {
-    const kind: GroupKind = checkGroupKind(`${fn}("${name}")`, v?.kind);
-    out.set(name, v.pruneBias === true ? { kind, pruneBias: true } : { kind });
+    const kind = plainKind(checkGroupKind(`${fn}("${name}")`, v));
+    out.set(name, v.pruneBias === true ? { ...kind, pruneBias: true } : kind);
   }
   return out;
 }
@@ -149,8 +146,7 @@ export function loadPruned(
     if (spec.pruneBias === true) biasOf.add(`${name.slice(0, -"weight".length)}bias`);
   }
   for (const name of masks.keys())
-    if (!weightSpecs.has(name) && !biasOf.has(name))
-      weightSpecs.set(name, { kind: { kind: "element" } });
+    if (!weightSpecs.has(name) && !biasOf.has(name)) weightSpecs.set(name, { kind: "element" });
   const metadata = { ...file.metadata };
   delete metadata[PRUNING_METADATA_KEY];
   if (weightSpecs.size === 0) return { state: null, metadata };

@@ -25,19 +25,16 @@ import {
 } from "./select.ts";
 import type { GroupKind, PrunedEntry, PrunedSource } from "./types.ts";
 
-export interface PruneSpec {
-  kind: GroupKind;
-  /**
-   * Row groups only: also zero, and keep at zero, the bias entry of each removed row (a
-   * removed output neuron / filter then outputs exactly 0, as PyTorch users ask for). The
-   * bias is the sibling parameter "<module>.bias".
-   */
-  pruneBias?: boolean;
-}
+/**
+ * A group kind, optionally with `pruneBias` (row groups only): also zero, and keep at zero,
+ * the bias entry of each removed row, so a removed output neuron / filter outputs exactly 0
+ * (what PyTorch users ask of structured pruning). The bias is the sibling "<module>.bias".
+ * Example: { kind: "row", pruneBias: true }.
+ */
+export type PruneSpec = GroupKind & { readonly pruneBias?: boolean };
 
-/** Parameter name -> its group kind (or a spec with options). */
-export type PruneConfig =
-  Record<string, GroupKind | PruneSpec> | Map<string, GroupKind | PruneSpec>;
+/** Parameter name -> its group kind (with options). */
+export type PruneConfig = Record<string, PruneSpec> | Map<string, PruneSpec>;
 
 interface Slot {
   name: string;
@@ -55,8 +52,11 @@ export type PerLayer = number | Record<string, number> | Map<string, number>;
 /** What a prune operation removed: groups per parameter name. */
 export type Removed = Map<string, number>;
 
-function isSpec(v: GroupKind | PruneSpec): v is PruneSpec {
-  return typeof (v as PruneSpec).kind === "object" && (v as PruneSpec).kind !== null;
+/** The kind alone (no options, no stray fields), so entries() carry a clean GroupKind. */
+export function plainKind(kind: GroupKind): GroupKind {
+  return kind.kind === "block"
+    ? { kind: "block", rows: kind.rows, cols: kind.cols }
+    : ({ kind: kind.kind } as GroupKind);
 }
 
 export class PruningState implements PrunedSource {
@@ -79,8 +79,12 @@ export class PruningState implements PrunedSource {
         `${fn}: the config names no parameter (e.g. { "fc1.weight": { kind: "block", rows: 4, cols: 4 } })`,
       );
     for (const [name, value] of entries) {
-      const spec: PruneSpec = isSpec(value) ? value : { kind: value };
-      const kind = checkGroupKind(`${fn}("${name}")`, spec.kind);
+      const kind = plainKind(checkGroupKind(`${fn}("${name}")`, value));
+      const pruneBias = value.pruneBias;
+      if (pruneBias !== undefined && typeof pruneBias !== "boolean")
+        throw new Error(
+          `${fn}: "${name}": pruneBias must be a boolean, got ${JSON.stringify(pruneBias)}`,
+        );
       const param = model.getParameter(name);
       let layout: GroupLayout;
       try {
@@ -91,7 +95,7 @@ export class PruningState implements PrunedSource {
       if (param.data.data.length !== layout.groupOf.length)
         throw new Error(`${fn}: "${name}" must own contiguous storage`);
       let bias: Slot["bias"] = null;
-      if (spec.pruneBias === true) {
+      if (pruneBias === true) {
         if (kind.kind !== "row")
           throw new Error(
             `${fn}: "${name}": pruneBias needs row groups, got ${describeKind(kind)}`,
