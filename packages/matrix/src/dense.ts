@@ -4,11 +4,26 @@ import type { FloatArray, SameFloat, Trans } from "./types.ts";
 import { TRANS_A, TRANS_B, TRANS_NONE } from "./types.ts";
 import { runGemm } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
+import { checkKernelPath, defaultKernels } from "./kernels.ts";
+import type { KernelPath } from "./kernels.ts";
 
 /** Options of the dense products. */
 export interface DenseOptions {
   /** Split the rows (or columns) of C over this pool's threads. */
   pool?: MatrixPool;
+  /**
+   * "asm" (asm.js kernel, float64 sums) or "wasm" (WebAssembly SIMD kernel, float32 sums) for
+   * float32 operands; default: the pool's `kernels`, else TESSERA_KERNELS, else "asm".
+   * Float64 operands always take the asm.js kernel.
+   */
+  kernels?: KernelPath;
+}
+
+function kernelsFor(fn: string, options: DenseOptions | undefined): KernelPath {
+  const k = options?.kernels;
+  if (k === undefined) return options?.pool?.kernels ?? defaultKernels();
+  checkKernelPath(`${fn}: options.kernels`, k);
+  return k;
 }
 
 function prepare<T extends FloatArray>(
@@ -47,7 +62,7 @@ export function matmul<T extends FloatArray>(
   options?: DenseOptions,
 ): SameFloat<T> {
   const c: FloatArray = prepare<FloatArray>("matmul", TRANS_NONE, a, b, m, k, n, out);
-  runGemm({ trans: TRANS_NONE, a, b, c, m, k, n }, options?.pool);
+  runGemm({ trans: TRANS_NONE, a, b, c, m, k, n }, options?.pool, kernelsFor("matmul", options));
   return c as SameFloat<T>;
 }
 
@@ -62,7 +77,7 @@ export function matmulTransA<T extends FloatArray>(
   options?: DenseOptions,
 ): SameFloat<T> {
   const c: FloatArray = prepare<FloatArray>("matmulTransA", TRANS_A, a, b, m, k, n, out);
-  runGemm({ trans: TRANS_A, a, b, c, m, k, n }, options?.pool);
+  runGemm({ trans: TRANS_A, a, b, c, m, k, n }, options?.pool, kernelsFor("matmulTransA", options));
   return c as SameFloat<T>;
 }
 
@@ -77,6 +92,6 @@ export function matmulTransB<T extends FloatArray>(
   options?: DenseOptions,
 ): SameFloat<T> {
   const c: FloatArray = prepare<FloatArray>("matmulTransB", TRANS_B, a, b, m, k, n, out);
-  runGemm({ trans: TRANS_B, a, b, c, m, k, n }, options?.pool);
+  runGemm({ trans: TRANS_B, a, b, c, m, k, n }, options?.pool, kernelsFor("matmulTransB", options));
   return c as SameFloat<T>;
 }

@@ -12,7 +12,7 @@
 // on whether the panels were packed by this thread or by the pool beforehand, which is what
 // makes the parallel result bitwise equal to the serial one.
 import type { FloatArray, Trans } from "./types.ts";
-import { packerFor } from "./pack.ts";
+import { arrayKind, packerFor } from "./pack.ts";
 import { createMicroKernel } from "./micro-kernel.ts";
 
 /** Rows of the register tile (lines of an A panel). */
@@ -37,12 +37,17 @@ const H = new Float64Array(heap);
 const kernel = createMicroKernel(heap);
 
 /** Element strides of the logical A[i,p] and B[p,j] for a given transposition. */
-function strides(trans: Trans, m: number, k: number, n: number): [number, number, number, number] {
+export function strides(
+  trans: Trans,
+  m: number,
+  k: number,
+  n: number,
+): [number, number, number, number] {
   // [A row stride, A k stride, B k stride, B column stride]
   return [trans === 1 ? 1 : k, trans === 1 ? m : 1, trans === 2 ? 1 : n, trans === 2 ? k : 1];
 }
 
-const roundUp = (x: number, to: number) => Math.ceil(x / to) * to;
+export const roundUp = (x: number, to: number) => Math.ceil(x / to) * to;
 
 /**
  * Multiplies the packed A block (mc rows) by the packed B block (nc columns) already in the heap
@@ -59,7 +64,7 @@ function multiplyBlock(
 ): void {
   const nr = roundUp(nc, NR);
   kernel.block(8 * A_AT, 8 * B_AT, 8 * C_AT, roundUp(mc, MR), nr, kc);
-  storerFor(c)(H, C_AT, nr, c, cOff, ldc, mc, nc, accumulate);
+  storerFor(c, H)(H, C_AT, nr, c, cOff, ldc, mc, nc, accumulate);
 }
 
 /**
@@ -219,7 +224,7 @@ export function gemmPackedRange(
 }
 
 type Storer = (
-  H: Float64Array,
+  H: FloatArray,
   hOff: number,
   ldh: number,
   c: FloatArray,
@@ -244,10 +249,10 @@ const STORE_SOURCE = `return function store(H, hOff, ldh, c, cOff, ldc, mc, nc, 
   }
 };`;
 
-const storers: (Storer | undefined)[] = [undefined, undefined, undefined, undefined];
+const storers: (Storer | undefined)[] = new Array<Storer | undefined>(16).fill(undefined);
 
-function storerFor(c: FloatArray): Storer {
-  const kind =
-    (c instanceof Float64Array ? 2 : 0) + (c.buffer instanceof SharedArrayBuffer ? 1 : 0);
+/** The storer compiled for this kind of C and of block (float64 asm.js heap, float32 wasm memory). */
+export function storerFor(c: FloatArray, block: FloatArray): Storer {
+  const kind = arrayKind(c) + 4 * arrayKind(block);
   return (storers[kind] ??= new Function(STORE_SOURCE)() as Storer);
 }

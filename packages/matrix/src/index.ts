@@ -20,3 +20,6 @@ export {
   positionBits,
 } from "./kep.ts";
 export type { KepGeometry } from "./kep.ts";
+export type { KernelPath } from "./kernels.ts";
+export { kernelsFromEnv } from "./kernels.ts";
+export { hasWasmSimd } from "./wasm-builder.ts";

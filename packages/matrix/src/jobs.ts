@@ -3,11 +3,15 @@
 // both sides agree on field order.
 import { gemmPackedRange, gemmRange, packRange } from "./gemm.ts";
 import { spmmRange } from "./spmm-kernel.ts";
+import { wasmGemmPackedRange, wasmGemmRange, wasmPackRange } from "./wasm-gemm.ts";
+import type { WasmThread } from "./wasm-gemm.ts";
 import type { SpmmArgs } from "./spmm-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { col2imImages, im2colRows } from "./im2col-kernel.ts";
 import type { PatchArgs } from "./im2col-kernel.ts";
+import { kepRange } from "./kep-kernel.ts";
+import type { KepArgs } from "./kep-kernel.ts";
 import type { FloatArray, Trans } from "./types.ts";
 
 export const KIND_GEMM = 1;
@@ -19,6 +23,15 @@ export const KIND_GEMM_PACKED = 5;
 /** Convolution patches (im2col-kernel.ts): im2col split by patch rows, col2im by images. */
 export const KIND_IM2COL = 6;
 export const KIND_COL2IM = 7;
+/** The KEP convolution (kep-kernel.ts; its mode picks forward, input or weight gradient). */
+export const KIND_KEP = 11;
+/**
+ * The same dense product on the WebAssembly kernel (wasm-gemm.ts): per-chunk packing, and the
+ * two jobs over whole-operand panels in the pool's shared kernel memory (byte offsets apAt, bpAt).
+ */
+export const KIND_WASM_GEMM = 8;
+export const KIND_WASM_PACK = 9;
+export const KIND_WASM_GEMM_PACKED = 10;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -75,6 +88,35 @@ export interface PackedGemmArgs {
   n: number;
 }
 
+/** The WebAssembly product's jobs: operands are float32, panels are offsets into kernel memory. */
+export interface WasmGemmArgs {
+  trans: Trans;
+  a: Float32Array;
+  b: Float32Array;
+  c: Float32Array;
+  m: number;
+  k: number;
+  n: number;
+}
+export interface WasmPackArgs {
+  trans: Trans;
+  a: Float32Array;
+  b: Float32Array;
+  apAt: number;
+  bpAt: number;
+  m: number;
+  k: number;
+  n: number;
+}
+export interface WasmPackedGemmArgs {
+  c: Float32Array;
+  apAt: number;
+  bpAt: number;
+  m: number;
+  k: number;
+  n: number;
+}
+
 interface Schema {
   nums: readonly string[];
   arrays: readonly string[];
@@ -85,6 +127,8 @@ interface Schema {
    * need not be copied in first.
    */
   fullWrite?: boolean;
+  /** The job runs the WebAssembly kernels: workers must hold the pool's kernel memory. */
+  wasm?: boolean;
 }
 
 const PATCH_NUMS = [
@@ -124,6 +168,26 @@ export const SCHEMAS: Record<number, Schema> = {
     outputs: ["c"],
     fullWrite: true,
   },
+  [KIND_WASM_GEMM]: {
+    nums: ["trans", "m", "k", "n"],
+    arrays: ["a", "b", "c"],
+    outputs: ["c"],
+    fullWrite: true,
+    wasm: true,
+  },
+  [KIND_WASM_PACK]: {
+    nums: ["trans", "m", "k", "n", "apAt", "bpAt"],
+    arrays: ["a", "b"],
+    outputs: [],
+    wasm: true,
+  },
+  [KIND_WASM_GEMM_PACKED]: {
+    nums: ["m", "k", "n", "apAt", "bpAt"],
+    arrays: ["c"],
+    outputs: ["c"],
+    fullWrite: true,
+    wasm: true,
+  },
   [KIND_SPMM]: {
     nums: [
       "bsz",
@@ -149,6 +213,27 @@ export const SCHEMAS: Record<number, Schema> = {
   },
   [KIND_IM2COL]: { nums: PATCH_NUMS, arrays: ["x", "cols"], outputs: ["cols"], fullWrite: true },
   [KIND_COL2IM]: { nums: PATCH_NUMS, arrays: ["cols", "x"], outputs: ["x"], fullWrite: true },
+  [KIND_KEP]: {
+    nums: [
+      "mode",
+      "n",
+      "c",
+      "h",
+      "w",
+      "f",
+      "kh",
+      "kw",
+      "strideH",
+      "strideW",
+      "padH",
+      "padW",
+      "outH",
+      "outW",
+    ],
+    arrays: ["ptr", "pos", "values", "a", "b", "out"],
+    outputs: ["out"],
+    fullWrite: true,
+  },
   [KIND_THROW]: { nums: [], arrays: [], outputs: [] },
   [KIND_EXIT]: { nums: [], arrays: [], outputs: [] },
   [KIND_EXIT_AFTER]: { nums: [], arrays: [], outputs: [] },
@@ -160,9 +245,33 @@ export function markPoolWorker(): void {
   inPoolWorker = true;
 }
 
-/** Runs one thread's share of a job (the same call on the main thread and in workers). */
-export function runRange(kind: number, args: Record<string, unknown>, r: ArrayLike<number>): void {
-  if (kind === KIND_GEMM) {
+/** This thread's WebAssembly kernel, or a clear error when the job needs one it was not given. */
+function need(wasm: WasmThread | undefined): WasmThread {
+  if (wasm === undefined)
+    throw new Error("matrix pool: a WebAssembly job reached a thread without kernel memory");
+  return wasm;
+}
+
+/**
+ * Runs one thread's share of a job (the same call on the main thread and in workers); `wasm` is
+ * this thread's kernel on the pool's shared memory, for the WebAssembly jobs.
+ */
+export function runRange(
+  kind: number,
+  args: Record<string, unknown>,
+  r: ArrayLike<number>,
+  wasm?: WasmThread,
+): void {
+  if (kind === KIND_WASM_GEMM_PACKED) {
+    const g = args as unknown as WasmPackedGemmArgs;
+    wasmGemmPackedRange(need(wasm), g.apAt, g.bpAt, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
+  } else if (kind === KIND_WASM_PACK) {
+    const g = args as unknown as WasmPackArgs;
+    wasmPackRange(need(wasm), g.trans, g.a, g.b, g.apAt, g.bpAt, g.m, g.k, g.n, r[0]!, r[1]!);
+  } else if (kind === KIND_WASM_GEMM) {
+    const g = args as unknown as WasmGemmArgs;
+    wasmGemmRange(need(wasm), g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
+  } else if (kind === KIND_GEMM) {
     const g = args as unknown as GemmArgs;
     gemmRange(g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
   } else if (kind === KIND_GEMM_PACKED) {
@@ -174,6 +283,7 @@ export function runRange(kind: number, args: Record<string, unknown>, r: ArrayLi
   } else if (kind === KIND_SPMM) spmmRange(args as unknown as SpmmArgs, r[0]!, r[1]!);
   else if (kind === KIND_IM2COL) im2colRows(args as unknown as PatchArgs, r[0]!, r[1]!);
   else if (kind === KIND_COL2IM) col2imImages(args as unknown as PatchArgs, r[0]!, r[1]!);
+  else if (kind === KIND_KEP) kepRange(args as unknown as KepArgs, r[0]!, r[1]!);
   else if (kind === KIND_SAMPLED) sampledRange(args as unknown as SampledArgs, r[0]!, r[1]!);
   else if (kind === KIND_EXIT_AFTER)
     return; // worker.ts exits after reporting DONE

@@ -21,7 +21,7 @@ export type Packer = (
   q1: number,
   kc: number,
   width: number,
-  dst: Float64Array,
+  dst: FloatArray,
   dOff: number,
   panelStride: number,
 ) => void;
@@ -74,13 +74,19 @@ const PACK_SOURCE = `return function pack(src, off, lineStride, kStride, count, 
   }
 };`;
 
-const packers: (Packer | undefined)[] = new Array<Packer | undefined>(8).fill(undefined);
+const packers: (Packer | undefined)[] = new Array<Packer | undefined>(16).fill(undefined);
 
-/** The packer compiled for this kind of source and destination array (see PACK_SOURCE). */
-export function packerFor(src: FloatArray, dst: Float64Array): Packer {
-  const kind =
-    (src instanceof Float64Array ? 2 : 0) +
-    (src.buffer instanceof SharedArrayBuffer ? 1 : 0) +
-    (dst.buffer instanceof SharedArrayBuffer ? 4 : 0);
+/** 0-3: float32 or float64, on an ArrayBuffer or a SharedArrayBuffer. */
+export function arrayKind(x: FloatArray): number {
+  return (x instanceof Float64Array ? 2 : 0) + (x.buffer instanceof SharedArrayBuffer ? 1 : 0);
+}
+
+/**
+ * The packer compiled for this kind of source and destination array (see PACK_SOURCE). The
+ * destination is a float64 panel (the asm.js kernel's heap, the pool's shared panels) or a
+ * float32 one (the WebAssembly kernel's memory).
+ */
+export function packerFor(src: FloatArray, dst: FloatArray): Packer {
+  const kind = arrayKind(src) + 4 * arrayKind(dst);
   return (packers[kind] ??= new Function(PACK_SOURCE)() as Packer);
 }

@@ -8,18 +8,39 @@ import { sampledRange } from "./sampled-kernel.ts";
 import { gemmRange, packedLengths, panelCounts } from "./gemm.ts";
 import { col2imImages, im2colRows } from "./im2col-kernel.ts";
 import type { PatchArgs } from "./im2col-kernel.ts";
+import { kepLines, kepRange } from "./kep-kernel.ts";
+import type { KepArgs } from "./kep-kernel.ts";
 import type { MatrixPool, Range } from "./pool.ts";
 import {
   KIND_COL2IM,
   KIND_GEMM,
   KIND_IM2COL,
+  KIND_KEP,
   KIND_GEMM_PACKED,
   KIND_PACK,
   KIND_SAMPLED,
   KIND_SPMM,
+  KIND_WASM_GEMM,
+  KIND_WASM_GEMM_PACKED,
+  KIND_WASM_PACK,
   MAX_CHUNKS,
 } from "./jobs.ts";
-import type { GemmArgs, PackArgs, PackedGemmArgs } from "./jobs.ts";
+import type {
+  GemmArgs,
+  PackArgs,
+  PackedGemmArgs,
+  WasmGemmArgs,
+  WasmPackArgs,
+  WasmPackedGemmArgs,
+} from "./jobs.ts";
+import type { KernelPath } from "./kernels.ts";
+import {
+  WASM_TILE,
+  localWasmThread,
+  wasmGemmRange,
+  wasmPackedBytes,
+  wasmPanelCounts,
+} from "./wasm-gemm.ts";
 
 function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPool {
   return pool !== undefined && pool.threads > 1 && flops >= pool.minParallelFlops;
@@ -35,7 +56,16 @@ function evenCuts(count: number, parts: number, align: number): number[] {
   return cuts;
 }
 
-export function runGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
+/**
+ * A dense product on the kernels `path` names (float64 operands always take the asm.js kernel,
+ * the WebAssembly one is float32 only).
+ */
+export function runGemm(g: GemmArgs, pool: MatrixPool | undefined, path: KernelPath): void {
+  if (path === "wasm" && g.a instanceof Float32Array) runWasmGemm(g as WasmGemmArgs, pool);
+  else runAsmGemm(g, pool);
+}
+
+function runAsmGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
   const { m, k, n } = g;
   if (!usePool(pool, 2 * m * k * n)) {
     gemmRange(g.trans, g.a, g.b, g.c, m, k, n, 0, m, 0, n);
@@ -55,19 +85,89 @@ export function runGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
   const bp = pool.scratchFloat64("gemm.bp", lb);
   const [pa, pb] = panelCounts(m, n);
   const pack: PackArgs = { trans: g.trans, a: g.a, b: g.b, ap, bp, m, k, n };
-  pool.run(KIND_PACK, pack as unknown as Record<string, unknown>, packChunks(pa, pb, pool.threads));
+  pool.run(
+    KIND_PACK,
+    pack as unknown as Record<string, unknown>,
+    packChunks(pa, pb, pool.threads, 2, 4),
+  );
   const product: PackedGemmArgs = { ap, bp, c: g.c, m, k, n };
   // Split C's rows when B is the smaller operand (every chunk streams all of B), columns
   // otherwise. Chunks are whole multiples of 4 lines (panel boundaries of both operands), several
   // per thread and shrinking, taken from the shared counter: a thread slowed by the OS takes
   // fewer, and the wait for the last one is short (it halved the caller's waiting in an epoch).
+  pool.run(
+    KIND_GEMM_PACKED,
+    product as unknown as Record<string, unknown>,
+    productChunks(m, n, pool.threads, 4, 4),
+  );
+}
+
+/**
+ * Chunks of C for the product over whole-operand panels: C's rows when B is the smaller operand
+ * (every chunk streams all of B), columns otherwise, cut on panel boundaries (multiples of
+ * rowAlign rows or colAlign columns).
+ */
+function productChunks(
+  m: number,
+  n: number,
+  threads: number,
+  rowAlign: number,
+  colAlign: number,
+): Range[] {
   const byRows = n <= m;
-  const lines = byRows ? m : n;
   const ranges: Range[] = [];
-  for (const [lo, hi] of guidedCuts(lines, pool.threads)) {
+  for (const [lo, hi] of guidedCuts(byRows ? m : n, threads, byRows ? rowAlign : colAlign)) {
     ranges.push(byRows ? [lo, hi, 0, n] : [0, m, lo, hi]);
   }
-  pool.run(KIND_GEMM_PACKED, product as unknown as Record<string, unknown>, ranges);
+  return ranges;
+}
+
+/**
+ * The WebAssembly product. Serial: this thread's own kernel memory. Pooled: the threads pack both
+ * operands once into the pool's shared kernel memory, then every thread's kernel reads those
+ * panels in place (no per-thread copies, unlike the asm.js heaps); products whose panels exceed
+ * maxPackedBytes have every chunk pack its own blocks in its thread's scratch region.
+ */
+function runWasmGemm(g: WasmGemmArgs, pool: MatrixPool | undefined): void {
+  const { m, k, n } = g;
+  if (!usePool(pool, 2 * m * k * n)) {
+    wasmGemmRange(localWasmThread(), g.trans, g.a, g.b, g.c, m, k, n, 0, m, 0, n);
+    return;
+  }
+  if (g.c.length !== m * n) g = { ...g, c: g.c.subarray(0, m * n) };
+  const { mr, nr } = WASM_TILE;
+  const [la, lb] = wasmPackedBytes(m, k, n);
+  if (la + lb > pool.maxPackedBytes) {
+    pool.run(
+      KIND_WASM_GEMM,
+      g as unknown as Record<string, unknown>,
+      repackingChunks(m, k, n, pool.threads, mr, nr),
+    );
+    return;
+  }
+  const { panelsAt } = pool.kernelMemory(la + lb);
+  const [pa, pb] = wasmPanelCounts(m, n);
+  const pack: WasmPackArgs = {
+    trans: g.trans,
+    a: g.a,
+    b: g.b,
+    apAt: panelsAt,
+    bpAt: panelsAt + la,
+    m,
+    k,
+    n,
+  };
+  pool.run(
+    KIND_WASM_PACK,
+    pack as unknown as Record<string, unknown>,
+    packChunks(pa, pb, pool.threads, mr, nr),
+  );
+  const product: WasmPackedGemmArgs = { c: g.c, apAt: panelsAt, bpAt: panelsAt + la, m, k, n };
+  pool.run(
+    KIND_WASM_GEMM_PACKED,
+    product as unknown as Record<string, unknown>,
+    productChunks(m, n, pool.threads, mr, nr),
+  );
 }
 
 /**
@@ -76,11 +176,11 @@ export function runGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
  * them in order from the shared counter, so the big chunks go first and the last ones are small:
  * whichever thread finishes last waits on a small chunk, not a big one.
  */
-function guidedCuts(lines: number, threads: number): [number, number][] {
+function guidedCuts(lines: number, threads: number, align: number): [number, number][] {
   const out: [number, number][] = [];
   let lo = 0;
   while (lo < lines && out.length < MAX_CHUNKS - 1) {
-    const size = Math.max(8, Math.ceil((lines - lo) / (2 * threads) / 4) * 4);
+    const size = Math.max(2 * align, Math.ceil((lines - lo) / (2 * threads) / align) * align);
     const hi = Math.min(lines, lo + size);
     out.push([lo, hi]);
     lo = hi;
@@ -89,16 +189,16 @@ function guidedCuts(lines: number, threads: number): [number, number][] {
   return out;
 }
 
-/** Splits the pa A panels and pb B panels (a B panel is twice the work) into per-thread pieces. */
-function packChunks(pa: number, pb: number, threads: number): Range[] {
-  const total = 2 * pa + 4 * pb;
+/** Splits the pa A panels (of mr rows) and pb B panels (of nr columns) into per-thread pieces of equal work. */
+function packChunks(pa: number, pb: number, threads: number, mr: number, nr: number): Range[] {
+  const total = mr * pa + nr * pb;
   const parts = Math.min(MAX_CHUNKS, 2 * threads);
   const ranges: Range[] = [];
   let u = 0;
   for (let t = 1; t <= parts; t++) {
     const target = (total * t) / parts;
     const start = u;
-    while (u < pa + pb && (u < pa ? 2 * (u + 1) : 2 * pa + 4 * (u + 1 - pa)) <= target) u++;
+    while (u < pa + pb && (u < pa ? mr * (u + 1) : mr * pa + nr * (u + 1 - pa)) <= target) u++;
     if (t === parts) u = pa + pb;
     if (u > start) ranges.push([start, u, 0, 0]);
   }
@@ -107,23 +207,37 @@ function packChunks(pa: number, pb: number, threads: number): Range[] {
 
 /** The pooled product for very large operands: each chunk packs its own cache blocks. */
 function runGemmRepacking(g: GemmArgs, pool: MatrixPool): void {
-  const { m, k, n } = g;
-  // Split rows when B is the smaller operand to pack twice, columns otherwise. Chunks stay
-  // multiples of 4 lines, so the register tiles are whole, and at least 32 lines, so repacking
-  // the other operand per chunk stays a small share of the work.
+  const chunks = repackingChunks(g.m, g.k, g.n, pool.threads, 4, 4);
+  pool.run(KIND_GEMM, g as unknown as Record<string, unknown>, chunks);
+}
+
+/**
+ * Chunks for products packed chunk by chunk: rows when B is the smaller operand to pack twice,
+ * columns otherwise. Chunks stay on tile boundaries (rowAlign, colAlign), so the register tiles
+ * are whole, and at least 32 lines, so repacking the other operand per chunk stays a small
+ * share of the work.
+ */
+function repackingChunks(
+  m: number,
+  k: number,
+  n: number,
+  threads: number,
+  rowAlign: number,
+  colAlign: number,
+): Range[] {
   const byRows = k * n <= m * k;
   const lines = byRows ? m : n;
   const parts = Math.min(
     MAX_CHUNKS,
-    Math.max(pool.threads, Math.min(4 * pool.threads, Math.floor(lines / 32))),
+    Math.max(threads, Math.min(4 * threads, Math.floor(lines / 32))),
   );
-  const cuts = evenCuts(lines, parts, 4);
+  const cuts = evenCuts(lines, parts, byRows ? rowAlign : colAlign);
   const ranges: Range[] = [];
   for (let t = 0; t < parts; t++) {
     if (cuts[t]! >= cuts[t + 1]!) continue;
     ranges.push(byRows ? [cuts[t]!, cuts[t + 1]!, 0, n] : [0, m, cuts[t]!, cuts[t + 1]!]);
   }
-  pool.run(KIND_GEMM, g as unknown as Record<string, unknown>, ranges);
+  return ranges;
 }
 
 /** Splits outer block lines by stored-block count (plus one per line), so skewed patterns stay balanced. */
@@ -202,4 +316,9 @@ export function runIm2col(args: PatchArgs, pool: MatrixPool | undefined): void {
 export function runCol2im(args: PatchArgs, pool: MatrixPool | undefined): void {
   const flops = 2 * args.c * args.kh * args.kw * args.n * args.outH * args.outW;
   runByLines(KIND_COL2IM, args, args.n, flops, 4, pool, (lo, hi) => col2imImages(args, lo, hi));
+}
+
+/** The KEP convolution, split over the pool by lines (each output plane or filter whole on one thread). */
+export function runKep(args: KepArgs, flops: number, pool: MatrixPool | undefined): void {
+  runByLines(KIND_KEP, args, kepLines(args), flops, 4, pool, (lo, hi) => kepRange(args, lo, hi));
 }

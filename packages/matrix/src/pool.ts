@@ -27,6 +27,9 @@ import {
   typeCode,
 } from "./jobs.ts";
 import type { AnyArray } from "./jobs.ts";
+import { checkKernelPath, defaultKernels } from "./kernels.ts";
+import type { KernelPath } from "./kernels.ts";
+import { SCRATCH_BYTES, WasmThread, createKernelMemory } from "./wasm-gemm.ts";
 
 export interface PoolOptions {
   /** Threads doing work, the calling thread included (default: availableParallelism()). */
@@ -42,6 +45,8 @@ export interface PoolOptions {
    * this many bytes (default 64 MiB); larger ones have every chunk pack its own cache blocks.
    */
   maxPackedBytes?: number;
+  /** Kernels for float32 products on this pool unless a call says otherwise (default: TESSERA_KERNELS, else "asm"). */
+  kernels?: KernelPath;
 }
 
 interface Slot {
@@ -53,6 +58,8 @@ interface Slot {
   known: Set<number>;
   index: number;
   exitCode: number | undefined;
+  /** Whether this worker has been sent the pool's WebAssembly kernel memory. */
+  hasKernelMemory: boolean;
 }
 
 const bootstrap = new URL("./worker-bootstrap.mjs", import.meta.url);
@@ -85,7 +92,14 @@ export class MatrixPool {
   readonly minParallelFlops: number;
   readonly timeoutMs: number;
   readonly maxPackedBytes: number;
+  readonly kernels: KernelPath;
   private readonly spin: number;
+  /**
+   * The one shared WebAssembly memory of this pool's kernels (created by the first WebAssembly
+   * job): a scratch region per thread (the caller's first, then worker i's at (i+1)·SCRATCH_BYTES),
+   * then the whole-operand panels every thread reads in place. `caller` is this thread's kernel on it.
+   */
+  private kernelMem: { memory: WebAssembly.Memory; caller: WasmThread } | undefined;
   private readonly slots: Slot[] = [];
   private closed = false;
   private readonly scratch = new Map<string, SharedArrayBuffer>();
@@ -115,6 +129,8 @@ export class MatrixPool {
     this.timeoutMs = options.timeoutMs ?? 120_000;
     this.spin = options.spin ?? 200_000;
     this.maxPackedBytes = options.maxPackedBytes ?? 64 << 20;
+    if (options.kernels !== undefined) checkKernelPath("createPool: kernels", options.kernels);
+    this.kernels = options.kernels ?? defaultKernels();
     for (const key of ["minParallelFlops", "timeoutMs", "spin", "maxPackedBytes"] as const) {
       const v = this[key];
       if (!(v >= 0) || !Number.isFinite(v))
@@ -141,6 +157,7 @@ export class MatrixPool {
       known: new Set(),
       index,
       exitCode: undefined,
+      hasKernelMemory: false,
     };
     worker.on("exit", (code) => {
       slot.exitCode = code;
@@ -220,11 +237,12 @@ export class MatrixPool {
     this.jobsByKind.set(kind, (this.jobsByKind.get(kind) ?? 0) + 1);
     // A synchronous loop never yields to the event loop that delivers "exit": look at DEAD too.
     for (const s of [...this.slots]) if (Atomics.load(s.ctl, DEAD) === 1) this.replaceIfLost(s);
+    const wasm = schema.wasm === true ? this.kernelMemory(0).caller : undefined;
     const live = this.slots.filter(
       (s) => Atomics.load(s.ctl, READY) === 1 && Atomics.load(s.ctl, DEAD) === 0,
     );
     if (live.length === 0) {
-      for (const r of chunks) runRange(kind, args, r);
+      for (const r of chunks) runRange(kind, args, r, wasm);
       return;
     }
     // Stage non-shared arrays.
@@ -270,7 +288,7 @@ export class MatrixPool {
         for (;;) {
           const i = Atomics.add(this.counter, NEXT, 1);
           if (i >= chunks.length) break;
-          runRange(kind, staged, chunks[i]!);
+          runRange(kind, staged, chunks[i]!, wasm);
         }
       } catch (e) {
         firstError = e instanceof Error ? e : new Error(String(e));
@@ -315,8 +333,32 @@ export class MatrixPool {
     return buf;
   }
 
+  /**
+   * @internal This pool's kernel memory, grown to hold `panelBytes` after the threads' scratch
+   * regions; returns the caller's kernel and the byte offset where the panels may start.
+   */
+  kernelMemory(panelBytes: number): { caller: WasmThread; panelsAt: number } {
+    const panelsAt = this.threads * SCRATCH_BYTES;
+    const need = panelsAt + panelBytes;
+    if (this.kernelMem === undefined) {
+      const memory = createKernelMemory(need);
+      this.kernelMem = { memory, caller: new WasmThread(memory, 0) };
+    } else {
+      const { memory } = this.kernelMem;
+      const have = memory.buffer.byteLength;
+      // Shared memories grow in place: workers' kernels see the new pages at once.
+      if (need > have) memory.grow(Math.ceil((need - have) / 65536));
+    }
+    return { caller: this.kernelMem.caller, panelsAt };
+  }
+
   private encode(slot: Slot, kind: number, args: Record<string, unknown>): void {
     const schema = SCHEMAS[kind]!;
+    if (schema.wasm === true && !slot.hasKernelMemory) {
+      const scratchAt = (slot.index + 1) * SCRATCH_BYTES;
+      slot.port.postMessage({ memory: this.kernelMem!.memory, scratchAt });
+      slot.hasKernelMemory = true;
+    }
     const p = slot.params;
     p[0] = kind;
     let o = 5;

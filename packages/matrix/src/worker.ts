@@ -23,6 +23,7 @@ import {
   runRange,
   viewOf,
 } from "./jobs.ts";
+import { WasmThread } from "./wasm-gemm.ts";
 
 interface Init {
   ctl: SharedArrayBuffer;
@@ -37,6 +38,8 @@ markPoolWorker();
 const ctl = new Int32Array(ctlBuf, 0, CTL_INTS);
 const params = new Float64Array(ctlBuf, CTL_INTS * 4, PARAMS);
 const buffers = new Map<number, SharedArrayBuffer>();
+/** This worker's kernel on the pool's shared WebAssembly memory (sent before the first wasm job). */
+let wasm: WasmThread | undefined;
 
 // A worker that exits for any reason tells a waiting main thread at once instead of letting it wait.
 process.on("exit", () => {
@@ -49,8 +52,10 @@ function drain(): void {
   for (;;) {
     const m = receiveMessageOnPort(port);
     if (m === undefined) return;
-    const msg = m.message as { id: number; sab?: SharedArrayBuffer };
-    if (msg.sab !== undefined) buffers.set(msg.id, msg.sab);
+    const msg = m.message as
+      { id: number; sab?: SharedArrayBuffer } | { memory: WebAssembly.Memory; scratchAt: number };
+    if ("memory" in msg) wasm = new WasmThread(msg.memory, msg.scratchAt);
+    else if (msg.sab !== undefined) buffers.set(msg.id, msg.sab);
     else buffers.delete(msg.id);
   }
 }
@@ -107,12 +112,12 @@ for (;;) {
       const i = Atomics.add(counter, NEXT, 1);
       if (i >= Atomics.load(counter, COUNT)) break;
       const c = 4 * i;
-      runRange(kind, args, [
-        chunks[c]! | 0,
-        chunks[c + 1]! | 0,
-        chunks[c + 2]! | 0,
-        chunks[c + 3]! | 0,
-      ]);
+      runRange(
+        kind,
+        args,
+        [chunks[c]! | 0, chunks[c + 1]! | 0, chunks[c + 2]! | 0, chunks[c + 3]! | 0],
+        wasm,
+      );
     }
   } catch (e) {
     status = STATUS_ERROR;

@@ -50,7 +50,7 @@ const denseShape = fc.oneof(
 );
 
 describe("dense products past the blocking constants equal the float64 reference", () => {
-  it("matmul, matmulTransA, matmulTransB: serial, pooled, pooled with per-chunk packing", () => {
+  it("matmul, matmulTransA, matmulTransB on both kernels: serial, pooled, pooled with per-chunk packing", () => {
     fc.assert(
       fc.property(denseShape, fc.integer(), ({ m, k, n }, seed) => {
         const a = randomArray(m * k, seed) as Float32Array;
@@ -58,23 +58,29 @@ describe("dense products past the blocking constants equal the float64 reference
         const want = refMatmulWithAbs(a, b, m, k, n);
         const at = transpose(a, m, k);
         const bt = transpose(b, k, n);
-        for (const p of [undefined, pool, repacking]) {
-          const opts = { pool: p };
-          const where = p === undefined ? "serial" : p === pool ? "pool" : "repacking pool";
-          expectWithinRoundoff(matmul(a, b, m, k, n, undefined, opts), want, k, `matmul ${where}`);
-          expectWithinRoundoff(
-            matmulTransA(at, b, m, k, n, undefined, opts),
-            want,
-            k,
-            `matmulTransA ${where}`,
-          );
-          expectWithinRoundoff(
-            matmulTransB(a, bt, m, k, n, undefined, opts),
-            want,
-            k,
-            `matmulTransB ${where}`,
-          );
-        }
+        for (const kernels of ["asm", "wasm"] as const)
+          for (const p of [undefined, pool, repacking]) {
+            const opts = { pool: p, kernels };
+            const where = `${kernels} ${p === undefined ? "serial" : p === pool ? "pool" : "repacking pool"}`;
+            expectWithinRoundoff(
+              matmul(a, b, m, k, n, undefined, opts),
+              want,
+              k,
+              `matmul ${where}`,
+            );
+            expectWithinRoundoff(
+              matmulTransA(at, b, m, k, n, undefined, opts),
+              want,
+              k,
+              `matmulTransA ${where}`,
+            );
+            expectWithinRoundoff(
+              matmulTransB(a, bt, m, k, n, undefined, opts),
+              want,
+              k,
+              `matmulTransB ${where}`,
+            );
+          }
       }),
       { numRuns: 12 },
     );
@@ -85,13 +91,20 @@ describe("dense products past the blocking constants equal the float64 reference
     const a = randomArray(m * k, 11) as Float32Array;
     const b = randomArray(k * n, 12) as Float32Array;
     const want = refMatmulWithAbs(a, b, m, k, n);
-    expectWithinRoundoff(matmul(a, b, m, k, n), want, k, "matmul");
     // Drop the last k step: A[:, :k-1]·B[:k-1, :] is the same product missing one term.
     const a1 = new Float32Array(m * (k - 1));
     for (let i = 0; i < m; i++) a1.set(a.subarray(i * k, i * k + k - 1), i * (k - 1));
-    expect(() =>
-      expectWithinRoundoff(matmul(a1, b, m, k - 1, n), want, k, "broken matmul"),
-    ).toThrow(/broken matmul: element \d+/);
+    for (const kernels of ["asm", "wasm"] as const) {
+      expectWithinRoundoff(matmul(a, b, m, k, n, undefined, { kernels }), want, k, "matmul");
+      expect(() =>
+        expectWithinRoundoff(
+          matmul(a1, b, m, k - 1, n, undefined, { kernels }),
+          want,
+          k,
+          "broken matmul",
+        ),
+      ).toThrow(/broken matmul: element \d+/);
+    }
   });
 });
 

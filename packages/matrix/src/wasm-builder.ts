@@ -1,0 +1,323 @@
+// A small WebAssembly module builder: the kernels are emitted as binary modules at load time
+// from TypeScript, so the repository holds no .wasm files and needs no toolchain.
+//
+// It covers what the kernels use: one imported memory (shared or not), functions with i32 /
+// f32 / v128 locals, structured control flow, integer arithmetic, scalar and 128-bit SIMD
+// loads and stores, and f32x4 arithmetic. Each instruction is a typed method of `Code`, so a
+// kernel generator reads like the wasm text format, and an opcode is written in one place.
+// Binary format: https://webassembly.github.io/spec/core/binary/ (SIMD: opcode prefix 0xfd,
+// then the SIMD opcode as an unsigned LEB128).
+
+/** Value types (binary encodings). */
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const V128 = 0x7b;
+export type ValType = typeof I32 | typeof F32 | typeof V128;
+
+/** Unsigned LEB128 of a non-negative integer below 2^32. */
+export function uleb(v: number): number[] {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff)
+    throw new RangeError(`uleb: ${v} is not an unsigned 32-bit integer`);
+  const out: number[] = [];
+  do {
+    let byte = v & 0x7f;
+    v = Math.floor(v / 128);
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+  return out;
+}
+
+/** Signed LEB128 of a 32-bit integer. */
+export function sleb(v: number): number[] {
+  if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff)
+    throw new RangeError(`sleb: ${v} is not a signed 32-bit integer`);
+  const out: number[] = [];
+  for (;;) {
+    const byte = v & 0x7f;
+    v >>= 7;
+    const done = (v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0);
+    out.push(done ? byte : byte | 0x80);
+    if (done) return out;
+  }
+}
+
+const utf8 = (s: string): number[] => [...new TextEncoder().encode(s)];
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+const name = (s: string): number[] => {
+  const b = utf8(s);
+  return [...uleb(b.length), ...b];
+};
+
+/** A local variable (or parameter) of the function being written. */
+export interface Local {
+  readonly index: number;
+  readonly type: ValType;
+}
+
+/** A label of an enclosing block or loop, for br / br_if. */
+export interface Label {
+  readonly depth: number;
+}
+
+/**
+ * The body of one function, written instruction by instruction. Locals are declared up front
+ * with `local(type)`; `block`/`loop` take a callback for the body and give it the label to
+ * branch to, so every block is closed and branch depths are computed, never counted by hand.
+ */
+export class Code {
+  private readonly bytes: number[] = [];
+  private readonly declared: ValType[] = [];
+  private depth = 0;
+  readonly params: Local[];
+
+  constructor(params: readonly ValType[]) {
+    this.params = params.map((type, index) => ({ index, type }));
+  }
+
+  /** Declares a new local of `type` (zero-initialised by the engine). */
+  local(type: ValType): Local {
+    const l = { index: this.params.length + this.declared.length, type };
+    this.declared.push(type);
+    return l;
+  }
+
+  private op(...b: number[]): this {
+    for (const x of b) this.bytes.push(x);
+    return this;
+  }
+  private simd(code: number, ...imm: number[]): this {
+    return this.op(0xfd, ...uleb(code), ...imm);
+  }
+  /** memarg: alignment exponent (a hint) and constant byte offset. */
+  private mem(alignLog2: number, offset: number): number[] {
+    return [...uleb(alignLog2), ...uleb(offset)];
+  }
+
+  get(l: Local): this {
+    return this.op(0x20, ...uleb(l.index));
+  }
+  set(l: Local): this {
+    return this.op(0x21, ...uleb(l.index));
+  }
+  tee(l: Local): this {
+    return this.op(0x22, ...uleb(l.index));
+  }
+
+  /** `block` (a forward branch target): br to its label jumps past its end. */
+  block(body: (out: Label) => void): this {
+    this.op(0x02, 0x40);
+    this.depth++;
+    body({ depth: this.depth });
+    this.depth--;
+    return this.op(0x0b);
+  }
+  /** `loop`: br to its label jumps back to its start. */
+  loop(body: (top: Label) => void): this {
+    this.op(0x03, 0x40);
+    this.depth++;
+    body({ depth: this.depth });
+    this.depth--;
+    return this.op(0x0b);
+  }
+  /** Branch to `label` when the i32 on the stack is non-zero. */
+  brIf(label: Label): this {
+    return this.op(0x0d, ...uleb(this.depth - label.depth));
+  }
+  br(label: Label): this {
+    return this.op(0x0c, ...uleb(this.depth - label.depth));
+  }
+
+  i32Const(v: number): this {
+    return this.op(0x41, ...sleb(v));
+  }
+  i32Add(): this {
+    return this.op(0x6a);
+  }
+  i32Sub(): this {
+    return this.op(0x6b);
+  }
+  i32Mul(): this {
+    return this.op(0x6c);
+  }
+  i32Shl(): this {
+    return this.op(0x74);
+  }
+  i32LtU(): this {
+    return this.op(0x49);
+  }
+  i32GeU(): this {
+    return this.op(0x4f);
+  }
+  i32Eqz(): this {
+    return this.op(0x45);
+  }
+
+  f32Load(offset = 0): this {
+    return this.op(0x2a, ...this.mem(2, offset));
+  }
+  f32Store(offset = 0): this {
+    return this.op(0x38, ...this.mem(2, offset));
+  }
+  f32Add(): this {
+    return this.op(0x92);
+  }
+
+  v128Load(offset = 0): this {
+    return this.simd(0x00, ...this.mem(4, offset));
+  }
+  /** Loads one f32 (or i32) into all four lanes. */
+  v128Load32Splat(offset = 0): this {
+    return this.simd(0x09, ...this.mem(2, offset));
+  }
+  v128Store(offset = 0): this {
+    return this.simd(0x0b, ...this.mem(4, offset));
+  }
+  /** v128.const with all bytes zero (0.0 in every f32 lane). */
+  v128Zero(): this {
+    return this.simd(0x0c, ...new Array<number>(16).fill(0));
+  }
+  f32x4Splat(): this {
+    return this.simd(0x13);
+  }
+  f32x4Add(): this {
+    return this.simd(0xe4);
+  }
+  f32x4Mul(): this {
+    return this.simd(0xe6);
+  }
+  f32x4Max(): this {
+    return this.simd(0xe9);
+  }
+
+  /** The function body: local declarations, instructions, `end`. */
+  encode(): number[] {
+    const groups: number[][] = [];
+    for (let i = 0; i < this.declared.length;) {
+      let j = i;
+      while (j < this.declared.length && this.declared[j] === this.declared[i]) j++;
+      groups.push([...uleb(j - i), this.declared[i]!]);
+      i = j;
+    }
+    const body = [...vec(groups), ...this.bytes, 0x0b];
+    return [...uleb(body.length), ...body];
+  }
+}
+
+export interface MemoryImport {
+  module: string;
+  name: string;
+  /** Initial and maximum size in 64 KiB pages. */
+  initial: number;
+  maximum: number;
+  shared: boolean;
+}
+
+interface FunctionDef {
+  name: string;
+  type: number;
+  code: Code;
+}
+
+/** Builds a module of exported functions over one imported memory. */
+export class ModuleBuilder {
+  private readonly types: number[][] = [];
+  private readonly functions: FunctionDef[] = [];
+  private memory: MemoryImport | undefined;
+
+  importMemory(m: MemoryImport): this {
+    this.memory = m;
+    return this;
+  }
+
+  /**
+   * Adds an exported function `name(params) -> results`; `write` emits its body through the
+   * `Code` it is handed (parameters are `code.params`).
+   */
+  func(
+    name: string,
+    params: readonly ValType[],
+    results: readonly ValType[],
+    write: (code: Code) => void,
+  ): this {
+    const sig = [0x60, ...uleb(params.length), ...params, ...uleb(results.length), ...results];
+    let type = this.types.findIndex(
+      (t) => t.length === sig.length && t.every((b, i) => b === sig[i]),
+    );
+    if (type < 0) type = this.types.push(sig) - 1;
+    const code = new Code(params);
+    write(code);
+    this.functions.push({ name, type, code });
+    return this;
+  }
+
+  build(): Uint8Array<ArrayBuffer> {
+    const section = (id: number, content: number[]): number[] =>
+      content.length === 0 ? [] : [id, ...uleb(content.length), ...content];
+    const m = this.memory;
+    const imports =
+      m === undefined
+        ? []
+        : vec([
+            [
+              ...name(m.module),
+              ...name(m.name),
+              0x02, // memory
+              m.shared ? 0x03 : 0x01, // limits with a maximum (shared requires one)
+              ...uleb(m.initial),
+              ...uleb(m.maximum),
+            ],
+          ]);
+    const bytes = [
+      ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // "\0asm", version 1
+      ...section(1, vec(this.types)),
+      ...section(2, imports),
+      ...section(3, vec(this.functions.map((f) => uleb(f.type)))),
+      ...section(
+        7,
+        vec(this.functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)])), // function exports
+      ),
+      ...section(10, vec(this.functions.map((f) => f.code.encode()))),
+    ];
+    return new Uint8Array(bytes);
+  }
+}
+
+/** The smallest module using a v128 instruction: validates only where the engine has SIMD. */
+function simdProbe(): Uint8Array<ArrayBuffer> {
+  return new ModuleBuilder()
+    .func("probe", [], [], (c) => {
+      const v = c.local(V128);
+      c.v128Zero().set(v);
+    })
+    .build();
+}
+
+/** True when this engine validates WebAssembly SIMD (128-bit) modules. */
+export function hasWasmSimd(): boolean {
+  return typeof WebAssembly === "object" && WebAssembly.validate(simdProbe());
+}
+
+/**
+ * Compiles generated module bytes. Throws an error naming `what` when the engine has no
+ * WebAssembly SIMD (so the caller can say to use the asm.js kernels), or when the generator
+ * emitted an invalid module (a bug, with the engine's own message).
+ */
+export function compileModule(what: string, bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module {
+  if (typeof WebAssembly !== "object")
+    throw new Error(
+      `${what}: this JavaScript engine has no WebAssembly; use the asm.js kernels (TESSERA_KERNELS=asm)`,
+    );
+  if (!WebAssembly.validate(bytes)) {
+    if (!hasWasmSimd())
+      throw new Error(
+        `${what}: this engine does not support WebAssembly SIMD (v128); use the asm.js kernels (TESSERA_KERNELS=asm)`,
+      );
+    try {
+      new WebAssembly.Module(bytes);
+    } catch (e) {
+      throw new Error(`${what}: the generated module is invalid: ${(e as Error).message}`);
+    }
+  }
+  return new WebAssembly.Module(bytes);
+}

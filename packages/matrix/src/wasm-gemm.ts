@@ -1,0 +1,373 @@
+// Dense float32 GEMM on a WebAssembly SIMD micro-kernel generated at load time.
+//
+// Same Goto-style loop nest as gemm.ts (pack panels, multiply cache blocks, store or add each
+// block into C), but the panels are float32 in a WebAssembly memory and the micro-kernel keeps
+// an MR x NR tile of C in f32x4 registers: per k step it loads NR/4 vectors of B, and for each
+// of the MR rows splats one value of A and does NR/4 multiply-adds (mul, then add: relaxed
+// SIMD's fused multiply-add is not enabled in Node 20's V8). The tile sizes live in WASM_TILE
+// only: the kernel, the packers, the blocking and the pool's chunking all derive from it.
+//
+// Numerics: each C element is a float32 sum over p in order within a k-block (KC long), added
+// to C after each k-block. A lane is one element of C, so the sum never depends on which rows or
+// columns a thread owns, on the tile an element sits in, or on whether the panels were packed by
+// this thread or by the pool: the pooled result is bitwise the serial one.
+//
+// Memory: a thread's kernel instance works on a WebAssembly.Memory that is always shared
+// (SharedArrayBuffer-backed), laid out as per-thread scratch regions (A block, B block, C block)
+// followed, in a pool's memory, by whole-operand panels that every thread's kernel reads in
+// place. Without a pool each thread uses a small memory of its own (one scratch region).
+import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
+import type { Code, Local } from "./wasm-builder.ts";
+import type { FloatArray, Trans } from "./types.ts";
+import { packerFor } from "./pack.ts";
+import { roundUp, storerFor, strides } from "./gemm.ts";
+
+/** The register tile: MR rows of A by NR columns of B (NR a multiple of 4). Change it here only. */
+export const WASM_TILE: GemmTile = { mr: 4, nr: 8 };
+const MR = WASM_TILE.mr;
+const NR = WASM_TILE.nr;
+/** k-block length (a B panel of NR x KC floats is 8 KB: it stays in L1 next to the A panel). */
+export const WASM_KC = 256;
+/** Rows of A per cache block, a multiple of MR. */
+const MC = roundUp(64, MR);
+/** Columns of B per cache block, a multiple of NR. */
+const NC = roundUp(512, NR);
+
+/** Bytes of one thread's scratch region: the A block, the B block and the C block, in float32. */
+const A_BYTES = 4 * MC * WASM_KC;
+const B_BYTES = 4 * WASM_KC * NC;
+const C_BYTES = 4 * MC * NC;
+export const SCRATCH_BYTES = roundUp(A_BYTES + B_BYTES + C_BYTES, 1 << 16);
+const PAGE = 1 << 16;
+/** The memory's declared maximum (1 GiB): a pool packs larger products chunk by chunk instead. */
+export const MAX_PAGES = 1 << 14;
+
+/** A register tile: mr rows of A by nr columns of B, nr a multiple of 4. */
+export interface GemmTile {
+  readonly mr: number;
+  readonly nr: number;
+}
+
+/**
+ * Emits block(aOff, bOff, cOff, m, n, kc) for the tile mr x nr: A holds m/mr panels of MR rows (element (p, l) of
+ * panel i at aOff + 4*(i*MR*kc + p*MR + l)), B holds n/NR panels of NR columns (panel j at
+ * bOff + 4*j*NR*kc), all byte offsets; stores the m x n float32 block A·B row-major (row stride
+ * n) at cOff. m, n are positive multiples of MR, NR and kc >= 1.
+ */
+function emitBlock(c: Code, { mr: MR, nr: NR }: GemmTile): void {
+  const [aOff, bOff, cOff, m, n, kc] = c.params as [Local, Local, Local, Local, Local, Local];
+  const i = c.local(I32);
+  const j = c.local(I32);
+  const a = c.local(I32);
+  const b = c.local(I32);
+  const bPanel = c.local(I32);
+  const end = c.local(I32);
+  const o = c.local(I32);
+  const aStride = c.local(I32); // bytes of one A panel
+  const bStride = c.local(I32); // bytes of one B panel
+  const rowBytes = c.local(I32);
+  const av = c.local(V128);
+  const bv = Array.from({ length: NR / 4 }, () => c.local(V128));
+  const acc = Array.from({ length: MR }, () => Array.from({ length: NR / 4 }, () => c.local(V128)));
+
+  c.get(kc)
+    .i32Const(4 * MR)
+    .i32Mul()
+    .set(aStride);
+  c.get(kc)
+    .i32Const(4 * NR)
+    .i32Mul()
+    .set(bStride);
+  c.get(n).i32Const(2).i32Shl().set(rowBytes);
+  c.get(bOff).set(bPanel);
+  c.loop((columns) => {
+    c.get(aOff).set(a);
+    c.i32Const(0).set(i);
+    c.loop((rows) => {
+      for (const row of acc) for (const v of row) c.v128Zero().set(v);
+      c.get(bPanel).set(b);
+      c.get(a).get(aStride).i32Add().set(end);
+      c.loop((steps) => {
+        for (let q = 0; q < NR / 4; q++)
+          c.get(b)
+            .v128Load(16 * q)
+            .set(bv[q]!);
+        for (let r = 0; r < MR; r++) {
+          c.get(a)
+            .v128Load32Splat(4 * r)
+            .set(av);
+          for (let q = 0; q < NR / 4; q++)
+            c.get(acc[r]![q]!).get(av).get(bv[q]!).f32x4Mul().f32x4Add().set(acc[r]![q]!);
+        }
+        c.get(a)
+          .i32Const(4 * MR)
+          .i32Add()
+          .set(a);
+        c.get(b)
+          .i32Const(4 * NR)
+          .i32Add()
+          .set(b);
+        c.get(a).get(end).i32LtU().brIf(steps);
+      });
+      // o = cOff + 4*(i*n + j)
+      c.get(cOff).get(i).get(n).i32Mul().get(j).i32Add().i32Const(2).i32Shl().i32Add().set(o);
+      for (let r = 0; r < MR; r++) {
+        for (let q = 0; q < NR / 4; q++)
+          c.get(o)
+            .get(acc[r]![q]!)
+            .v128Store(16 * q);
+        if (r + 1 < MR) c.get(o).get(rowBytes).i32Add().set(o);
+      }
+      c.get(i).i32Const(MR).i32Add().tee(i).get(m).i32LtU().brIf(rows);
+    });
+    c.get(bPanel).get(bStride).i32Add().set(bPanel);
+    c.get(j).i32Const(NR).i32Add().tee(j).get(n).i32LtU().brIf(columns);
+  });
+}
+
+/** The kernel module's bytes for a tile: one exported function over an imported shared memory. */
+export function gemmKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuffer> {
+  if (!(tile.mr >= 1 && tile.nr >= 4 && tile.nr % 4 === 0 && Number.isInteger(tile.mr)))
+    throw new RangeError(
+      `gemmKernelBytes: tile must have mr >= 1 and nr a positive multiple of 4, got ${tile.mr}x${tile.nr}`,
+    );
+  return new ModuleBuilder()
+    .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
+    .func("block", [I32, I32, I32, I32, I32, I32], [], (c) => emitBlock(c, tile))
+    .build();
+}
+
+let compiled: WebAssembly.Module | undefined;
+function kernelModule(): WebAssembly.Module {
+  return (compiled ??= compileModule("matrix wasm GEMM kernel", gemmKernelBytes()));
+}
+
+/** A shared WebAssembly memory the kernels accept, of at least `bytes`. */
+export function createKernelMemory(bytes: number): WebAssembly.Memory {
+  const pages = Math.ceil(bytes / PAGE);
+  if (pages > MAX_PAGES)
+    throw new RangeError(
+      `matrix wasm kernels: ${bytes} bytes exceed the ${MAX_PAGES * PAGE}-byte memory`,
+    );
+  return new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
+}
+
+/**
+ * One thread's kernel on a memory: its scratch region starts at byte `scratchAt`. The float32
+ * view is rebuilt when the memory has grown (another thread may have grown a shared memory).
+ */
+export class WasmThread {
+  readonly block: (
+    aOff: number,
+    bOff: number,
+    cOff: number,
+    m: number,
+    n: number,
+    kc: number,
+  ) => void;
+  private view: Float32Array;
+
+  constructor(
+    readonly memory: WebAssembly.Memory,
+    readonly scratchAt: number,
+  ) {
+    const instance = new WebAssembly.Instance(kernelModule(), { env: { memory } });
+    this.block = instance.exports.block as WasmThread["block"];
+    this.view = new Float32Array(memory.buffer);
+  }
+
+  /** The memory as float32, current length. */
+  f32(): Float32Array {
+    if (this.view.byteLength !== this.memory.buffer.byteLength)
+      this.view = new Float32Array(this.memory.buffer);
+    return this.view;
+  }
+}
+
+let local: WasmThread | undefined;
+/** This thread's own kernel and scratch, for products without a pool (created on first use). */
+export function localWasmThread(): WasmThread {
+  return (local ??= new WasmThread(createKernelMemory(SCRATCH_BYTES), 0));
+}
+
+/**
+ * Multiplies the packed blocks at byte offsets aAt (mc rows) and bAt (nc columns) and stores
+ * (first k-block) or adds the mc x nc result into C at cOff.
+ */
+function multiplyBlock(
+  t: WasmThread,
+  H: Float32Array,
+  aAt: number,
+  bAt: number,
+  mc: number,
+  nc: number,
+  kc: number,
+  c: FloatArray,
+  cOff: number,
+  ldc: number,
+  accumulate: boolean,
+): void {
+  const nr = roundUp(nc, NR);
+  const cAt = t.scratchAt + A_BYTES + B_BYTES;
+  t.block(aAt, bAt, cAt, roundUp(mc, MR), nr, kc);
+  storerFor(c, H)(H, cAt >> 2, nr, c, cOff, ldc, mc, nc, accumulate);
+}
+
+/**
+ * C[i, j] for i in [r0, r1), j in [c0, c1), packing each cache block into this thread's scratch
+ * (the serial product, and the pool's per-chunk path for products too large to pack whole).
+ */
+export function wasmGemmRange(
+  t: WasmThread,
+  trans: Trans,
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  r0: number,
+  r1: number,
+  c0: number,
+  c1: number,
+): void {
+  if (r1 <= r0 || c1 <= c0) return;
+  if (k === 0) {
+    for (let i = r0; i < r1; i++) c.fill(0, i * n + c0, i * n + c1);
+    return;
+  }
+  const [sai, sap, sbp, sbj] = strides(trans, m, k, n);
+  const H = t.f32();
+  const aAt = t.scratchAt;
+  const bAt = aAt + A_BYTES;
+  const packA = packerFor(a, H);
+  const packB = packerFor(b, H);
+  for (let jc = c0; jc < c1; jc += NC) {
+    const nc = Math.min(NC, c1 - jc);
+    for (let pc = 0; pc < k; pc += WASM_KC) {
+      const kc = Math.min(WASM_KC, k - pc);
+      packB(
+        b,
+        pc * sbp + jc * sbj,
+        sbj,
+        sbp,
+        nc,
+        0,
+        Math.ceil(nc / NR),
+        kc,
+        NR,
+        H,
+        bAt >> 2,
+        NR * kc,
+      );
+      for (let ic = r0; ic < r1; ic += MC) {
+        const mc = Math.min(MC, r1 - ic);
+        packA(
+          a,
+          ic * sai + pc * sap,
+          sai,
+          sap,
+          mc,
+          0,
+          Math.ceil(mc / MR),
+          kc,
+          MR,
+          H,
+          aAt >> 2,
+          MR * kc,
+        );
+        multiplyBlock(t, H, aAt, bAt, mc, nc, kc, c, ic * n + jc, n, pc > 0);
+      }
+    }
+  }
+}
+
+/** Whole-operand panels: ceil(m/MR) panels of A and ceil(n/NR) of B. */
+export function wasmPanelCounts(m: number, n: number): [number, number] {
+  return [Math.ceil(m / MR), Math.ceil(n / NR)];
+}
+
+/** Bytes of the whole-operand panels of A and of B (float32), each a multiple of 16. */
+export function wasmPackedBytes(m: number, k: number, n: number): [number, number] {
+  const [pa, pb] = wasmPanelCounts(m, n);
+  return [roundUp(4 * pa * MR * k, 16), roundUp(4 * pb * NR * k, 16)];
+}
+
+/**
+ * Packs panels [u0, u1) of the whole operands into the memory at byte offsets apAt (A) and bpAt
+ * (B): units below ceil(m/MR) are A panels, the rest B panels. Stored k-block by k-block: for
+ * the k-block at pc (length kc), A panel q sits at element pc*MR*pa + q*MR*kc (B likewise), so
+ * the panels of one cache block are contiguous and the kernel reads them in place.
+ */
+export function wasmPackRange(
+  t: WasmThread,
+  trans: Trans,
+  a: Float32Array,
+  b: Float32Array,
+  apAt: number,
+  bpAt: number,
+  m: number,
+  k: number,
+  n: number,
+  u0: number,
+  u1: number,
+): void {
+  const [pa, pb] = wasmPanelCounts(m, n);
+  const [sai, sap, sbp, sbj] = strides(trans, m, k, n);
+  const H = t.f32();
+  for (let pc = 0; pc < k; pc += WASM_KC) {
+    const kc = Math.min(WASM_KC, k - pc);
+    if (u0 < pa) {
+      const q1 = Math.min(u1, pa);
+      const at = (apAt >> 2) + pc * MR * pa + u0 * MR * kc;
+      packerFor(a, H)(a, pc * sap, sai, sap, m, u0, q1, kc, MR, H, at, MR * kc);
+    }
+    if (u1 > pa) {
+      const q0 = Math.max(u0, pa) - pa;
+      const at = (bpAt >> 2) + pc * NR * pb + q0 * NR * kc;
+      packerFor(b, H)(b, pc * sbp, sbj, sbp, n, q0, u1 - pa, kc, NR, H, at, NR * kc);
+    }
+  }
+}
+
+/**
+ * C[r0:r1, c0:c1] from panels packed whole by wasmPackRange, read in place from the shared
+ * memory (no copy into the thread's scratch). r0 must be a multiple of MR and c0 of NR.
+ */
+export function wasmGemmPackedRange(
+  t: WasmThread,
+  apAt: number,
+  bpAt: number,
+  c: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  r0: number,
+  r1: number,
+  c0: number,
+  c1: number,
+): void {
+  if (r1 <= r0 || c1 <= c0) return;
+  if (r0 % MR !== 0 || c0 % NR !== 0)
+    throw new RangeError(
+      `wasmGemmPackedRange: range must start on a panel (row ${r0} of ${MR}, column ${c0} of ${NR})`,
+    );
+  if (k === 0) {
+    for (let i = r0; i < r1; i++) c.fill(0, i * n + c0, i * n + c1);
+    return;
+  }
+  const [pa, pb] = wasmPanelCounts(m, n);
+  const H = t.f32();
+  for (let jc = c0; jc < c1; jc += NC) {
+    const nc = Math.min(NC, c1 - jc);
+    for (let pc = 0; pc < k; pc += WASM_KC) {
+      const kc = Math.min(WASM_KC, k - pc);
+      const bAt = bpAt + 4 * (pc * NR * pb + jc * kc);
+      for (let ic = r0; ic < r1; ic += MC) {
+        const mc = Math.min(MC, r1 - ic);
+        const aAt = apAt + 4 * (pc * MR * pa + ic * kc);
+        multiplyBlock(t, H, aAt, bAt, mc, nc, kc, c, ic * n + jc, n, pc > 0);
+      }
+    }
+  }
+}

@@ -1,0 +1,293 @@
+// The WebAssembly path: the module builder, the generated GEMM kernel for several tiles, the
+// dense products on it (serial and pooled) against a float64 reference, and bitwise equality
+// whatever the thread count.
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import fc from "fast-check";
+import {
+  createPool,
+  hasWasmSimd,
+  kernelsFromEnv,
+  matmul,
+  matmulTransA,
+  matmulTransB,
+  sharedFloat32,
+} from "../src/index.ts";
+import type { MatrixPool } from "../src/index.ts";
+import { I32, ModuleBuilder, compileModule, sleb, uleb } from "../src/wasm-builder.ts";
+import { MAX_PAGES, createKernelMemory, gemmKernelBytes } from "../src/wasm-gemm.ts";
+import type { GemmTile } from "../src/wasm-gemm.ts";
+import { KIND_WASM_GEMM, KIND_WASM_GEMM_PACKED, KIND_WASM_PACK } from "../src/jobs.ts";
+import { expectWithinRoundoff, randomArray, refMatmulWithAbs, transpose } from "./helpers.ts";
+
+/** LEB128 decoders written from the spec's definition, to check the encoders against. */
+function decodeU(bytes: number[]): number {
+  let v = 0;
+  bytes.forEach((b, i) => (v += (b & 0x7f) * 2 ** (7 * i)));
+  return v;
+}
+function decodeS(bytes: number[]): number {
+  const u = decodeU(bytes);
+  const bits = 7 * bytes.length;
+  return (bytes.at(-1)! & 0x40) !== 0 ? u - 2 ** bits : u;
+}
+
+describe("wasm module builder", () => {
+  it("LEB128 encodes every 32-bit value minimally and decodes back", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+        (u, s) => {
+          const eu = uleb(u);
+          expect(decodeU(eu)).toBe(u);
+          expect(eu.slice(0, -1).every((b) => b >= 0x80) && eu.at(-1)! < 0x80).toBe(true);
+          expect(eu.length).toBe(Math.max(1, Math.ceil(Math.log2(u + 1) / 7)));
+          const es = sleb(s);
+          expect(decodeS(es)).toBe(s);
+          expect(es.length).toBeLessThanOrEqual(5);
+        },
+      ),
+      { numRuns: 500 },
+    );
+    expect(uleb(624485)).toEqual([0xe5, 0x8e, 0x26]); // the spec's example
+    expect(sleb(-123456)).toEqual([0xc0, 0xbb, 0x78]);
+    expect(() => uleb(-1)).toThrow(/uleb: -1 is not an unsigned 32-bit integer/);
+  });
+
+  it("the engine has WebAssembly SIMD (Node 20+), and builds a scalar module that runs", () => {
+    expect(hasWasmSimd()).toBe(true);
+    const bytes = new ModuleBuilder()
+      .func("sum", [I32, I32], [I32], (c) => {
+        const [a, b] = c.params;
+        c.get(a!).get(b!).i32Add();
+      })
+      .build();
+    const inst = new WebAssembly.Instance(compileModule("test", bytes));
+    expect((inst.exports.sum as (a: number, b: number) => number)(40, 2)).toBe(42);
+  });
+
+  it("an invalid generated module fails with the engine's message, naming the kernel", () => {
+    // A function declared to return an i32 whose body leaves nothing on the stack.
+    const bad = new ModuleBuilder().func("f", [], [I32], () => undefined).build();
+    expect(() => compileModule("matrix test kernel", bad)).toThrow(
+      /matrix test kernel: the generated module is invalid: /,
+    );
+  });
+
+  it("an engine without SIMD gets a clear error pointing at the asm.js kernels", () => {
+    const spy = vi.spyOn(WebAssembly, "validate").mockReturnValue(false);
+    try {
+      expect(hasWasmSimd()).toBe(false);
+      expect(() => compileModule("matrix wasm GEMM kernel", gemmKernelBytes())).toThrow(
+        /matrix wasm GEMM kernel: this engine does not support WebAssembly SIMD \(v128\); use the asm.js kernels \(TESSERA_KERNELS=asm\)/,
+      );
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
+describe("the generated GEMM block kernel", () => {
+  /** Runs block() for `tile` on random panels and compares with the float64 product. */
+  function checkTile(tile: GemmTile, pm: number, pn: number, kc: number, seed: number): void {
+    const m = pm * tile.mr;
+    const n = pn * tile.nr;
+    const a = randomArray(m * kc, seed) as Float32Array; // logical [m, kc]
+    const b = randomArray(kc * n, seed + 1) as Float32Array; // logical [kc, n]
+    const memory = createKernelMemory(4 * (m * kc + kc * n + m * n) + 64);
+    const inst = new WebAssembly.Instance(compileModule("tile test", gemmKernelBytes(tile)), {
+      env: { memory },
+    });
+    const H = new Float32Array(memory.buffer);
+    // Pack: A panel i holds rows i*mr.., element (p, l) at p*mr + l; B panel j likewise.
+    const bAt = m * kc;
+    for (let i = 0; i < m; i++)
+      for (let p = 0; p < kc; p++) {
+        const q = Math.floor(i / tile.mr);
+        H[q * tile.mr * kc + p * tile.mr + (i % tile.mr)] = a[i * kc + p]!;
+      }
+    for (let j = 0; j < n; j++)
+      for (let p = 0; p < kc; p++) {
+        const q = Math.floor(j / tile.nr);
+        H[bAt + q * tile.nr * kc + p * tile.nr + (j % tile.nr)] = b[p * n + j]!;
+      }
+    const cAt = bAt + kc * n;
+    H.fill(Number.NaN, cAt, cAt + m * n); // stores, never adds: no NaN may survive
+    (inst.exports.block as (...x: number[]) => void)(0, 4 * bAt, 4 * cAt, m, n, kc);
+    expectWithinRoundoff(
+      H.subarray(cAt, cAt + m * n),
+      refMatmulWithAbs(a, b, m, kc, n),
+      kc,
+      `tile ${tile.mr}x${tile.nr}`,
+    );
+  }
+
+  it("is correct for every tile shape it is generated for (the tile is a parameter, not a constant)", () => {
+    const tile = fc.record({
+      mr: fc.integer({ min: 1, max: 6 }),
+      nr: fc.constantFrom(4, 8, 12, 16),
+    });
+    fc.assert(
+      fc.property(
+        tile,
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer(),
+        (t, pm, pn, kc, seed) => {
+          checkTile(t, pm, pn, kc, seed);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect(() => gemmKernelBytes({ mr: 2, nr: 6 })).toThrow(/nr a positive multiple of 4, got 2x6/);
+  });
+
+  it("the memory cap is explicit", () => {
+    expect(() => createKernelMemory(MAX_PAGES * 65536 + 1)).toThrow(/exceed the \d+-byte memory/);
+  });
+});
+
+let pool: MatrixPool;
+let pool3: MatrixPool;
+let repacking: MatrixPool;
+beforeAll(async () => {
+  pool = createPool({ threads: 2, minParallelFlops: 0, spin: 2000, kernels: "wasm" });
+  pool3 = createPool({ threads: 3, minParallelFlops: 0, spin: 2000, kernels: "wasm" });
+  repacking = createPool({
+    threads: 2,
+    minParallelFlops: 0,
+    spin: 2000,
+    maxPackedBytes: 0,
+    kernels: "wasm",
+  });
+  await Promise.all([pool.ready(), pool3.ready(), repacking.ready()]);
+});
+afterAll(async () => {
+  await Promise.all([pool.close(), pool3.close(), repacking.close()]);
+});
+
+const bits = (x: Float32Array | Float64Array) =>
+  new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+const wasm = { kernels: "wasm" } as const;
+
+describe("dense products on the wasm kernel", () => {
+  it("equal the float64 reference within float32 roundoff (ragged shapes, all three layouts)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 37 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer({ min: 0, max: 37 }),
+        fc.integer(),
+        (m, k, n, seed) => {
+          const a = randomArray(m * k, seed) as Float32Array;
+          const b = randomArray(k * n, seed + 1) as Float32Array;
+          const want = refMatmulWithAbs(a, b, m, k, n);
+          expectWithinRoundoff(matmul(a, b, m, k, n, undefined, wasm), want, k, "matmul");
+          expectWithinRoundoff(
+            matmulTransA(transpose(a, m, k), b, m, k, n, undefined, wasm),
+            want,
+            k,
+            "matmulTransA",
+          );
+          expectWithinRoundoff(
+            matmulTransB(a, transpose(b, k, n), m, k, n, undefined, wasm),
+            want,
+            k,
+            "matmulTransB",
+          );
+        },
+      ),
+      { numRuns: 120 },
+    );
+  });
+
+  it("are bitwise the same on 1, 2 and 3 threads, packed whole or per chunk, shared or not", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 140 }),
+        fc.integer({ min: 0, max: 600 }),
+        fc.integer({ min: 0, max: 90 }),
+        fc.integer(),
+        fc.boolean(),
+        (m, k, n, seed, shared) => {
+          const a0 = randomArray(m * k, seed) as Float32Array;
+          const b0 = randomArray(k * n, seed + 1) as Float32Array;
+          const a = shared ? sharedFloat32(m * k) : a0;
+          const b = shared ? sharedFloat32(k * n) : b0;
+          a.set(a0);
+          b.set(b0);
+          for (const f of [matmul, matmulTransA, matmulTransB]) {
+            const serial = f(a, b, m, k, n, undefined, wasm);
+            for (const p of [pool, pool3, repacking]) {
+              const out = shared
+                ? sharedFloat32(m * n + 3).fill(7)
+                : new Float32Array(m * n + 3).fill(7);
+              f(a, b, m, k, n, out, { pool: p });
+              expect(bits(out.subarray(0, m * n))).toEqual(bits(serial));
+              expect(Array.from(out.subarray(m * n))).toEqual([7, 7, 7]);
+            }
+          }
+        },
+      ),
+      { numRuns: 20 },
+    );
+    // Both pooled paths ran on the workers.
+    expect(pool.jobsByKind.get(KIND_WASM_PACK)).toBeGreaterThan(0);
+    expect(pool.jobsByKind.get(KIND_WASM_GEMM_PACKED)).toBe(pool.jobsByKind.get(KIND_WASM_PACK));
+    expect(repacking.jobsByKind.get(KIND_WASM_GEMM)).toBeGreaterThan(0);
+    expect(pool.claimed).toBeGreaterThan(0);
+  });
+
+  it("a replaced worker gets the kernel memory again", async () => {
+    const p = createPool({ threads: 2, minParallelFlops: 0, spin: 2000, kernels: "wasm" });
+    try {
+      await p.ready();
+      const a = randomArray(96 * 96, 3) as Float32Array;
+      const want = bits(matmul(a, a, 96, 96, 96, undefined, wasm));
+      expect(bits(matmul(a, a, 96, 96, 96, undefined, { pool: p }))).toEqual(want);
+      const { KIND_EXIT_AFTER } = await import("../src/jobs.ts");
+      p.run(KIND_EXIT_AFTER, {}, [[0, 0, 0, 0]], false);
+      await vi.waitFor(() => expect(p.replacements).toBe(1), { timeout: 10_000 });
+      await p.ready();
+      const claimed = p.claimed;
+      for (let i = 0; i < 5; i++)
+        expect(bits(matmul(a, a, 96, 96, 96, undefined, { pool: p }))).toEqual(want);
+      expect(p.claimed).toBeGreaterThan(claimed);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("float64 operands take the asm.js kernel whatever the switch says", () => {
+    const a = randomArray(9 * 300, 4, true) as Float64Array;
+    const b = randomArray(300 * 7, 5, true) as Float64Array;
+    expect(bits(matmul(a, b, 9, 300, 7, undefined, wasm))).toEqual(
+      bits(matmul(a, b, 9, 300, 7, undefined, { kernels: "asm" })),
+    );
+  });
+
+  it("the switch: option, pool default, TESSERA_KERNELS, with named errors", () => {
+    expect(kernelsFromEnv({})).toBe("asm");
+    expect(kernelsFromEnv({ TESSERA_KERNELS: "" })).toBe("asm");
+    expect(kernelsFromEnv({ TESSERA_KERNELS: "wasm" })).toBe("wasm");
+    expect(() => kernelsFromEnv({ TESSERA_KERNELS: "simd" })).toThrow(
+      /TESSERA_KERNELS must be "asm" or "wasm", got "simd"/,
+    );
+    expect(pool.kernels).toBe("wasm");
+    expect(() => createPool({ threads: 1, kernels: "gpu" as never })).toThrow(
+      /createPool: kernels must be "asm" or "wasm", got "gpu"/,
+    );
+    const a = new Float32Array(4);
+    expect(() => matmul(a, a, 2, 2, 2, undefined, { kernels: "fast" as never })).toThrow(
+      /matmul: options.kernels must be "asm" or "wasm", got "fast"/,
+    );
+    // The two paths really differ (float32 against float64 sums), so the option is honoured.
+    const x = randomArray(64 * 512, 6) as Float32Array;
+    const y = randomArray(512 * 64, 7) as Float32Array;
+    const viaWasm = matmul(x, y, 64, 512, 64, undefined, wasm);
+    const viaAsm = matmul(x, y, 64, 512, 64, undefined, { kernels: "asm" });
+    expect(bits(viaWasm)).not.toEqual(bits(viaAsm));
+    expect(bits(matmul(x, y, 64, 512, 64, undefined, { pool }))).toEqual(bits(viaWasm));
+  });
+});
