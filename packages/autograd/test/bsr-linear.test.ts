@@ -121,6 +121,38 @@ describe("bsrLinear", () => {
     );
   });
 
+  it("equals the masked dense linear at LeNet sizes (past the kernels' 4x4 tiles, ragged 8x8 edges)", () => {
+    for (const [outF, inF, R, C, density, batch] of [
+      [300, 784, 8, 8, 0.3, 65],
+      [100, 300, 3, 7, 0.6, 128],
+      [10, 100, 4, 4, 1, 33],
+    ] as const) {
+      const g = new T.Generator(outF + inF);
+      const mask = blockMask(outF, inF, R, C, density, outF);
+      const { m, data } = bsrOf(
+        T.randn([outF, inF], g).data as Float32Array,
+        outF,
+        inF,
+        [R, C],
+        mask,
+      );
+      const wm = new Variable(new T.Tensor(m.toDense(), [outF, inF]), { requiresGrad: true });
+      const xd = T.randn([batch, inF], g);
+      const xs = new Variable(xd.clone(), { requiresGrad: true });
+      const xr = new Variable(xd.clone(), { requiresGrad: true });
+      const proj = new Variable(T.randn([batch, outF], g));
+      const ys = bsrLinear(xs, m, data);
+      const yr = linear(xr, wm);
+      expect(T.allClose(ys.data, yr.data, 1e-4, 1e-5)).toBe(true);
+      sum(ys.mul(proj)).backward();
+      sum(yr.mul(proj)).backward();
+      expect(T.allClose(xs.grad!, xr.grad!, 1e-4, 1e-5)).toBe(true);
+      const scattered = new T.Tensor(withData(m, new Variable(data.grad!)).toDense(), [outF, inF]);
+      const dense = new T.Tensor(blockMaskDense(mask, outF, inF, R, C), [outF, inF]);
+      expect(T.allClose(scattered, T.mul(wm.grad!, dense), 1e-4, 1e-4)).toBe(true);
+    }
+  });
+
   it("a deliberately wrong weight gradient is caught by the gradcheck", () => {
     // The check can fail: scale ddata by 1.01 through a wrapper and gradcheck must reject it.
     const w = normal64([5, 7], 3).data as Float64Array;
