@@ -201,7 +201,7 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
           cause: e,
         });
       }
-      const seconds = progress.elapsed();
+      const seconds = Math.round(progress.elapsed() * 1000) / 1000; // ms are plenty
       const point: SweepPoint<C, R> = {
         format: POINT_FORMAT,
         sweep: spec.name,
