@@ -2,6 +2,7 @@
 // compare the real code against (written the obvious way, element by element).
 import { Generator } from "@tessera/tensor";
 import fc from "fast-check";
+import { Linear, ReLU, Sequential, arrayDataset, type Dataset } from "@tessera/nn";
 import type { GroupKind } from "../src/index.ts";
 
 /** n uniform values in [-1, 1) from a seed. */
@@ -90,4 +91,23 @@ export const kindArb: fc.Arbitrary<GroupKind> = fc.oneof(
 export function tiedScores(n: number, seed: number, levels = 4): Float64Array {
   const g = new Generator(seed);
   return Float64Array.from({ length: n }, () => g.int(0, levels));
+}
+
+/** A small seeded MLP named like LeNet-300-100 (fc1, relu1, fc2, ...). */
+export function mlp(seed: number, sizes = [12, 10, 7, 3]): Sequential {
+  const g = new Generator(seed);
+  const layers: [string, Linear | ReLU][] = [];
+  for (let i = 1; i < sizes.length; i++) {
+    layers.push([`fc${i}`, new Linear(sizes[i - 1]!, sizes[i]!, { generator: g })]);
+    if (i < sizes.length - 1) layers.push([`relu${i}`, new ReLU()]);
+  }
+  return Sequential.named(layers);
+}
+
+/** n random examples of `features` values in [-1, 1) with labels in [0, classes). */
+export function dataset(n: number, features: number, classes: number, seed: number): Dataset {
+  const g = new Generator(seed);
+  const x = Float32Array.from({ length: n * features }, () => 2 * g.nextFloat() - 1);
+  const y = Int32Array.from({ length: n }, () => g.int(0, classes));
+  return arrayDataset(x, y, [features]);
 }

@@ -6,11 +6,8 @@ import {
   AdamW,
   Conv2d,
   Flatten,
-  Linear,
-  ReLU,
   SGD,
   Sequential,
-  arrayDataset,
   fit,
   lenet300100,
   type Optimizer,
@@ -23,23 +20,7 @@ import {
   selectFraction,
   type GroupKind,
 } from "../src/index.ts";
-
-function mlp(seed: number, sizes = [12, 10, 7, 3]): Sequential {
-  const g = new Generator(seed);
-  const layers: [string, Linear | ReLU][] = [];
-  for (let i = 1; i < sizes.length; i++) {
-    layers.push([`fc${i}`, new Linear(sizes[i - 1]!, sizes[i]!, { generator: g })]);
-    if (i < sizes.length - 1) layers.push([`relu${i}`, new ReLU()]);
-  }
-  return Sequential.named(layers);
-}
-
-function dataset(n: number, features: number, classes: number, seed: number) {
-  const g = new Generator(seed);
-  const x = Float32Array.from({ length: n * features }, () => 2 * g.nextFloat() - 1);
-  const y = Int32Array.from({ length: n }, () => g.int(0, classes));
-  return arrayDataset(x, y, [features]);
-}
+import { dataset, mlp } from "./helpers.ts";
 
 const weights = (s: PruningState, name: string) =>
   s.model.getParameter(name).data.data as Float32Array;
