@@ -1,0 +1,201 @@
+// The block-pruning sweep of Huang et al. 2021 on LeNet-300-100: for every dataset, tile size,
+// method (magnitude tiles, or random tiles as the baseline) and seed, one chain of the paper's
+// 16 iterative rounds (experiments/src/block-chain.ts). Resumable (a re-run skips finished
+// chains; a chain in flight resumes at its round) and shardable (--shard i/n, Slurm arrays,
+// Kubernetes Indexed Jobs: docs/cluster.md).
+//
+//   pnpm tsx experiments/block-sweep.ts --dataset mnist --block-sizes 4 --seeds 1,2,3
+//   pnpm tsx experiments/block-sweep.ts                       # the whole sweep (hours)
+//   pnpm tsx experiments/report-block-sweep.ts results/block-sweep   # tables and plots
+import { join } from "node:path";
+import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
+import { createPool, type MatrixPool } from "@tessera/matrix";
+import { lenet300100, type Module } from "@tessera/nn";
+import { setMatrixPool } from "@tessera/autograd";
+import { Generator } from "@tessera/tensor";
+import {
+  choice,
+  createCommand,
+  list,
+  positiveInt,
+  fraction,
+  positiveNumber,
+  runMain,
+} from "./src/cli.ts";
+import { loadSplitsAsync, type SplitPair } from "./src/data.ts";
+import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts";
+import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
+import {
+  BLOCK_METHODS,
+  runChain,
+  type BlockMethod,
+  type ChainConfig,
+  type ChainResult,
+} from "./src/block-chain.ts";
+
+/** What one point of the sweep stores: the chain's config plus the dense model it starts from. */
+export interface SweepConfig extends ChainConfig {
+  dense: TrainConfig;
+}
+
+export function sweepKey(c: SweepConfig): string {
+  return `${c.dataset}-b${c.blockSize}-${c.method}-s${c.seed}`;
+}
+
+const program = addSweepOptions(
+  createCommand("block-sweep")
+    .description(
+      "Iterative block pruning of LeNet-300-100 (Huang et al. 2021): accuracy, density and storage per round",
+    )
+    .option(
+      "--dataset <names>",
+      "datasets, comma-separated",
+      list("--dataset", choice("--dataset", DATASET_NAMES)),
+      ["mnist", "fashion-mnist"] as DatasetName[],
+    )
+    .option(
+      "--block-sizes <list>",
+      "tile sizes b (b x b; 1 = element-wise)",
+      list("--block-sizes", positiveInt("--block-sizes")),
+      [1, 2, 3, 4, 5, 6, 8],
+    )
+    .option(
+      "--methods <list>",
+      "tile scores: magnitude (mean |w|), random (baseline)",
+      list("--methods", choice("--methods", BLOCK_METHODS)),
+      [...BLOCK_METHODS],
+    )
+    .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1, 2, 3])
+    .option("--rounds <n>", "prune / fine-tune rounds", positiveInt("--rounds"), 16)
+    .option(
+      "--rate-hidden <x>",
+      "tiles removed per round, hidden layers",
+      fraction("--rate-hidden"),
+      0.2,
+    )
+    .option(
+      "--rate-output <x>",
+      "tiles removed per round, output layer",
+      fraction("--rate-output"),
+      0.1,
+    )
+    .option("--ft-epochs <n>", "fine-tuning epochs per round", positiveInt("--ft-epochs"), 2)
+    .option(
+      "--ft-lr <x>",
+      "fine-tuning Adam learning rate (cosine within a round)",
+      positiveNumber("--ft-lr"),
+      2e-4,
+    )
+    .option(
+      "--dense-epochs <n>",
+      "epochs of the dense model (pnpm train's recipe)",
+      positiveInt("--dense-epochs"),
+      DEFAULT_CONFIG.epochs,
+    )
+    .option(
+      "--data-dir <dir>",
+      "directory holding the dataset files (default: search, fetching if missing)",
+    )
+    .option(
+      "--threads <n>",
+      "threads for matrix products (results do not depend on it)",
+      positiveInt("--threads"),
+      2,
+    ),
+);
+
+interface Options {
+  dataset: DatasetName[];
+  blockSizes: number[];
+  methods: BlockMethod[];
+  seeds: number[];
+  rounds: number;
+  rateHidden: number;
+  rateOutput: number;
+  ftEpochs: number;
+  ftLr: number;
+  denseEpochs: number;
+  dataDir?: string;
+  threads: number;
+  out?: string;
+  shard?: string;
+  shards?: number;
+}
+
+export function sweepConfigs(o: Options): SweepConfig[] {
+  const configs: SweepConfig[] = [];
+  for (const dataset of o.dataset)
+    for (const blockSize of o.blockSizes)
+      for (const method of o.methods)
+        for (const seed of o.seeds)
+          configs.push({
+            dataset,
+            blockSize,
+            method,
+            seed,
+            rounds: o.rounds,
+            rates: { hidden: o.rateHidden, output: o.rateOutput },
+            fineTune: { epochs: o.ftEpochs, lr: o.ftLr, schedule: "cosine", batchSize: 128 },
+            dense: {
+              model: "lenet300100",
+              dataset,
+              ...DEFAULT_CONFIG,
+              epochs: o.denseEpochs,
+              seed,
+            },
+          });
+  return configs;
+}
+
+await runMain("block-sweep", async () => {
+  program.parse();
+  const o = program.opts<Options>();
+  const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
+  const { out, shard } = resolveSweepCli(o, join(root, "results", "block-sweep"));
+  const configs = sweepConfigs(o);
+  const data = new Map<string, SplitPair>();
+  const pool: MatrixPool | undefined =
+    o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
+  try {
+    const outcome = await runSweep<SweepConfig, ChainResult>({
+      dir: out,
+      name: "block-sweep",
+      configs,
+      key: sweepKey,
+      shard,
+      run: async (c, ctx) => {
+        let splits = data.get(c.dataset);
+        if (splits === undefined) {
+          splits = await loadSplitsAsync(c.dataset as DatasetName, { dir: o.dataDir });
+          data.set(c.dataset, splits);
+        }
+        const { train, test } = splits;
+        const denseDir = join(out, "dense", `${c.dataset}-s${c.seed}`);
+        const dense = (): Module => {
+          ctx.progress(`dense model ${c.dense.epochs} epochs -> ${denseDir}`);
+          setMatrixPool(pool); // runTraining's fit runs on autograd's pool
+          try {
+            return runTraining({ config: c.dense, train, test, dir: denseDir, progress: false })
+              .model;
+          } finally {
+            setMatrixPool(undefined);
+          }
+        };
+        return runChain(c, {
+          train,
+          test,
+          denseModel: dense,
+          freshModel: () => lenet300100({ generator: new Generator(0) }),
+          dir: join(out, "chains", sweepKey(c)),
+          pool,
+          progress: ctx.progress,
+        });
+      },
+    });
+    console.error(
+      `block-sweep: ${outcome.ran.length} chains run, ${outcome.skipped.length} already done; points in ${join(out, "points")}`,
+    );
+  } finally {
+    await pool?.close();
+  }
+});

@@ -1,0 +1,252 @@
+// One chain of the block-pruning protocol (Huang et al. 2021, method 1 of
+// shared/reference/papers.md): start from a trained dense LeNet-300-100, then for each round
+// remove a fixed fraction of each layer's alive b x b tiles (20% of the hidden layers', 10% of
+// the output layer's), measure the accuracy right after the cut, fine-tune with the mask
+// fixed, and measure again. Each round continues from the previous round's result (the last
+// one, not the "best" one: the authors select on the test set, which we do not copy).
+//
+// A chain checkpoints after every round (model + masks in torch.nn.utils.prune naming, and
+// the rows so far), so a killed chain resumes at the round it was in. The same function
+// serves the sweep (experiments/block-sweep.ts) and the main job (experiments/start.ts).
+import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Generator } from "@tessera/tensor";
+import type { MatrixPool } from "@tessera/matrix";
+import {
+  Adam,
+  constantLr,
+  cosineLr,
+  evaluate,
+  fit,
+  type Dataset,
+  type Module,
+  type ProgressReporter,
+} from "@tessera/nn";
+import {
+  PruningState,
+  loadPruned,
+  savePruned,
+  storageBytes,
+  type GroupKind,
+} from "@tessera/pruning";
+import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
+
+/** The LeNet-300-100 layers the paper prunes, with their per-round removal rates. */
+export const LENET300100_LAYERS = [
+  { name: "fc1.weight", shape: [300, 784], hidden: true },
+  { name: "fc2.weight", shape: [100, 300], hidden: true },
+  { name: "fc3.weight", shape: [10, 100], hidden: false },
+] as const;
+
+export type BlockMethod = "magnitude" | "random";
+export const BLOCK_METHODS: readonly BlockMethod[] = ["magnitude", "random"];
+
+export interface FineTuneConfig {
+  /** Epochs of masked fine-tuning after each round's cut. */
+  epochs: number;
+  /** Adam learning rate (cosine-decayed to 0 over each round's epochs when schedule is "cosine"). */
+  lr: number;
+  schedule: "constant" | "cosine";
+  batchSize: number;
+}
+
+export interface ChainConfig {
+  dataset: string;
+  /** Tile size b (b x b tiles from (0,0), ragged at the edges); 1 = element-wise pruning. */
+  blockSize: number;
+  /** "magnitude": the paper's mean |w| per tile; "random": seeded random tile scores. */
+  method: BlockMethod;
+  seed: number;
+  rounds: number;
+  /** Fraction of alive tiles removed per round: hidden layers, output layer. */
+  rates: { hidden: number; output: number };
+  fineTune: FineTuneConfig;
+}
+
+/** One round's outcome. Accuracies are test-set fractions. */
+export interface RoundRow {
+  round: number;
+  /** Kept weights / all weights over the three pruned matrices. */
+  density: number;
+  keptWeights: number;
+  /** Kept weights / all weights per layer ("fc1.weight" ...). */
+  layerDensity: Record<string, number>;
+  accuracyPruned: number;
+  accuracyFineTuned: number;
+  trainLossFineTuned: number;
+  /** Storage of the three pruned weight matrices (float32 values, int32 indices). */
+  bytes: { dense: number; csr: number; bsr: number };
+  fineTuneSeconds: number;
+}
+
+export interface ChainResult {
+  denseAccuracy: number;
+  rounds: RoundRow[];
+}
+
+export function blockKind(blockSize: number): GroupKind {
+  return blockSize === 1
+    ? { kind: "element" }
+    : { kind: "block", rows: blockSize, cols: blockSize };
+}
+
+/** Starts a PruningState over the three LeNet-300-100 weights with b x b tiles. */
+export function lenetPruningState(model: Module, blockSize: number): PruningState {
+  const kind = blockKind(blockSize);
+  return new PruningState(model, Object.fromEntries(LENET300100_LAYERS.map((l) => [l.name, kind])));
+}
+
+/** Dense / CSR / BSR bytes of the pruned weights under the state's masks. */
+export function stateBytes(
+  state: PruningState,
+  blockSize: number,
+): { dense: number; csr: number; bsr: number } {
+  const out = { dense: 0, csr: 0, bsr: 0 };
+  for (const l of LENET300100_LAYERS) {
+    const b = storageBytes(state.mask(l.name), l.shape, [blockSize, blockSize]);
+    out.dense += b.dense;
+    out.csr += b.csr;
+    out.bsr += b.bsr;
+  }
+  return out;
+}
+
+export interface ChainIo {
+  train: Dataset;
+  test: Dataset;
+  /** Builds the dense starting model (already trained); called once unless resuming past round 0. */
+  denseModel: () => Module;
+  /** A model of the same architecture to load a round checkpoint into. */
+  freshModel: () => Module;
+  /** Where round checkpoints and rows are kept (survives a kill). */
+  dir: string;
+  pool?: MatrixPool;
+  /** Per-round progress text ("round 3/16: 51.3% ..."). */
+  progress?: (text: string) => void;
+  /** Fit's progress reporter for the fine-tuning epochs (default: silent). */
+  fitProgress?: ProgressReporter | boolean;
+  evalBatchSize?: number;
+}
+
+const ROWS_FILE = "rounds.json";
+const roundFile = (r: number) => `round-${String(r).padStart(2, "0")}.safetensors`;
+
+function writeJson(path: string, value: unknown): void {
+  writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(value, null, 2) + "\n"));
+}
+
+/** The last round whose checkpoint and row were both written, with the rows so far. */
+function resumePoint(dir: string): { rows: RoundRow[]; denseAccuracy: number } | null {
+  const path = join(dir, ROWS_FILE);
+  if (!existsSync(path)) return null;
+  const saved = JSON.parse(readFileSync(path, "utf8")) as {
+    denseAccuracy: number;
+    rows: RoundRow[];
+  };
+  // Rows are written after the round's checkpoint, so every row has its checkpoint.
+  const have = new Set(readdirSync(dir));
+  const rows = saved.rows.filter((r) => have.has(roundFile(r.round)));
+  return { rows, denseAccuracy: saved.denseAccuracy };
+}
+
+/**
+ * Runs (or resumes) one chain and returns every round's row. Deterministic: the shuffling of
+ * round r's fine-tuning and the random baseline's tile scores are seeded from (seed, r), so a
+ * resumed chain gives the same numbers as an uninterrupted one.
+ */
+export function runChain(config: ChainConfig, io: ChainIo): ChainResult {
+  mkdirSync(io.dir, { recursive: true });
+  const evalBatchSize = io.evalBatchSize ?? 1000;
+  const resumed = resumePoint(io.dir);
+  let model: Module;
+  let state: PruningState;
+  let rows: RoundRow[];
+  let denseAccuracy: number;
+  if (resumed !== null && resumed.rows.length > 0) {
+    rows = resumed.rows;
+    denseAccuracy = resumed.denseAccuracy;
+    model = io.freshModel();
+    const path = join(io.dir, roundFile(rows.length));
+    const loaded = loadPruned(path, model).state;
+    if (loaded === null) throw new Error(`runChain: ${path} holds no pruning masks`);
+    state = loaded;
+  } else {
+    model = io.denseModel();
+    denseAccuracy = evaluate(model, io.test, { batchSize: evalBatchSize, pool: io.pool }).accuracy;
+    state = lenetPruningState(model, config.blockSize);
+    rows = [];
+  }
+  const rates = Object.fromEntries(
+    LENET300100_LAYERS.map((l) => [l.name, l.hidden ? config.rates.hidden : config.rates.output]),
+  );
+  const ft = config.fineTune;
+  const stepsPerEpoch = Math.ceil(io.train.count / ft.batchSize);
+  for (let round = rows.length + 1; round <= config.rounds; round++) {
+    const roundSeed = config.seed * 1000 + round;
+    state.pruneFraction(
+      rates,
+      config.method === "random"
+        ? { score: "random", generator: new Generator(roundSeed) }
+        : { score: "mean-abs" },
+    );
+    const accuracyPruned = evaluate(model, io.test, {
+      batchSize: evalBatchSize,
+      pool: io.pool,
+    }).accuracy;
+    io.progress?.(
+      `round ${round}/${config.rounds}: density ${(100 * state.density()).toFixed(1)}%, ` +
+        `pruned ${(100 * accuracyPruned).toFixed(2)}%, fine-tuning`,
+    );
+    const lr =
+      ft.schedule === "cosine"
+        ? cosineLr({ lr: ft.lr, totalSteps: ft.epochs * stepsPerEpoch })
+        : constantLr(ft.lr);
+    // A fresh optimizer per round: the state of the pruned positions would be cleared by
+    // attach anyway, and a per-round optimizer keeps the round checkpoint to model + masks.
+    const optimizer = new Adam(model.parameters(), { lr });
+    state.attach(optimizer);
+    const t0 = performance.now();
+    const { history } = fit(model, {
+      train: io.train,
+      epochs: ft.epochs,
+      batchSize: ft.batchSize,
+      optimizer,
+      seed: roundSeed,
+      pool: io.pool,
+      progress: io.fitProgress ?? false,
+    });
+    const fineTuneSeconds = (performance.now() - t0) / 1000;
+    state.detach(optimizer);
+    const accuracyFineTuned = evaluate(model, io.test, {
+      batchSize: evalBatchSize,
+      pool: io.pool,
+    }).accuracy;
+    const row: RoundRow = {
+      round,
+      density: state.density(),
+      keptWeights: state.keptCount(),
+      layerDensity: Object.fromEntries(state.densities()),
+      accuracyPruned,
+      accuracyFineTuned,
+      trainLossFineTuned: history[history.length - 1]!.trainLoss,
+      bytes: stateBytes(state, config.blockSize),
+      fineTuneSeconds,
+    };
+    rows = [...rows, row];
+    savePruned(join(io.dir, roundFile(round)), model, state, {
+      round: String(round),
+      config: JSON.stringify(config),
+    });
+    writeJson(join(io.dir, ROWS_FILE), { denseAccuracy, rows });
+    io.progress?.(
+      `round ${round}/${config.rounds}: density ${(100 * row.density).toFixed(1)}%, ` +
+        `pruned ${(100 * accuracyPruned).toFixed(2)}% -> fine-tuned ${(100 * accuracyFineTuned).toFixed(2)}%`,
+    );
+  }
+  return { denseAccuracy, rounds: rows };
+}
+
+/** Path of round r's checkpoint in a chain directory (for the speed experiment). */
+export function chainCheckpoint(dir: string, round: number): string {
+  return join(dir, roundFile(round));
+}
