@@ -210,6 +210,8 @@ describe("runSweep", () => {
       // What a write killed between open and rename leaves (writeFileAtomic's naming).
       const stale = join(dir, "points", ".c3.json.99999.k1ll3d.tmp");
       writeFileSync(stale, '{"half');
+      const staleScratch = join(dir, "scratch", "c2", ".step1.json.99999.abc.tmp");
+      writeFileSync(staleScratch, "{");
 
       const again = await sweep(dir);
       expect(again.calls).toEqual(["c2", "c3", "c4"]);
@@ -218,6 +220,7 @@ describe("runSweep", () => {
         resumed: true,
       });
       expect(existsSync(stale)).toBe(false);
+      expect(again.log).toContain(`removed ${staleScratch}`); // (c2's scratch is gone anyway)
       expect(again.log).toContain(`removed ${stale}`);
       expect(JSON.parse(readFileSync(pointPath(dir, "c4"), "utf8")).result.square).toBe(16);
     },

@@ -6,9 +6,9 @@
 //   <dir>/scratch/<key>/      the run function's own intermediate files for the configuration in
 //                             flight (removed once its point is written)
 // Everything here is plain JSON so a point can be read back by any tool.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
+import { removeAtomicTemporaries, writeFileAtomic } from "@tessera/mnist-dataset-loader";
 
 /** Bumped when the point layout changes incompatibly; readers refuse other values. */
 export const POINT_FORMAT = 1;
@@ -200,31 +200,24 @@ export function readManifest(dir: string): SweepManifest | null {
   }
 }
 
-// writeFileAtomic names its temporaries `.<name>.<pid>.<random>.tmp` beside the target.
-const TEMP_RE = /^\..+\.tmp$/;
-
 /**
  * Removes temporaries that killed atomic writes left in `dir`, `dir/points` and every scratch
- * directory. Only call this while holding the directory's lock: a live writer's temporary
- * would otherwise be pulled from under it. Returns the removed paths.
+ * directory (the loader's removeAtomicTemporaries knows their names). Only call this while
+ * holding the directory's lock: a live writer's temporary would otherwise be pulled from under
+ * it. Returns the removed paths.
  */
 export function removeStaleTemporaries(dir: string): string[] {
-  const removed: string[] = [];
-  const sweepDir = (d: string, recurse: boolean): void => {
+  const removed = [
+    ...removeAtomicTemporaries(dir),
+    ...removeAtomicTemporaries(join(dir, POINTS_DIR)),
+  ];
+  const scratch = (d: string): void => {
     if (!existsSync(d)) return;
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isFile() && TEMP_RE.test(e.name)) {
-        rmSync(p, { force: true });
-        removed.push(p);
-      } else if (recurse && e.isDirectory()) {
-        sweepDir(p, true);
-      }
-    }
+    removed.push(...removeAtomicTemporaries(d));
+    for (const e of readdirSync(d, { withFileTypes: true }))
+      if (e.isDirectory()) scratch(join(d, e.name));
   };
-  sweepDir(dir, false);
-  sweepDir(join(dir, POINTS_DIR), false);
-  sweepDir(join(dir, SCRATCH_DIR), true);
+  scratch(join(dir, SCRATCH_DIR));
   return removed;
 }
 
