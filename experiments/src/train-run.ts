@@ -2,7 +2,8 @@
 // checkpoint (model + optimizer state in one safetensors file, written atomically) after
 // every epoch. Re-running the same config continues from the last finished epoch and gives
 // the same numbers as an uninterrupted run; asking for more epochs extends a finished run.
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+// One process at a time per run directory (a PID lock, see run-lock.ts and docs/runs.md).
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   Adam,
@@ -16,7 +17,8 @@ import {
   saveSafetensors,
   smallCnn,
   tensorToRecord,
-  recordToTensor,
+  isDiverged,
+  stateFromRecords,
   type Dataset,
   type EpochSummary,
   type Module,
@@ -24,9 +26,9 @@ import {
   type ProgressReporter,
   type TensorRecord,
 } from "@tessera/nn";
-import type { Tensor } from "@tessera/tensor";
 import { Generator } from "@tessera/tensor";
-import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
+import { removeAtomicTemporaries, writeFileAtomic } from "@tessera/mnist-dataset-loader";
+import { acquireRunLock } from "./run-lock.ts";
 
 const writeTextAtomic = (path: string, text: string): void =>
   writeFileAtomic(path, new TextEncoder().encode(text));
@@ -97,6 +99,30 @@ export function validateConfig(c: TrainConfig): TrainConfig {
   return c;
 }
 
+/**
+ * Throws unless `model` can take examples of `inputShape` ([C, H, W]); `small-cnn` adapts to
+ * the channels and (square, multiple-of-4) image size, the LeNets are fixed to 1x28x28.
+ * Checked before any data is loaded or any file written.
+ */
+export function checkModelInput(model: ModelName, inputShape: readonly number[]): void {
+  const shown = `[${inputShape.join(", ")}]`;
+  const fail = (expected: string): never => {
+    throw new RangeError(
+      `checkModelInput: model ${model} takes ${expected}; the dataset's examples are ${shown}`,
+    );
+  };
+  const [c = 0, h = 0, w = 0] = inputShape;
+  const is = (...want: number[]) =>
+    inputShape.length === want.length && want.every((d, i) => inputShape[i] === d);
+  if (model === "lenet300100") {
+    if (!is(1, 28, 28) && !is(784)) fail("1x28x28 images ([1, 28, 28] or [784])");
+  } else if (model === "lenet5") {
+    if (!is(1, 28, 28)) fail("1x28x28 images ([1, 28, 28])");
+  } else if (inputShape.length !== 3 || h !== w || h < 4 || h % 4 !== 0 || c < 1) {
+    fail("[C, S, S] images whose side S is a multiple of 4");
+  }
+}
+
 /** Builds the named model with weights drawn from a generator seeded by the config. */
 export function buildModel(c: TrainConfig, inputShape: readonly number[]): Module {
   const generator = new Generator(c.seed).fork();
@@ -124,10 +150,27 @@ export function buildOptimizer(c: TrainConfig, model: Module, stepsPerEpoch: num
   return new SGD(model.parameters(), { lr, momentum: c.momentum, weightDecay: c.weightDecay });
 }
 
+/** Where one split's examples came from: the files read, their checksums, and the count. */
+export interface SplitProvenance {
+  files: { path: string; bytes: number; sha256: string }[];
+  count: number;
+  /** SHA-256 of the decoded labels then images, independent of how the files are stored. */
+  contentSha256: string;
+}
+
+/** Recorded in config.json under "data"; a resumed run must see the same content. */
+export interface DataProvenance {
+  dataset: string;
+  train: SplitProvenance;
+  test?: SplitProvenance;
+}
+
 export interface RunOptions {
   config: TrainConfig;
   train: Dataset;
   test?: Dataset;
+  /** Where the data came from, recorded in config.json (and checked when resuming). */
+  data?: DataProvenance;
   /** Directory for config.json, checkpoint.safetensors, metrics.jsonl and summary.json. */
   dir: string;
   progress?: boolean | ProgressReporter;
@@ -141,6 +184,10 @@ export interface RunResult {
   /** Epochs done in earlier calls (0 for a fresh run). */
   resumedFrom: number;
   finished: boolean;
+  /** The first epoch whose training loss says the run diverged (see isDiverged), or null. */
+  divergedAtEpoch: number | null;
+  /** Temporaries of killed writes removed from the run directory when this call started. */
+  removedTemporaries: string[];
   model: Module;
 }
 
@@ -164,47 +211,107 @@ function loadCheckpoint(
   model: Module,
   optimizer: Optimizer,
 ): { epoch: number; history: EpochSummary[] } {
+  const where = `loadCheckpoint(${path})`;
   const file = loadSafetensors(path);
-  const modelState = new Map<string, Tensor>();
+  const modelRecords = new Map<string, TensorRecord>();
   const optState = new Map<string, TensorRecord>();
   for (const [key, r] of file.tensors) {
-    if (key.startsWith("model.")) modelState.set(key.slice(6), recordToTensor(r, key));
+    if (key.startsWith("model.")) modelRecords.set(key.slice(6), r);
     else if (key.startsWith("optimizer.")) optState.set(key.slice(10), r);
-    else throw new Error(`loadCheckpoint(${path}): unexpected key "${key}"`);
+    else throw new Error(`${where}: unexpected key "${key}"`);
   }
-  model.loadStateDict(modelState);
-  optimizer.loadStateDict(optState);
+  // A record whose dtype is not its parameter's is refused, not reinterpreted.
+  const { state, skipped } = stateFromRecords(where, modelRecords, model);
+  if (skipped.length > 0) throw new Error(`${where}: unexpected keys: ${skipped.join(", ")}`);
   const epoch = Number(file.metadata.epoch);
   if (!Number.isSafeInteger(epoch) || epoch < 0)
-    throw new Error(`loadCheckpoint(${path}): metadata "epoch" is missing or not an integer`);
-  const history = JSON.parse(file.metadata.history ?? "[]") as EpochSummary[];
+    throw new Error(`${where}: metadata "epoch" is missing or not an integer`);
+  let history: EpochSummary[];
+  try {
+    history = JSON.parse(file.metadata.history ?? "[]") as EpochSummary[];
+  } catch (e) {
+    throw new Error(`${where}: metadata "history" is not JSON: ${(e as Error).message}`);
+  }
+  model.loadStateDict(state);
+  optimizer.loadStateDict(optState);
   return { epoch, history };
 }
 
+interface StoredConfig extends TrainConfig {
+  data?: DataProvenance;
+}
+
+function readStoredConfig(path: string): StoredConfig {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as StoredConfig;
+  } catch (e) {
+    throw new Error(`runTraining: ${path} is not readable JSON: ${(e as Error).message}`);
+  }
+}
+
 /**
- * Trains (or resumes) the run in `dir`. A directory holding a different config is refused
- * with an error naming the differing run; a larger `epochs` extends a finished run.
+ * Trains (or resumes) the run in `dir`. Everything is checked before the directory is touched:
+ * the config, that the model takes the dataset's examples, that the training set is not
+ * empty. Then the directory's lock is taken (a second process refuses, naming the holder; a
+ * dead holder's lock is taken over) and the temporaries of writes killed earlier are removed.
+ * A directory holding a different config, or a run trained on other data, is refused with an
+ * error naming it; a larger `epochs` extends a finished run.
  */
 export function runTraining(options: RunOptions): RunResult {
+  const fn = "runTraining";
   const config = validateConfig({ ...options.config });
+  const { dir, train } = options;
+  checkModelInput(config.model, train.inputShape);
+  if (train.count === 0)
+    throw new RangeError(`${fn}: the training set is empty (0 examples); expected at least one`);
+  const lock = acquireRunLock(dir, fn);
+  try {
+    const removedTemporaries = removeAtomicTemporaries(dir);
+    return trainLocked(options, config, removedTemporaries);
+  } finally {
+    lock.release();
+  }
+}
+
+function trainLocked(
+  options: RunOptions,
+  config: TrainConfig,
+  removedTemporaries: string[],
+): RunResult {
+  const fn = "runTraining";
   const { dir, train, test } = options;
-  mkdirSync(dir, { recursive: true });
   const configPath = join(dir, "config.json");
+  let data = options.data;
   if (existsSync(configPath)) {
-    const old = JSON.parse(readFileSync(configPath, "utf8")) as TrainConfig;
+    const { data: oldData, ...old } = readStoredConfig(configPath);
     if (identity(old) !== identity(config)) {
       throw new Error(
-        `runTraining: ${dir} holds a run with a different config (${identity(old)}); ` +
+        `${fn}: ${dir} holds a run with a different config (${identity(old)}); ` +
           `use another --out directory or delete it to start over`,
       );
     }
     if (old.schedule === "cosine" && old.epochs !== config.epochs) {
       throw new Error(
-        `runTraining: ${dir} uses a cosine schedule over ${old.epochs} epochs; its length cannot change`,
+        `${fn}: ${dir} uses a cosine schedule over ${old.epochs} epochs; its length cannot change`,
       );
     }
+    if (oldData !== undefined && data !== undefined) {
+      for (const split of ["train", "test"] as const) {
+        const was = oldData[split]?.contentSha256;
+        const now = data[split]?.contentSha256;
+        if (was !== undefined && now !== undefined && was !== now) {
+          throw new Error(
+            `${fn}: ${dir} was trained on other ${split} data (content SHA-256 ${was}, now ${now} ` +
+              `from ${data[split]!.files.map((f) => f.path).join(", ")}); ` +
+              `use another --out directory or the data it was started with`,
+          );
+        }
+      }
+    }
+    data ??= oldData;
   }
-  writeTextAtomic(configPath, JSON.stringify(config, null, 2) + "\n");
+  const stored: StoredConfig = data === undefined ? config : { ...config, data };
+  writeTextAtomic(configPath, JSON.stringify(stored, null, 2) + "\n");
 
   const model = buildModel(config, train.inputShape);
   const stepsPerEpoch = Math.ceil(train.count / config.batchSize);
@@ -241,6 +348,7 @@ export function runTraining(options: RunOptions): RunResult {
     done = target;
   }
   const finished = done >= config.epochs;
+  const divergedAtEpoch = history.find((h) => isDiverged(h))?.epoch ?? null;
   if (finished) {
     const last = history[history.length - 1];
     writeTextAtomic(
@@ -251,6 +359,8 @@ export function runTraining(options: RunOptions): RunResult {
           epochs: done,
           finalTestAccuracy: last?.testAccuracy ?? null,
           finalTrainLoss: last?.trainLoss ?? null,
+          diverged: divergedAtEpoch !== null,
+          divergedAtEpoch,
           totalSeconds: history.reduce((s, h) => s + h.seconds, 0),
         },
         null,
@@ -258,5 +368,5 @@ export function runTraining(options: RunOptions): RunResult {
       ) + "\n",
     );
   }
-  return { config, history, resumedFrom, finished, model };
+  return { config, history, resumedFrom, finished, divergedAtEpoch, removedTemporaries, model };
 }

@@ -112,10 +112,12 @@ export function loadDataset(name: DatasetName, options: LoadOptions): Dataset {
         : origin === "$TESSERA_DATASETS"
           ? `run \`pnpm datasets:fetch ${name}\` (it fills $TESSERA_DATASETS/${name}/), or unset TESSERA_DATASETS to search the default places`
           : `run \`pnpm datasets:fetch ${name}\` (or put the official files in datasets/${name}/, or pass options.dir)`;
-  throw new DatasetNotFoundError(
-    `${fn}: ${name} ${options.split} split not found; looked in:\n  - ${tried.join("\n  - ")}\nTo fix: ${hint}.`,
-    tried,
-  );
+  // One place (an explicit one) fits on one line, which is what a command prints.
+  const message =
+    tried.length === 1
+      ? `${fn}: ${name} ${options.split} split not found in ${tried[0]}; to fix: ${hint}`
+      : `${fn}: ${name} ${options.split} split not found; looked in:\n  - ${tried.join("\n  - ")}\nTo fix: ${hint}.`;
+  throw new DatasetNotFoundError(message, tried);
 }
 
 /** Thrown by `loadDataset` when no place holds the split (malformed files throw a plain Error). */

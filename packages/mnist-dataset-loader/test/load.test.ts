@@ -106,13 +106,13 @@ describe("loadDataset on generated files", () => {
     const load = (o: { dir?: string; env?: Record<string, string> }) => () =>
       loadDataset("mnist", { split: "test", cwd: ws, env: {}, ...o });
     expect(load({ dir: onlyLabels })).toThrow(
-      `loadDataset: mnist test split not found; looked in:\n  - ${onlyLabels} (options.dir): missing t10k-images-idx3-ubyte[.gz]\n`,
+      `loadDataset: mnist test split not found in ${onlyLabels} (options.dir): missing t10k-images-idx3-ubyte[.gz]; to fix: `,
     );
     expect(load({ dir: dirAsFile })).toThrow(
       `${dirAsFile} (options.dir): missing t10k-images-idx3-ubyte[.gz] (${join(dirAsFile, "t10k-images-idx3-ubyte")} is a directory)`,
     );
     expect(load({ dir: join(root, "no-such-dir") })).toThrow(
-      `${join(root, "no-such-dir")} (options.dir): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] (the directory does not exist)\nTo fix: put the official files there`,
+      `${join(root, "no-such-dir")} (options.dir): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] (the directory does not exist); to fix: put the official files there`,
     );
     expect(load({ env: { TESSERA_DATASETS: onlyLabels } })).toThrow(
       `${join(onlyLabels, "mnist")} ($TESSERA_DATASETS): missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] (the directory does not exist)`,

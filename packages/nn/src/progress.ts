@@ -38,12 +38,25 @@ export interface ProgressOptions {
   plainEvery?: number;
 }
 
+/**
+ * True when an epoch's mean training loss says the run diverged: not finite, or above twice
+ * the cross-entropy of guessing uniformly over `classes` (2 ln 10 = 4.61 for 10 classes).
+ * A model that learns nothing sits at ln(classes); only one whose weights blow up is that
+ * confidently wrong (Adam at lr 100 on MNIST ends near 4e9 with 10% accuracy). A run stuck at
+ * chance is not flagged: that is not learning, not diverging.
+ */
+export function isDiverged(s: Pick<EpochSummary, "trainLoss">, classes = 10): boolean {
+  return !Number.isFinite(s.trainLoss) || s.trainLoss > 2 * Math.log(classes);
+}
+
+/** One line per epoch; a diverged epoch (isDiverged, 10 classes) ends with "DIVERGED". */
 export function formatEpochSummary(s: EpochSummary): string {
   let line = `epoch ${s.epoch}/${s.epochs}  loss ${s.trainLoss.toFixed(4)}  acc ${(100 * s.trainAccuracy).toFixed(2)}%`;
   if (s.testLoss !== undefined && s.testAccuracy !== undefined) {
     line += `  test loss ${s.testLoss.toFixed(4)}  test acc ${(100 * s.testAccuracy).toFixed(2)}%`;
   }
   line += `  lr ${s.lr.toPrecision(3)}  ${s.seconds.toFixed(1)} s`;
+  if (isDiverged(s)) line += `  DIVERGED (train loss above 2 ln 10)`;
   return line;
 }
 

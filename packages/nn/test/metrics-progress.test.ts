@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MetricsLogger, readMetrics } from "../src/metrics.ts";
-import { createProgress, formatEpochSummary } from "../src/progress.ts";
+import { createProgress, formatEpochSummary, isDiverged } from "../src/progress.ts";
 
 function sink(isTTY: boolean) {
   const chunks: string[] = [];
@@ -47,6 +47,17 @@ describe("progress", () => {
       "epoch 2/3  step 4/5  loss 0.2500\n",
       "epoch 2/3  loss 0.1235  acc 95.12%  lr 0.00100  1.2 s\n",
     ]);
+  });
+  it("a diverged epoch (loss not finite or above 2 ln 10) says so; a run stuck at chance does not", () => {
+    for (const trainLoss of [3.9e9, Infinity, NaN, 4.7]) {
+      expect(isDiverged({ trainLoss })).toBe(true);
+      expect(formatEpochSummary({ ...summary, trainLoss })).toMatch(/ DIVERGED \(.*\)$/);
+    }
+    for (const trainLoss of [0.05, Math.log(10), 4.6]) {
+      expect(isDiverged({ trainLoss })).toBe(false);
+      expect(formatEpochSummary({ ...summary, trainLoss })).not.toContain("DIVERGED");
+    }
+    expect(isDiverged({ trainLoss: 5 }, 100)).toBe(false); // 2 ln 100 = 9.2
   });
   it("summary includes test metrics when present", () => {
     expect(formatEpochSummary({ ...summary, testLoss: 0.2, testAccuracy: 0.9 })).toContain(
