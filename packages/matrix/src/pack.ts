@@ -66,6 +66,20 @@ const PACK_SOURCE = `return function pack(src, off, lineStride, kStride, count, 
         dst[d + 2] = src[s + s2];
         dst[d + 3] = src[s + s3];
       }
+    } else if (width === 8) {
+      const s1 = lineStride, s2 = 2 * lineStride, s3 = 3 * lineStride, s4 = 4 * lineStride;
+      const s5 = 5 * lineStride, s6 = 6 * lineStride, s7 = 7 * lineStride;
+      let s = off + first * lineStride;
+      for (let p = 0, d = base; p < kc; p++, d += 8, s += kStride) {
+        dst[d] = src[s];
+        dst[d + 1] = src[s + s1];
+        dst[d + 2] = src[s + s2];
+        dst[d + 3] = src[s + s3];
+        dst[d + 4] = src[s + s4];
+        dst[d + 5] = src[s + s5];
+        dst[d + 6] = src[s + s6];
+        dst[d + 7] = src[s + s7];
+      }
     } else {
       let s = off + first * lineStride;
       for (let p = 0, d = base; p < kc; p++, d += width, s += kStride)

@@ -34,13 +34,7 @@ import type {
   WasmPackedGemmArgs,
 } from "./jobs.ts";
 import type { KernelPath } from "./kernels.ts";
-import {
-  WASM_TILE,
-  localWasmThread,
-  wasmGemmRange,
-  wasmPackedBytes,
-  wasmPanelCounts,
-} from "./wasm-gemm.ts";
+import { WASM_TILE, wasmGemmSerial, wasmPackedBytes, wasmPanelCounts } from "./wasm-gemm.ts";
 
 function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPool {
   return pool !== undefined && pool.threads > 1 && flops >= pool.minParallelFlops;
@@ -131,7 +125,7 @@ function productChunks(
 function runWasmGemm(g: WasmGemmArgs, pool: MatrixPool | undefined): void {
   const { m, k, n } = g;
   if (!usePool(pool, 2 * m * k * n)) {
-    wasmGemmRange(localWasmThread(), g.trans, g.a, g.b, g.c, m, k, n, 0, m, 0, n);
+    wasmGemmSerial(g.trans, g.a, g.b, g.c, m, k, n);
     return;
   }
   if (g.c.length !== m * n) g = { ...g, c: g.c.subarray(0, m * n) };

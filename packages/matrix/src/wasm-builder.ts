@@ -120,6 +120,16 @@ export class Code {
     this.depth--;
     return this.op(0x0b);
   }
+  /** `if (pop i32) { then } else { otherwise }`, both arms leaving the stack as they found it. */
+  ifElse(then: () => void, otherwise: () => void): this {
+    this.op(0x04, 0x40);
+    this.depth++;
+    then();
+    this.op(0x05);
+    otherwise();
+    this.depth--;
+    return this.op(0x0b);
+  }
   /** Branch to `label` when the i32 on the stack is non-zero. */
   brIf(label: Label): this {
     return this.op(0x0d, ...uleb(this.depth - label.depth));

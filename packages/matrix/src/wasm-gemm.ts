@@ -52,10 +52,20 @@ export interface GemmTile {
  * Emits block(aOff, bOff, cOff, m, n, kc) for the tile mr x nr: A holds m/mr panels of MR rows (element (p, l) of
  * panel i at aOff + 4*(i*MR*kc + p*MR + l)), B holds n/NR panels of NR columns (panel j at
  * bOff + 4*j*NR*kc), all byte offsets; stores the m x n float32 block A·B row-major (row stride
- * n) at cOff. m, n are positive multiples of MR, NR and kc >= 1.
+ * n) at cOff, or adds it to what is there when `add` is non-zero (a float32 add per element, the
+ * same rounding as adding the block into C afterwards). m, n are positive multiples of MR, NR
+ * and kc >= 1.
  */
 function emitBlock(c: Code, { mr: MR, nr: NR }: GemmTile): void {
-  const [aOff, bOff, cOff, m, n, kc] = c.params as [Local, Local, Local, Local, Local, Local];
+  const [aOff, bOff, cOff, m, n, kc, add] = c.params as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
   const i = c.local(I32);
   const j = c.local(I32);
   const a = c.local(I32);
@@ -111,13 +121,25 @@ function emitBlock(c: Code, { mr: MR, nr: NR }: GemmTile): void {
       });
       // o = cOff + 4*(i*n + j)
       c.get(cOff).get(i).get(n).i32Mul().get(j).i32Add().i32Const(2).i32Shl().i32Add().set(o);
-      for (let r = 0; r < MR; r++) {
-        for (let q = 0; q < NR / 4; q++)
-          c.get(o)
-            .get(acc[r]![q]!)
-            .v128Store(16 * q);
-        if (r + 1 < MR) c.get(o).get(rowBytes).i32Add().set(o);
-      }
+      const store = (addOld: boolean) => {
+        for (let r = 0; r < MR; r++) {
+          for (let q = 0; q < NR / 4; q++) {
+            c.get(o);
+            if (addOld)
+              c.get(o)
+                .v128Load(16 * q)
+                .get(acc[r]![q]!)
+                .f32x4Add();
+            else c.get(acc[r]![q]!);
+            c.v128Store(16 * q);
+          }
+          if (r + 1 < MR) c.get(o).get(rowBytes).i32Add().set(o);
+        }
+      };
+      c.get(add).ifElse(
+        () => store(true),
+        () => store(false),
+      );
       c.get(i).i32Const(MR).i32Add().tee(i).get(m).i32LtU().brIf(rows);
     });
     c.get(bPanel).get(bStride).i32Add().set(bPanel);
@@ -133,7 +155,7 @@ export function gemmKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuf
     );
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
-    .func("block", [I32, I32, I32, I32, I32, I32], [], (c) => emitBlock(c, tile))
+    .func("block", [I32, I32, I32, I32, I32, I32, I32], [], (c) => emitBlock(c, tile))
     .build();
 }
 
@@ -164,6 +186,7 @@ export class WasmThread {
     m: number,
     n: number,
     kc: number,
+    add: number,
   ) => void;
   private view: Float32Array;
 
@@ -190,6 +213,37 @@ export function localWasmThread(): WasmThread {
   return (local ??= new WasmThread(createKernelMemory(SCRATCH_BYTES), 0));
 }
 
+/** Serial products pack both operands whole (and read them in place) when the panels fit in this. */
+export const LOCAL_PANEL_BYTES = 32 << 20;
+
+/**
+ * C = op(A)·op(B) on this thread alone: both operands packed whole into this thread's memory
+ * after its scratch region, then the packed product (the pool's path, on one thread); products
+ * whose panels exceed LOCAL_PANEL_BYTES pack block by block instead. Same bits either way.
+ */
+export function wasmGemmSerial(
+  trans: Trans,
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+): void {
+  const t = localWasmThread();
+  const [la, lb] = wasmPackedBytes(m, k, n);
+  if (la + lb > LOCAL_PANEL_BYTES || k === 0) {
+    wasmGemmRange(t, trans, a, b, c, m, k, n, 0, m, 0, n);
+    return;
+  }
+  const need = SCRATCH_BYTES + la + lb;
+  const have = t.memory.buffer.byteLength;
+  if (need > have) t.memory.grow(Math.ceil((need - have) / PAGE));
+  const [pa, pb] = wasmPanelCounts(m, n);
+  wasmPackRange(t, trans, a, b, SCRATCH_BYTES, SCRATCH_BYTES + la, m, k, n, 0, pa + pb);
+  wasmGemmPackedRange(t, SCRATCH_BYTES, SCRATCH_BYTES + la, c, m, k, n, 0, m, 0, n);
+}
+
 /**
  * Multiplies the packed blocks at byte offsets aAt (mc rows) and bAt (nc columns) and stores
  * (first k-block) or adds the mc x nc result into C at cOff.
@@ -209,7 +263,7 @@ function multiplyBlock(
 ): void {
   const nr = roundUp(nc, NR);
   const cAt = t.scratchAt + A_BYTES + B_BYTES;
-  t.block(aAt, bAt, cAt, roundUp(mc, MR), nr, kc);
+  t.block(aAt, bAt, cAt, roundUp(mc, MR), nr, kc, 0);
   storerFor(c, H)(H, cAt >> 2, nr, c, cOff, ldc, mc, nc, accumulate);
 }
 
@@ -358,16 +412,21 @@ export function wasmGemmPackedRange(
   }
   const [pa, pb] = wasmPanelCounts(m, n);
   const H = t.f32();
+  const cAt = t.scratchAt + A_BYTES + B_BYTES;
+  // k-blocks innermost: the kernel adds each k-block's sums into the C block in the scratch
+  // region (the same float32 adds as adding them into C), and C is written once per block.
   for (let jc = c0; jc < c1; jc += NC) {
     const nc = Math.min(NC, c1 - jc);
-    for (let pc = 0; pc < k; pc += WASM_KC) {
-      const kc = Math.min(WASM_KC, k - pc);
-      const bAt = bpAt + 4 * (pc * NR * pb + jc * kc);
-      for (let ic = r0; ic < r1; ic += MC) {
-        const mc = Math.min(MC, r1 - ic);
+    const nr = roundUp(nc, NR);
+    for (let ic = r0; ic < r1; ic += MC) {
+      const mc = Math.min(MC, r1 - ic);
+      for (let pc = 0; pc < k; pc += WASM_KC) {
+        const kc = Math.min(WASM_KC, k - pc);
         const aAt = apAt + 4 * (pc * MR * pa + ic * kc);
-        multiplyBlock(t, H, aAt, bAt, mc, nc, kc, c, ic * n + jc, n, pc > 0);
+        const bAt = bpAt + 4 * (pc * NR * pb + jc * kc);
+        t.block(aAt, bAt, cAt, roundUp(mc, MR), nr, kc, pc > 0 ? 1 : 0);
       }
+      storerFor(c, H)(H, cAt >> 2, nr, c, ic * n + jc, n, mc, nc, false);
     }
   }
 }

@@ -113,7 +113,7 @@ describe("the generated GEMM block kernel", () => {
       }
     const cAt = bAt + kc * n;
     H.fill(Number.NaN, cAt, cAt + m * n); // stores, never adds: no NaN may survive
-    (inst.exports.block as (...x: number[]) => void)(0, 4 * bAt, 4 * cAt, m, n, kc);
+    (inst.exports.block as (...x: number[]) => void)(0, 4 * bAt, 4 * cAt, m, n, kc, 0);
     expectWithinRoundoff(
       H.subarray(cAt, cAt + m * n),
       refMatmulWithAbs(a, b, m, kc, n),
