@@ -23,8 +23,9 @@ export interface Cifar10Batch {
 
 /**
  * Reads one CIFAR-10 binary batch (e.g. data_batch_1.bin): records of 1 label byte (0..9) and
- * 3072 pixel bytes. Gzip is detected from the bytes. A length that is not a whole number of
- * records or a label above 9 throws, naming the file, the offset, expected and found.
+ * 3072 pixel bytes. Gzip is detected from the bytes. An empty file, a length that is not a
+ * whole number of records or a label above 9 throws, naming the file, the offset, expected
+ * and found.
  */
 export function readCifar10Batch(
   pathOrBytes: string | Uint8Array,
@@ -33,6 +34,16 @@ export function readCifar10Batch(
   const fn = "readCifar10Batch";
   // Gzip detection (1f 8b) cannot misfire on a raw batch: its first byte is a label, 0..9.
   const { bytes, source } = readSource(fn, pathOrBytes, options);
+  // A file emptied by a failed copy or download must not pass as a batch of zero images.
+  if (bytes.length === 0) {
+    throw formatError(
+      fn,
+      source,
+      0,
+      `at least one ${CIFAR10_RECORD_BYTES}-byte record (an official batch holds 10000)`,
+      "0 bytes (an empty file)",
+    );
+  }
   const whole = Math.floor(bytes.length / CIFAR10_RECORD_BYTES);
   const rest = bytes.length - whole * CIFAR10_RECORD_BYTES;
   if (rest !== 0) {
@@ -72,6 +83,7 @@ export function writeCifar10Batch(batch: { images: Uint8Array; labels: Uint8Arra
     throw new TypeError(`${fn}: images and labels must be Uint8Arrays`);
   }
   const count = labels.length;
+  if (count === 0) throw new RangeError(`${fn}: a batch needs at least one record, got 0 labels`);
   if (images.length !== count * CIFAR10_IMAGE_BYTES) {
     throw new RangeError(
       `${fn}: ${count} labels need ${count * CIFAR10_IMAGE_BYTES} image bytes (3072 each), got ${images.length}`,

@@ -176,6 +176,9 @@ function loadIdxPair(
     );
   }
   const [count = 0, rows = 0, cols = 0] = img.arr.shape;
+  // Valid IDX, but a split of nothing is a truncated or botched file, never a real dataset.
+  if (count === 0)
+    throw formatError(fn, img.source, 4, "at least one image in a dataset split", "0 images");
   const nLabels = lbl.arr.shape[0] ?? 0;
   if (nLabels !== count) {
     throw formatError(

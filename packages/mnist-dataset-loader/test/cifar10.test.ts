@@ -16,7 +16,7 @@ import { patternBytes, sameBytes, tempDir } from "./helpers.ts";
 const dir = tempDir();
 
 // Labels from fast-check; pixels from a seeded generator (fast-check is slow at 3072 bytes/image).
-const batchArb = fc.nat({ max: 6 }).chain((count) =>
+const batchArb = fc.integer({ min: 1, max: 6 }).chain((count) =>
   fc.record({
     labels: fc.uint8Array({ min: 0, max: 9, minLength: count, maxLength: count }),
     images: fc.nat().map((seed) => {
@@ -69,6 +69,27 @@ describe("CIFAR-10 binary batches", () => {
     writeFileSync(p, raw.subarray(0, raw.length - 100));
     expect(() => readCifar10Batch(p)).toThrow(
       `readCifar10Batch: ${p}: at offset 3073: expected a whole number of 3073-byte records (1 label + 3072 pixels), i.e. 3073 or 6146 bytes, found 6046 bytes (1 whole records and 2973 bytes of a partial record)`,
+    );
+  });
+
+  it("an empty batch is a corrupt file, not zero records: refused on read, write and load", () => {
+    const p = join(dir, "empty.bin");
+    writeFileSync(p, new Uint8Array(0));
+    expect(() => readCifar10Batch(p)).toThrow(
+      `readCifar10Batch: ${p}: at offset 0: expected at least one 3073-byte record (an official batch holds 10000), found 0 bytes (an empty file)`,
+    );
+    writeFileSync(join(dir, "empty.bin.gz"), gzipSync(new Uint8Array(0)));
+    expect(() => readCifar10Batch(join(dir, "empty.bin.gz"))).toThrow(/found 0 bytes/);
+    expect(() =>
+      writeCifar10Batch({ images: new Uint8Array(0), labels: new Uint8Array(0) }),
+    ).toThrow("writeCifar10Batch: a batch needs at least one record, got 0 labels");
+    const d = join(dir, "one-empty");
+    mkdirSync(d);
+    const one = writeCifar10Batch({ images: new Uint8Array(3072), labels: Uint8Array.of(3) });
+    for (let i = 1; i <= 5; i++)
+      writeFileSync(join(d, `data_batch_${i}.bin`), i === 4 ? new Uint8Array(0) : one);
+    expect(() => loadDataset("cifar-10", { split: "train", dir: d, env: {} })).toThrow(
+      `readCifar10Batch: ${join(d, "data_batch_4.bin")}: at offset 0: expected at least one`,
     );
   });
 

@@ -157,6 +157,14 @@ describe("loadDataset on generated files", () => {
     expect(msg).toContain("pnpm datasets:fetch fashion-mnist");
   });
 
+  it("a split of zero images is a corrupt file, not an empty dataset", () => {
+    const d = join(root, "zero");
+    writeSplit(d, "train", 0, { labels: [] });
+    expect(() => loadDataset("mnist", { split: "train", dir: d, ...iso })).toThrow(
+      `loadDataset: ${join(d, "train-images-idx3-ubyte")}: at offset 4: expected at least one image in a dataset split, found 0 images`,
+    );
+  });
+
   it("label/image count mismatch names the labels file, offset, expected and found", () => {
     const d = join(root, "mismatch");
     writeSplit(d, "train", 3, { labels: [1, 2] });
