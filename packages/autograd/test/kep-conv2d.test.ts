@@ -1,11 +1,12 @@
 // kepConv2d against conv2d with the masked dense weight (values and gradients), and its
 // gradients against finite differences, over random geometries, strides, paddings, kept
 // counts per plane (0 .. kh·kw, or varying) and batch sizes.
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import * as T from "@tessera/tensor";
-import { KepLayout } from "@tessera/matrix";
-import { Variable, conv2d, gradcheck, kepConv2d } from "../src/index.ts";
+import { KepLayout, createPool } from "@tessera/matrix";
+import type { MatrixPool } from "@tessera/matrix";
+import { Variable, conv2d, gradcheck, kepConv2d, setMatrixPool } from "../src/index.ts";
 import { normal64, param, seedArb } from "./helpers.ts";
 
 interface Geo {
@@ -168,6 +169,47 @@ describe("kepConv2d", () => {
     );
     expect(() => kepConv2d(X, V, layout, null, { stride: 0 })).toThrow(
       /kepConv2d: stride must be an integer >= 1/,
+    );
+  });
+});
+
+describe("kepConv2d on a 2-thread pool", () => {
+  let pool: MatrixPool;
+  beforeAll(async () => {
+    pool = createPool({ threads: 2, minParallelFlops: 0 });
+    await pool.ready();
+  });
+  afterAll(async () => {
+    setMatrixPool(undefined);
+    await pool.close();
+  });
+
+  /** Output and every gradient of one forward + backward. */
+  function pass(g: Geo, seed: number, withBias: boolean): number[][] {
+    const { layout, x, values, b } = setup(g, seed, "float32");
+    const xs = param(x);
+    const vs = param(values);
+    const bs = withBias ? param(b) : null;
+    const y = kepConv2d(xs, vs, layout, bs, { stride: g.stride, padding: g.padding });
+    const out = [Array.from(y.data.data)];
+    if (y.size === 0) return out;
+    y.backward(normal64(y.shape, seed + 9).astype("float32"));
+    out.push(Array.from(xs.grad!.data), Array.from(vs.grad!.data));
+    if (bs) out.push(Array.from(bs.grad!.data));
+    return out;
+  }
+
+  it("gives bitwise the single-thread output and gradients (split over images and filters)", () => {
+    fc.assert(
+      fc.property(arbGeo(6, 9), fc.boolean(), seedArb, (g, withBias, seed) => {
+        setMatrixPool(undefined);
+        const serial = pass(g, seed, withBias);
+        setMatrixPool(pool);
+        const pooled = pass(g, seed, withBias);
+        setMatrixPool(undefined);
+        expect(pooled).toEqual(serial);
+      }),
+      { numRuns: 40 },
     );
   });
 });

@@ -17,14 +17,10 @@ import type { DenseOptions } from "./dense.ts";
 import type { Conv2dGeometry, ResolvedConv2d } from "./im2col.ts";
 import { conv2dGeometry } from "./im2col.ts";
 import type { KepArgs } from "./kep-kernel.ts";
-import {
-  KEP_FORWARD,
-  KEP_INPUT_GATHER,
-  KEP_INPUT_SCATTER,
-  KEP_WEIGHT,
-  kepLines,
-  kepRange,
-} from "./kep-kernel.ts";
+import { KEP_FORWARD, KEP_INPUT_GATHER, KEP_INPUT_SCATTER, KEP_WEIGHT } from "./kep-kernel.ts";
+import { runKep } from "./parallel.ts";
+import type { MatrixPool } from "./pool.ts";
+import { sharedFloat32, sharedFloat64 } from "./shared.ts";
 import type { FloatArray, SameFloat } from "./types.ts";
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 
@@ -323,23 +319,42 @@ function args(
   };
 }
 
-function run(g: KepArgs, options: DenseOptions | undefined): void {
-  void options;
-  kepRange(g, 0, kepLines(g));
+/** Runs a job on the calling thread, or split by lines over the pool when the work pays. */
+function run(g: KepArgs, nnz: number, options: DenseOptions | undefined): void {
+  // Every mode does one multiply-add per kept element per output position of every image.
+  runKep(g, 2 * g.n * g.outH * g.outW * nnz, options?.pool);
 }
 
+/**
+ * A zeroed array like `like`: on shared memory with a pool, so its jobs read and write it in
+ * place instead of through staging copies.
+ */
+function alloc<T extends FloatArray>(
+  like: T,
+  n: number,
+  pool: MatrixPool | undefined,
+): SameFloat<T> {
+  if (pool === undefined) return allocLike(like, n) as SameFloat<T>;
+  return (like instanceof Float32Array ? sharedFloat32(n) : sharedFloat64(n)) as SameFloat<T>;
+}
+
+/**
+ * The caller's `out` checked (and cut to exactly `need` elements: pool jobs write every element
+ * of their output, so they must not be handed a longer one), or a new array.
+ */
 function output<T extends FloatArray>(
   fn: string,
   like: T,
   out: FloatArray | undefined,
   need: number,
   shape: string,
+  pool: MatrixPool | undefined,
 ): SameFloat<T> {
-  if (out === undefined) return allocLike(like, need) as SameFloat<T>;
+  if (out === undefined) return alloc(like, need, pool);
   checkFloatArray(fn, "out", out);
   checkSameType(fn, "out", like, out);
   checkLength(fn, "out", out, need, shape);
-  return out as SameFloat<T>;
+  return out.subarray(0, need) as SameFloat<T>;
 }
 
 /** Copies x [N, C, H, W] into a zero border: [N, C, H + 2·padH, W + 2·padW]. */
@@ -347,6 +362,7 @@ export function kepPad<T extends FloatArray>(
   x: T,
   geometry: KepGeometry,
   out?: SameFloat<T>,
+  options?: DenseOptions,
 ): SameFloat<T> {
   const fn = "kepPad";
   const r = conv2dGeometry(fn, { ...geometry, dilationH: 1, dilationW: 1 });
@@ -354,7 +370,14 @@ export function kepPad<T extends FloatArray>(
   checkLength(fn, "x", x, r.n * r.c * r.h * r.w, `[N=${r.n}, C=${r.c}, H=${r.h}, W=${r.w}]`);
   const hp = r.h + 2 * r.padH;
   const wp = r.w + 2 * r.padW;
-  const xp = output(fn, x, out, r.n * r.c * hp * wp, `[N=${r.n}, C=${r.c}, Hp=${hp}, Wp=${wp}]`);
+  const xp = output(
+    fn,
+    x,
+    out,
+    r.n * r.c * hp * wp,
+    `[N=${r.n}, C=${r.c}, Hp=${hp}, Wp=${wp}]`,
+    options?.pool,
+  );
   padPlanes(x, xp, r.n * r.c, r.h, r.w, r.padH, r.padW);
   return xp;
 }
@@ -414,8 +437,9 @@ export function kepForward<T extends FloatArray>(
     out,
     r.n * layout.f * P,
     `[N=${r.n}, F=${layout.f}, outH=${r.outH}, outW=${r.outW}]`,
+    options?.pool,
   );
-  run(args(KEP_FORWARD, r, layout, values, xp, xp, y), options);
+  run(args(KEP_FORWARD, r, layout, values, xp, xp, y), layout.nnz, options);
   return y;
 }
 
@@ -444,13 +468,24 @@ export function kepBackwardInput<T extends FloatArray>(
   checkFloatArray(fn, "values", values);
   checkSameType(fn, "values", dy, values);
   checkLength(fn, "values", values, layout.nnz, `[nnz=${layout.nnz}]`);
-  const dx = output(fn, dy, out, r.n * r.c * r.h * r.w, `[N=${r.n}, C=${r.c}, H=${r.h}, W=${r.w}]`);
+  const dx = output(
+    fn,
+    dy,
+    out,
+    r.n * r.c * r.h * r.w,
+    `[N=${r.n}, C=${r.c}, H=${r.h}, W=${r.w}]`,
+    options?.pool,
+  );
   if (r.strideH === 1 && r.strideW === 1) {
     // Gather form (four kept elements per sweep): needs dy with a (kh-1, kw-1) zero border.
-    const dyq = allocLike(dy, r.n * layout.f * (r.outH + 2 * r.kh - 2) * (r.outW + 2 * r.kw - 2));
+    const dyq = alloc(
+      dy,
+      r.n * layout.f * (r.outH + 2 * r.kh - 2) * (r.outW + 2 * r.kw - 2),
+      options?.pool,
+    );
     padPlanes(dy, dyq, r.n * layout.f, r.outH, r.outW, r.kh - 1, r.kw - 1);
-    run(args(KEP_INPUT_GATHER, r, layout, values, dyq, dyq, dx), options);
-  } else run(args(KEP_INPUT_SCATTER, r, layout, values, dy, dy, dx), options);
+    run(args(KEP_INPUT_GATHER, r, layout, values, dyq, dyq, dx), layout.nnz, options);
+  } else run(args(KEP_INPUT_SCATTER, r, layout, values, dy, dy, dx), layout.nnz, options);
   return dx;
 }
 
@@ -487,8 +522,8 @@ export function kepBackwardWeight<T extends FloatArray>(
     r.n * r.c * hp * wp,
     `[N=${r.n}, C=${r.c}, H+2padH=${hp}, W+2padW=${wp}]`,
   );
-  const dv = output(fn, dy, out, layout.nnz, `[nnz=${layout.nnz}]`);
+  const dv = output(fn, dy, out, layout.nnz, `[nnz=${layout.nnz}]`, options?.pool);
   // Filters with nothing kept own no entries; every kept entry is written by its filter's line.
-  run(args(KEP_WEIGHT, r, layout, dv, dy, xp, dv), options);
+  run(args(KEP_WEIGHT, r, layout, dv, dy, xp, dv), layout.nnz, options);
   return dv;
 }

@@ -1,17 +1,20 @@
 // The KEP convolution kernels (forward, input gradient, weight gradient) against direct loops over
 // the masked dense weight, and the layout's conversions (mask, gather/scatter, packed positions).
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   KepLayout,
   conv2dGeometry,
+  createPool,
+  isShared,
   kepBackwardInput,
   kepBackwardWeight,
   kepForward,
   kepPad,
   positionBits,
 } from "../src/index.ts";
-import type { KepGeometry } from "../src/index.ts";
+import type { KepGeometry, MatrixPool } from "../src/index.ts";
+import { KIND_KEP } from "../src/jobs.ts";
 import { expectClose, randomArray, rng } from "./helpers.ts";
 
 interface Case extends Required<KepGeometry> {
@@ -111,8 +114,8 @@ function reference(g: Case, x: ArrayLike<number>, wt: ArrayLike<number>, dy: Arr
   return { y, dx, dw, outH, outW };
 }
 
-/** Runs the three kernels of one case in float32 or float64. */
-function run(g: Case, f64: boolean) {
+/** Runs the three kernels of one case in float32 or float64 (on `pool` when given). */
+function run(g: Case, f64: boolean, pool?: MatrixPool) {
   const mask = randomMask(g.f, g.c, g.kh, g.kw, g.keep, g.seed);
   const layout = KepLayout.fromMask(mask, g.f, g.c, g.kh, g.kw);
   const x = randomArray(g.n * g.c * g.h * g.w, g.seed + 1, f64);
@@ -122,11 +125,12 @@ function run(g: Case, f64: boolean) {
   const { outH, outW } = conv2dGeometry("test", g);
   const dy = randomArray(g.n * g.f * outH * outW, g.seed + 3, f64);
   const ref = reference(g, x, masked, dy);
-  const xp = kepPad(x, g);
-  const y = kepForward(xp, values, layout, g);
-  const dx = kepBackwardInput(dy, values, layout, g);
-  const dv = kepBackwardWeight(dy, xp, layout, g);
-  return { layout, mask, ref, y, dx, dv };
+  const opts = pool === undefined ? undefined : { pool };
+  const xp = kepPad(x, g, undefined, opts);
+  const y = kepForward(xp, values, layout, g, undefined, opts);
+  const dx = kepBackwardInput(dy, values, layout, g, undefined, opts);
+  const dv = kepBackwardWeight(dy, xp, layout, g, undefined, opts);
+  return { layout, mask, ref, xp, y, dx, dv };
 }
 
 describe("kepForward / kepBackwardInput / kepBackwardWeight", () => {
@@ -202,6 +206,56 @@ describe("kepForward / kepBackwardInput / kepBackwardWeight", () => {
     expect(() =>
       kepBackwardWeight(new Float32Array(32), xp, layout, g, new Float32Array(3)),
     ).toThrow(/kepBackwardWeight: out has 3 elements but shape \[nnz=54\]/);
+  });
+});
+
+describe("the KEP kernels on a pool", () => {
+  let pool: MatrixPool;
+  beforeAll(async () => {
+    pool = createPool({ threads: 2, minParallelFlops: 0 });
+    await pool.ready();
+  });
+  afterAll(() => pool.close());
+
+  it("give bitwise the serial results (split by output planes, input planes and filters)", () => {
+    const before = pool.jobsByKind.get(KIND_KEP) ?? 0;
+    fc.assert(
+      fc.property(kepCase, fc.boolean(), (g, f64) => {
+        const serial = run(g, f64);
+        const pooled = run(g, f64, pool);
+        expect(isShared(pooled.xp)).toBe(true);
+        for (const key of ["y", "dx", "dv"] as const)
+          expect(Array.from(pooled[key])).toEqual(Array.from(serial[key]));
+      }),
+      { numRuns: 100 },
+    );
+    // Non-empty cases of two or more lines went to the pool (the split is exercised, not skipped).
+    expect(pool.jobsByKind.get(KIND_KEP) ?? 0).toBeGreaterThan(before);
+  });
+
+  it("write only the first elements of a longer caller-given output", () => {
+    const g: Case = {
+      n: 2,
+      c: 3,
+      f: 4,
+      h: 5,
+      w: 5,
+      kh: 3,
+      kw: 3,
+      strideH: 1,
+      strideW: 1,
+      padH: 1,
+      padW: 1,
+      keep: 3,
+      seed: 4,
+    };
+    const layout = KepLayout.fromMask(randomMask(4, 3, 3, 3, 3, 4), 4, 3, 3, 3);
+    const xp = kepPad(randomArray(150, 1) as Float32Array, g);
+    const values = randomArray(layout.nnz, 2) as Float32Array;
+    const out = new Float32Array(2 * 4 * 25 + 5).fill(7);
+    kepForward(xp, values, layout, g, out, { pool });
+    expect(Array.from(out.subarray(200))).toEqual([7, 7, 7, 7, 7]);
+    expect(Array.from(out.subarray(0, 200))).toEqual(Array.from(kepForward(xp, values, layout, g)));
   });
 });
 

@@ -86,7 +86,7 @@ export function kepConv2d(
   const geom: KepGeometry = { n, c, h, w, kh, kw, strideH, strideW, padH, padW };
   const V = denseFloat(values.data);
   const opts = gemmOptions();
-  const xp = kepPad(denseFloat(x.data), geom);
+  const xp = kepPad(denseFloat(x.data), geom, undefined, opts);
   const y = kepForward(xp, V, layout, geom, undefined, opts);
   const outH = Math.floor((h + 2 * padH - kh) / strideH) + 1;
   const outW = Math.floor((w + 2 * padW - kw) / strideW) + 1;
