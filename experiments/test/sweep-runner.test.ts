@@ -47,6 +47,27 @@ async function sweep(dir: string, configs: FixtureConfig[] = fixtureConfigs, fai
   return { outcome, calls, log: log.text() };
 }
 
+/** Starts the fixture sweep in a child process and waits until it hangs inside `hangKey`. */
+async function startHanging(dir: string, hangKey: string) {
+  const fixture = fileURLToPath(new URL("./sweep-fixture.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", fixture, dir, hangKey], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stderr: string;
+  }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, stderr })));
+  for (let t = 0; !existsSync(hangMarker(dir)); t++) {
+    if (t > 600) throw new Error(`fixture never reached ${hangKey}; stderr: ${stderr}`);
+    if (child.exitCode !== null) throw new Error(`fixture exited early; stderr: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { process: child, exited };
+}
+
 describe("runSweep", () => {
   it("writes one complete point per configuration with config, result, timing and host", async () => {
     const dir = fresh();
@@ -184,24 +205,11 @@ describe("runSweep", () => {
       "scratch checkpoint, removes stale temporaries and takes over the lock",
     async () => {
       const dir = fresh();
-      const fixture = fileURLToPath(new URL("./sweep-fixture.ts", import.meta.url));
-      const child = spawn(process.execPath, ["--import", "tsx", fixture, dir, "c2"], {
-        stdio: ["ignore", "ignore", "pipe"],
-      });
-      let stderr = "";
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-        child.on("exit", (_code, signal) => resolve(signal)),
-      );
-      for (let t = 0; !existsSync(hangMarker(dir)); t++) {
-        if (t > 600) throw new Error(`fixture never reached c2; stderr: ${stderr}`);
-        if (child.exitCode !== null) throw new Error(`fixture exited early; stderr: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const child = await startHanging(dir, "c2");
       // While the child holds the directory, a second sweep is refused.
       await expect(sweep(dir)).rejects.toThrow(/in use by pid \d+/);
-      child.kill("SIGKILL");
-      expect(await exited).toBe("SIGKILL");
+      child.process.kill("SIGKILL");
+      expect((await child.exited).signal).toBe("SIGKILL");
 
       expect(readPoint(pointPath(dir, "c0"), "c0").ok).toBe(true);
       expect(readPoint(pointPath(dir, "c1"), "c1").ok).toBe(true);
@@ -225,4 +233,15 @@ describe("runSweep", () => {
       expect(JSON.parse(readFileSync(pointPath(dir, "c4"), "utf8")).result.square).toBe(16);
     },
   );
+  it("on SIGTERM (Slurm preemption, Kubernetes eviction) releases the lock and exits 143", async () => {
+    const dir = fresh();
+    const child = await startHanging(dir, "c1");
+    child.process.kill("SIGTERM");
+    const end = await child.exited;
+    expect(end.code).toBe(143);
+    expect(end.stderr).toContain("fixture: stopped by SIGTERM while running c1; run the same");
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    expect(readPoint(pointPath(dir, "c0"), "c0").ok).toBe(true);
+    expect((await sweep(dir)).calls).toEqual(["c1", "c2", "c3", "c4"]);
+  });
 });
