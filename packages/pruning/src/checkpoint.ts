@@ -7,7 +7,7 @@
 // prune.identity(module, "weight"), so PyTorch loads it with load_state_dict. The group kinds
 // live in the metadata under "tessera.pruning". After state.strip() nothing is pruned and
 // the file holds plain "fc1.weight".
-import { Tensor } from "@tessera/tensor";
+import type { Tensor } from "@tessera/tensor";
 import {
   loadSafetensors,
   recordToTensor,
@@ -123,10 +123,9 @@ export function loadPruned(
         throw new Error(
           `${fn}: "${name}_mask" has ${mask.length} elements, "${key}" has ${orig.size}`,
         );
-      // PyTorch's forward uses weight = weight_orig * weight_mask: take that product.
-      const w = orig.contiguous().data.slice() as Float32Array | Float64Array;
-      for (let k = 0; k < w.length; k++) if (mask[k] === 0) w[k] = 0;
-      plain.set(name, new Tensor(w, [...orig.shape]));
+      // PyTorch's forward uses weight = weight_orig * weight_mask; state.setMask below zeroes
+      // the masked entries, so orig is loaded as it is.
+      plain.set(name, orig);
       masks.set(name, mask);
       continue;
     }

@@ -2,8 +2,9 @@ import fc from "fast-check";
 import { Generator } from "@tessera/tensor";
 import { Variable, softmaxCrossEntropy } from "@tessera/autograd";
 import { describe, expect, it } from "vitest";
-import { Linear, ReLU, Sequential, arrayDataset } from "@tessera/nn";
+import { Linear, ReLU, SGD, Sequential, arrayDataset, fit } from "@tessera/nn";
 import {
+  PruningState,
   TaylorAccumulator,
   accumulateTaylor,
   groupLayout,
@@ -158,6 +159,34 @@ describe("taylor score", () => {
       );
     acc.reset();
     expect(acc.batches).toBe(0);
+  });
+
+  it("fed from fit's beforeStep, counts one batch per step and drives a taylor prune round", () => {
+    const model = tiny(3);
+    const acc = new TaylorAccumulator(model, ["fc1.weight", "fc2.weight"]);
+    const optimizer = new SGD(model.parameters(), { lr: 0.05 });
+    fit(model, {
+      train: data,
+      epochs: 2,
+      batchSize: 8,
+      optimizer,
+      seed: 1,
+      beforeStep: () => acc.accumulate(),
+    });
+    expect(acc.batches).toBe(6);
+    const st = new PruningState(model, { "fc1.weight": { kind: "row" } });
+    const imp = acc.importance("fc1.weight");
+    const rowScore = (r: number) =>
+      (imp[4 * r]! + imp[4 * r + 1]! + imp[4 * r + 2]! + imp[4 * r + 3]!) / 4;
+    st.pruneFraction(0.4, { score: "taylor", taylor: acc });
+    const removed = [0, 1, 2, 3, 4].filter((r) => st.alive("fc1.weight")[r] === 0);
+    const kept = [0, 1, 2, 3, 4].filter((r) => st.alive("fc1.weight")[r] === 1);
+    expect(removed.length).toBe(2);
+    for (const r of removed)
+      for (const k of kept) expect(rowScore(r)).toBeLessThanOrEqual(rowScore(k));
+    expect(() => st.pruneFraction(0.4, { score: "taylor" })).toThrow(
+      /"taylor" score needs the accumulated importance of 20 elements, got none/,
+    );
   });
 
   it("says what is missing", () => {
