@@ -5,7 +5,6 @@
 // optimizer in sight.
 import type { Variable } from "@tessera/autograd";
 import type { Module, Optimizer } from "@tessera/nn";
-import type { Generator } from "@tessera/tensor";
 import {
   aliveFromMask,
   checkGroupKind,
@@ -444,9 +443,4 @@ export class PruningState implements PrunedSource {
     }
     return out;
   }
-}
-
-/** A seeded "random" score option set, for the paper's random-mask baseline. */
-export function randomScores(generator: Generator): ScoreOptions {
-  return { score: "random", generator };
 }
