@@ -1,0 +1,215 @@
+// Turns block-sweep points into what docs/results/block-pruning.md shows: per dataset and tile
+// size the accuracy after pruning and after fine-tuning at each round (mean and range over
+// seeds), magnitude against random tiles, storage, the issue's targets checked against the
+// numbers, and the paper's claims beside them.
+import type { SweepPoint } from "./sweep/index.ts";
+import { markdownTable } from "./sweep/index.ts";
+import type { AccuracyRow } from "./plot/index.ts";
+import type { ChainConfig, ChainResult, RoundRow } from "./block-chain.ts";
+
+export type BlockPoint = SweepPoint<ChainConfig & { dense?: unknown }, ChainResult>;
+
+export interface Stat {
+  mean: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+function stat(xs: readonly number[]): Stat {
+  if (xs.length === 0) return { mean: NaN, min: NaN, max: NaN, n: 0 };
+  return {
+    mean: xs.reduce((a, b) => a + b, 0) / xs.length,
+    min: Math.min(...xs),
+    max: Math.max(...xs),
+    n: xs.length,
+  };
+}
+
+/** One (dataset, block size, method, round) cell over seeds. */
+export interface Cell {
+  dataset: string;
+  blockSize: number;
+  method: string;
+  round: number;
+  density: Stat;
+  pruned: Stat;
+  fineTuned: Stat;
+  dense: Stat;
+  bytes: { dense: number; csr: number; bsr: number };
+  seeds: number[];
+}
+
+const cellKey = (d: string, b: number, m: string, r: number) => `${d}|${b}|${m}|${r}`;
+
+/** Groups the points' rounds by (dataset, block size, method, round), over seeds. */
+export function cells(points: readonly BlockPoint[]): Cell[] {
+  const groups = new Map<string, { c: ChainConfig; rows: RoundRow[]; dense: number[] }>();
+  for (const p of points) {
+    for (const row of p.result.rounds) {
+      const k = cellKey(p.config.dataset, p.config.blockSize, p.config.method, row.round);
+      let g = groups.get(k);
+      if (g === undefined) groups.set(k, (g = { c: p.config, rows: [], dense: [] }));
+      g.rows.push(row);
+      g.dense.push(p.result.denseAccuracy);
+    }
+  }
+  const out: Cell[] = [];
+  for (const [k, g] of groups) {
+    const round = Number(k.split("|")[3]);
+    const seeds = points
+      .filter(
+        (p) =>
+          p.config.dataset === g.c.dataset &&
+          p.config.blockSize === g.c.blockSize &&
+          p.config.method === g.c.method &&
+          p.result.rounds.some((r) => r.round === round),
+      )
+      .map((p) => p.config.seed)
+      .sort((a, b) => a - b);
+    const last = g.rows[0]!;
+    out.push({
+      dataset: g.c.dataset,
+      blockSize: g.c.blockSize,
+      method: g.c.method,
+      round,
+      density: stat(g.rows.map((r) => r.density)),
+      pruned: stat(g.rows.map((r) => r.accuracyPruned)),
+      fineTuned: stat(g.rows.map((r) => r.accuracyFineTuned)),
+      dense: stat(g.dense),
+      bytes: last.bytes,
+      seeds,
+    });
+  }
+  return out.sort(
+    (a, b) =>
+      a.dataset.localeCompare(b.dataset) ||
+      a.blockSize - b.blockSize ||
+      a.method.localeCompare(b.method) ||
+      a.round - b.round,
+  );
+}
+
+/** Rows for accuracyVsDensityChart: every seed's fine-tuned accuracy per round (and round 0, dense). */
+export function accuracyRows(points: readonly BlockPoint[], dataset: string): AccuracyRow[] {
+  const rows: AccuracyRow[] = [];
+  for (const p of points) {
+    if (p.config.dataset !== dataset) continue;
+    const base = { blockSize: p.config.blockSize, method: p.config.method, seed: p.config.seed };
+    rows.push({ ...base, density: 1, accuracy: p.result.denseAccuracy });
+    for (const r of p.result.rounds)
+      rows.push({ ...base, density: r.density, accuracy: r.accuracyFineTuned });
+  }
+  return rows;
+}
+
+const pct = (x: number, d = 2) => (Number.isNaN(x) ? "-" : (100 * x).toFixed(d));
+const range = (s: Stat) =>
+  s.n === 0 ? "-" : s.n === 1 ? pct(s.mean) : `${pct(s.mean)} (${pct(s.min)}-${pct(s.max)})`;
+
+/** The issue's accuracy targets, checked against the cells. */
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean | null;
+}
+
+function find(cs: readonly Cell[], d: string, b: number, m: string, round: number) {
+  return cs.find(
+    (c) => c.dataset === d && c.blockSize === b && c.method === m && c.round === round,
+  );
+}
+
+export function checkTargets(cs: readonly Cell[]): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const within = (d: string, round: number, points: number, label: string) => {
+    const c = find(cs, d, 4, "magnitude", round);
+    if (c === undefined) {
+      out.push({ target: label, measured: "not run yet", met: null });
+      return;
+    }
+    const gap = 100 * (c.dense.mean - c.fineTuned.mean);
+    out.push({
+      target: label,
+      measured: `dense ${pct(c.dense.mean)}%, pruned ${pct(c.fineTuned.mean)}% at ${pct(c.density.mean, 1)}% density: ${gap.toFixed(2)} points below (${c.seeds.length} seed${c.seeds.length === 1 ? "" : "s"})`,
+      met: gap <= points,
+    });
+  };
+  within("mnist", 10, 0.5, "MNIST, 4x4, round 10 (10.8%): within 0.5 points of dense");
+  within("mnist", 16, 1.5, "MNIST, 4x4, round 16 (2.9%): within 1.5 points of dense");
+  within(
+    "fashion-mnist",
+    10,
+    1.5,
+    "Fashion-MNIST, 4x4, round 10 (10.8%): within 1.5 points of dense",
+  );
+  // Magnitude beats random at every density and block size run with both.
+  let compared = 0;
+  const losses: string[] = [];
+  for (const c of cs) {
+    if (c.method !== "magnitude") continue;
+    const r = find(cs, c.dataset, c.blockSize, "random", c.round);
+    if (r === undefined) continue;
+    compared++;
+    if (!(c.fineTuned.mean > r.fineTuned.mean))
+      losses.push(
+        `${c.dataset} b${c.blockSize} round ${c.round}: ${pct(c.fineTuned.mean)} vs ${pct(r.fineTuned.mean)}`,
+      );
+  }
+  out.push({
+    target: "magnitude block pruning beats random block masks at every density and block size",
+    measured:
+      compared === 0
+        ? "not run yet"
+        : losses.length === 0
+          ? `better in all ${compared} (dataset, block size, round) cells`
+          : `worse or equal in ${losses.length} of ${compared} cells: ${losses.join("; ")}`,
+    met: compared === 0 ? null : losses.length === 0,
+  });
+  return out;
+}
+
+export function targetsTable(checks: readonly TargetCheck[]): string {
+  return markdownTable(checks, [
+    { header: "target", value: (c) => c.target },
+    { header: "measured", value: (c) => c.measured },
+    { header: "met", value: (c) => (c.met === null ? "not yet run" : c.met ? "yes" : "**no**") },
+  ]);
+}
+
+/**
+ * One table per dataset and block size: per round the density, accuracy right after the cut
+ * and after fine-tuning for magnitude and random tiles (mean and min-max over seeds), and the
+ * storage of the three pruned matrices.
+ */
+export function roundsTable(cs: readonly Cell[], dataset: string, blockSize: number): string {
+  const mag = cs.filter(
+    (c) => c.dataset === dataset && c.blockSize === blockSize && c.method === "magnitude",
+  );
+  const rounds = [
+    ...new Set(
+      cs.filter((c) => c.dataset === dataset && c.blockSize === blockSize).map((c) => c.round),
+    ),
+  ].sort((a, b) => a - b);
+  const rows = rounds.map((round) => ({
+    round,
+    m: mag.find((c) => c.round === round),
+    r: find(cs, dataset, blockSize, "random", round),
+  }));
+  const kb = (b: number) => (b / 1024).toFixed(1);
+  return markdownTable(rows, [
+    { header: "round", value: (x) => x.round },
+    { header: "density %", value: (x) => pct((x.m ?? x.r)!.density.mean, 1) },
+    { header: "magnitude: after cut", value: (x) => (x.m ? range(x.m.pruned) : "-") },
+    { header: "magnitude: fine-tuned", value: (x) => (x.m ? range(x.m.fineTuned) : "-") },
+    { header: "random: after cut", value: (x) => (x.r ? range(x.r.pruned) : "-") },
+    { header: "random: fine-tuned", value: (x) => (x.r ? range(x.r.fineTuned) : "-") },
+    {
+      header: "KiB dense / CSR / BSR",
+      value: (x) => {
+        const b = (x.m ?? x.r)!.bytes;
+        return `${kb(b.dense)} / ${kb(b.csr)} / ${kb(b.bsr)}`;
+      },
+    },
+  ]);
+}

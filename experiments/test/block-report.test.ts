@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import {
+  accuracyRows,
+  cells,
+  checkTargets,
+  roundsTable,
+  type BlockPoint,
+} from "../src/block-report.ts";
+import type { RoundRow } from "../src/block-chain.ts";
+
+const row = (round: number, density: number, acc: number): RoundRow => ({
+  round,
+  density,
+  keptWeights: Math.round(density * 266200),
+  layerDensity: {},
+  accuracyPruned: acc - 0.01,
+  accuracyFineTuned: acc,
+  trainLossFineTuned: 0.1,
+  bytes: { dense: 1000, csr: 400, bsr: 300 },
+  fineTuneSeconds: 1,
+});
+
+function point(
+  dataset: string,
+  b: number,
+  method: string,
+  seed: number,
+  accs: number[],
+  dense = 0.98,
+): BlockPoint {
+  return {
+    format: "tessera-sweep-point/1",
+    sweep: "block-sweep",
+    key: `${dataset}-b${b}-${method}-s${seed}`,
+    config: {
+      dataset,
+      blockSize: b,
+      method: method as "magnitude" | "random",
+      seed,
+      rounds: accs.length,
+      rates: { hidden: 0.2, output: 0.1 },
+      fineTune: { epochs: 1, lr: 1e-4, schedule: "cosine", batchSize: 128 },
+    },
+    result: { denseAccuracy: dense, rounds: accs.map((a, i) => row(i + 1, 0.8 ** (i + 1), a)) },
+    timing: { started: "", finished: "", seconds: 1 },
+    git: null,
+    host: "h",
+    shard: { index: 0, count: 1 },
+  } as unknown as BlockPoint;
+}
+
+const tenRounds = (last: number) => [...Array(9).fill(0.979), last];
+
+describe("block-sweep report", () => {
+  it("averages over seeds per (dataset, block size, method, round)", () => {
+    const cs = cells([
+      point("mnist", 4, "magnitude", 1, [0.9, 0.8]),
+      point("mnist", 4, "magnitude", 2, [0.92, 0.7]),
+    ]);
+    expect(cs).toHaveLength(2);
+    expect(cs[0]!.fineTuned.mean).toBeCloseTo(0.91, 12);
+    expect([cs[1]!.fineTuned.min, cs[1]!.fineTuned.max]).toEqual([0.7, 0.8]);
+    expect(cs[0]!.seeds).toEqual([1, 2]);
+  });
+
+  it("checks the issue's targets against the measured gaps, and says what has not run", () => {
+    const ok = checkTargets(cells([point("mnist", 4, "magnitude", 1, tenRounds(0.976))]));
+    expect(ok[0]!.met).toBe(true); // 0.4 points below dense
+    expect(ok[1]!.met).toBe(null); // round 16 not run
+    expect(ok[2]!.met).toBe(null); // Fashion-MNIST not run
+    const bad = checkTargets(cells([point("mnist", 4, "magnitude", 1, tenRounds(0.974))]));
+    expect(bad[0]!.met).toBe(false); // 0.6 points below
+    expect(bad[0]!.measured).toContain("0.60 points below");
+  });
+
+  it("magnitude must beat random in every cell run with both", () => {
+    const better = checkTargets(
+      cells([
+        point("mnist", 2, "magnitude", 1, [0.95, 0.9]),
+        point("mnist", 2, "random", 1, [0.9, 0.8]),
+      ]),
+    );
+    expect(better[3]!.met).toBe(true);
+    const tie = checkTargets(
+      cells([
+        point("mnist", 2, "magnitude", 1, [0.95, 0.8]),
+        point("mnist", 2, "random", 1, [0.9, 0.8]),
+      ]),
+    );
+    expect(tie[3]!.met).toBe(false);
+    expect(tie[3]!.measured).toContain("mnist b2 round 2");
+  });
+
+  it("tables every round with both methods and rows for the charts", () => {
+    const ps = [
+      point("mnist", 3, "magnitude", 1, [0.95, 0.9]),
+      point("mnist", 3, "random", 1, [0.9, 0.8]),
+    ];
+    const md = roundsTable(cells(ps), "mnist", 3);
+    expect(md.split("\n").filter((l) => l.startsWith("| 1 ") || l.startsWith("| 2 "))).toHaveLength(
+      2,
+    );
+    expect(md).toContain("95.00");
+    expect(md).toContain("80.00");
+    const rows = accuracyRows(ps, "mnist");
+    expect(rows).toHaveLength(6); // dense + 2 rounds, per method
+    expect(rows.filter((r) => r.density === 1).map((r) => r.accuracy)).toEqual([0.98, 0.98]);
+  });
+});
