@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   pointPath,
+  readManifest,
   readPoint,
   runSweep,
   type ProgressStream,
@@ -109,7 +110,10 @@ describe("runSweep", () => {
   it("refuses a changed config under the same key before running anything", async () => {
     const dir = fresh();
     await sweep(dir);
-    const changed = fixtureConfigs.map((c) => (c.i === 3 ? { ...c, lr: 0.2 } : c));
+    const changed = [
+      ...fixtureConfigs.map((c) => (c.i === 3 ? { ...c, lr: 0.2 } : c)),
+      { i: 9, lr: 0.1 },
+    ];
     let calls: string[] = [];
     await expect(
       runSweep({
@@ -127,6 +131,8 @@ describe("runSweep", () => {
       /different config under key "c3" \(stored vs current config\.lr: 0\.1 vs 0\.2\)/,
     );
     expect(calls).toEqual([]);
+    // The refused run left the manifest alone (it still lists the five keys it was run with).
+    expect(readManifest(dir)?.keys).toEqual(["c0", "c1", "c2", "c3", "c4"]);
     // Key order inside a config does not matter: the same data is the same config.
     const reordered = fixtureConfigs.map((c) => ({ lr: c.lr, i: c.i }));
     expect((await sweep(dir, reordered)).calls).toEqual([]);

@@ -144,15 +144,6 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
       throw new Error(
         `${fn}: ${spec.dir} holds sweep "${prior.sweep}" (${MANIFEST_FILE}); use another output directory`,
       );
-    const manifest: SweepManifest = {
-      format: POINT_FORMAT,
-      sweep: spec.name,
-      shard: { index: shard.index, count: shard.count },
-      keys: allKeys,
-      shardKeys: [...mine].sort(compareKeys),
-    };
-    writeJsonAtomic(join(spec.dir, MANIFEST_FILE), manifest);
-
     // Check every stored point before running anything, so a mismatch fails in seconds.
     const finished = new Map<string, SweepPoint<C, R>>();
     const corrupt: string[] = [];
@@ -180,6 +171,15 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
         corrupt.push(key);
       }
     }
+    // Only now, with every stored point checked, does this run take over the manifest.
+    const manifest: SweepManifest = {
+      format: POINT_FORMAT,
+      sweep: spec.name,
+      shard: { index: shard.index, count: shard.count },
+      keys: allKeys,
+      shardKeys: [...mine].sort(compareKeys),
+    };
+    writeJsonAtomic(join(spec.dir, MANIFEST_FILE), manifest);
     // A kill between writing a point and deleting its scratch leaves the scratch behind.
     for (const key of finished.keys())
       rmSync(scratchPath(spec.dir, key), { recursive: true, force: true });
