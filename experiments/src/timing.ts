@@ -1,10 +1,16 @@
-// Inference timing of several models side by side. Models are timed in turn within each
+// Inference and training timing of several models side by side. Models are timed in turn within each
 // repetition (dense, BSR, CSR, dense, BSR, CSR, ...) so a load that comes and goes on a shared
 // machine hits all of them alike; the figure kept per model is the median repetition.
-import { Variable, noGrad, setMatrixPool, getMatrixPool } from "@tessera/autograd";
+import {
+  Variable,
+  noGrad,
+  setMatrixPool,
+  getMatrixPool,
+  softmaxCrossEntropy,
+} from "@tessera/autograd";
 import type { MatrixPool } from "@tessera/matrix";
-import type { Module } from "@tessera/nn";
-import type { Tensor } from "@tessera/tensor";
+import type { Dataset, Module, Optimizer } from "@tessera/nn";
+import { Generator, type Tensor } from "@tessera/tensor";
 
 export interface TimedModel {
   name: string;
@@ -70,4 +76,119 @@ export function firstBatch(
   const idx = new Int32Array(batch);
   for (let i = 0; i < batch; i++) idx[i] = i;
   return data.getBatch(idx).x;
+}
+
+/** One model trained in a timing run, with its own optimizer (masked or not). */
+export interface TimedTraining {
+  name: string;
+  model: Module;
+  optimizer: Optimizer;
+}
+
+export interface TrainingTimingOptions {
+  batchSize: number;
+  /**
+   * Optimizer steps per repetition; default a full epoch (ceil(count / batchSize) steps, the
+   * last batch shorter). Fewer steps make a quick run: the result says how many were timed.
+   */
+  steps?: number;
+  /** Timed repetitions per model (after one untimed warm-up step each). Default 3. */
+  reps?: number;
+  /** Seeds the order of examples; every model sees the same batches in the same order. */
+  seed: number;
+  pool?: MatrixPool;
+}
+
+export interface TrainingTiming {
+  /** Median seconds of one repetition (`steps` optimizer steps), by name. */
+  seconds: Map<string, number>;
+  /** Every repetition's seconds, by name (in the order they ran). */
+  all: Map<string, number[]>;
+  steps: number;
+  /** Steps of a full epoch at this batch size. */
+  stepsPerEpoch: number;
+  /** Mean training loss of each model's last repetition, by name (a sanity figure). */
+  lastLoss: Map<string, number>;
+}
+
+/**
+ * Times training steps (forward, cross-entropy, backward, optimizer step, zero grad) of several
+ * models side by side: within each repetition every model runs the same `steps` batches in
+ * turn (dense, sparse, dense, sparse, ...), so a load that comes and goes on a shared machine
+ * hits them alike. The models keep training across repetitions, as fine-tuning would.
+ */
+export function timeTraining(
+  variants: readonly TimedTraining[],
+  data: Dataset,
+  options: TrainingTimingOptions,
+): TrainingTiming {
+  const fn = "timeTraining";
+  const reps = options.reps ?? 3;
+  const { batchSize } = options;
+  if (!Number.isSafeInteger(reps) || reps < 1)
+    throw new RangeError(`${fn}: reps must be a positive integer, got ${reps}`);
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`${fn}: batchSize must be a positive integer, got ${batchSize}`);
+  if (data.count < 1) throw new RangeError(`${fn}: the dataset is empty`);
+  const stepsPerEpoch = Math.ceil(data.count / batchSize);
+  const steps = options.steps ?? stepsPerEpoch;
+  if (!Number.isSafeInteger(steps) || steps < 1)
+    throw new RangeError(`${fn}: steps must be a positive integer, got ${steps}`);
+  const rng = new Generator(options.seed);
+  let order = rng.permutation(data.count);
+  let cursor = 0;
+  // The batches of one repetition, drawn before timing (every model gets the same ones); an
+  // epoch's order is used up before the next permutation is drawn.
+  const nextBatches = (): Int32Array[] => {
+    const out: Int32Array[] = [];
+    for (let s = 0; s < steps; s++) {
+      if (cursor >= data.count) {
+        order = rng.permutation(data.count);
+        cursor = 0;
+      }
+      const end = Math.min(cursor + batchSize, data.count);
+      out.push(order.slice(cursor, end));
+      cursor = end;
+    }
+    return out;
+  };
+  const step = (v: TimedTraining, idx: Int32Array): number => {
+    const batch = data.getBatch(idx);
+    const loss = softmaxCrossEntropy(v.model.forward(new Variable(batch.x)), batch.y);
+    loss.backward();
+    v.optimizer.step();
+    v.model.zeroGrad();
+    return loss.data.item();
+  };
+  const all = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  const lastLoss = new Map<string, number>();
+  const prev = getMatrixPool();
+  setMatrixPool(options.pool);
+  try {
+    const warm = nextBatches()[0]!;
+    for (const v of variants) {
+      v.model.train();
+      v.model.zeroGrad();
+      step(v, warm); // JIT and pool staging caches, like timeForward's warm-up
+    }
+    for (let r = 0; r < reps; r++) {
+      const batches = nextBatches();
+      for (const v of variants) {
+        let lossSum = 0;
+        const t0 = performance.now();
+        for (const idx of batches) lossSum += step(v, idx) * idx.length;
+        all.get(v.name)!.push((performance.now() - t0) / 1000);
+        lastLoss.set(v.name, lossSum / batches.reduce((a, b) => a + b.length, 0));
+      }
+    }
+  } finally {
+    setMatrixPool(prev);
+  }
+  return {
+    seconds: new Map([...all].map(([k, v]) => [k, median(v)])),
+    all,
+    steps,
+    stepsPerEpoch,
+    lastLoss,
+  };
 }
