@@ -239,15 +239,4 @@ describe("runSweep", () => {
       expect(JSON.parse(readFileSync(pointPath(dir, "c4"), "utf8")).result.square).toBe(16);
     },
   );
-  it("on SIGTERM (Slurm preemption, Kubernetes eviction) releases the lock and exits 143", async () => {
-    const dir = fresh();
-    const child = await startHanging(dir, "c1");
-    child.process.kill("SIGTERM");
-    const end = await child.exited;
-    expect(end.code).toBe(143);
-    expect(end.stderr).toContain("fixture: stopped by SIGTERM while running c1; run the same");
-    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
-    expect(readPoint(pointPath(dir, "c0"), "c0").ok).toBe(true);
-    expect((await sweep(dir)).calls).toEqual(["c1", "c2", "c3", "c4"]);
-  });
 });

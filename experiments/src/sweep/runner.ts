@@ -4,7 +4,7 @@
 // one can resume mid-way from what its run function left in its scratch directory).
 import { execFileSync, type ExecFileSyncOptionsWithStringEncoding } from "node:child_process";
 import { mkdirSync, renameSync, rmSync } from "node:fs";
-import { constants as osConstants, hostname } from "node:os";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { acquireRunLock } from "../run-lock.ts";
 import { SweepProgress, type ProgressOptions } from "./progress.ts";
@@ -119,21 +119,10 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
     .filter(({ key }) => mine.has(key));
 
   const lock = acquireRunLock(spec.dir, spec.name);
-  // Slurm (preemption, time limit) and Kubernetes stop a task with SIGTERM before SIGKILL.
-  // Release the lock then: a requeued task may start on another host, and a lock held by a
-  // process of another host is never taken over (its PID cannot be checked from here).
-  let shown: SweepProgress | null = null;
-  let inFlight: string | null = null;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    shown?.line(
-      `stopped by ${signal}${inFlight === null ? "" : ` while running ${inFlight}`}; ` +
-        `run the same command again to resume`,
-    );
-    lock.release();
-    process.exit(128 + (osConstants.signals[signal] ?? 0));
-  };
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  for (const s of signals) process.on(s, onSignal);
+  // No signal handlers: a run function may compute synchronously for minutes (a pruning
+  // chain does), and a handler only runs when the event loop gets control, so Ctrl-C or a
+  // scheduler's SIGTERM would be deferred until the configuration ends. Node's default exit is
+  // what we want; the lock of a killed process is taken over on the same host.
   try {
     const notes: string[] = [];
     for (const p of removeStaleTemporaries(spec.dir))
@@ -190,7 +179,6 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
       { shardTotal: owned.length, alreadyDone: finished.size, sweepTotal: allKeys.length },
       spec.progress,
     );
-    shown = progress;
     progress.begin();
     for (const n of notes) progress.line(n);
 
@@ -203,7 +191,6 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
       mkdirSync(scratchDir, { recursive: true });
       const started = new Date();
       progress.start(key);
-      inFlight = key;
       let result: R;
       try {
         result = await spec.run(config, {
@@ -233,7 +220,6 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
       writeJsonAtomic(pointPath(spec.dir, key), point);
       rmSync(scratchDir, { recursive: true, force: true });
       progress.finish(key);
-      inFlight = null;
       finished.set(key, point);
       ran.push(key);
     }
@@ -250,7 +236,6 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
       corrupt,
     };
   } finally {
-    for (const s of signals) process.off(s, onSignal);
     lock.release();
   }
 }
