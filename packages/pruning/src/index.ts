@@ -8,3 +8,4 @@ export * from "./checkpoint.ts";
 export * from "./bsr.ts";
 export * from "./bsr-export.ts";
 export * from "./kep-conv.ts";
+export * from "./projection.ts";
