@@ -70,6 +70,23 @@ describe("SweepProgress", () => {
     expect(text.endsWith("\r\x1b[Ks: done a in 50s [1/2 done; ~50s left]\n")).toBe(true);
   });
 
+  it("cuts the live line to the terminal's width, and treats a width of 0 as unknown", () => {
+    for (const [columns, want] of [
+      [20, "\r\x1b[Ks: a running [0/1 …"],
+      [0, "\r\x1b[Ks: a running [0/1 done; time left unknown]"],
+    ] as const) {
+      const out = { ...stream(true), columns };
+      const p = new SweepProgress(
+        "s",
+        { index: 0, count: 1 },
+        { shardTotal: 1, alreadyDone: 0, sweepTotal: 1 },
+        { stream: out },
+      );
+      p.start("a");
+      expect(out.chunks.at(-1)).toBe(want);
+    }
+  });
+
   it("formats durations", () => {
     expect(formatDuration(0.4)).toBe("0s");
     expect(formatDuration(59.6)).toBe("1m00s");

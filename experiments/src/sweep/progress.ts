@@ -96,7 +96,8 @@ export class SweepProgress {
   }
 
   private fit(text: string): string {
-    const cols = this.stream.columns ?? 100;
+    // A pseudo-terminal may report 0 columns: treat that like unknown.
+    const cols = this.stream.columns || 100;
     return text.length < cols ? text : text.slice(0, Math.max(0, cols - 2)) + "…";
   }
 
