@@ -1,5 +1,6 @@
 // @tessera/autograd: reverse-mode automatic differentiation over @tessera/tensor.
 // Every op lives in src/ops with its forward and backward side by side.
+import "./methods.ts"; // installs Variable's method sugar (x.add(y), ...)
 export { Variable } from "./variable.ts";
 export type { BackwardFn, GradNode, VariableOptions } from "./variable.ts";
 export { noGrad, enableGrad, isGradEnabled } from "./grad-mode.ts";

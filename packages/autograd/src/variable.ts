@@ -5,14 +5,6 @@ import { Tensor } from "@tessera/tensor";
 import type { DType, SliceArg } from "@tessera/tensor";
 import { runBackward } from "./engine.ts";
 import { fmt, sameShape } from "./util.ts";
-import * as arith from "./ops/arith.ts";
-import * as unary from "./ops/unary.ts";
-import * as act from "./ops/relu.ts";
-import * as red from "./ops/reduce.ts";
-import * as shp from "./ops/shape.ts";
-import * as sl from "./ops/slice.ts";
-import * as mm from "./ops/matmul.ts";
-import * as sm from "./ops/softmax.ts";
 import type { Input } from "./record.ts";
 
 /** Maps the gradient of an op's result to one gradient (or null) per input. */
@@ -31,6 +23,7 @@ export interface VariableOptions {
   name?: string;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Variable {
   /** The value; optimizers update data.data (the typed array) in place. */
   data: Tensor;
@@ -147,90 +140,43 @@ export class Variable {
     }${this._node ? `, op=${this._node.op}` : ""})`;
     return `${head}\n${this.data.toString()}`;
   }
-
-  // ---- method sugar: each delegates to the op function of the same name ----
-  add(b: Input): Variable {
-    return arith.add(this, b);
-  }
-  sub(b: Input): Variable {
-    return arith.sub(this, b);
-  }
-  mul(b: Input): Variable {
-    return arith.mul(this, b);
-  }
-  div(b: Input): Variable {
-    return arith.div(this, b);
-  }
-  pow(b: Input): Variable {
-    return arith.pow(this, b);
-  }
-  neg(): Variable {
-    return unary.neg(this);
-  }
-  exp(): Variable {
-    return unary.exp(this);
-  }
-  log(): Variable {
-    return unary.log(this);
-  }
-  sqrt(): Variable {
-    return unary.sqrt(this);
-  }
-  sigmoid(): Variable {
-    return unary.sigmoid(this);
-  }
-  tanh(): Variable {
-    return unary.tanh(this);
-  }
-  relu(): Variable {
-    return act.relu(this);
-  }
-  leakyRelu(slope?: number): Variable {
-    return act.leakyRelu(this, slope);
-  }
-  matmul(b: Variable): Variable {
-    return mm.matmul(this, b);
-  }
-  sum(axes?: number | readonly number[], keepdims = false): Variable {
-    return red.sum(this, axes, keepdims);
-  }
-  mean(axes?: number | readonly number[], keepdims = false): Variable {
-    return red.mean(this, axes, keepdims);
-  }
-  max(axes?: number | readonly number[], keepdims = false): Variable {
-    return red.max(this, axes, keepdims);
-  }
-  min(axes?: number | readonly number[], keepdims = false): Variable {
-    return red.min(this, axes, keepdims);
-  }
-  reshape(shape: readonly number[]): Variable {
-    return shp.reshape(this, shape);
-  }
-  flatten(startAxis?: number, endAxis?: number): Variable {
-    return shp.flatten(this, startAxis, endAxis);
-  }
-  transpose(axes?: readonly number[]): Variable {
-    return shp.transpose(this, axes);
-  }
-  permute(axes: readonly number[]): Variable {
-    return shp.permute(this, axes);
-  }
-  broadcastTo(shape: readonly number[]): Variable {
-    return shp.broadcastTo(this, shape);
-  }
-  unsqueeze(axis: number): Variable {
-    return shp.unsqueeze(this, axis);
-  }
-  squeeze(axes?: number | readonly number[]): Variable {
-    return shp.squeeze(this, axes);
-  }
-  slice(...specs: SliceArg[]): Variable {
-    return sl.slice(this, ...specs);
-  }
-  logSoftmax(axis?: number): Variable {
-    return sm.logSoftmax(this, axis);
-  }
-  softmax(axis?: number): Variable {
-    return sm.softmax(this, axis);
-  }
 }
+
+// ---- method sugar: x.add(y), x.relu(), ... ----
+// Declared here, installed by methods.ts (imported by index.ts). Importing the ops here made
+// variable.ts -> ops/* -> record.ts -> variable.ts a cycle, so an op file that built a
+// Variable at top level ran before this class existed and the package failed to load.
+// The interface merges into the class: same name, types only.
+export interface VariableMethods {
+  add(b: Input): Variable;
+  sub(b: Input): Variable;
+  mul(b: Input): Variable;
+  div(b: Input): Variable;
+  pow(b: Input): Variable;
+  neg(): Variable;
+  exp(): Variable;
+  log(): Variable;
+  sqrt(): Variable;
+  sigmoid(): Variable;
+  tanh(): Variable;
+  relu(): Variable;
+  leakyRelu(slope?: number): Variable;
+  matmul(b: Variable): Variable;
+  sum(axes?: number | readonly number[], keepdims?: boolean): Variable;
+  mean(axes?: number | readonly number[], keepdims?: boolean): Variable;
+  max(axes?: number | readonly number[], keepdims?: boolean): Variable;
+  min(axes?: number | readonly number[], keepdims?: boolean): Variable;
+  reshape(shape: readonly number[]): Variable;
+  flatten(startAxis?: number, endAxis?: number): Variable;
+  transpose(axes?: readonly number[]): Variable;
+  permute(axes: readonly number[]): Variable;
+  broadcastTo(shape: readonly number[]): Variable;
+  unsqueeze(axis: number): Variable;
+  squeeze(axes?: number | readonly number[]): Variable;
+  slice(...specs: SliceArg[]): Variable;
+  logSoftmax(axis?: number): Variable;
+  softmax(axis?: number): Variable;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface Variable extends VariableMethods {}
