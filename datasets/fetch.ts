@@ -4,9 +4,9 @@
 // in datasets/README.md). Without names it fetches mnist and fashion-mnist.
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { runMain } from "../experiments/src/cli.ts";
 import {
   CIFAR10_FILES,
-  DATASET_FILES,
   DatasetNotFoundError,
   fetchDataset,
   loadDataset,
@@ -15,6 +15,7 @@ import {
 
 const USAGE =
   "usage: pnpm datasets:fetch [mnist] [fashion-mnist] [cifar-10] [--from-web | --web-fallback] [--base-url URL]... [--dir DATASETS_ROOT]";
+const NAMES = ["mnist", "fashion-mnist", "cifar-10"];
 
 function parseArgs(argv: string[]) {
   const names: string[] = [];
@@ -28,15 +29,24 @@ function parseArgs(argv: string[]) {
     else if (a === "--web-fallback") webFallback = true;
     else if (a === "--base-url" || a === "--dir") {
       const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
+      if (v === undefined || v.startsWith("--"))
+        throw new Error(
+          `${a}: expected a value, got ${v === undefined ? "nothing" : `"${v}"`} (${USAGE})`,
+        );
       if (a === "--base-url") baseUrls.push(v);
       else dir = v;
     } else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       process.exit(0);
-    } else if (a.startsWith("-")) throw new Error(`unknown option ${a}\n${USAGE}`);
+    } else if (a === "--verbose") {
+      // read by runMain (stack traces)
+    } else if (a.startsWith("-")) throw new Error(`unknown option ${a} (${USAGE})`);
+    else if (!NAMES.includes(a))
+      throw new Error(`unknown dataset ${JSON.stringify(a)}; expected ${NAMES.join(", ")}`);
     else names.push(a);
   }
+  if (fromWeb && webFallback)
+    throw new Error("--from-web and --web-fallback exclude each other; pass one");
   return {
     names: names.length > 0 ? names : ["mnist", "fashion-mnist"],
     baseUrls,
@@ -70,11 +80,6 @@ async function main(): Promise<number> {
       }
       continue;
     }
-    if (!(name in DATASET_FILES)) {
-      console.error(`unknown dataset ${JSON.stringify(name)}\n${USAGE}`);
-      failures++;
-      continue;
-    }
     const ds = name as IdxDatasetName;
     console.log(`${ds}: filling ${join(args.dir, ds)}/`);
     try {
@@ -103,10 +108,10 @@ async function main(): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    console.error((e as Error).message);
-    process.exit(2);
-  },
-);
+// A user error (bad option, unknown name) is one line `datasets:fetch: <message>`, exit 1;
+// datasets that could not be obtained are reported above and also exit 1.
+let code = 0;
+await runMain("datasets:fetch", async () => {
+  code = await main();
+});
+process.exit(code);

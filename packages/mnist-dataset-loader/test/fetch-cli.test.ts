@@ -90,9 +90,20 @@ describe("pnpm datasets:fetch (datasets/fetch.ts)", () => {
     }
   });
 
-  it("rejects unknown options with the usage line", () => {
+  it("rejects unknown options and names in one line with the usage, before fetching anything", () => {
     const r = fetchCli(["--frm-web"]);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain("unknown option --frm-web\nusage: pnpm datasets:fetch");
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      /^datasets:fetch: unknown option --frm-web \(usage: pnpm datasets:fetch [^\n]*\)\n$/,
+    );
+    const n = fetchCli(["mnist", "mnits", "--dir", join(dir, "never")]);
+    expect(n.status).toBe(1);
+    expect(n.stderr).toBe(
+      'datasets:fetch: unknown dataset "mnits"; expected mnist, fashion-mnist, cifar-10\n',
+    );
+    expect(n.stdout).toBe("");
+    expect(existsSync(join(dir, "never"))).toBe(false);
+    const v = fetchCli(["--dir"]);
+    expect(v.stderr).toMatch(/^datasets:fetch: --dir: expected a value, got nothing \(usage: /);
   });
 });
