@@ -1,4 +1,6 @@
-// Dense GEMM GFLOP/s: ours on 1 and 2 threads, TensorFlow.js `cpu`, numpy 1 and 2 threads.
+// Dense GEMM GFLOP/s side by side in one run: ours on both kernel paths (asm.js and WebAssembly
+// SIMD) on 1 and 2 threads, TensorFlow.js `cpu` and `wasm` (XNNPACK, one thread), numpy 1 and 2
+// threads.
 // Run: pnpm tsx packages/matrix/bench/dense.ts
 import { execFileSync } from "node:child_process";
 import { createPool, matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
@@ -46,16 +48,21 @@ const fns = { matmul, matmulTransA, matmulTransB };
  */
 const TIME_MS = 600;
 
-/** TF.js fastest ms per shape label, timed in a child process (see dense_tfjs.ts for why). */
-function timeTfjs(): Record<string, number> {
+/**
+ * TF.js fastest ms per shape label on `backend`, timed in a child process (see dense_tfjs.ts
+ * for why); `note` receives the child's line saying which wasm build ran.
+ */
+function timeTfjs(backend: "cpu" | "wasm", note: string[]): Record<string, number> {
   const script = new URL("dense_tfjs.ts", import.meta.url).pathname;
   // process.execArgv carries tsx's loader flags, so the child runs TypeScript the same way.
   const out = execFileSync(
     process.execPath,
-    [...process.execArgv, script, JSON.stringify(shapes), String(TIME_MS)],
+    [...process.execArgv, script, JSON.stringify(shapes), String(TIME_MS), backend],
     { encoding: "utf8", maxBuffer: 1 << 24 },
   );
-  return JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, number>;
+  const outLines = out.trim().split("\n");
+  note.push(...outLines.filter((l) => l.startsWith("tfjs wasm:")));
+  return JSON.parse(outLines.at(-1)!) as Record<string, number>;
 }
 
 async function main(): Promise<void> {
@@ -70,34 +77,43 @@ async function main(): Promise<void> {
   const py2 = runPython("dense_numpy.py", [JSON.stringify(shapes)], 2) as
     Record<string, number> | undefined;
   lines.push(
-    "\n| product | m×k×n | ours 1 thread | ours 2 threads | 2T/1T | TF.js cpu | ours 1T / TF.js | numpy 1 thread | numpy 2 threads |",
+    "\n| product | m×k×n | asm 1T | asm 2T | wasm 1T | wasm 2T | wasm 2T/1T | wasm/asm 1T | TF.js cpu | TF.js wasm 1T | wasm 1T / TF.js wasm | numpy 1T | numpy 2T |",
   );
-  lines.push("|---|---|---|---|---|---|---|---|---|");
-  const tfjs = timeTfjs();
+  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  const notes: string[] = [];
+  const tfCpu = timeTfjs("cpu", notes);
+  const tfWasm = timeTfjs("wasm", notes);
   for (const s of shapes) {
     const { m, k, n, op } = s;
     const a = fillRandom(sharedFloat32(m * k), 1);
     const b = fillRandom(sharedFloat32(k * n), 2);
     const c = sharedFloat32(m * n);
     const f = fns[op];
-    // Steady state, not JIT warm-up: a few untimed calls of both paths before tinybench starts.
+    const asm = { kernels: "asm" } as const;
+    const wasm = { kernels: "wasm" } as const;
+    // Steady state, not JIT warm-up: a few untimed calls of every path before tinybench starts.
     for (let r = 0; r < 3; r++) {
-      f(a, b, m, k, n, c);
-      f(a, b, m, k, n, c, { pool });
+      f(a, b, m, k, n, c, asm);
+      f(a, b, m, k, n, c, { pool, ...asm });
+      f(a, b, m, k, n, c, wasm);
+      f(a, b, m, k, n, c, { pool, ...wasm });
     }
-    const [t1, t2] = fastestMs(
+    const [a1, a2, w1, w2] = fastestMs(
       [
-        ["ours 1T", () => f(a, b, m, k, n, c)],
-        ["ours 2T", () => f(a, b, m, k, n, c, { pool })],
+        ["asm 1T", () => f(a, b, m, k, n, c, asm)],
+        ["asm 2T", () => f(a, b, m, k, n, c, { pool, ...asm })],
+        ["wasm 1T", () => f(a, b, m, k, n, c, wasm)],
+        ["wasm 2T", () => f(a, b, m, k, n, c, { pool, ...wasm })],
       ],
       TIME_MS,
     );
-    const tt = tfjs[s.label];
-    const gf = (ms: number) => (2 * m * k * n) / ms / 1e6;
+    const gf = (ms: number | undefined) => (2 * m * k * n) / ms! / 1e6;
+    const tw = tfWasm[s.label];
     lines.push(
-      `| ${s.label} | ${m}×${k}×${n} | ${fmt(gf(t1!))} | ${fmt(gf(t2!))} | ${fmt(t1! / t2!)} | ${fmt(gf(tt!))} | ${fmt(tt! / t1!, 1)} | ${fmt(py1?.[s.label])} | ${fmt(py2?.[s.label])} |`,
+      `| ${s.label} | ${m}×${k}×${n} | ${fmt(gf(a1))} | ${fmt(gf(a2))} | ${fmt(gf(w1))} | ${fmt(gf(w2))} | ${fmt(w1! / w2!)} | ${fmt(a1! / w1!)} | ${fmt(gf(tfCpu[s.label]))} | ${fmt(gf(tw))} | ${fmt(tw! / w1!)} | ${fmt(py1?.[s.label])} | ${fmt(py2?.[s.label])} |`,
     );
   }
+  lines.push(...notes.map((l) => `\n${l}`));
   lines.push("\nGFLOP/s = 2·m·k·n / fastest call in the tinybench run. float32 throughout.");
   // Printed at the end so TensorFlow.js's start-up banner does not land inside the table.
   console.log(lines.join("\n"));

@@ -6,11 +6,19 @@ import type { SpmmArgs } from "./spmm-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { runSampled, runSpmm } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
+import { resolveKernels } from "./kernels.ts";
+import type { KernelPath } from "./kernels.ts";
 
 /** Options of the sparse products: an output buffer to overwrite and a pool to split the work over. */
 export interface SparseProductOptions<T extends FloatArray = FloatArray> {
   out?: T;
   pool?: MatrixPool;
+  /**
+   * Kernels of matmul/transposeMatmul/rmatmul/rmatmulTranspose on float32 data: "asm" or
+   * "wasm" (see DenseOptions.kernels; default: the pool's, else TESSERA_KERNELS, else "asm").
+   * The sampled product and float64 data always run the JavaScript/asm.js kernels.
+   */
+  kernels?: KernelPath;
 }
 
 /** Options of the sampled product (which operand is stored transposed). */
@@ -408,7 +416,8 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
       soj: batchMajor ? outer : 1,
       n,
     };
-    runSpmm(args, viaColumns ? this.blockCols : this.blockRows, options?.pool);
+    const path = resolveKernels(fn, options?.kernels, options?.pool);
+    runSpmm(args, viaColumns ? this.blockCols : this.blockRows, options?.pool, path);
     return out;
   }
 }

@@ -4,7 +4,7 @@ import type { FloatArray, SameFloat, Trans } from "./types.ts";
 import { TRANS_A, TRANS_B, TRANS_NONE } from "./types.ts";
 import { runGemm } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
-import { checkKernelPath, defaultKernels } from "./kernels.ts";
+import { resolveKernels } from "./kernels.ts";
 import type { KernelPath } from "./kernels.ts";
 
 /** Options of the dense products. */
@@ -20,10 +20,7 @@ export interface DenseOptions {
 }
 
 function kernelsFor(fn: string, options: DenseOptions | undefined): KernelPath {
-  const k = options?.kernels;
-  if (k === undefined) return options?.pool?.kernels ?? defaultKernels();
-  checkKernelPath(`${fn}: options.kernels`, k);
-  return k;
+  return resolveKernels(fn, options?.kernels, options?.pool);
 }
 
 function prepare<T extends FloatArray>(

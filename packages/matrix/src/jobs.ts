@@ -5,6 +5,8 @@ import { gemmPackedRange, gemmRange, packRange } from "./gemm.ts";
 import { spmmRange } from "./spmm-kernel.ts";
 import { wasmGemmPackedRange, wasmGemmRange, wasmPackRange } from "./wasm-gemm.ts";
 import type { WasmThread } from "./wasm-gemm.ts";
+import { wasmSpmmRange } from "./wasm-spmm.ts";
+import type { SpmmLayout, SpmmShape } from "./wasm-spmm.ts";
 import type { SpmmArgs } from "./spmm-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
@@ -32,6 +34,8 @@ export const KIND_KEP = 11;
 export const KIND_WASM_GEMM = 8;
 export const KIND_WASM_PACK = 9;
 export const KIND_WASM_GEMM_PACKED = 10;
+/** A sparse product on the WebAssembly kernel (wasm-spmm.ts), staged in the pool's kernel memory. */
+export const KIND_WASM_SPMM = 12;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -117,6 +121,9 @@ export interface WasmPackedGemmArgs {
   n: number;
 }
 
+/** The staged sparse product: block shape (the kernel's specialisation) and byte offsets. */
+export interface WasmSpmmArgs extends SpmmShape, Omit<SpmmLayout, "bytes"> {}
+
 interface Schema {
   nums: readonly string[];
   arrays: readonly string[];
@@ -186,6 +193,12 @@ export const SCHEMAS: Record<number, Schema> = {
     arrays: ["c"],
     outputs: ["c"],
     fullWrite: true,
+    wasm: true,
+  },
+  [KIND_WASM_SPMM]: {
+    nums: ["ob", "ib", "eos", "eis", "ptrAt", "idxAt", "idsAt", "dataAt", "xAt", "outAt", "nPad"],
+    arrays: [],
+    outputs: [],
     wasm: true,
   },
   [KIND_SPMM]: {
@@ -262,7 +275,10 @@ export function runRange(
   r: ArrayLike<number>,
   wasm?: WasmThread,
 ): void {
-  if (kind === KIND_WASM_GEMM_PACKED) {
+  if (kind === KIND_WASM_SPMM) {
+    const g = args as unknown as WasmSpmmArgs;
+    wasmSpmmRange(need(wasm), g, g, r[0]!, r[1]!);
+  } else if (kind === KIND_WASM_GEMM_PACKED) {
     const g = args as unknown as WasmPackedGemmArgs;
     wasmGemmPackedRange(need(wasm), g.apAt, g.bpAt, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
   } else if (kind === KIND_WASM_PACK) {

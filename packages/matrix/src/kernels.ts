@@ -25,3 +25,17 @@ let fromProcess: KernelPath | undefined;
 export function defaultKernels(): KernelPath {
   return (fromProcess ??= kernelsFromEnv(process.env));
 }
+
+/**
+ * The path a call runs: its own `kernels` option (checked, named after `fn`), else the pool's,
+ * else the process default.
+ */
+export function resolveKernels(
+  fn: string,
+  kernels: KernelPath | undefined,
+  pool: { readonly kernels: KernelPath } | undefined,
+): KernelPath {
+  if (kernels === undefined) return pool?.kernels ?? defaultKernels();
+  checkKernelPath(`${fn}: options.kernels`, kernels);
+  return kernels;
+}

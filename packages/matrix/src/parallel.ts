@@ -23,6 +23,7 @@ import {
   KIND_WASM_GEMM,
   KIND_WASM_GEMM_PACKED,
   KIND_WASM_PACK,
+  KIND_WASM_SPMM,
   MAX_CHUNKS,
 } from "./jobs.ts";
 import type {
@@ -32,7 +33,9 @@ import type {
   WasmGemmArgs,
   WasmPackArgs,
   WasmPackedGemmArgs,
+  WasmSpmmArgs,
 } from "./jobs.ts";
+import { spmmLayout, stageSpmm, unstageSpmm, wasmSpmmSerial } from "./wasm-spmm.ts";
 import type { KernelPath } from "./kernels.ts";
 import { WASM_TILE, wasmGemmSerial, wasmPackedBytes, wasmPanelCounts } from "./wasm-gemm.ts";
 
@@ -234,10 +237,37 @@ function repackingChunks(
   return ranges;
 }
 
-/** Splits outer block lines by stored-block count (plus one per line), so skewed patterns stay balanced. */
-export function runSpmm(args: SpmmArgs, outerBlocks: number, pool: MatrixPool | undefined): void {
+/**
+ * Splits outer block lines by stored-block count (plus one per line), so skewed patterns stay
+ * balanced. On the "wasm" path (float32 data) the product is staged in kernel memory: this
+ * thread's own without a pool, else the pool's shared memory, which every thread's kernel reads
+ * in place, each writing its own output lines there; the caller copies them out once.
+ */
+export function runSpmm(
+  args: SpmmArgs,
+  outerBlocks: number,
+  pool: MatrixPool | undefined,
+  path: KernelPath,
+): void {
   const nnz = args.ptr[outerBlocks]!;
-  if (!usePool(pool, 2 * nnz * args.bsz * args.n)) {
+  const parallel = usePool(pool, 2 * nnz * args.bsz * args.n);
+  if (path === "wasm" && args.data instanceof Float32Array) {
+    if (!parallel || outerBlocks === 0) {
+      wasmSpmmSerial(args, outerBlocks);
+      return;
+    }
+    const l = spmmLayout(args, outerBlocks, 0);
+    const { panelsAt, caller } = pool.kernelMemory(l.bytes);
+    const at = spmmLayout(args, outerBlocks, panelsAt);
+    const buf = caller.memory.buffer;
+    stageSpmm(args, outerBlocks, at, buf);
+    const job: WasmSpmmArgs = { ob: args.ob, ib: args.ib, eos: args.eos, eis: args.eis, ...at };
+    const chunks = weightedChunks(args.ptr, outerBlocks, Math.min(MAX_CHUNKS, 8 * pool.threads));
+    pool.run(KIND_WASM_SPMM, job as unknown as Record<string, unknown>, chunks);
+    unstageSpmm(args, at, buf, 0, args.outerLimit);
+    return;
+  }
+  if (!parallel) {
     spmmRange(args, 0, outerBlocks);
     return;
   }

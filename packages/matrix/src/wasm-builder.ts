@@ -163,6 +163,9 @@ export class Code {
     return this.op(0x45);
   }
 
+  i32Load(offset = 0): this {
+    return this.op(0x28, ...this.mem(2, offset));
+  }
   f32Load(offset = 0): this {
     return this.op(0x2a, ...this.mem(2, offset));
   }

@@ -148,34 +148,35 @@ describe("sparse products on large shapes equal the float64 reference", () => {
               full.ref[i * cols + j] = 0;
               full.abs[i * cols + j] = 0;
             }
-        for (const p of [undefined, pool]) {
-          const opts = { pool: p };
-          for (const s of mats) {
-            const name = `${s instanceof CsrMatrix ? "CSR" : `BSR ${c.R}x${c.C}`} ${p ? "pool" : "serial"}`;
-            expectWithinRoundoff(s.matmul(xc, n, opts), fwd, cols, `${name} matmul`);
-            expectWithinRoundoff(
-              s.transposeMatmul(xr, n, opts),
-              tr,
-              rows,
-              `${name} transposeMatmul`,
-            );
-            expectWithinRoundoff(s.rmatmul(xrT, n, opts), rm, rows, `${name} rmatmul`);
-            expectWithinRoundoff(
-              s.rmatmulTranspose(xcT, n, opts),
-              rmt,
-              cols,
-              `${name} rmatmulTranspose`,
-            );
+        for (const kernels of ["asm", "wasm"] as const)
+          for (const p of [undefined, pool]) {
+            const opts = { pool: p, kernels };
+            for (const s of mats) {
+              const name = `${s instanceof CsrMatrix ? "CSR" : `BSR ${c.R}x${c.C}`} ${kernels} ${p ? "pool" : "serial"}`;
+              expectWithinRoundoff(s.matmul(xc, n, opts), fwd, cols, `${name} matmul`);
+              expectWithinRoundoff(
+                s.transposeMatmul(xr, n, opts),
+                tr,
+                rows,
+                `${name} transposeMatmul`,
+              );
+              expectWithinRoundoff(s.rmatmul(xrT, n, opts), rm, rows, `${name} rmatmul`);
+              expectWithinRoundoff(
+                s.rmatmulTranspose(xcT, n, opts),
+                rmt,
+                cols,
+                `${name} rmatmulTranspose`,
+              );
+            }
+            const g = BsrMatrix.sampledMatmul(w, A, B, k, opts);
+            expectWithinRoundoff(g.toDense(), full, k, `sampledMatmul ${p ? "pool" : "serial"}`);
+            const gt = BsrMatrix.sampledMatmul(w, transpose(A, rows, k), transpose(B, k, cols), k, {
+              ...opts,
+              transA: true,
+              transB: true,
+            });
+            expectWithinRoundoff(gt.toDense(), full, k, "sampledMatmul transA transB");
           }
-          const g = BsrMatrix.sampledMatmul(w, A, B, k, opts);
-          expectWithinRoundoff(g.toDense(), full, k, `sampledMatmul ${p ? "pool" : "serial"}`);
-          const gt = BsrMatrix.sampledMatmul(w, transpose(A, rows, k), transpose(B, k, cols), k, {
-            ...opts,
-            transA: true,
-            transB: true,
-          });
-          expectWithinRoundoff(gt.toDense(), full, k, "sampledMatmul transA transB");
-        }
       }),
       { numRuns: 12 },
     );
