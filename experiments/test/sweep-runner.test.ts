@@ -190,7 +190,19 @@ describe("runSweep", () => {
   it("shards run disjoint parts that together are the whole sweep", async () => {
     const root = fresh();
     const seen: string[] = [];
+    const logs: string[] = [];
+    // A directory of another sweep beside the shards must not be counted as a shard.
+    await runSweep({
+      dir: join(root, "other"),
+      name: "other",
+      configs: fixtureConfigs,
+      key: fixtureKey,
+      run: () => 0,
+      shard: { index: 2, count: 3 },
+      progress: { stream: capture() },
+    });
     for (let index = 0; index < 3; index++) {
+      const log = capture();
       const out = await runSweep({
         dir: join(root, `shard-${index}`),
         name: "fixture",
@@ -198,12 +210,19 @@ describe("runSweep", () => {
         key: fixtureKey,
         run: (c, ctx) => fixtureRun(c, ctx),
         shard: { index, count: 3 },
-        progress: { stream: capture() },
+        progress: { stream: log },
       });
+      logs.push(log.text());
       seen.push(...out.ran);
       expect(out.points.every((p) => p.shard.index === index && p.shard.count === 3)).toBe(true);
     }
     expect(seen.sort()).toEqual(["c0", "c1", "c2", "c3", "c4"]);
+    // The progress line counts the sibling shards' points: none seen, one of two, both.
+    expect(logs[0]).toMatch(/fixture: 2\/2 done in shard 0\/3 \(5 in the sweep\); 2 run here/);
+    expect(logs[1]).toMatch(/done c1 in \d+s \[1\/2 done in shard 1\/3; sweep ≥3\/5 done;/);
+    expect(logs[1]).toMatch(/fixture: 2\/2 done in shard 1\/3; sweep ≥4\/5 done;/);
+    expect(logs[2]).toContain("run c2 [0/1 done in shard 2/3; sweep 4/5 done;");
+    expect(logs[2]).toMatch(/fixture: 1\/1 done in shard 2\/3; sweep 5\/5 done;/);
   });
 
   it(

@@ -28,6 +28,12 @@ export interface ProgressCounts {
   alreadyDone: number;
   /** Configurations in the whole sweep (all shards). */
   sweepTotal: number;
+  /**
+   * Points finished by the other shards, and how many of them could be seen (shards whose
+   * directories sit beside this one on shared storage); null when unknown. Asked at each
+   * configuration event, not on every progress text.
+   */
+  othersDone?: () => { done: number; shardsSeen: number } | null;
 }
 
 /** "42s", "3m05s", "1h02m". */
@@ -50,6 +56,7 @@ export class SweepProgress {
   private secondsHere = 0;
   private live = "";
   private current: { key: string; started: number } | null = null;
+  private others: { done: number; shardsSeen: number } | null = null;
 
   constructor(
     private readonly sweep: string,
@@ -63,14 +70,24 @@ export class SweepProgress {
     this.done = counts.alreadyDone;
   }
 
-  /** "7/12 done in shard 1/4 (84 in the sweep)", or "7/12 done" for an unsharded sweep. */
+  /**
+   * "7/12 done" unsharded; sharded "7/12 done in shard 1/4; sweep 30/48 done" when every other
+   * shard's directory is in sight, "sweep ≥20/48 done" when only some are, and
+   * "(48 in the sweep)" when none is.
+   */
   private tally(): string {
     const { shardTotal, sweepTotal } = this.counts;
-    const where =
-      this.shard.count === 1
-        ? ""
-        : ` in shard ${this.shard.index}/${this.shard.count} (${sweepTotal} in the sweep)`;
-    return `${this.done}/${shardTotal} done${where}`;
+    if (this.shard.count === 1) return `${this.done}/${shardTotal} done`;
+    const where = `${this.done}/${shardTotal} done in shard ${this.shard.index}/${this.shard.count}`;
+    const o = this.others;
+    if (o === null || o.shardsSeen === 0) return `${where} (${sweepTotal} in the sweep)`;
+    const exact = o.shardsSeen >= this.shard.count - 1;
+    return `${where}; sweep ${exact ? "" : "≥"}${this.done + o.done}/${sweepTotal} done`;
+  }
+
+  private refreshOthers(): void {
+    if (this.shard.count > 1 && this.counts.othersDone !== undefined)
+      this.others = this.counts.othersDone();
   }
 
   /** Seconds left for this shard, from this process's mean; NaN before the first finish. */
@@ -107,6 +124,7 @@ export class SweepProgress {
   }
 
   begin(): void {
+    this.refreshOthers();
     const { shardTotal, alreadyDone, sweepTotal } = this.counts;
     const shardText =
       this.shard.count === 1
@@ -117,6 +135,7 @@ export class SweepProgress {
 
   start(key: string): void {
     this.current = { key, started: this.clock() };
+    this.refreshOthers();
     this.line(`run ${key} [${this.tally()}; ${this.left()}]`);
     if (this.tty) this.setLive(`${this.sweep}: ${key} running [${this.tally()}; ${this.left()}]`);
   }
@@ -148,6 +167,7 @@ export class SweepProgress {
     this.ranHere++;
     this.secondsHere += seconds;
     this.live = "";
+    this.refreshOthers();
     this.line(`done ${key} in ${formatDuration(seconds)} [${this.tally()}; ${this.left()}]`);
     return seconds;
   }
@@ -160,6 +180,7 @@ export class SweepProgress {
 
   end(): void {
     this.live = "";
+    this.refreshOthers();
     const ran =
       this.ranHere === 0 ? "" : `; ${this.ranHere} run here in ${formatDuration(this.secondsHere)}`;
     this.line(`${this.tally()}${ran}`);

@@ -18,6 +18,7 @@ import {
   compareKeys,
   ensureDirs,
   firstDifference,
+  peerShardsDone,
   pointPath,
   readManifest,
   readPoint,
@@ -176,7 +177,12 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
     const progress = new SweepProgress(
       spec.name,
       shard,
-      { shardTotal: owned.length, alreadyDone: finished.size, sweepTotal: allKeys.length },
+      {
+        shardTotal: owned.length,
+        alreadyDone: finished.size,
+        sweepTotal: allKeys.length,
+        othersDone: () => peerShardsDone(spec.dir, spec.name, allKeys, shard),
+      },
       spec.progress,
     );
     progress.begin();

@@ -7,7 +7,7 @@
 //                             flight (removed once its point is written)
 // Everything here is plain JSON so a point can be read back by any tool.
 import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { removeAtomicTemporaries, writeFileAtomic } from "@tessera/mnist-dataset-loader";
 
 /** Bumped when the point layout changes incompatibly; readers refuse other values. */
@@ -243,4 +243,45 @@ export function readPointsDir(dir: string): PointsInDir {
     else bad.push({ path, reason: "missing" in read ? "vanished while reading" : read.reason });
   }
   return { points, bad };
+}
+
+/**
+ * Finished points of the other shards of the same sweep whose directories sit beside `dir`
+ * (e.g. results/block-sweep/mnist/shard-0 .. shard-7 on shared storage): a sibling counts when
+ * its sweep.json names the same sweep, the same key list and the same shard count. For the
+ * progress line only: merge is what checks the points.
+ */
+export function peerShardsDone(
+  dir: string,
+  sweep: string,
+  keys: readonly string[],
+  shard: { index: number; count: number },
+): { done: number; shardsSeen: number } | null {
+  try {
+    const self = resolve(dir);
+    const parent = dirname(self);
+    const want = keys.join("\n");
+    const seen = new Set<number>();
+    let done = 0;
+    for (const e of readdirSync(parent, { withFileTypes: true })) {
+      const d = join(parent, e.name);
+      if (!e.isDirectory() || d === self) continue;
+      const m = readManifest(d);
+      if (
+        m === null ||
+        m.sweep !== sweep ||
+        m.shard.count !== shard.count ||
+        m.shard.index === shard.index ||
+        seen.has(m.shard.index) ||
+        m.keys.join("\n") !== want
+      )
+        continue;
+      seen.add(m.shard.index);
+      const owned = new Set(m.shardKeys);
+      done += listPointKeys(d).filter((k) => owned.has(k)).length;
+    }
+    return { done, shardsSeen: seen.size };
+  } catch {
+    return null; // an unreadable parent: the line just says less
+  }
 }
