@@ -11,7 +11,15 @@ import {
   sharedFloat32,
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
-import { fastestMs, fillRandom, fmt, machineInfo, parallelCapacity, runPython } from "./common.ts";
+import {
+  blockMask,
+  fastestMs,
+  fillRandom,
+  fmt,
+  machineInfo,
+  parallelCapacity,
+  runPython,
+} from "./common.ts";
 
 // Feature-major Linear layer (activations [features, batch]), W [out, in]:
 //   forward   Y  = W·X          ours: W.matmul(X, n)            dense: matmul(W, X)
@@ -27,20 +35,6 @@ const blocks = [1, 2, 4, 8, 16];
 const sparsities = [0.5, 0.75, 0.9, 0.95];
 const products = ["fwd", "dX", "dW"] as const;
 type Product = (typeof products)[number];
-
-/** Exactly round(density * blocks) kept blocks, chosen by a seeded shuffle. */
-function blockMask(count: number, sparsity: number, seed: number): Uint8Array {
-  const keep = Math.round((1 - sparsity) * count);
-  const order = Array.from({ length: count }, (_, i) => i);
-  const r = fillRandom(new Float64Array(count), seed);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(((r[i]! + 1) / 2) * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  const mask = new Uint8Array(count);
-  for (let i = 0; i < keep; i++) mask[order[i]!] = 1;
-  return mask;
-}
 
 interface Operands {
   rows: number;

@@ -112,3 +112,17 @@ export async function parallelCapacity(): Promise<number> {
   await w.terminate();
   return (2 * one) / both;
 }
+
+/** Exactly round(density * blocks) kept blocks, chosen by a seeded shuffle. */
+export function blockMask(count: number, sparsity: number, seed: number): Uint8Array {
+  const keep = Math.round((1 - sparsity) * count);
+  const order = Array.from({ length: count }, (_, i) => i);
+  const r = fillRandom(new Float64Array(count), seed);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(((r[i]! + 1) / 2) * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const mask = new Uint8Array(count);
+  for (let i = 0; i < keep; i++) mask[order[i]!] = 1;
+  return mask;
+}
