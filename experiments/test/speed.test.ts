@@ -167,7 +167,7 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
           name: "speed",
           configs,
           key: speedKey,
-          progress: { mode: "none" },
+          progress: { stream: { write: () => true }, tty: false },
           run: (c) => {
             runs++;
             return measureSpeed(c, {
