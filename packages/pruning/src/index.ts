@@ -9,3 +9,5 @@ export * from "./bsr.ts";
 export * from "./bsr-export.ts";
 export * from "./kep-conv.ts";
 export * from "./projection.ts";
+export * from "./admm.ts";
+export * from "./compact.ts";
