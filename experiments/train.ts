@@ -3,6 +3,7 @@
 // Re-running the same command continues from the last finished epoch (results/ is kept).
 // One process per run directory: a second `pnpm train` on the same --out refuses (docs/runs.md).
 import { Option } from "commander";
+import { existsSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
 import { setMatrixPool } from "@tessera/autograd";
@@ -17,6 +18,7 @@ import {
   runMain,
 } from "./src/cli.ts";
 import { DATASET_INPUT_SHAPES, loadSplitsAsync } from "./src/data.ts";
+import { acquireRunLock } from "./src/run-lock.ts";
 import {
   DEFAULT_CONFIG,
   MODEL_NAMES,
@@ -128,9 +130,20 @@ await runMain("train", async () => {
   }
   const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
   const dir = o.out ?? join(root, "results", "train", `${o.dataset}-${o.model}-s${o.seed}`);
+  // The directory's lock first: a run already going there is refused before data is loaded.
+  const existed = existsSync(dir);
+  const lock = acquireRunLock(dir, "train");
   // A dataset found nowhere is fetched into datasets/ first (offline sources only), so the
   // recorded commands work on a fresh checkout; an explicit --data-dir is never filled.
-  const splits = await loadSplitsAsync(o.dataset, { dir: o.dataDir, fetch: o.fetch });
+  let splits;
+  try {
+    splits = await loadSplitsAsync(o.dataset, { dir: o.dataDir, fetch: o.fetch });
+  } catch (e) {
+    // Leave no trace of a run that never started: the lock, and the directory if it is ours.
+    lock.release();
+    if (!existed) rmdirIfEmpty(dir);
+    throw e;
+  }
   const { train, test } = splits;
   const from = [...new Set(splits.provenance.train.files.map((f) => dirOf(f.path)))].join(", ");
   console.error(
@@ -140,10 +153,11 @@ await runMain("train", async () => {
   setMatrixPool(pool);
   let r;
   try {
-    r = runTraining({ config, train, test, dir, data: splits.provenance, progress: true });
+    r = runTraining({ config, train, test, dir, data: splits.provenance, lock, progress: true });
   } finally {
     setMatrixPool(undefined);
     await pool?.close();
+    lock.release();
   }
   if (r.removedTemporaries.length > 0)
     console.error(`removed ${r.removedTemporaries.length} temporary file(s) of killed writes`);
@@ -159,6 +173,14 @@ await runMain("train", async () => {
       diverged,
   );
 });
+
+function rmdirIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty (or already gone): leave it
+  }
+}
 
 function dirOf(path: string): string {
   return path.slice(0, path.lastIndexOf("/")) || "/";

@@ -28,7 +28,7 @@ import {
 } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
 import { removeAtomicTemporaries, writeFileAtomic } from "@tessera/mnist-dataset-loader";
-import { acquireRunLock } from "./run-lock.ts";
+import { LOCK_FILE, acquireRunLock, type RunLock } from "./run-lock.ts";
 
 const writeTextAtomic = (path: string, text: string): void =>
   writeFileAtomic(path, new TextEncoder().encode(text));
@@ -171,6 +171,11 @@ export interface RunOptions {
   test?: Dataset;
   /** Where the data came from, recorded in config.json (and checked when resuming). */
   data?: DataProvenance;
+  /**
+   * The lock of `dir`, when the caller took it already (pnpm train does, before loading data,
+   * so that a busy directory is refused at once); it stays the caller's to release.
+   */
+  lock?: RunLock;
   /** Directory for config.json, checkpoint.safetensors, metrics.jsonl and summary.json. */
   dir: string;
   progress?: boolean | ProgressReporter;
@@ -264,12 +269,14 @@ export function runTraining(options: RunOptions): RunResult {
   checkModelInput(config.model, train.inputShape);
   if (train.count === 0)
     throw new RangeError(`${fn}: the training set is empty (0 examples); expected at least one`);
-  const lock = acquireRunLock(dir, fn);
+  if (options.lock !== undefined && options.lock.path !== join(dir, LOCK_FILE))
+    throw new Error(`${fn}: options.lock holds ${options.lock.path}, not the lock of ${dir}`);
+  const lock = options.lock ?? acquireRunLock(dir, fn);
   try {
     const removedTemporaries = removeAtomicTemporaries(dir);
     return trainLocked(options, config, removedTemporaries);
   } finally {
-    lock.release();
+    if (options.lock === undefined) lock.release();
   }
 }
 

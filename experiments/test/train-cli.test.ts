@@ -1,8 +1,8 @@
 // `pnpm train` as a user meets it, run as a child process: every user error is one line
 // `train: <message>` on stderr and a non-zero exit, with no stack trace and no run directory.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
@@ -51,6 +51,23 @@ describe("pnpm train user errors", () => {
       expect(r.stderr.startsWith(line), r.stderr).toBe(true);
       expect(r.stderr).not.toContain("    at ");
       expect(r.created).toBe(false);
+    }
+  });
+
+  it("refuses a directory another live process holds, naming it, before loading any data", () => {
+    const out = join(tmp, "run");
+    mkdirSync(out, { recursive: true });
+    const holder = { pid: process.pid, host: hostname(), started: "now", command: "train" };
+    writeFileSync(join(out, ".lock"), JSON.stringify(holder));
+    try {
+      const r = train([]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(
+        `train: ${out} is in use by pid ${process.pid} on ${hostname()} (since now: train); ` +
+          `wait for it to finish or stop it, or use another output directory\n`,
+      );
+    } finally {
+      rmSync(out, { recursive: true, force: true });
     }
   });
 
