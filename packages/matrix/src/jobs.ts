@@ -1,6 +1,12 @@
-// The wire format of a pool job: numbers in a shared Float64Array, typed arrays as references
-// to SharedArrayBuffers the worker already holds. Main thread and workers share this file so
-// both sides agree on field order.
+// Pool jobs: one typed definition per kind (its argument fields, which are outputs, and the
+// range function that runs a share), and the wire format both sides use: numbers in a shared
+// Float64Array, typed arrays as references to SharedArrayBuffers the worker already holds.
+// Encoding and decoding live here, next to the definitions, so the main thread and the workers
+// cannot disagree on field order or offsets.
+//
+// Adding a job kind: a KIND_* number, its argument interface, and one `job<Args>()({...})` entry
+// in JOBS naming every field as a number or an array (the compiler rejects a misspelt, missing
+// or mistyped field) and the function that runs rows/lines [r[0], r[1]) (and r[2], r[3]).
 import { gemmPackedRange, gemmRange, packRange } from "./gemm.ts";
 import { spmmRange } from "./spmm-kernel.ts";
 import { wasmGemmPackedRange, wasmGemmRange, wasmPackRange } from "./wasm-gemm.ts";
@@ -124,11 +130,16 @@ export interface WasmPackedGemmArgs {
 /** The staged sparse product: block shape (the kernel's specialisation) and byte offsets. */
 export interface WasmSpmmArgs extends SpmmShape, Omit<SpmmLayout, "bytes"> {}
 
-interface Schema {
-  nums: readonly string[];
-  arrays: readonly string[];
+/** Fields of A holding numbers / typed arrays (the two things a job can carry). */
+type NumKeys<A> = { [K in keyof A]-?: A[K] extends number ? K : never }[keyof A] & string;
+type ArrayKeys<A> = { [K in keyof A]-?: A[K] extends AnyArray ? K : never }[keyof A] & string;
+
+/** One job kind: its wire fields, its outputs, and what runs a share of it. */
+export interface JobDef<A = never> {
+  nums: readonly NumKeys<A>[];
+  arrays: readonly ArrayKeys<A>[];
   /** Arrays the kernel writes (copied back when the caller's array was not shared). */
-  outputs: readonly string[];
+  outputs: readonly ArrayKeys<A>[];
   /**
    * True when the job's chunks together write every element of its outputs, so a staged output
    * need not be copied in first.
@@ -136,6 +147,24 @@ interface Schema {
   fullWrite?: boolean;
   /** The job runs the WebAssembly kernels: workers must hold the pool's kernel memory. */
   wasm?: boolean;
+  /** Runs one share: r = [lo, hi, lo2, hi2] as the job's chunks were cut. */
+  run(args: A, r: ArrayLike<number>, wasm: WasmThread | undefined): void;
+}
+
+/**
+ * Typed constructor of a JobDef: `job<Args>()({ nums, arrays, ... })` fails to compile unless
+ * nums and arrays together name every field of Args, each by its kind.
+ */
+function job<A>() {
+  return <const N extends readonly NumKeys<A>[], const R extends readonly ArrayKeys<A>[]>(
+    d: Omit<JobDef<A>, "nums" | "arrays" | "outputs"> & {
+      nums: N;
+      arrays: R;
+      outputs: readonly R[number][];
+    } & ([Exclude<keyof A, N[number] | R[number]>] extends [never]
+        ? unknown
+        : { missingFields: Exclude<keyof A, N[number] | R[number]> }),
+  ): JobDef<A> => d as unknown as JobDef<A>;
 }
 
 const PATCH_NUMS = [
@@ -156,52 +185,86 @@ const PATCH_NUMS = [
   "batched",
 ] as const;
 
-export const SCHEMAS: Record<number, Schema> = {
-  [KIND_GEMM]: {
+let inPoolWorker = false;
+/** Called by worker.ts so the test hooks know where they run. */
+export function markPoolWorker(): void {
+  inPoolWorker = true;
+}
+
+/** This thread's WebAssembly kernel, or a clear error when the job needs one it was not given. */
+function need(wasm: WasmThread | undefined): WasmThread {
+  if (wasm === undefined)
+    throw new Error("matrix pool: a WebAssembly job reached a thread without kernel memory");
+  return wasm;
+}
+
+/** Test hooks act only inside a pool worker. */
+const hook = (act: () => void) => ({
+  nums: [],
+  arrays: [],
+  outputs: [],
+  run: () => {
+    if (inPoolWorker) act();
+  },
+});
+
+/** Every job kind a pool runs (workers look a kind up here too). */
+export const JOBS: Readonly<Record<number, JobDef<never>>> = {
+  [KIND_GEMM]: job<GemmArgs>()({
     nums: ["trans", "m", "k", "n"],
     arrays: ["a", "b", "c"],
     outputs: ["c"],
     fullWrite: true,
-  },
-  [KIND_PACK]: {
+    run: (g, r) => gemmRange(g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!),
+  }),
+  [KIND_PACK]: job<PackArgs>()({
     nums: ["trans", "m", "k", "n"],
     arrays: ["a", "b", "ap", "bp"],
     outputs: ["ap", "bp"],
     fullWrite: true,
-  },
-  [KIND_GEMM_PACKED]: {
+    run: (g, r) => packRange(g.trans, g.a, g.b, g.ap, g.bp, g.m, g.k, g.n, r[0]!, r[1]!),
+  }),
+  [KIND_GEMM_PACKED]: job<PackedGemmArgs>()({
     nums: ["m", "k", "n"],
     arrays: ["ap", "bp", "c"],
     outputs: ["c"],
     fullWrite: true,
-  },
-  [KIND_WASM_GEMM]: {
+    run: (g, r) => gemmPackedRange(g.ap, g.bp, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!),
+  }),
+  [KIND_WASM_GEMM]: job<WasmGemmArgs>()({
     nums: ["trans", "m", "k", "n"],
     arrays: ["a", "b", "c"],
     outputs: ["c"],
     fullWrite: true,
     wasm: true,
-  },
-  [KIND_WASM_PACK]: {
+    run: (g, r, w) =>
+      wasmGemmRange(need(w), g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!),
+  }),
+  [KIND_WASM_PACK]: job<WasmPackArgs>()({
     nums: ["trans", "m", "k", "n", "apAt", "bpAt"],
     arrays: ["a", "b"],
     outputs: [],
     wasm: true,
-  },
-  [KIND_WASM_GEMM_PACKED]: {
+    run: (g, r, w) =>
+      wasmPackRange(need(w), g.trans, g.a, g.b, g.apAt, g.bpAt, g.m, g.k, g.n, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_GEMM_PACKED]: job<WasmPackedGemmArgs>()({
     nums: ["m", "k", "n", "apAt", "bpAt"],
     arrays: ["c"],
     outputs: ["c"],
     fullWrite: true,
     wasm: true,
-  },
-  [KIND_WASM_SPMM]: {
+    run: (g, r, w) =>
+      wasmGemmPackedRange(need(w), g.apAt, g.bpAt, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!),
+  }),
+  [KIND_WASM_SPMM]: job<WasmSpmmArgs>()({
     nums: ["ob", "ib", "eos", "eis", "ptrAt", "idxAt", "idsAt", "dataAt", "xAt", "outAt", "nPad"],
     arrays: [],
     outputs: [],
     wasm: true,
-  },
-  [KIND_SPMM]: {
+    run: (g, r, w) => wasmSpmmRange(need(w), g, g, r[0]!, r[1]!),
+  }),
+  [KIND_SPMM]: job<SpmmArgs>()({
     nums: [
       "bsz",
       "ob",
@@ -218,15 +281,29 @@ export const SCHEMAS: Record<number, Schema> = {
     ],
     arrays: ["ptr", "idx", "ids", "data", "x", "out"],
     outputs: ["out"],
-  },
-  [KIND_SAMPLED]: {
+    run: (g, r) => spmmRange(g, r[0]!, r[1]!),
+  }),
+  [KIND_SAMPLED]: job<SampledArgs>()({
     nums: ["R", "C", "rows", "cols", "sai", "sap", "sbp", "sbj", "k"],
     arrays: ["indptr", "indices", "a", "b", "out"],
     outputs: ["out"],
-  },
-  [KIND_IM2COL]: { nums: PATCH_NUMS, arrays: ["x", "cols"], outputs: ["cols"], fullWrite: true },
-  [KIND_COL2IM]: { nums: PATCH_NUMS, arrays: ["cols", "x"], outputs: ["x"], fullWrite: true },
-  [KIND_KEP]: {
+    run: (g, r) => sampledRange(g, r[0]!, r[1]!),
+  }),
+  [KIND_IM2COL]: job<PatchArgs>()({
+    nums: PATCH_NUMS,
+    arrays: ["x", "cols"],
+    outputs: ["cols"],
+    fullWrite: true,
+    run: (g, r) => im2colRows(g, r[0]!, r[1]!),
+  }),
+  [KIND_COL2IM]: job<PatchArgs>()({
+    nums: PATCH_NUMS,
+    arrays: ["cols", "x"],
+    outputs: ["x"],
+    fullWrite: true,
+    run: (g, r) => col2imImages(g, r[0]!, r[1]!),
+  }),
+  [KIND_KEP]: job<KepArgs>()({
     nums: [
       "mode",
       "n",
@@ -246,23 +323,21 @@ export const SCHEMAS: Record<number, Schema> = {
     arrays: ["ptr", "pos", "values", "a", "b", "out"],
     outputs: ["out"],
     fullWrite: true,
-  },
-  [KIND_THROW]: { nums: [], arrays: [], outputs: [] },
-  [KIND_EXIT]: { nums: [], arrays: [], outputs: [] },
-  [KIND_EXIT_AFTER]: { nums: [], arrays: [], outputs: [] },
-};
+    run: (g, r) => kepRange(g, r[0]!, r[1]!),
+  }),
+  [KIND_THROW]: hook(() => {
+    throw new Error("test hook: job failed inside the worker");
+  }),
+  [KIND_EXIT]: hook(() => process.exit(7)),
+  // worker.ts exits after reporting DONE.
+  [KIND_EXIT_AFTER]: hook(() => undefined),
+} as unknown as Record<number, JobDef<never>>;
 
-let inPoolWorker = false;
-/** Called by worker.ts so the test hooks know where they run. */
-export function markPoolWorker(): void {
-  inPoolWorker = true;
-}
-
-/** This thread's WebAssembly kernel, or a clear error when the job needs one it was not given. */
-function need(wasm: WasmThread | undefined): WasmThread {
-  if (wasm === undefined)
-    throw new Error("matrix pool: a WebAssembly job reached a thread without kernel memory");
-  return wasm;
+/** The definition of `kind`, or an error naming it. */
+export function jobDef(kind: number): JobDef<Record<string, unknown>> {
+  const d = JOBS[kind];
+  if (d === undefined) throw new Error(`matrix pool: unknown job kind ${kind}`);
+  return d as unknown as JobDef<Record<string, unknown>>;
 }
 
 /**
@@ -275,40 +350,62 @@ export function runRange(
   r: ArrayLike<number>,
   wasm?: WasmThread,
 ): void {
-  if (kind === KIND_WASM_SPMM) {
-    const g = args as unknown as WasmSpmmArgs;
-    wasmSpmmRange(need(wasm), g, g, r[0]!, r[1]!);
-  } else if (kind === KIND_WASM_GEMM_PACKED) {
-    const g = args as unknown as WasmPackedGemmArgs;
-    wasmGemmPackedRange(need(wasm), g.apAt, g.bpAt, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
-  } else if (kind === KIND_WASM_PACK) {
-    const g = args as unknown as WasmPackArgs;
-    wasmPackRange(need(wasm), g.trans, g.a, g.b, g.apAt, g.bpAt, g.m, g.k, g.n, r[0]!, r[1]!);
-  } else if (kind === KIND_WASM_GEMM) {
-    const g = args as unknown as WasmGemmArgs;
-    wasmGemmRange(need(wasm), g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
-  } else if (kind === KIND_GEMM) {
-    const g = args as unknown as GemmArgs;
-    gemmRange(g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
-  } else if (kind === KIND_GEMM_PACKED) {
-    const g = args as unknown as PackedGemmArgs;
-    gemmPackedRange(g.ap, g.bp, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!);
-  } else if (kind === KIND_PACK) {
-    const g = args as unknown as PackArgs;
-    packRange(g.trans, g.a, g.b, g.ap, g.bp, g.m, g.k, g.n, r[0]!, r[1]!);
-  } else if (kind === KIND_SPMM) spmmRange(args as unknown as SpmmArgs, r[0]!, r[1]!);
-  else if (kind === KIND_IM2COL) im2colRows(args as unknown as PatchArgs, r[0]!, r[1]!);
-  else if (kind === KIND_COL2IM) col2imImages(args as unknown as PatchArgs, r[0]!, r[1]!);
-  else if (kind === KIND_KEP) kepRange(args as unknown as KepArgs, r[0]!, r[1]!);
-  else if (kind === KIND_SAMPLED) sampledRange(args as unknown as SampledArgs, r[0]!, r[1]!);
-  else if (kind === KIND_EXIT_AFTER)
-    return; // worker.ts exits after reporting DONE
-  else if (kind === KIND_THROW || kind === KIND_EXIT) {
-    // Test hooks act only inside a pool worker.
-    if (!inPoolWorker) return;
-    if (kind === KIND_THROW) throw new Error("test hook: job failed inside the worker");
-    process.exit(7);
-  } else throw new Error(`unknown job kind ${kind}`);
+  jobDef(kind).run(args, r, wasm);
+}
+
+/** Float64 slot of the first field in a worker's parameter block (slot 0 holds the kind). */
+const FIELDS_AT = 1;
+
+for (const [kind, d] of Object.entries(JOBS)) {
+  const slots = FIELDS_AT + d.nums.length + 4 * d.arrays.length;
+  if (slots > PARAMS)
+    throw new Error(`matrix jobs: kind ${kind} needs ${slots} > ${PARAMS} parameter slots`);
+}
+
+/**
+ * Writes job `kind` with `args` into a worker's parameter block; `ref` returns the id under
+ * which the worker holds an array's SharedArrayBuffer (registering it first if need be).
+ */
+export function encodeJob(
+  params: Float64Array,
+  kind: number,
+  args: Record<string, unknown>,
+  ref: (sab: SharedArrayBuffer) => number,
+): void {
+  const d = jobDef(kind);
+  params[0] = kind;
+  let o = FIELDS_AT;
+  for (const name of d.nums) params[o++] = args[name] as number;
+  for (const name of d.arrays) {
+    const arr = args[name] as AnyArray;
+    params[o] = ref(arr.buffer as SharedArrayBuffer);
+    params[o + 1] = typeCode(arr);
+    params[o + 2] = arr.byteOffset;
+    params[o + 3] = arr.length;
+    o += 4;
+  }
+}
+
+/** Reads the job in a parameter block back into arguments (arrays as views of held buffers). */
+export function decodeJob(
+  params: Float64Array,
+  buffers: ReadonlyMap<number, SharedArrayBuffer>,
+): { kind: number; args: Record<string, unknown> } {
+  const kind = params[0]!;
+  const d = jobDef(kind);
+  const args: Record<string, unknown> = {};
+  let o = FIELDS_AT;
+  // "| 0" turns the float64 slots back into small integers: kernels index with them, and V8
+  // compiles index arithmetic on doubles into much slower code.
+  for (const name of d.nums) args[name] = params[o++]! | 0;
+  for (const name of d.arrays) {
+    const id = params[o]!;
+    const buf = buffers.get(id);
+    if (buf === undefined) throw new Error(`buffer ${id} for '${name}' was never registered`);
+    args[name] = viewOf(buf, params[o + 1]!, params[o + 2]!, params[o + 3]!);
+    o += 4;
+  }
+  return { kind, args };
 }
 
 export const TYPE_F32 = 1;

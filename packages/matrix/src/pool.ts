@@ -19,12 +19,12 @@ import {
   KIND_QUIT,
   PARAMS,
   READY,
-  SCHEMAS,
   SEQ,
   STATUS,
   STATUS_ERROR,
+  encodeJob,
+  jobDef,
   runRange,
-  typeCode,
 } from "./jobs.ts";
 import type { AnyArray } from "./jobs.ts";
 import { checkKernelPath, defaultKernels } from "./kernels.ts";
@@ -233,7 +233,7 @@ export class MatrixPool {
       throw new Error("matrix pool: the pool is closed; create a new one with createPool()");
     if (chunks.length > MAX_CHUNKS)
       throw new RangeError(`matrix pool: ${chunks.length} chunks, at most ${MAX_CHUNKS}`);
-    const schema = SCHEMAS[kind]!;
+    const schema = jobDef(kind);
     this.jobsByKind.set(kind, (this.jobsByKind.get(kind) ?? 0) + 1);
     // A synchronous loop never yields to the event loop that delivers "exit": look at DEAD too.
     for (const s of [...this.slots]) if (Atomics.load(s.ctl, DEAD) === 1) this.replaceIfLost(s);
@@ -353,30 +353,19 @@ export class MatrixPool {
   }
 
   private encode(slot: Slot, kind: number, args: Record<string, unknown>): void {
-    const schema = SCHEMAS[kind]!;
-    if (schema.wasm === true && !slot.hasKernelMemory) {
+    if (jobDef(kind).wasm === true && !slot.hasKernelMemory) {
       const scratchAt = (slot.index + 1) * SCRATCH_BYTES;
       slot.port.postMessage({ memory: this.kernelMem!.memory, scratchAt });
       slot.hasKernelMemory = true;
     }
-    const p = slot.params;
-    p[0] = kind;
-    let o = 5;
-    for (const name of schema.nums) p[o++] = args[name] as number;
-    for (const name of schema.arrays) {
-      const arr = args[name] as AnyArray;
-      const sab = arr.buffer as SharedArrayBuffer;
+    encodeJob(slot.params, kind, args, (sab) => {
       const id = bufferId(sab);
       if (!slot.known.has(id)) {
         slot.port.postMessage({ id, sab });
         slot.known.add(id);
       }
-      p[o] = id;
-      p[o + 1] = typeCode(arr);
-      p[o + 2] = arr.byteOffset;
-      p[o + 3] = arr.length;
-      o += 4;
-    }
+      return id;
+    });
   }
 
   /** Waits for a worker's DONE; returns the error to throw, replacing the worker if it died or hung. */

@@ -15,13 +15,12 @@ import {
   KIND_QUIT,
   PARAMS,
   READY,
-  SCHEMAS,
   SEQ,
   STATUS,
   STATUS_ERROR,
   STATUS_OK,
+  decodeJob,
   runRange,
-  viewOf,
 } from "./jobs.ts";
 import { WasmThread } from "./wasm-gemm.ts";
 
@@ -60,24 +59,6 @@ function drain(): void {
   }
 }
 
-function decode(kind: number): Record<string, unknown> {
-  const schema = SCHEMAS[kind];
-  if (schema === undefined) throw new Error(`unknown job kind ${kind}`);
-  const args: Record<string, unknown> = {};
-  let o = 5;
-  // "| 0" turns the float64 slots back into small integers: kernels index with them, and V8
-  // compiles index arithmetic on doubles into much slower code.
-  for (const name of schema.nums) args[name] = params[o++]! | 0;
-  for (const name of schema.arrays) {
-    const id = params[o]!;
-    const buf = buffers.get(id);
-    if (buf === undefined) throw new Error(`buffer ${id} for '${name}' was never registered`);
-    args[name] = viewOf(buf, params[o + 1]!, params[o + 2]!, params[o + 3]!);
-    o += 4;
-  }
-  return args;
-}
-
 /** Claims job `seq` unless the caller already cancelled it (it did all the chunks itself). */
 function claim(seq: number): boolean {
   for (;;) {
@@ -106,7 +87,7 @@ for (;;) {
   let status = STATUS_OK;
   try {
     drain();
-    const args = decode(kind);
+    const { args } = decodeJob(params, buffers);
     // Take chunks until none is left; the caller takes them from the same counter.
     for (;;) {
       const i = Atomics.add(counter, NEXT, 1);
