@@ -7,6 +7,7 @@
 //   pnpm speed                                   # results/block-sweep's first seed, magnitude
 //   pnpm speed --sweep results/block-sweep --block-sizes 4 --rounds 5,10,16
 //   pnpm speed --tiny-chain --rounds 10 --train-steps 50   # no sweep needed (minutes)
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadavg } from "node:os";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
@@ -24,7 +25,7 @@ import {
 } from "./src/cli.ts";
 import { loadSplitsAsync, type SplitPair } from "./src/data.ts";
 import { acquireRunLock } from "./src/run-lock.ts";
-import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts";
+import { addSweepOptions, readPointsDir, resolveSweepCli, runSweep } from "./src/sweep/index.ts";
 import { BLOCK_METHODS, runChain, type ChainConfig } from "./src/block-chain.ts";
 import {
   machineInfo,
@@ -32,7 +33,9 @@ import {
   selectPoints,
   speedKey,
   writeSpeedReport,
+  type MachineInfo,
   type SpeedConfig,
+  type SpeedPointResult,
   type SpeedResult,
 } from "./src/speed.ts";
 
@@ -42,6 +45,10 @@ const program = addSweepOptions(
       "Inference (dense / BSR / CSR) and fine-tuning epoch (dense / BSR) times of every block-sweep point",
     )
     .option("--sweep <dir>", "the block sweep's output directory (default results/block-sweep)")
+    .option(
+      "--report-only",
+      "time nothing: rewrite the tables and charts from the points in --out (e.g. a merged sharded run)",
+    )
     .option(
       "--tiny-chain",
       "no sweep needed: first run one quick chain per dataset and block size (dense 1 epoch and 1 fine-tuning epoch per round on 6000 examples) into <out>/tiny-chain, and time its checkpoints",
@@ -115,6 +122,7 @@ const program = addSweepOptions(
 interface Options {
   sweep?: string;
   tinyChain?: boolean;
+  reportOnly?: boolean;
   dataset?: DatasetName[];
   blockSizes?: number[];
   methods: string[];
@@ -202,6 +210,24 @@ await runMain("speed", async () => {
   const { out, shard } = resolveSweepCli(o, join(root, "results", "speed"));
   const machine = machineInfo();
   const command = `pnpm speed ${process.argv.slice(2).join(" ")}`.trim();
+  if (o.reportOnly === true) {
+    const { points, bad } = readPointsDir(out);
+    if (bad.length > 0)
+      throw new Error(`unreadable points: ${bad.map((b) => `${b.path} (${b.reason})`).join("; ")}`);
+    if (points.length === 0) throw new Error(`no points in ${join(out, "points")}`);
+    // The machine is the one the points were timed on, as recorded then.
+    const recorded = join(out, "machine.json");
+    const report = await writeSpeedReport(
+      out,
+      points as unknown as SpeedPointResult[],
+      existsSync(recorded)
+        ? (JSON.parse(readFileSync(recorded, "utf8")) as MachineInfo)
+        : { ...machine, loadStart: [] }, // today's load says nothing of the timing's
+      command,
+    );
+    console.log(report.markdown);
+    return;
+  }
   const data = new Map<string, SplitPair>();
   const load = async (d: DatasetName): Promise<SplitPair> => {
     let s = data.get(d);

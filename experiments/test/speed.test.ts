@@ -16,6 +16,7 @@ import {
   measureSpeed,
   selectPoints,
   speedKey,
+  targetsTable,
   writeSpeedReport,
   type SpeedConfig,
   type SpeedPointResult,
@@ -283,5 +284,16 @@ describe("checkTargets", () => {
     ]);
     expect(checks[1]!.ratio).toBeCloseTo(0.8, 12);
     expect(checks[2]!.ratio).toBeCloseTo(0.8, 12);
+    expect(targetsTable(checks)).toMatch(/\| NO: 4\.00x is 20% short of 5\.00x \|/);
+  });
+
+  it("does not judge a target on a point far from 10% density", () => {
+    const checks = checkTargets([point("m-b4-magnitude-s1", 4, 0.411, [9, 9], 9)]);
+    expect(checks.map((c) => [c.measured, c.met])).toEqual([
+      [9, null],
+      [9, null],
+      [9, null],
+    ]);
+    expect(targetsTable(checks)).toContain("not judged: no 4x4 point at 8-14% density");
   });
 });
