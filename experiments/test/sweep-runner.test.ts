@@ -168,6 +168,9 @@ describe("runSweep", () => {
     ).rejects.toThrow(
       /configs\[0\] and configs\[1\] have the same key "same" but differ \(config\.i: 0 vs 1\)/,
     );
+    await expect(
+      runSweep({ ...base, configs: [{ i: 0 }, { i: 1 }], key: (c) => (c.i ? "B4" : "b4") }),
+    ).rejects.toThrow(/keys "b4" and "B4" differ only in case/);
     await expect(runSweep({ ...base, configs: [{ lr: NaN }], key: () => "k" })).rejects.toThrow(
       /configs\[0\]\.lr is NaN/,
     );

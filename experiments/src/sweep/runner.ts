@@ -99,10 +99,19 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
   const shard = spec.shard ?? WHOLE;
 
   const byKey = new Map<string, { config: C; index: number }>();
+  // Keys that differ only in case would share one file on macOS and Windows file systems.
+  const byFolded = new Map<string, string>();
   spec.configs.forEach((config, index) => {
     checkJson(config, `configs[${index}]`, fn);
     const key = spec.key(config);
     checkKey(key, `${fn}: key(configs[${index}])`);
+    const folded = byFolded.get(key.toLowerCase());
+    if (folded !== undefined && folded !== key)
+      throw new Error(
+        `${fn}: keys "${folded}" and "${key}" differ only in case; they would share one point ` +
+          `file on a case-insensitive file system`,
+      );
+    byFolded.set(key.toLowerCase(), key);
     const prev = byKey.get(key);
     if (prev !== undefined)
       throw new Error(
