@@ -169,6 +169,32 @@ describe("runCifarHead on a tiny CIFAR-10 in the binary format", () => {
     expect(existsSync(join(d2, CIFAR_HEAD_FILES.bsr))).toBe(true);
   });
 
+  it("a run killed after dense epoch 1 resumes from its checkpoint with the same trunk", () => {
+    const short = config({ rounds: 1 }); // same dense stage, cheaper pruning
+    const d3 = join(root, "killed-dense");
+    const kill = (text: string) => {
+      // Called after epoch 2's summary and before its checkpoint: epoch 1's is on disk.
+      if (text.startsWith("dense: epoch 2/")) throw new Error("killed");
+    };
+    expect(() =>
+      runCifarHead(short, { train: splits.train, test: splits.test, dir: d3, progress: kill }),
+    ).toThrow("killed");
+    expect(existsSync(join(d3, CIFAR_HEAD_FILES.denseCheckpoint))).toBe(true);
+    expect(existsSync(join(d3, CIFAR_HEAD_FILES.dense))).toBe(false);
+    const lines: string[] = [];
+    const r = runCifarHead(short, {
+      train: splits.train,
+      test: splits.test,
+      dir: d3,
+      progress: (t) => lines.push(t),
+    });
+    expect(lines[0]).toBe("dense: resuming after epoch 1");
+    expect(r.trunkDigest.afterDense).toBe(result.trunkDigest.afterDense);
+    expect(r.dense.testAccuracy).toBe(result.dense.testAccuracy);
+    const noTime = (h: typeof r.dense.history) => h.map(({ seconds: _s, ...e }) => e);
+    expect(noTime(r.dense.history)).toEqual(noTime(result.dense.history));
+  });
+
   it("one-shot mode prunes each head layer to the target in one cut", () => {
     const oneShot = config({ mode: "one-shot", targetDensity: 0.03 });
     const r = runCifarHead(oneShot, {
