@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -16,6 +16,17 @@ import {
   type AdmmPointResult,
   type AdmmSweepOptions,
 } from "../src/admm-experiments.ts";
+import {
+  blockTable,
+  checkAdmmTargets,
+  compactTable,
+  pointsTable,
+  residualChart,
+  targetsTable,
+  type AdmmPoint,
+  type ChainPoint,
+} from "../src/admm-report.ts";
+import { renderChart } from "../src/plot/index.ts";
 import { bands } from "./helpers.ts";
 
 function tmp(): string {
@@ -145,6 +156,31 @@ describe("ADMM experiments", () => {
       chainKeptTiles(3 * 25, 0.1, 3),
     ]);
     expect(blk.bsr!.accuracy).toBe(blk.accuracyFinal);
+    // The report's tables, targets and residual chart from these points.
+    const pts = first.points as AdmmPoint[];
+    const checks = checkAdmmTargets(pts, []);
+    expect(checks[0]!.met).toBe(pa.accuracyFinal >= 0.99);
+    expect(checks[1]!.met).toBe(
+      pa.accuracyPruned > pm.accuracyPruned &&
+        byKey.get("lenet5-nonstructured-mnist-x2-admm-s1")!.accuracyPruned >
+          byKey.get("lenet5-nonstructured-mnist-x2-magnitude-s1")!.accuracyPruned &&
+        byKey.get("lenet5-nonstructured-mnist-x4-admm-s1")!.accuracyPruned >
+          byKey.get("lenet5-nonstructured-mnist-x4-magnitude-s1")!.accuracyPruned,
+    );
+    expect(checks[3]!.met).toBeNull(); // round 3 keeps > 5%: nothing to compare
+    expect(targetsTable(checks).trim().split("\n")).toHaveLength(2 + checks.length);
+    expect(pointsTable(pts).trim().split("\n")).toHaveLength(2 + pts.length);
+    expect(compactTable(pts)).toContain(
+      "conv1 [12,1,5,5] conv2 [25,12,5,5] fc1 [125,400] fc2 [10,125]",
+    );
+    const chain: ChainPoint = {
+      config: { dataset: "mnist", blockSize: 4, method: "magnitude", seed: 1 },
+      result: { rounds: [{ round: 3, density: 0.5, accuracyFineTuned: 0.5 }] },
+    };
+    expect(blockTable(pts, [chain])).toContain("50.00 (1 seeds)");
+    const svg = join(out, "residual.svg");
+    await renderChart(residualChart(pts, "residuals"), svg);
+    expect(readFileSync(svg, "utf8")).toContain("<svg");
     const again = await run();
     expect(again.ran).toHaveLength(0);
     expect(again.skipped).toHaveLength(configs.length);
