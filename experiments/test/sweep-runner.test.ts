@@ -220,6 +220,10 @@ describe("runSweep", () => {
       expect(out.points.every((p) => p.shard.index === index && p.shard.count === 3)).toBe(true);
     }
     expect(seen.sort()).toEqual(["c0", "c1", "c2", "c3", "c4"]);
+    // A shard directory is not resumed as another shard (e.g. a lone Slurm task, shard 0/1).
+    await expect(sweep(join(root, "shard-1"))).rejects.toThrow(
+      /shard-1 was run as shard 1\/3 \(sweep\.json\) but this run is shard 0\/1; pass --shard 1\/3/,
+    );
     // The progress line counts the sibling shards' points: none seen, one of two, both.
     expect(logs[0]).toMatch(/fixture: 2\/2 done in shard 0\/3 \(5 in the sweep\); 2 run here/);
     expect(logs[1]).toMatch(/done c1 in \d+s \[1\/2 done in shard 1\/3; sweep ≥3\/5 done;/);

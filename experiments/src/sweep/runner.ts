@@ -143,6 +143,18 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
       throw new Error(
         `${fn}: ${spec.dir} holds sweep "${prior.sweep}" (${MANIFEST_FILE}); use another output directory`,
       );
+    // A shard directory resumed under another shard (e.g. `sbatch --array=3` alone makes
+    // shard 0/1, the whole sweep) would quietly compute the other shards' work here.
+    if (
+      prior !== null &&
+      prior.shard.count > 1 &&
+      (prior.shard.index !== shard.index || prior.shard.count !== shard.count)
+    )
+      throw new Error(
+        `${fn}: ${spec.dir} was run as shard ${formatShard(prior.shard)} (${MANIFEST_FILE}) but ` +
+          `this run is shard ${formatShard(shard)}; pass --shard ${formatShard(prior.shard)} to ` +
+          `resume it, or delete ${join(spec.dir, MANIFEST_FILE)} to reuse its points in another shard`,
+      );
     // Check every stored point before running anything, so a mismatch fails in seconds.
     const finished = new Map<string, SweepPoint<C, R>>();
     const corrupt: string[] = [];
