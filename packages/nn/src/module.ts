@@ -250,6 +250,13 @@ export abstract class Module {
           `${fn}: shape mismatch for "${key}": checkpoint has ${fmt(src.shape)}, model has ${fmt(target.shape)}`,
         );
       }
+      // copyFrom would convert (int32 bits read as weights, float64 rounded): a checkpoint
+      // whose dtype differs from the model's is refused, not reinterpreted.
+      if (src.dtype !== target.dtype) {
+        throw new Error(
+          `${fn}: dtype mismatch for "${key}": checkpoint has ${src.dtype}, model has ${target.dtype}`,
+        );
+      }
       copies.push([target, src]);
     }
     for (const [target, src] of copies) target.copyFrom(src);

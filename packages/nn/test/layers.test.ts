@@ -174,6 +174,12 @@ describe("Sequential and Module", () => {
     expect(() => b.loadStateDict(sd)).toThrow(
       /shape mismatch for "0.weight": checkpoint has \[3\], model has \[2,2\]/,
     );
+    const ints = a.stateDict();
+    ints.set("0.weight", new Tensor(new Int32Array(4), [2, 2]));
+    expect(() => b.loadStateDict(ints)).toThrow(
+      /dtype mismatch for "0.weight": checkpoint has int32, model has float32/,
+    );
+    expect(Array.from(w.data.data)).toEqual(Array.from(a.parameters()[0]!.data.data));
     const partial = a.stateDict();
     partial.delete("1.running_mean");
     partial.set("extra", T([1], [1]));
