@@ -107,8 +107,8 @@ describe("speedupVsDensityChart", () => {
   });
 
   it("renderChart refuses a path that is not .svg", async () => {
-    await expect(renderChart({ mark: "point" }, join(fresh(), "x.png"))).rejects.toThrow(
-      /renderChart: svgPath ".*x\.png" must end in \.svg/,
-    );
+    await expect(
+      renderChart({ data: { values: [] }, mark: "point" }, join(fresh(), "x.png")),
+    ).rejects.toThrow(/renderChart: svgPath ".*x\.png" must end in \.svg/);
   });
 });
