@@ -104,6 +104,7 @@ export interface AdmmPointResult {
   residuals: Record<string, number>[];
   /** Epochs after the dense model: K·E + R. */
   epochs: number;
+  /** Wall time of the call that finished the point (a resumed point: its last call only). */
   seconds: number;
   /** Structured points: the compacted layer shapes and forward times (seconds, median). */
   compact?: {

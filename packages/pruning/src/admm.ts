@@ -340,6 +340,12 @@ export interface AdmmRunResult {
   log: AdmmLogLine[];
 }
 
+function layerConfig(config: AdmmConfig, name: string): AdmmLayerConfig {
+  return config.layers instanceof Map
+    ? config.layers.get(name)!
+    : (config.layers as Record<string, AdmmLayerConfig>)[name]!;
+}
+
 function writeTextAtomic(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, text);
@@ -366,9 +372,24 @@ export function runAdmm(model: Module, config: AdmmConfig, options: AdmmRunOptio
   let log: AdmmLogLine[] = [];
   let retrainDone = 0;
 
+  // Everything that decides the numbers; a checkpoint made under another setting is refused.
+  const identity = JSON.stringify({
+    layers: pruner.names().map((n) => [n, layerConfig(config, n)]),
+    rhoGrowth: pruner.rhoGrowth,
+    rhoMax: String(pruner.rhoMax),
+    iterations: options.iterations,
+    epochsPerIteration: options.epochsPerIteration,
+    retrainEpochs: options.retrainEpochs,
+    batchSize: options.batchSize,
+    seed: options.seed,
+  });
   if (options.checkpoint !== undefined && existsSync(options.checkpoint)) {
     const file = loadSafetensors(options.checkpoint);
     const meta = file.metadata;
+    if (meta["admm.config"] !== identity)
+      throw new Error(
+        `${fn}: ${options.checkpoint} was written by a run with another configuration (${meta["admm.config"]}), this one is ${identity}; use another checkpoint path or delete it`,
+      );
     const modelState = new Map<string, ReturnType<typeof recordToTensor>>();
     const optState = new Map<string, TensorRecord>();
     for (const [k, r] of file.tensors) {
@@ -400,6 +421,7 @@ export function runAdmm(model: Module, config: AdmmConfig, options: AdmmRunOptio
     for (const [k, r] of a.records) records.set(k, r);
     let metadata: Record<string, string> = {
       ...a.metadata,
+      "admm.config": identity,
       "admm.phase": phase,
       "admm.retrainEpochs": String(retrainDone),
       "admm.log": JSON.stringify(log),

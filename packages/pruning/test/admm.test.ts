@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Generator, Tensor } from "@tessera/tensor";
+import { createPool } from "@tessera/matrix";
 import type { Variable } from "@tessera/autograd";
 import { Adam, arrayDataset, evaluate, fit, type Dataset, type Sequential } from "@tessera/nn";
 import {
@@ -282,5 +283,24 @@ describe("runAdmm", () => {
       "retrain",
     ]);
     expect(strip(readFileSync(logB, "utf8"))).toEqual(linesA);
+  });
+
+  it("is bitwise the same on a 2-thread pool, and refuses a checkpoint of another configuration", async () => {
+    const short = { ...opts, iterations: 2, epochsPerIteration: 1, retrainEpochs: 1 };
+    const a = pretrained();
+    runAdmm(a, config, short);
+    const pool = createPool({ threads: 2 });
+    try {
+      const b = pretrained();
+      runAdmm(b, config, { ...short, pool });
+      for (const [n] of a.namedParameters()) expect(weights(b, n)).toEqual(weights(a, n));
+    } finally {
+      await pool.close();
+    }
+    const ckpt = tmp("c.safetensors");
+    runAdmm(pretrained(), config, { ...short, checkpoint: ckpt });
+    expect(() =>
+      runAdmm(pretrained(), { ...config, rhoGrowth: 1.2 }, { ...short, checkpoint: ckpt }),
+    ).toThrow(/runAdmm: .*c\.safetensors was written by a run with another configuration/);
   });
 });
