@@ -298,6 +298,7 @@ await runMain("speed", async () => {
       },
     });
     machine.loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
+    machine.command = command;
     const report = await writeSpeedReport(out, outcome.points, machine, command);
     console.log(report.markdown);
     console.error(

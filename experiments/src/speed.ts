@@ -380,6 +380,8 @@ export interface MachineInfo {
   /** Load averages (1, 5, 15 min). */
   loadStart: number[];
   loadEnd?: number[];
+  /** The command that timed the points (a report rewritten later names both). */
+  command?: string;
 }
 
 export function machineInfo(): MachineInfo {
@@ -616,7 +618,9 @@ export async function writeSpeedReport(
   const markdown = [
     `## Speed: whole pruned LeNet-300-100, dense (masked) vs BSR vs CSR`,
     ``,
-    `Command: \`${command}\``,
+    machine.command === undefined || machine.command === command
+      ? `Command: \`${command}\``
+      : `Command: \`${machine.command}\` (this report rewritten by \`${command}\`)`,
     ``,
     `Machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; load average ` +
       `(1/5/15 min) ${load(machine.loadStart)} at start, ${load(machine.loadEnd)} at end. ` +
