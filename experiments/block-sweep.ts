@@ -84,7 +84,7 @@ const program = addSweepOptions(
       "--ft-lr <x>",
       "fine-tuning Adam learning rate (cosine within a round)",
       positiveNumber("--ft-lr"),
-      2e-4,
+      1e-3,
     )
     .option(
       "--dense-epochs <n>",

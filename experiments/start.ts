@@ -37,7 +37,7 @@ const program = createCommand("start")
     positiveInt("--rounds"),
     10,
   )
-  .option("--ft-epochs <n>", "fine-tuning epochs per round", positiveInt("--ft-epochs"), 1)
+  .option("--ft-epochs <n>", "fine-tuning epochs per round", positiveInt("--ft-epochs"), 2)
   .option("--block-size <b>", "tile size b (b x b)", positiveInt("--block-size"), 4)
   .option("--threads <n>", "threads for matrix products", positiveInt("--threads"), 2)
   .option(
@@ -91,7 +91,7 @@ await runMain("start", async () => {
       seed: 1,
       rounds: o.rounds,
       rates: { hidden: 0.2, output: 0.1 },
-      fineTune: { epochs: o.ftEpochs, lr: 2e-4, schedule: "cosine", batchSize: 128 },
+      fineTune: { epochs: o.ftEpochs, lr: 1e-3, schedule: "cosine", batchSize: 128 },
     };
     console.error(`start: 1/4 dense LeNet-300-100, ${o.epochs} epochs (-> ${join(out, "dense")})`);
     setMatrixPool(pool);
