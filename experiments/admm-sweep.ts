@@ -20,9 +20,8 @@ import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
 import { createPool, type MatrixPool } from "@tessera/matrix";
 import type { Module } from "@tessera/nn";
-import { setMatrixPool } from "@tessera/autograd";
 import { choice, createCommand, list, positiveInt, positiveNumber, runMain } from "./src/cli.ts";
-import { loadSplitsAsync, type SplitPair } from "./src/data.ts";
+import { splitsCache } from "./src/data.ts";
 import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts";
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
 import {
@@ -131,7 +130,7 @@ await runMain("admm-sweep", async () => {
     denseEpochs: { lenet5: o.denseEpochs, lenet300100: o.denseEpochs },
     denseDefaults,
   });
-  const data = new Map<string, SplitPair>();
+  const splits = splitsCache({ dir: o.dataDir });
   const pool: MatrixPool | undefined =
     o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
   try {
@@ -142,22 +141,12 @@ await runMain("admm-sweep", async () => {
       key: admmPointKey,
       shard,
       run: async (c, ctx) => {
-        let splits = data.get(c.dataset);
-        if (splits === undefined) {
-          splits = await loadSplitsAsync(c.dataset as DatasetName, { dir: o.dataDir });
-          data.set(c.dataset, splits);
-        }
-        const { train, test } = splits;
+        const { train, test } = await splits(c.dataset as DatasetName);
         const d: TrainConfig = c.dense;
         const denseDir = join(out, "dense", `${d.model}-${d.dataset}-s${d.seed}`);
         const denseModel = (): Module => {
           ctx.progress(`dense ${d.model} ${d.epochs} epochs -> ${denseDir}`);
-          setMatrixPool(pool);
-          try {
-            return runTraining({ config: d, train, test, dir: denseDir, progress: false }).model;
-          } finally {
-            setMatrixPool(undefined);
-          }
+          return runTraining({ config: d, train, test, dir: denseDir, pool }).model;
         };
         return runAdmmPoint(c, {
           train,

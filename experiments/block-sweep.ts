@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
 import { createPool, type MatrixPool } from "@tessera/matrix";
 import { lenet300100, type Module } from "@tessera/nn";
-import { setMatrixPool } from "@tessera/autograd";
 import { Generator } from "@tessera/tensor";
 import {
   choice,
@@ -22,7 +21,7 @@ import {
   positiveNumber,
   runMain,
 } from "./src/cli.ts";
-import { loadSplitsAsync, type SplitPair } from "./src/data.ts";
+import { splitsCache } from "./src/data.ts";
 import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts";
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
 import {
@@ -153,7 +152,7 @@ await runMain("block-sweep", async () => {
   const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
   const { out, shard } = resolveSweepCli(o, join(root, "results", "block-sweep"));
   const configs = sweepConfigs(o);
-  const data = new Map<string, SplitPair>();
+  const splits = splitsCache({ dir: o.dataDir });
   const pool: MatrixPool | undefined =
     o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
   try {
@@ -164,22 +163,11 @@ await runMain("block-sweep", async () => {
       key: sweepKey,
       shard,
       run: async (c, ctx) => {
-        let splits = data.get(c.dataset);
-        if (splits === undefined) {
-          splits = await loadSplitsAsync(c.dataset as DatasetName, { dir: o.dataDir });
-          data.set(c.dataset, splits);
-        }
-        const { train, test } = splits;
+        const { train, test } = await splits(c.dataset as DatasetName);
         const denseDir = join(out, "dense", `${c.dataset}-s${c.seed}`);
         const dense = (): Module => {
           ctx.progress(`dense model ${c.dense.epochs} epochs -> ${denseDir}`);
-          setMatrixPool(pool); // runTraining's fit runs on autograd's pool
-          try {
-            return runTraining({ config: c.dense, train, test, dir: denseDir, progress: false })
-              .model;
-          } finally {
-            setMatrixPool(undefined);
-          }
+          return runTraining({ config: c.dense, train, test, dir: denseDir, pool }).model;
         };
         return runChain(c, {
           train,

@@ -23,7 +23,7 @@ import {
   positiveNumber,
   runMain,
 } from "./src/cli.ts";
-import { loadSplitsAsync, type SplitPair } from "./src/data.ts";
+import { splitsCache, type SplitPair } from "./src/data.ts";
 import { acquireRunLock } from "./src/run-lock.ts";
 import { addSweepOptions, readPointsDir, resolveSweepCli, runSweep } from "./src/sweep/index.ts";
 import { BLOCK_METHODS, runChain, type ChainConfig } from "./src/block-chain.ts";
@@ -228,15 +228,7 @@ await runMain("speed", async () => {
     console.log(report.markdown);
     return;
   }
-  const data = new Map<string, SplitPair>();
-  const load = async (d: DatasetName): Promise<SplitPair> => {
-    let s = data.get(d);
-    if (s === undefined) {
-      s = await loadSplitsAsync(d, { dir: o.dataDir });
-      data.set(d, s);
-    }
-    return s;
-  };
+  const load = splitsCache({ dir: o.dataDir });
   // One pool per thread count, created once and reused by every point.
   const pools = new Map<number, MatrixPool | undefined>();
   for (const t of new Set([...o.threads, o.trainThreads]))

@@ -6,9 +6,8 @@
 import { join } from "node:path";
 import { mkdirSync } from "node:fs";
 import { findWorkspaceRoot, writeFileAtomic } from "@tessera/mnist-dataset-loader";
-import { setMatrixPool } from "@tessera/autograd";
 import { createPool } from "@tessera/matrix";
-import { evaluate, lenet300100, type Module } from "@tessera/nn";
+import { evaluate, lenet300100 } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
 import {
   loadPruned,
@@ -94,19 +93,14 @@ await runMain("start", async () => {
       fineTune: { epochs: o.ftEpochs, lr: 1e-3, schedule: "cosine", batchSize: 128 },
     };
     console.error(`start: 1/4 dense LeNet-300-100, ${o.epochs} epochs (-> ${join(out, "dense")})`);
-    setMatrixPool(pool);
-    let denseModel: Module;
-    try {
-      denseModel = runTraining({
-        config: dense,
-        train,
-        test,
-        dir: join(out, "dense"),
-        progress: true,
-      }).model;
-    } finally {
-      setMatrixPool(undefined);
-    }
+    const denseModel = runTraining({
+      config: dense,
+      train,
+      test,
+      dir: join(out, "dense"),
+      pool,
+      progress: true,
+    }).model;
     console.error(`start: 2/4 ${o.rounds} rounds of ${o.blockSize}x${o.blockSize} block pruning`);
     const chainDir = join(out, "chain");
     const result = runChain(chain, {

@@ -6,7 +6,6 @@ import { Option } from "commander";
 import { existsSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
-import { setMatrixPool } from "@tessera/autograd";
 import { createPool } from "@tessera/matrix";
 import {
   createCommand,
@@ -150,12 +149,19 @@ await runMain("train", async () => {
     `training ${o.model} on ${o.dataset} (${train.count} / ${test.count}, from ${from}) -> ${dir}`,
   );
   const pool = o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
-  setMatrixPool(pool);
   let r;
   try {
-    r = runTraining({ config, train, test, dir, data: splits.provenance, lock, progress: true });
+    r = runTraining({
+      config,
+      train,
+      test,
+      dir,
+      data: splits.provenance,
+      lock,
+      pool,
+      progress: true,
+    });
   } finally {
-    setMatrixPool(undefined);
     await pool?.close();
     lock.release();
   }

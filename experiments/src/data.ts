@@ -49,6 +49,21 @@ export async function loadSplitsAsync(
   return toSplits(await load("train"), await load("test"));
 }
 
+/**
+ * A loader that loads each dataset once (with `options`, e.g. an explicit `dir`) and then
+ * hands out the same splits: for sweeps whose configurations share datasets.
+ */
+export function splitsCache(
+  options: Omit<LoadAsyncOptions, "split"> = {},
+): (name: DatasetName) => Promise<SplitPair> {
+  const cache = new Map<DatasetName, Promise<SplitPair>>();
+  return (name) => {
+    let s = cache.get(name);
+    if (s === undefined) cache.set(name, (s = loadSplitsAsync(name, options)));
+    return s;
+  };
+}
+
 /** The files of a loaded split with their SHA-256, and a digest of the decoded content. */
 export function splitProvenance(d: RawDataset): SplitProvenance {
   const files = d.files.map((path) => {

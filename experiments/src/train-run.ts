@@ -27,6 +27,7 @@ import {
   type TensorRecord,
 } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
+import type { MatrixPool } from "@tessera/matrix";
 import { removeAtomicTemporaries, writeFileAtomic } from "@tessera/mnist-dataset-loader";
 import { LOCK_FILE, acquireRunLock, type RunLock } from "./run-lock.ts";
 
@@ -179,6 +180,8 @@ export interface RunOptions {
   /** Directory for config.json, checkpoint.safetensors, metrics.jsonl and summary.json. */
   dir: string;
   progress?: boolean | ProgressReporter;
+  /** Run the matrix products on this pool (fit's option; the numbers do not depend on it). */
+  pool?: MatrixPool;
   /** Stop after this many epochs in this call (the run stays resumable); for tests. */
   maxEpochsThisCall?: number;
 }
@@ -344,6 +347,7 @@ function trainLocked(
       batchSize: config.batchSize,
       optimizer,
       seed: config.seed,
+      pool: options.pool,
       progress: options.progress ?? false,
       onEpochEnd: (summary) => {
         history = [...history, summary];

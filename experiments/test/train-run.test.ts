@@ -4,25 +4,8 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { arrayDataset, loadSafetensors, saveSafetensors } from "@tessera/nn";
-import { Generator } from "@tessera/tensor";
+import { bands } from "./helpers.ts";
 import { checkModelInput, runTraining, type TrainConfig } from "../src/train-run.ts";
-
-// A small learnable problem in LeNet-300-100's input shape: the label is which of ten pixel
-// bands is brightest.
-function bands(count: number, seed: number) {
-  const g = new Generator(seed);
-  const x = new Uint8Array(count * 784);
-  const y = new Uint8Array(count);
-  for (let i = 0; i < count; i++) {
-    const label = g.int(0, 10);
-    y[i] = label;
-    for (let p = 0; p < 784; p++) {
-      const inBand = Math.floor(p / 78.4) === label;
-      x[i * 784 + p] = Math.floor(g.nextFloat() * 100) + (inBand ? 150 : 0);
-    }
-  }
-  return arrayDataset(x, y, [784], { mean: 0.5, std: 0.5 });
-}
 
 const config: TrainConfig = {
   model: "lenet300100",
