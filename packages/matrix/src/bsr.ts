@@ -14,9 +14,9 @@ export interface SparseProductOptions<T extends FloatArray = FloatArray> {
   out?: T;
   pool?: MatrixPool;
   /**
-   * Kernels of matmul/transposeMatmul/rmatmul/rmatmulTranspose on float32 data: "asm" or
+   * Kernels of the products (the four products and sampledMatmul) on float32 data: "asm" or
    * "wasm" (see DenseOptions.kernels; default: the pool's, else TESSERA_KERNELS, else "asm").
-   * The sampled product and float64 data always run the JavaScript/asm.js kernels.
+   * Float64 data always runs the JavaScript/asm.js kernels.
    */
   kernels?: KernelPath;
 }
@@ -329,7 +329,7 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
       k,
       out,
     };
-    runSampled(args, nnz, options?.pool);
+    runSampled(args, nnz, options?.pool, resolveKernels(fn, options?.kernels, options?.pool));
     return new BsrMatrix<SameFloat<T>>({
       rows,
       cols,

@@ -13,6 +13,8 @@ import { wasmGemmPackedRange, wasmGemmRange, wasmPackRange } from "./wasm-gemm.t
 import type { WasmThread } from "./wasm-gemm.ts";
 import { wasmSpmmRange } from "./wasm-spmm.ts";
 import type { SpmmLayout, SpmmShape } from "./wasm-spmm.ts";
+import { wasmSampledRange } from "./wasm-sampled.ts";
+import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs } from "./spmm-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
@@ -42,6 +44,8 @@ export const KIND_WASM_PACK = 9;
 export const KIND_WASM_GEMM_PACKED = 10;
 /** A sparse product on the WebAssembly kernel (wasm-spmm.ts), staged in the pool's kernel memory. */
 export const KIND_WASM_SPMM = 12;
+/** The sampled product on the WebAssembly kernel (wasm-sampled.ts), staged like KIND_WASM_SPMM. */
+export const KIND_WASM_SAMPLED = 13;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -129,6 +133,11 @@ export interface WasmPackedGemmArgs {
 
 /** The staged sparse product: block shape (the kernel's specialisation) and byte offsets. */
 export interface WasmSpmmArgs extends SpmmShape, Omit<SpmmLayout, "bytes"> {}
+
+/** The staged sampled product: block shape, k and byte offsets. */
+export interface WasmSampledArgs extends SampledShape, Omit<SampledLayout, "bytes"> {
+  k: number;
+}
 
 /** Fields of A holding numbers / typed arrays (the two things a job can carry). */
 type NumKeys<A> = { [K in keyof A]-?: A[K] extends number ? K : never }[keyof A] & string;
@@ -263,6 +272,13 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     outputs: [],
     wasm: true,
     run: (g, r, w) => wasmSpmmRange(need(w), g, g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_SAMPLED]: job<WasmSampledArgs>()({
+    nums: ["R", "C", "k", "rowOfAt", "idxAt", "atAt", "bAt", "outAt", "rowsPad", "colsPad"],
+    arrays: [],
+    outputs: [],
+    wasm: true,
+    run: (g, r, w) => wasmSampledRange(need(w), g, g.k, g, r[0]!, r[1]!),
   }),
   [KIND_SPMM]: job<SpmmArgs>()({
     nums: [

@@ -23,6 +23,7 @@ import {
   KIND_WASM_GEMM,
   KIND_WASM_GEMM_PACKED,
   KIND_WASM_PACK,
+  KIND_WASM_SAMPLED,
   KIND_WASM_SPMM,
   MAX_CHUNKS,
 } from "./jobs.ts";
@@ -33,8 +34,10 @@ import type {
   WasmGemmArgs,
   WasmPackArgs,
   WasmPackedGemmArgs,
+  WasmSampledArgs,
   WasmSpmmArgs,
 } from "./jobs.ts";
+import { sampledLayout, stageSampled, unstageSampled, wasmSampledSerial } from "./wasm-sampled.ts";
 import { spmmLayout, stageSpmm, unstageSpmm, wasmSpmmSerial } from "./wasm-spmm.ts";
 import type { KernelPath } from "./kernels.ts";
 import { WASM_TILE, wasmGemmSerial, wasmPackedBytes, wasmPanelCounts } from "./wasm-gemm.ts";
@@ -275,8 +278,36 @@ export function runSpmm(
   pool.run(KIND_SPMM, args as unknown as Record<string, unknown>, chunks);
 }
 
-export function runSampled(args: SampledArgs, nnz: number, pool: MatrixPool | undefined): void {
+/**
+ * The sampled product over stored-block slots. On the "wasm" path (float32) it is staged in
+ * kernel memory like runSpmm: this thread's own, or the pool's shared memory whose staging every
+ * thread's kernel reads in place (each writing its own slots), copied out once by the caller.
+ */
+export function runSampled(
+  args: SampledArgs,
+  nnz: number,
+  pool: MatrixPool | undefined,
+  path: KernelPath,
+): void {
   const flops = 2 * nnz * args.R * args.C * args.k;
+  if (path === "wasm" && args.a instanceof Float32Array) {
+    if (!usePool(pool, flops) || nnz < 2) {
+      wasmSampledSerial(args);
+      return;
+    }
+    const { panelsAt, caller } = pool.kernelMemory(sampledLayout(args, 0).bytes);
+    const l = sampledLayout(args, panelsAt);
+    const buf = caller.memory.buffer;
+    stageSampled(args, l, buf);
+    const job: WasmSampledArgs = { R: args.R, C: args.C, k: args.k, ...l };
+    pool.run(
+      KIND_WASM_SAMPLED,
+      job as unknown as Record<string, unknown>,
+      lineChunks(nnz, Math.min(MAX_CHUNKS, 8 * pool.threads)),
+    );
+    unstageSampled(args, l, buf);
+    return;
+  }
   runByLines(KIND_SAMPLED, args, nnz, flops, 8, pool, (lo, hi) => sampledRange(args, lo, hi));
 }
 

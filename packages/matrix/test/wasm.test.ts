@@ -22,6 +22,7 @@ import {
   KIND_WASM_GEMM,
   KIND_WASM_GEMM_PACKED,
   KIND_WASM_PACK,
+  KIND_WASM_SAMPLED,
   KIND_WASM_SPMM,
 } from "../src/jobs.ts";
 import { sparseCase } from "./arbitraries.ts";
@@ -344,6 +345,51 @@ describe("sparse products on the wasm kernel", () => {
       { numRuns: 80 },
     );
     expect(pool.jobsByKind.get(KIND_WASM_SPMM)).toBeGreaterThan(0);
+  });
+
+  it("sampledMatmul: every operand layout equals the reference, padding is 0, bitwise on 1, 2, 3 threads", () => {
+    fc.assert(
+      fc.property(sparseCase, fc.integer({ min: 0, max: 40 }), (c, k) => {
+        const { dense, mask } = maskedDense(c);
+        const { rows, cols, R, C } = c;
+        const pattern = BsrMatrix.fromDense(dense, rows, cols, [R, C], { mask });
+        const A = randomArray(rows * k, c.seed + 3) as Float32Array; // [rows, k]
+        const B = randomArray(k * cols, c.seed + 4) as Float32Array; // [k, cols]
+        const full = refMatmulWithAbs(A, B, rows, k, cols);
+        const bc = Math.ceil(cols / C);
+        for (let i = 0; i < rows; i++)
+          for (let j = 0; j < cols; j++)
+            if (mask[Math.floor(i / R) * bc + Math.floor(j / C)] !== 1) {
+              full.ref[i * cols + j] = 0;
+              full.abs[i * cols + j] = 0;
+            }
+        const At = transpose(A, rows, k);
+        const Bt = transpose(B, k, cols);
+        for (const [a, b, transA, transB] of [
+          [A, B, false, false],
+          [At, B, true, false],
+          [A, Bt, false, true],
+          [At, Bt, true, true],
+        ] as const) {
+          const g = BsrMatrix.sampledMatmul(pattern, a, b, k, { transA, transB, ...wasm });
+          expectWithinRoundoff(g.toDense(), full, k, `sampled ${transA} ${transB}`);
+          // Entries of ragged edge blocks outside the matrix are written as 0.
+          for (let i = 0; i + 1 < pattern.indptr.length; i++)
+            for (let q = pattern.indptr[i]!; q < pattern.indptr[i + 1]!; q++)
+              for (let r = 0; r < R; r++)
+                for (let cc = 0; cc < C; cc++)
+                  if (i * R + r >= rows || pattern.indices[q]! * C + cc >= cols)
+                    expect(g.data[(q * R + r) * C + cc]).toBe(0);
+          for (const p of [pool, pool3]) {
+            const out = new Float32Array(g.data.length).fill(Number.NaN);
+            BsrMatrix.sampledMatmul(pattern, a, b, k, { transA, transB, pool: p, out });
+            expect(bits(out)).toEqual(bits(g.data));
+          }
+        }
+      }),
+      { numRuns: 80 },
+    );
+    expect(pool.jobsByKind.get(KIND_WASM_SAMPLED)).toBeGreaterThan(0);
   });
 
   it("a provided out is overwritten only where the product writes, and padding never leaks", () => {

@@ -1,0 +1,245 @@
+// The sampled product (A·B at a block pattern's stored blocks: a block-sparse layer's weight
+// gradient) on a WebAssembly SIMD kernel generated per block shape.
+//
+// Staged through kernel memory: A transposed to [k, rowsPad] and B as [k, colsPad] (both
+// zero-padded, so the padding of ragged edge blocks comes out 0), a block row per stored slot,
+// and the output as [nnz, R, C4] with C4 = C rounded up to 4 lanes (copied out to [nnz, R, C]).
+// For each slot the kernel walks k once per group of up to 4 block rows x 8 block columns,
+// keeping that group in f32x4 accumulators: per k step it loads the group's B values and
+// splats one A value per row. Each element is a float32 sum over k in order, so any split of
+// the slots over threads gives the same bits.
+import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
+import type { Code, Local } from "./wasm-builder.ts";
+import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
+import type { WasmThread } from "./wasm-gemm.ts";
+import type { SampledArgs } from "./sampled-kernel.ts";
+
+/** Block shape the generated code is specialised on. */
+export interface SampledShape {
+  readonly R: number;
+  readonly C: number;
+}
+
+const roundUp = (x: number, to: number) => Math.ceil(x / to) * to;
+
+/**
+ * run(p0, p1, rowOfAt, idxAt, atAt, bAt, outAt, k, rowsPad, colsPad): slots [p0, p1) (p0 < p1),
+ * byte offsets; rowOf/idx are Int32 (block row and block column of each slot).
+ */
+function emitRun(c: Code, { R, C }: SampledShape): void {
+  const [p0, p1, rowOfAt, idxAt, atAt, bAt, outAt, k, rowsPad, colsPad] = c.params as Local[] as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
+  const C4 = roundUp(C, 4);
+  const s = c.local(I32);
+  const br = c.local(I32);
+  const bc = c.local(I32);
+  const a = c.local(I32);
+  const b = c.local(I32);
+  const p = c.local(I32);
+  const o = c.local(I32);
+  const aStep = c.local(I32);
+  const bStep = c.local(I32);
+  const av = c.local(V128);
+  const bv = [c.local(V128), c.local(V128)];
+  const acc = Array.from({ length: 4 }, () => [c.local(V128), c.local(V128)]);
+  c.get(rowsPad).i32Const(2).i32Shl().set(aStep);
+  c.get(colsPad).i32Const(2).i32Shl().set(bStep);
+  c.get(p0).set(s);
+  c.loop((slots) => {
+    c.get(rowOfAt).get(s).i32Const(2).i32Shl().i32Add().i32Load(0).set(br);
+    c.get(idxAt).get(s).i32Const(2).i32Shl().i32Add().i32Load(0).set(bc);
+    for (let g0 = 0; g0 < R; g0 += 4) {
+      const rows = Math.min(4, R - g0);
+      for (let h0 = 0; h0 < C4; h0 += 8) {
+        const vecs = Math.min(2, (C4 - h0) / 4);
+        for (let r = 0; r < rows; r++) for (let q = 0; q < vecs; q++) c.v128Zero().set(acc[r]![q]!);
+        // a = atAt + (br*R + g0)*4; b = bAt + (bc*C + h0)*4
+        c.get(br)
+          .i32Const(R)
+          .i32Mul()
+          .i32Const(g0)
+          .i32Add()
+          .i32Const(2)
+          .i32Shl()
+          .get(atAt)
+          .i32Add()
+          .set(a);
+        c.get(bc)
+          .i32Const(C)
+          .i32Mul()
+          .i32Const(h0)
+          .i32Add()
+          .i32Const(2)
+          .i32Shl()
+          .get(bAt)
+          .i32Add()
+          .set(b);
+        c.i32Const(0).set(p);
+        c.block((done) => {
+          c.get(k).i32Eqz().brIf(done);
+          c.loop((steps) => {
+            for (let q = 0; q < vecs; q++)
+              c.get(b)
+                .v128Load(16 * q)
+                .set(bv[q]!);
+            for (let r = 0; r < rows; r++) {
+              c.get(a)
+                .v128Load32Splat(4 * r)
+                .set(av);
+              for (let q = 0; q < vecs; q++)
+                c.get(acc[r]![q]!).get(av).get(bv[q]!).f32x4Mul().f32x4Add().set(acc[r]![q]!);
+            }
+            c.get(a).get(aStep).i32Add().set(a);
+            c.get(b).get(bStep).i32Add().set(b);
+            c.get(p).i32Const(1).i32Add().tee(p).get(k).i32LtU().brIf(steps);
+          });
+        });
+        // o = outAt + ((s*R + g0)*C4 + h0)*4
+        c.get(s).i32Const(R).i32Mul().i32Const(g0).i32Add().i32Const(C4).i32Mul();
+        c.i32Const(h0).i32Add().i32Const(2).i32Shl().get(outAt).i32Add().set(o);
+        for (let r = 0; r < rows; r++) {
+          for (let q = 0; q < vecs; q++)
+            c.get(o)
+              .get(acc[r]![q]!)
+              .v128Store(16 * q);
+          if (r + 1 < rows)
+            c.get(o)
+              .i32Const(4 * C4)
+              .i32Add()
+              .set(o);
+        }
+      }
+    }
+    c.get(s).i32Const(1).i32Add().tee(s).get(p1).i32LtU().brIf(slots);
+  });
+}
+
+export function sampledKernelBytes(shape: SampledShape): Uint8Array<ArrayBuffer> {
+  return new ModuleBuilder()
+    .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
+    .func("run", new Array<typeof I32>(10).fill(I32), [], (c) => emitRun(c, shape))
+    .build();
+}
+
+type SampledRun = (...args: number[]) => void;
+const modules = new Map<string, WebAssembly.Module>();
+const runs = new WeakMap<WasmThread, Map<string, SampledRun>>();
+function runFor(t: WasmThread, shape: SampledShape): SampledRun {
+  const key = `${shape.R}x${shape.C}`;
+  let m = runs.get(t);
+  if (m === undefined) runs.set(t, (m = new Map()));
+  let run = m.get(key);
+  if (run === undefined) {
+    let mod = modules.get(key);
+    if (mod === undefined) {
+      mod = compileModule(`matrix wasm sampled kernel ${key}`, sampledKernelBytes(shape));
+      modules.set(key, mod);
+    }
+    run = new WebAssembly.Instance(mod, { env: { memory: t.memory } }).exports.run as SampledRun;
+    m.set(key, run);
+  }
+  return run;
+}
+
+const align16 = (x: number) => roundUp(x, 16);
+
+/** Where a staged sampled product lives in kernel memory (byte offsets) and its padded sizes. */
+export interface SampledLayout {
+  rowOfAt: number;
+  idxAt: number;
+  atAt: number;
+  bAt: number;
+  outAt: number;
+  rowsPad: number;
+  colsPad: number;
+  /** Bytes from the first offset to the end of the output. */
+  bytes: number;
+}
+
+export function sampledLayout(s: SampledArgs, at: number): SampledLayout {
+  const { indptr, R, C, cols, k } = s;
+  const blockRows = indptr.length - 1;
+  const nnz = indptr[blockRows]!;
+  const C4 = roundUp(C, 4);
+  const rowsPad = blockRows * R;
+  const colsPad = roundUp(Math.ceil(cols / C) * C + (C4 - C), 4);
+  const rowOfAt = at;
+  const idxAt = align16(rowOfAt + 4 * nnz);
+  const atAt = align16(idxAt + 4 * nnz);
+  const bAt = align16(atAt + 4 * k * rowsPad);
+  const outAt = align16(bAt + 4 * k * colsPad);
+  const end = outAt + 4 * nnz * R * C4;
+  return { rowOfAt, idxAt, atAt, bAt, outAt, rowsPad, colsPad, bytes: end - at };
+}
+
+/** Copies the slot structure, Aᵀ and B (zero-padded) into memory `buf` at `l`. */
+export function stageSampled(s: SampledArgs, l: SampledLayout, buf: ArrayBufferLike): void {
+  const { indptr, indices, rows, cols, k } = s;
+  const blockRows = indptr.length - 1;
+  const nnz = indptr[blockRows]!;
+  const { rowsPad, colsPad } = l;
+  const rowOf = new Int32Array(buf, l.rowOfAt, nnz);
+  for (let i = 0; i < blockRows; i++) rowOf.fill(i, indptr[i]!, indptr[i + 1]!);
+  new Int32Array(buf, l.idxAt, nnz).set(indices.subarray(0, nnz));
+  const At = new Float32Array(buf, l.atAt, k * rowsPad);
+  const Bs = new Float32Array(buf, l.bAt, k * colsPad);
+  const { a, b, sai, sap, sbp, sbj } = s;
+  for (let p = 0; p < k; p++) {
+    const ro = p * rowsPad;
+    if (sai === 1) At.set(a.subarray(p * sap, p * sap + rows), ro);
+    else for (let i = 0; i < rows; i++) At[ro + i] = a[i * sai + p * sap]!;
+    At.fill(0, ro + rows, ro + rowsPad);
+    const co = p * colsPad;
+    if (sbj === 1) Bs.set(b.subarray(p * sbp, p * sbp + cols), co);
+    else for (let j = 0; j < cols; j++) Bs[co + j] = b[p * sbp + j * sbj]!;
+    Bs.fill(0, co + cols, co + colsPad);
+  }
+}
+
+/** Slots [p0, p1) of a product staged at `l` in t's memory. */
+export function wasmSampledRange(
+  t: WasmThread,
+  shape: SampledShape,
+  k: number,
+  l: Omit<SampledLayout, "bytes">,
+  p0: number,
+  p1: number,
+): void {
+  if (p1 <= p0) return;
+  runFor(t, shape)(p0, p1, l.rowOfAt, l.idxAt, l.atAt, l.bAt, l.outAt, k, l.rowsPad, l.colsPad);
+}
+
+/** Copies the [nnz, R, C4] result out to the caller's [nnz, R, C] blocks. */
+export function unstageSampled(s: SampledArgs, l: SampledLayout, buf: ArrayBufferLike): void {
+  const { R, C, indptr, out } = s;
+  const nnz = indptr[indptr.length - 1]!;
+  const C4 = roundUp(C, 4);
+  const Y = new Float32Array(buf, l.outAt, nnz * R * C4);
+  if (C4 === C) out.set(Y.subarray(0, nnz * R * C));
+  else for (let q = 0; q < nnz * R; q++) out.set(Y.subarray(q * C4, q * C4 + C), q * C);
+}
+
+/** The whole sampled product on this thread (float32 operands), staged after the GEMM scratch. */
+export function wasmSampledSerial(s: SampledArgs): void {
+  const nnz = s.indptr[s.indptr.length - 1]!;
+  if (nnz === 0) return;
+  const t = localWasmThread();
+  const l = sampledLayout(s, SCRATCH_BYTES);
+  const need = SCRATCH_BYTES + l.bytes;
+  const have = t.memory.buffer.byteLength;
+  if (need > have) t.memory.grow(Math.ceil((need - have) / 65536));
+  const buf = t.memory.buffer;
+  stageSampled(s, l, buf);
+  wasmSampledRange(t, s, s.k, l, 0, nnz);
+  unstageSampled(s, l, buf);
+}
