@@ -5,27 +5,11 @@
 // saveModel writes the export format as it is and nn's optimizers step it unchanged.
 import { Generator, Tensor } from "@tessera/tensor";
 import { Variable, bsrLinear } from "@tessera/autograd";
-import { BsrMatrix, CsrMatrix, sharedFloat32, sharedFloat64, toShared } from "@tessera/matrix";
+import { BsrMatrix, CsrMatrix, toShared } from "@tessera/matrix";
 import type { FloatArray } from "@tessera/matrix";
 import { Linear, Module } from "@tessera/nn";
 import type { PrunedSource } from "./types.ts";
-
-function fmt(shape: readonly number[]): string {
-  return `[${shape.join(",")}]`;
-}
-
-/** A copy on shared memory (parameters live there so a pool's workers read them in place). */
-function sharedCopy(a: FloatArray): FloatArray {
-  const c = a instanceof Float64Array ? sharedFloat64(a.length) : sharedFloat32(a.length);
-  c.set(a);
-  return c;
-}
-
-function sameInts(a: Int32Array, b: Int32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+import { fmt, sameInts, sharedCopy } from "./util.ts";
 
 /**
  * y = x·Wᵀ + b with W [outFeatures, inFeatures] held as a BsrMatrix. Parameters: `data`

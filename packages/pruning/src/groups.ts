@@ -4,6 +4,7 @@
 // for kernel elements the plane each group is ranked within (`partitionOf`). Ragged tiles
 // thus hold only their real elements by construction: no padding exists to be read.
 import type { GroupKind } from "./types.ts";
+import { fmt } from "./util.ts";
 
 export interface GroupLayout {
   readonly kind: GroupKind;
@@ -24,10 +25,6 @@ export interface GroupLayout {
    */
   readonly partitionOf: Int32Array | null;
   readonly partitionCount: number;
-}
-
-function fmt(shape: readonly number[]): string {
-  return `[${shape.join(",")}]`;
 }
 
 /** Checks a GroupKind value, naming the calling function in the error. */

@@ -5,27 +5,11 @@
 // Linear layers.
 import { Generator, Tensor } from "@tessera/tensor";
 import { Variable, kepConv2d } from "@tessera/autograd";
-import { KepLayout, sharedFloat32, sharedFloat64 } from "@tessera/matrix";
+import { KepLayout } from "@tessera/matrix";
 import type { FloatArray } from "@tessera/matrix";
 import { Conv2d, Module } from "@tessera/nn";
 import type { PrunedSource } from "./types.ts";
-
-function fmt(shape: readonly number[]): string {
-  return `[${shape.join(",")}]`;
-}
-
-/** A copy on shared memory (parameters live there so a pool's workers read them in place). */
-function sharedCopy(a: FloatArray): FloatArray {
-  const c = a instanceof Float64Array ? sharedFloat64(a.length) : sharedFloat32(a.length);
-  c.set(a);
-  return c;
-}
-
-function sameInts(a: Int32Array, b: Int32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+import { fmt, sameInts, sharedCopy } from "./util.ts";
 
 export interface KepConv2dLayerOptions {
   /** Step between windows. Default 1. */

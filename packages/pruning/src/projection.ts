@@ -20,6 +20,7 @@ import { groupLayout, type GroupLayout } from "./groups.ts";
 import { groupScores } from "./scores.ts";
 import { removalOrder } from "./select.ts";
 import type { GroupKind } from "./types.ts";
+import { fmt } from "./util.ts";
 
 /** A kept amount: an absolute number of groups, or a fraction of the groups (rounded). */
 export type KeepTarget = { readonly keep: number } | { readonly density: number };
@@ -49,10 +50,6 @@ export interface Projection {
   /** Kept flags per row group and per column group (filterColumn), else per group of `set`. */
   readonly kept: Uint8Array;
   readonly keptColumns: Uint8Array | null;
-}
-
-function fmtShape(shape: readonly number[]): string {
-  return `[${shape.join(",")}]`;
 }
 
 /** The number of groups to keep out of `count` for a target, checked. */
@@ -96,7 +93,7 @@ function checkValues(fn: string, values: ArrayLike<number>, shape: readonly numb
   const n = shape.reduce((a, b) => a * b, 1);
   if (values.length !== n)
     throw new Error(
-      `${fn}: values have ${values.length} elements, the shape ${fmtShape(shape)} has ${n}`,
+      `${fn}: values have ${values.length} elements, the shape ${fmt(shape)} has ${n}`,
     );
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i]!))
