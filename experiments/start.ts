@@ -9,19 +9,13 @@ import { findWorkspaceRoot, writeFileAtomic } from "@tessera/mnist-dataset-loade
 import { createPool } from "@tessera/matrix";
 import { evaluate, lenet300100 } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
-import {
-  loadPruned,
-  savePruned,
-  saveBsrModel,
-  toBsr,
-  type PrunedEntry,
-  type PrunedSource,
-} from "@tessera/pruning";
+import { loadPruned, savePruned, saveBsrModel, toBsr } from "@tessera/pruning";
 import { createCommand, positiveInt, runMain } from "./src/cli.ts";
 import { loadSplitsAsync } from "./src/data.ts";
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
 import { chainCheckpoint, runChain, type ChainConfig } from "./src/block-chain.ts";
 import { firstBatch, timeForward } from "./src/timing.ts";
+import { asElements } from "./src/speed.ts";
 import { accuracyVsDensityChart, renderChart } from "./src/plot/index.ts";
 import { markdownTable } from "./src/sweep/index.ts";
 
@@ -57,14 +51,6 @@ interface Options {
 
 const pct = (x: number, digits = 2) => `${(100 * x).toFixed(digits)}%`;
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
-
-/** The same masks seen as element groups: toBsr then stores 1x1 blocks, i.e. CSR. */
-function asElements(source: PrunedSource): PrunedSource {
-  return {
-    entries: (): PrunedEntry[] =>
-      [...source.entries()].map((e) => ({ ...e, kind: { kind: "element" } })),
-  };
-}
 
 await runMain("start", async () => {
   program.parse();
