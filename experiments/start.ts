@@ -174,8 +174,11 @@ await runMain("start", async () => {
       new TextEncoder().encode(JSON.stringify(summary, null, 2) + "\n"),
     );
     const table: { what: string; value: string }[] = [
-      { what: "dense test accuracy", value: pct(result.denseAccuracy) },
-      { what: `pruned test accuracy (round ${last.round})`, value: pct(last.accuracyFineTuned) },
+      { what: `dense test accuracy (${o.epochs} epochs)`, value: pct(result.denseAccuracy) },
+      {
+        what: `pruned test accuracy (round ${last.round}, after ${last.round * o.ftEpochs} fine-tuning epochs)`,
+        value: pct(last.accuracyFineTuned),
+      },
       { what: "same, run as BSR", value: pct(bsrAccuracy) },
       {
         what: "weight density",
