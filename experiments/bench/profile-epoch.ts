@@ -7,7 +7,7 @@
 // --no-profile times the same loop without the profiler, which inflates ordinary JS (sampled)
 // against the asm.js kernels, so compare variants with it before trusting a profile's shares.
 // No TF.js and no benchmark harness in the process: this is the bare `fit` loop.
-import { Command, Option } from "commander";
+import { Option } from "commander";
 import { Session } from "node:inspector/promises";
 import { loadDataset } from "@tessera/mnist-dataset-loader";
 import { Adam, arrayDataset, fit } from "@tessera/nn";
@@ -15,82 +15,90 @@ import { createPool } from "@tessera/matrix";
 import { setMatrixPool } from "@tessera/autograd";
 import { NORMALIZE } from "../src/data.ts";
 import { DEFAULT_CONFIG, MODEL_NAMES, buildModel, type ModelName } from "../src/train-run.ts";
+import { createCommand, nonNegativeInt, positiveInt, runMain } from "../src/cli.ts";
 
-const o = new Command()
-  .option("--images <n>", "training images to use (from the start of the set)", Number, 20000)
-  .option("--threads <n>", "threads (caller + workers)", Number, 2)
-  .option("--top <n>", "functions to list", Number, 12)
-  .addOption(
-    new Option("--model <name>", "model to train").choices(MODEL_NAMES).default("lenet300100"),
-  )
-  .option("--no-profile", "only time the epoch (no profiler attached)")
-  .parse()
-  .opts<{ images: number; threads: number; top: number; model: ModelName; profile: boolean }>();
+await runMain("profile-epoch", async () => {
+  const o = createCommand("profile-epoch")
+    .option(
+      "--images <n>",
+      "training images to use (from the start of the set)",
+      positiveInt("--images"),
+      20000,
+    )
+    .option("--threads <n>", "threads (caller + workers)", positiveInt("--threads"), 2)
+    .option("--top <n>", "functions to list", nonNegativeInt("--top"), 12)
+    .addOption(
+      new Option("--model <name>", "model to train").choices(MODEL_NAMES).default("lenet300100"),
+    )
+    .option("--no-profile", "only time the epoch (no profiler attached)")
+    .parse()
+    .opts<{ images: number; threads: number; top: number; model: ModelName; profile: boolean }>();
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string };
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
+  interface ProfileNode {
+    id: number;
+    callFrame: { functionName: string; url: string };
+  }
+  interface Profile {
+    nodes: ProfileNode[];
+    samples: number[];
+    timeDeltas: number[];
+  }
 
-const raw = loadDataset("mnist", { split: "train" });
-const n = Math.min(o.images, raw.count);
-const train = arrayDataset(
-  raw.images.subarray(0, n * 784),
-  raw.labels.subarray(0, n),
-  o.model === "lenet300100" ? [784] : [1, 28, 28],
-  NORMALIZE,
-);
-const pool = o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
-if (pool) await pool.ready();
-setMatrixPool(pool);
-const model = buildModel({ ...DEFAULT_CONFIG, model: o.model, dataset: "mnist" }, [1, 28, 28]);
+  const raw = loadDataset("mnist", { split: "train" });
+  const n = Math.min(o.images, raw.count);
+  const train = arrayDataset(
+    raw.images.subarray(0, n * 784),
+    raw.labels.subarray(0, n),
+    o.model === "lenet300100" ? [784] : [1, 28, 28],
+    NORMALIZE,
+  );
+  const pool = o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
+  if (pool) await pool.ready();
+  setMatrixPool(pool);
+  const model = buildModel({ ...DEFAULT_CONFIG, model: o.model, dataset: "mnist" }, [1, 28, 28]);
 
-const session = new Session();
-if (o.profile) {
-  session.connect();
-  await session.post("Profiler.enable");
-  await session.post("Profiler.start");
-}
-const { history } = fit(model, {
-  train,
-  epochs: 1,
-  batchSize: 128,
-  optimizer: new Adam(model.parameters(), { lr: 1e-3 }),
-  seed: 1,
-  progress: false,
+  const session = new Session();
+  if (o.profile) {
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.start");
+  }
+  const { history } = fit(model, {
+    train,
+    epochs: 1,
+    batchSize: 128,
+    optimizer: new Adam(model.parameters(), { lr: 1e-3 }),
+    seed: 1,
+    progress: false,
+  });
+  const profile = o.profile
+    ? ((await session.post("Profiler.stop")) as unknown as { profile: Profile }).profile
+    : undefined;
+  if (o.profile) session.disconnect();
+  setMatrixPool(undefined);
+  await pool?.close();
+  const seconds = history[0]!.seconds;
+  console.log(
+    `${o.model}, ${n} images, ${o.threads} thread(s): ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch${o.profile ? "" : " (no profiler)"}`,
+  );
+  if (profile === undefined) process.exit(0);
+
+  // Self time per function: each sample is charged to the node it landed in.
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const frame = byId.get(id)!.callFrame;
+    // Package and file ("matrix/pool.ts"): several packages have a pool.ts or an index.ts.
+    const parts = frame.url.split("/");
+    const pkg = parts.at(-3) === "src" ? parts.at(-4) : parts.at(-3);
+    const file = frame.url ? `${pkg}/${parts.at(-1)}` : "";
+    const name = `${frame.functionName || "(anonymous)"}${file ? ` (${file})` : ""}`;
+    const dt = profile.timeDeltas[i]!;
+    self.set(name, (self.get(name) ?? 0) + dt);
+    total += dt;
+  });
+  console.log("| function | self time | share |\n|---|---|---|");
+  for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, o.top))
+    console.log(`| ${name} | ${(us / 1e6).toFixed(2)} s | ${((100 * us) / total).toFixed(1)}% |`);
 });
-const profile = o.profile
-  ? ((await session.post("Profiler.stop")) as unknown as { profile: Profile }).profile
-  : undefined;
-if (o.profile) session.disconnect();
-setMatrixPool(undefined);
-await pool?.close();
-const seconds = history[0]!.seconds;
-console.log(
-  `${o.model}, ${n} images, ${o.threads} thread(s): ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch${o.profile ? "" : " (no profiler)"}`,
-);
-if (profile === undefined) process.exit(0);
-
-// Self time per function: each sample is charged to the node it landed in.
-const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-const self = new Map<string, number>();
-let total = 0;
-profile.samples.forEach((id, i) => {
-  const frame = byId.get(id)!.callFrame;
-  // Package and file ("matrix/pool.ts"): several packages have a pool.ts or an index.ts.
-  const parts = frame.url.split("/");
-  const pkg = parts.at(-3) === "src" ? parts.at(-4) : parts.at(-3);
-  const file = frame.url ? `${pkg}/${parts.at(-1)}` : "";
-  const name = `${frame.functionName || "(anonymous)"}${file ? ` (${file})` : ""}`;
-  const dt = profile.timeDeltas[i]!;
-  self.set(name, (self.get(name) ?? 0) + dt);
-  total += dt;
-});
-console.log("| function | self time | share |\n|---|---|---|");
-for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, o.top))
-  console.log(`| ${name} | ${(us / 1e6).toFixed(2)} s | ${((100 * us) / total).toFixed(1)}% |`);
