@@ -33,6 +33,26 @@ export function allocLike(like: FloatArray, n: number): FloatArray {
 }
 
 /**
+ * The bias gradient of a layer whose output gradient `g` is [n, c, p] (a Linear's [rows, out]
+ * is p = 1): per channel the sum over images and positions, accumulated in float64 and
+ * rounded once into an array of `like`'s type. Positions are summed first, then images, so
+ * every layer that shares this gets the same bits for the same numbers.
+ */
+export function channelSums(g: FloatArray, n: number, c: number, p: number, like: FloatArray) {
+  const acc = new Float64Array(c);
+  for (let i = 0, o = 0; i < n; i++) {
+    for (let j = 0; j < c; j++) {
+      let s = 0;
+      for (let q = 0; q < p; q++, o++) s += g[o]!;
+      acc[j] = acc[j]! + s;
+    }
+  }
+  const out = allocLike(like, c);
+  out.set(acc);
+  return out;
+}
+
+/**
  * The elements of `t` in row-major order as a bare array starting at index 0: a subarray
  * (no copy) when `t` is packed, a packed copy otherwise. The result must be treated as
  * read-only: it may share memory with `t`.

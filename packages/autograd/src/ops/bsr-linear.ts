@@ -11,7 +11,7 @@ import type { SparseProductOptions } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { allocLike, dense, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
+import { allocLike, channelSums, dense, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
 
 /** Pool option for the sparse products plus an ordinary (non-shared) output buffer. */
@@ -108,15 +108,7 @@ export function bsrLinear(
           ds,
         )
       : null;
-    let gb = null;
-    if (bias?.requiresGrad) {
-      const acc = new Float64Array(outF); // sum the batch in double, round once
-      for (let r = 0, o = 0; r < rows; r++)
-        for (let j = 0; j < outF; j++, o++) acc[j] = acc[j]! + G[o]!;
-      const b = allocLike(G, outF);
-      b.set(acc);
-      gb = freshGrad(b, [outF]);
-    }
+    const gb = bias?.requiresGrad ? freshGrad(channelSums(G, rows, outF, 1, G), [outF]) : null;
     return [gx, gd, gb];
   });
 }

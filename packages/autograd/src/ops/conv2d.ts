@@ -23,7 +23,7 @@ import type { Variable } from "../variable.ts";
 import { checkVariable, needsGraph, record } from "../record.ts";
 import { saveForBackward, temporary } from "../shared-buffers.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
+import { allocLike, channelSums, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
 export interface Conv2dOptions {
   /** Step between windows: one number or [h, w]. Default 1. */
@@ -147,20 +147,7 @@ export function conv2d(
       gx = freshGrad(col2im(dcols, geom, allocLike(W, n * c * h * w), "batched", opts), xs);
     }
     saved?.release(); // the engine runs a node's backward once, then frees the graph
-    let gb = null;
-    if (bias?.requiresGrad) {
-      const acc = new Float64Array(f);
-      for (let i = 0, o = 0; i < n; i++) {
-        for (let j = 0; j < f; j++) {
-          let s = 0;
-          for (let p = 0; p < P; p++, o++) s += G[o]!;
-          acc[j] = acc[j]! + s;
-        }
-      }
-      const b = allocLike(W, f);
-      b.set(acc);
-      gb = freshGrad(b, [f]);
-    }
+    const gb = bias?.requiresGrad ? freshGrad(channelSums(G, n, f, P, W), [f]) : null;
     return [gx, gw, gb];
   });
 }

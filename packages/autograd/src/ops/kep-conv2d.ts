@@ -19,7 +19,7 @@ import type { KepGeometry } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
+import { channelSums, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
 export interface KepConv2dOptions {
   /** Step between windows: one number or [h, w]. Default 1. */
@@ -109,20 +109,7 @@ export function kepConv2d(
     const gv = values.requiresGrad
       ? freshGrad(kepBackwardWeight(G, xp, layout, geom, undefined, opts), [nnz])
       : null;
-    let gb = null;
-    if (bias?.requiresGrad) {
-      const acc = new Float64Array(f);
-      for (let i = 0, o = 0; i < n; i++) {
-        for (let j = 0; j < f; j++) {
-          let s = 0;
-          for (let p = 0; p < P; p++, o++) s += G[o]!;
-          acc[j] = acc[j]! + s;
-        }
-      }
-      const b = allocLike(V, f);
-      b.set(acc);
-      gb = freshGrad(b, [f]);
-    }
+    const gb = bias?.requiresGrad ? freshGrad(channelSums(G, n, f, P, V), [f]) : null;
     return [gx, gv, gb];
   });
 }

@@ -9,7 +9,7 @@ import { matmul as gemm, matmulTransA, matmulTransB } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { allocLike, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
+import { allocLike, channelSums, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
 
 /**
@@ -81,15 +81,7 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
     const gw = weight.requiresGrad
       ? freshGrad(matmulTransA(G, X, outF, rows, inF, allocLike(W, outF * inF), gemmOptions()), ws)
       : null;
-    let gb = null;
-    if (bias?.requiresGrad) {
-      const acc = new Float64Array(outF); // sum the batch in double, round once
-      for (let r = 0, o = 0; r < rows; r++)
-        for (let j = 0; j < outF; j++, o++) acc[j] = acc[j]! + G[o]!;
-      const b = allocLike(G, outF);
-      b.set(acc);
-      gb = freshGrad(b, [outF]);
-    }
+    const gb = bias?.requiresGrad ? freshGrad(channelSums(G, rows, outF, 1, G), [outF]) : null;
     return [gx, gw, gb];
   });
 }
