@@ -9,7 +9,7 @@ import { BsrMatrix, CsrMatrix, toShared } from "@tessera/matrix";
 import type { FloatArray } from "@tessera/matrix";
 import { Linear, Module } from "@tessera/nn";
 import type { PrunedSource } from "./types.ts";
-import { fmt, sameInts, sharedCopy } from "./util.ts";
+import { densifyModules, fmt, sameInts, sharedCopy } from "./util.ts";
 
 /**
  * y = x·Wᵀ + b with W [outFeatures, inFeatures] held as a BsrMatrix. Parameters: `data`
@@ -287,26 +287,17 @@ export function toBsr(
  * outside the stored blocks) and bias; returns the module paths it converted.
  */
 export function toDense(model: Module): string[] {
-  const converted: string[] = [];
-  for (const [path, m] of model.namedModules()) {
-    if (!(m instanceof BsrLinear)) continue;
-    if (path === "")
-      throw new Error("toDense: the model itself is a BsrLinear; wrap it in a Sequential");
+  return densifyModules(
+    "toDense",
+    model,
+    (m): m is BsrLinear => m instanceof BsrLinear,
+    (m) => ({ values: m.data, denseWeight: m.toDenseWeight(), bias: m.bias }),
     // A private generator: the init values are overwritten, and drawing from nn's default
     // generator would shift every later layer's initialisation.
-    const lin = new Linear(m.inFeatures, m.outFeatures, {
-      bias: m.bias !== null,
-      generator: new Generator(0),
-    });
-    if (m.data.data.dtype !== lin.weight.data.dtype)
-      throw new TypeError(
-        `toDense: "${path}" holds ${m.data.data.dtype} values; Linear layers are ${lin.weight.data.dtype}`,
-      );
-    (lin.weight.data.data as FloatArray).set(m.toDenseWeight());
-    if (lin.bias !== null && m.bias !== null)
-      (lin.bias.data.data as FloatArray).set(m.bias.data.data as FloatArray);
-    model.setSubmodule(path, lin);
-    converted.push(path);
-  }
-  return converted;
+    (m) =>
+      new Linear(m.inFeatures, m.outFeatures, {
+        bias: m.bias !== null,
+        generator: new Generator(0),
+      }),
+  );
 }

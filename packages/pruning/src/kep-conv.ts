@@ -9,7 +9,7 @@ import { KepLayout } from "@tessera/matrix";
 import type { FloatArray } from "@tessera/matrix";
 import { Conv2d, Module } from "@tessera/nn";
 import type { PrunedSource } from "./types.ts";
-import { fmt, sameInts, sharedCopy } from "./util.ts";
+import { densifyModules, fmt, sameInts, sharedCopy } from "./util.ts";
 
 export interface KepConv2dLayerOptions {
   /** Step between windows. Default 1. */
@@ -242,28 +242,19 @@ export function toKep(
  * pruned positions), stride, padding and bias; returns the module paths it converted.
  */
 export function fromKep(model: Module): string[] {
-  const converted: string[] = [];
-  for (const [path, m] of model.namedModules()) {
-    if (!(m instanceof KepConv2d)) continue;
-    if (path === "")
-      throw new Error("fromKep: the model itself is a KepConv2d; wrap it in a Sequential");
+  return densifyModules(
+    "fromKep",
+    model,
+    (m): m is KepConv2d => m instanceof KepConv2d,
+    (m) => ({ values: m.values, denseWeight: m.toDenseWeight(), bias: m.bias }),
     // A private generator: the init values are overwritten, and drawing from nn's default
     // generator would shift every later layer's initialisation.
-    const conv = new Conv2d(m.inChannels, m.outChannels, m.kernelSize, {
-      stride: m.stride,
-      padding: m.padding,
-      bias: m.bias !== null,
-      generator: new Generator(0),
-    });
-    if (m.values.data.dtype !== conv.weight.data.dtype)
-      throw new TypeError(
-        `fromKep: "${path}" holds ${m.values.data.dtype} values; Conv2d layers are ${conv.weight.data.dtype}`,
-      );
-    (conv.weight.data.data as FloatArray).set(m.toDenseWeight());
-    if (conv.bias !== null && m.bias !== null)
-      (conv.bias.data.data as FloatArray).set(m.bias.data.data as FloatArray);
-    model.setSubmodule(path, conv);
-    converted.push(path);
-  }
-  return converted;
+    (m) =>
+      new Conv2d(m.inChannels, m.outChannels, m.kernelSize, {
+        stride: m.stride,
+        padding: m.padding,
+        bias: m.bias !== null,
+        generator: new Generator(0),
+      }),
+  );
 }

@@ -1,6 +1,8 @@
 // Small helpers the package's layers and group code share.
 import { sharedFloat32, sharedFloat64 } from "@tessera/matrix";
 import type { FloatArray } from "@tessera/matrix";
+import type { Variable } from "@tessera/autograd";
+import type { Module } from "@tessera/nn";
 
 /** "[300,784]": shapes in error messages. */
 export function fmt(shape: readonly number[]): string {
@@ -18,4 +20,46 @@ export function sameInts(a: Int32Array, b: Int32Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** What a sparse layer hands back to become dense again. */
+export interface DenseParts {
+  /** The sparse layer's trainable values (checked against the dense layer's dtype). */
+  values: Variable;
+  denseWeight: FloatArray;
+  bias: Variable | null;
+}
+
+/**
+ * Replaces, in place, every module of `model` that `pick` accepts by the dense layer `build`
+ * returns (fresh, with a weight and optional bias), copying the sparse layer's dense weight
+ * and bias into it; returns the converted paths. Shared by toDense (BSR) and fromKep (KEP).
+ */
+export function densifyModules<S extends Module>(
+  fn: string,
+  model: Module,
+  pick: (m: Module) => m is S,
+  parts: (m: S) => DenseParts,
+  build: (m: S) => Module & { weight: Variable; bias: Variable | null },
+): string[] {
+  const converted: string[] = [];
+  for (const [path, m] of model.namedModules()) {
+    if (!pick(m)) continue;
+    if (path === "")
+      throw new Error(
+        `${fn}: the model itself is a ${m.constructor.name}; wrap it in a Sequential`,
+      );
+    const dense = build(m);
+    const p = parts(m);
+    if (p.values.data.dtype !== dense.weight.data.dtype)
+      throw new TypeError(
+        `${fn}: "${path}" holds ${p.values.data.dtype} values; ${dense.constructor.name} layers are ${dense.weight.data.dtype}`,
+      );
+    (dense.weight.data.data as FloatArray).set(p.denseWeight);
+    if (dense.bias !== null && p.bias !== null)
+      (dense.bias.data.data as FloatArray).set(p.bias.data.data as FloatArray);
+    model.setSubmodule(path, dense);
+    converted.push(path);
+  }
+  return converted;
 }
