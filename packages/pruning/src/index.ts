@@ -11,3 +11,4 @@ export * from "./kep-conv.ts";
 export * from "./projection.ts";
 export * from "./admm.ts";
 export * from "./compact.ts";
+export * from "./kep.ts";
