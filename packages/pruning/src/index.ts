@@ -12,3 +12,4 @@ export * from "./projection.ts";
 export * from "./admm.ts";
 export * from "./compact.ts";
 export * from "./kep.ts";
+export * from "./kep-storage.ts";

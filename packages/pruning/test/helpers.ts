@@ -2,7 +2,7 @@
 // compare the real code against (written the obvious way, element by element).
 import { Generator } from "@tessera/tensor";
 import fc from "fast-check";
-import { Linear, ReLU, Sequential, arrayDataset, type Dataset } from "@tessera/nn";
+import { Conv2d, Flatten, Linear, ReLU, Sequential, arrayDataset, type Dataset } from "@tessera/nn";
 import type { GroupKind } from "../src/index.ts";
 
 /** n uniform values in [-1, 1) from a seed. */
@@ -110,4 +110,20 @@ export function dataset(n: number, features: number, classes: number, seed: numb
   const x = Float32Array.from({ length: n * features }, () => 2 * g.nextFloat() - 1);
   const y = Int32Array.from({ length: n }, () => g.int(0, classes));
   return arrayDataset(x, y, [features]);
+}
+
+/**
+ * A seeded CNN for KEP tests: conv1 (2 -> c1, 3x3 pad 1), ReLU, conv2 (c1 -> c2), ReLU, flatten,
+ * fc -> 3 classes; takes [N, 2, 4, 4].
+ */
+export function convNet(seed: number, c1 = 3, c2 = 4): Sequential {
+  const g = new Generator(seed);
+  return Sequential.named([
+    ["conv1", new Conv2d(2, c1, 3, { padding: 1, generator: g })],
+    ["relu1", new ReLU()],
+    ["conv2", new Conv2d(c1, c2, 3, { padding: 1, generator: g })],
+    ["relu2", new ReLU()],
+    ["flatten", new Flatten()],
+    ["fc", new Linear(c2 * 16, 3, { generator: g })],
+  ]);
 }

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { Generator, Tensor } from "@tessera/tensor";
-import { Conv2d, ReLU, SGD, Sequential, fit, arrayDataset, Flatten, Linear } from "@tessera/nn";
+import { SGD, fit, arrayDataset, type Sequential } from "@tessera/nn";
 import {
   MaskPenalty,
   PruningState,
@@ -20,7 +20,7 @@ import {
   topPerPlane,
   type PatternLibrary,
 } from "../src/index.ts";
-import { randomValues, tiedScores } from "./helpers.ts";
+import { convNet, randomValues, tiedScores } from "./helpers.ts";
 
 const shape4Arb = fc.tuple(
   fc.integer({ min: 1, max: 4 }),
@@ -98,18 +98,6 @@ function assignmentIsBest(
     if (ids[p] !== sums.indexOf(max)) return false;
   }
   return true;
-}
-
-function convNet(seed: number, c1 = 3, c2 = 4): Sequential {
-  const g = new Generator(seed);
-  return Sequential.named([
-    ["conv1", new Conv2d(2, c1, 3, { padding: 1, generator: g })],
-    ["relu1", new ReLU()],
-    ["conv2", new Conv2d(c1, c2, 3, { padding: 1, generator: g })],
-    ["relu2", new ReLU()],
-    ["flatten", new Flatten()],
-    ["fc", new Linear(c2 * 16, 3, { generator: g })],
-  ]);
 }
 
 function kepState(model: Sequential): PruningState {
