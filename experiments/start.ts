@@ -13,7 +13,12 @@ import { loadPruned, savePruned, saveBsrModel, toBsr } from "@tessera/pruning";
 import { createCommand, positiveInt, runMain } from "./src/cli.ts";
 import { loadSplitsAsync } from "./src/data.ts";
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
-import { chainCheckpoint, runChain, type ChainConfig } from "./src/block-chain.ts";
+import {
+  LENET300100_LAYERS,
+  chainCheckpoint,
+  runChain,
+  type ChainConfig,
+} from "./src/block-chain.ts";
 import { firstBatch, timeForward } from "./src/timing.ts";
 import { asElements } from "./src/speed.ts";
 import { accuracyVsDensityChart, renderChart } from "./src/plot/index.ts";
@@ -51,6 +56,9 @@ interface Options {
 
 const pct = (x: number, digits = 2) => `${(100 * x).toFixed(digits)}%`;
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+const count = (n: number) => n.toLocaleString("en-US");
+/** Weights of the three pruned matrices (biases are not pruned). */
+const prunableWeights = LENET300100_LAYERS.reduce((s, l) => s + l.shape[0] * l.shape[1], 0);
 
 await runMain("start", async () => {
   program.parse();
@@ -182,7 +190,7 @@ await runMain("start", async () => {
       { what: "same, run as BSR", value: pct(bsrAccuracy) },
       {
         what: "weight density",
-        value: `${pct(last.density, 1)} (${last.keptWeights} of 266,200 weights)`,
+        value: `${pct(last.density, 1)} (${count(last.keptWeights)} of ${count(prunableWeights)} weights)`,
       },
       {
         what: "storage dense / CSR / BSR",
