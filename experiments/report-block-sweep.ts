@@ -4,7 +4,7 @@
 //
 //   pnpm tsx experiments/report-block-sweep.ts results/block-sweep [more dirs] \
 //     --command "pnpm block-sweep --dataset mnist --block-sizes 4"
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { findWorkspaceRoot, writeFileAtomic } from "@tessera/mnist-dataset-loader";
 import { createCommand, runMain } from "./src/cli.ts";
@@ -12,6 +12,7 @@ import { readPointsDir, writePointsCsv, writePointsJson } from "./src/sweep/inde
 import { accuracyVsDensityChart, renderChart } from "./src/plot/index.ts";
 import {
   accuracyRows,
+  blockSizeTable,
   cells,
   checkTargets,
   roundsTable,
@@ -21,13 +22,49 @@ import {
 
 const program = createCommand("report-block-sweep")
   .description("Tables and plots of block-sweep points for docs/results/block-pruning.md")
-  .argument("<dirs...>", "block-sweep output directories (each holding points/)")
+  .argument(
+    "<dirs...>",
+    "block-sweep output directories (each holding points/), or points.json files an earlier report wrote",
+  )
   .option("--out <file>", "markdown file to write (default docs/results/block-pruning.md)")
   .option(
     "--command <text...>",
     "the command(s) that produced the points, written into the report",
     [] as string[],
   );
+
+/**
+ * Points from a points.json an earlier report wrote (docs/results/block-pruning/points.json is
+ * committed, so a new machine can re-report finished chains without their run directories).
+ */
+function readPointsJson(path: string): ReturnType<typeof readPointsDir> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`${path}: not JSON (${(e as Error).message}); expected a points.json array`);
+  }
+  if (!Array.isArray(parsed))
+    throw new Error(`${path}: expected an array of block-sweep points, found ${typeof parsed}`);
+  const points: ReturnType<typeof readPointsDir>["points"] = [];
+  const bad: { path: string; reason: string }[] = [];
+  parsed.forEach((p: unknown, i) => {
+    const ok =
+      typeof p === "object" &&
+      p !== null &&
+      (p as { sweep?: unknown }).sweep === "block-sweep" &&
+      typeof (p as { key?: unknown }).key === "string" &&
+      typeof (p as { config?: unknown }).config === "object" &&
+      typeof (p as { result?: unknown }).result === "object";
+    if (ok) points.push(p as (typeof points)[number]);
+    else
+      bad.push({
+        path: `${path}[${i}]`,
+        reason: "not a block-sweep point (sweep, key, config, result)",
+      });
+  });
+  return { points, bad };
+}
 
 const PAPER = `## The paper's claims (shared/reference/papers.md, method 1)
 
@@ -57,7 +94,7 @@ await runMain("report-block-sweep", async () => {
 
   const byKey = new Map<string, BlockPoint>();
   for (const dir of dirs) {
-    const { points, bad } = readPointsDir(dir);
+    const { points, bad } = statSync(dir).isFile() ? readPointsJson(dir) : readPointsDir(dir);
     for (const b of bad) console.error(`report-block-sweep: skipping ${b.path}: ${b.reason}`);
     for (const p of points) {
       const prev = byKey.get(p.key);
@@ -112,7 +149,11 @@ ${[...configs].map((c) => "```json\n" + JSON.stringify(JSON.parse(c), null, 2) +
       }),
       svg,
     );
-    parts.push(`## ${d}\n\n![accuracy against density](block-pruning/accuracy-${d}.svg)\n`);
+    parts.push(
+      `## ${d}\n\n![accuracy against density](block-pruning/accuracy-${d}.svg)\n\n` +
+        `Tile sizes side by side: fine-tuned test accuracy %, mean over seeds (seed count).\n\n` +
+        `${blockSizeTable(cs, d, [10, 13, 16])}\n`,
+    );
     const sizes = [...new Set(cs.filter((c) => c.dataset === d).map((c) => c.blockSize))].sort(
       (a, b) => a - b,
     );

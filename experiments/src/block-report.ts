@@ -213,3 +213,36 @@ export function roundsTable(cs: readonly Cell[], dataset: string, blockSize: num
     },
   ]);
 }
+
+/**
+ * The paper's trend in one table per dataset: one row per tile size, the fine-tuned accuracy of
+ * magnitude and random tiles (mean over seeds, with the seed count) at the chosen rounds. A
+ * round a tile size has not reached shows "-".
+ */
+export function blockSizeTable(
+  cs: readonly Cell[],
+  dataset: string,
+  rounds: readonly number[],
+): string {
+  const sizes = [...new Set(cs.filter((c) => c.dataset === dataset).map((c) => c.blockSize))].sort(
+    (a, b) => a - b,
+  );
+  const cellText = (c: Cell | undefined) =>
+    c === undefined ? "-" : `${pct(c.fineTuned.mean)} (${c.seeds.length})`;
+  const density = (round: number) => {
+    const c = cs.find((x) => x.dataset === dataset && x.round === round);
+    return c === undefined ? "" : `, ${pct(c.density.mean, 1)}%`;
+  };
+  return markdownTable(
+    sizes.map((b) => ({ b })),
+    [
+      { header: "tiles", value: (x) => (x.b === 1 ? "1x1 (elements)" : `${x.b}x${x.b}`) },
+      ...rounds.flatMap((round) =>
+        (["magnitude", "random"] as const).map((m) => ({
+          header: `round ${round}${density(round)}: ${m}`,
+          value: (x: { b: number }) => cellText(find(cs, dataset, x.b, m, round)),
+        })),
+      ),
+    ],
+  );
+}

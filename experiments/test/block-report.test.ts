@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   accuracyRows,
+  blockSizeTable,
   cells,
   checkTargets,
   roundsTable,
@@ -105,5 +106,32 @@ describe("block-sweep report", () => {
     const rows = accuracyRows(ps, "mnist");
     expect(rows).toHaveLength(6); // dense + 2 rounds, per method
     expect(rows.filter((r) => r.density === 1).map((r) => r.accuracy)).toEqual([0.98, 0.98]);
+  });
+
+  it("sums up tile sizes at chosen rounds, with seed counts and '-' where a round is missing", () => {
+    const ps = [
+      point("mnist", 1, "magnitude", 1, [0.97, 0.96]),
+      point("mnist", 1, "magnitude", 2, [0.95, 0.94]),
+      point("mnist", 1, "random", 1, [0.9, 0.8]),
+      point("mnist", 8, "magnitude", 1, [0.93]),
+      point("fashion-mnist", 2, "magnitude", 1, [0.5, 0.4]),
+    ];
+    const md = blockSizeTable(cells(ps), "mnist", [1, 2]);
+    const lines = md.split("\n");
+    expect(lines[0]).toContain("round 2, 64.0%: magnitude");
+    const b1 = lines.find((l) => l.startsWith("| 1x1"))!;
+    // magnitude round 2 over seeds 1 and 2: (0.96 + 0.94) / 2; random round 2: one seed.
+    expect(b1.split("|").map((c) => c.trim())).toEqual([
+      "",
+      "1x1 (elements)",
+      "96.00 (2)",
+      "90.00 (1)",
+      "95.00 (2)",
+      "80.00 (1)",
+      "",
+    ]);
+    const b8 = lines.find((l) => l.startsWith("| 8x8"))!;
+    expect(b8.split("|").map((c) => c.trim())).toEqual(["", "8x8", "93.00 (1)", "-", "-", "-", ""]);
+    expect(md).not.toContain("2x2"); // another dataset's tile size
   });
 });
