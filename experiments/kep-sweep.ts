@@ -1,0 +1,186 @@
+// The KEP sweep of issue 13 (kernel-element pruning; experiments/src/kep-run.ts says what one
+// point does): a narrow small CNN (3x3 convolutions) on MNIST and Fashion-MNIST, n kept of the
+// 9 elements of every plane of conv2..conv4, KEP with free positions and with a pattern library,
+// each with and without the penalty ramp, against unstructured magnitude pruning and filter
+// pruning at the same kept count per layer. Resumable (a re-run skips finished points; a point
+// in flight resumes at its epoch) and shardable (--shard i/n; docs/cluster.md).
+//
+// Widths and budget (defaults). nn's default smallCnn ([32, 32, 64, 64], hidden 128) costs
+// minutes per epoch here; the sweep uses channels [8, 8, 16, 16] and hidden 64 (about 6,000
+// conv weights). Measured (one pilot, Fashion-MNIST, 6,000 images, batch 128, one thread,
+// nice 10, on a machine loaded by other sweeps): [8, 8, 16, 16] 25.7 s (load 5.8), i.e. ~257 s
+// per 60,000-image epoch; [16, 16, 32, 32] 244 s (load 9.9), ~2,440 s per epoch: too slow.
+// On an idle core an epoch of the chosen widths should take well under half that.
+//   dense models: 8 epochs per dataset and seed
+//   points: n in {2,3,4,5,6} x (kep-free, kep-pattern) x (ramp, cut) + (magnitude, filter)
+//     = 30 points per dataset and seed, each 2 epochs after pretraining (ramp: 1 penalty +
+//     1 fine-tuning; cut: 2 fine-tuning)
+// so one seed of both datasets is 16 + 120 = 136 epochs: ~3.5-4 h at ~100 s per epoch on two
+// shards (one per core), longer on a busy machine.
+//
+//   pnpm kep-sweep --dataset mnist --n 4 --shard 0/2
+//   pnpm kep-sweep                                       # the whole sweep (hours)
+//   pnpm kep-report results/kep-sweep                    # docs/results/kep.md
+import { join } from "node:path";
+import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
+import { createPool, type MatrixPool } from "@tessera/matrix";
+import {
+  choice,
+  createCommand,
+  intInRange,
+  list,
+  nonNegativeNumber,
+  positiveInt,
+  positiveNumber,
+  runMain,
+} from "./src/cli.ts";
+import { splitsCache } from "./src/data.ts";
+import { KEP_METHODS, type KepMethod } from "./src/kep-run.ts";
+import { kepSweepConfigs, runKepSweep } from "./src/kep-sweep.ts";
+import { addSweepOptions, resolveSweepCli } from "./src/sweep/index.ts";
+
+const program = addSweepOptions(
+  createCommand("kep-sweep")
+    .description(
+      "Kernel-element pruning (KEP) of a small CNN: accuracy against n kept per 3x3 plane, free and pattern modes, with and without the penalty ramp, against magnitude and filter pruning",
+    )
+    .option(
+      "--dataset <names>",
+      "datasets, comma-separated",
+      list("--dataset", choice("--dataset", DATASET_NAMES)),
+      ["mnist", "fashion-mnist"] as DatasetName[],
+    )
+    .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1])
+    .option(
+      "--n <list>",
+      "elements kept per 3x3 plane",
+      list("--n", intInRange("--n", 1, 9)),
+      [2, 3, 4, 5, 6],
+    )
+    .option(
+      "--methods <list>",
+      `methods (${KEP_METHODS.join(", ")})`,
+      list("--methods", choice("--methods", KEP_METHODS)),
+      [...KEP_METHODS] as KepMethod[],
+    )
+    .option(
+      "--penalty <list>",
+      "KEP variants: ramp (penalty phase, then the cut), cut (the cut at once)",
+      list("--penalty", choice("--penalty", ["ramp", "cut"] as const)),
+      ["ramp", "cut"],
+    )
+    .option("--baseline-penalty", "also run the baselines with the penalty ramp", false)
+    .option(
+      "--channels <list>",
+      "output channels of conv1..conv4",
+      list("--channels", positiveInt("--channels")),
+      [8, 8, 16, 16],
+    )
+    .option("--hidden <n>", "units of the hidden Linear layer", positiveInt("--hidden"), 64)
+    .option(
+      "--layers <list>",
+      "pruned conv layers",
+      list("--layers", choice("--layers", ["conv1", "conv2", "conv3", "conv4"] as const)),
+      ["conv2", "conv3", "conv4"],
+    )
+    .option("--library-size <n>", "pattern library size L", positiveInt("--library-size"), 8)
+    .option(
+      "--lambda <x>",
+      "penalty lambda at the end of the ramp",
+      nonNegativeNumber("--lambda"),
+      1,
+    )
+    .option("--ramp-power <x>", "ramp shape: 1 linear, 3 cubic", positiveNumber("--ramp-power"), 1)
+    .option("--dense-epochs <n>", "epochs of the dense model", positiveInt("--dense-epochs"), 8)
+    .option(
+      "--penalty-epochs <n>",
+      "E1: epochs of the penalty phase (cut variants fine-tune E1 + E2)",
+      positiveInt("--penalty-epochs"),
+      1,
+    )
+    .option("--ft-epochs <n>", "E2: masked fine-tuning epochs", positiveInt("--ft-epochs"), 1)
+    .option(
+      "--lr <x>",
+      "Adam learning rate (cosine within each phase)",
+      positiveNumber("--lr"),
+      1e-3,
+    )
+    .option("--batch-size <n>", "batch size", positiveInt("--batch-size"), 128)
+    .option(
+      "--data-dir <dir>",
+      "directory holding the dataset files (default: search, fetching if missing)",
+    )
+    .option(
+      "--threads <n>",
+      "threads for matrix products (results do not depend on it)",
+      positiveInt("--threads"),
+      1,
+    ),
+);
+
+interface Options {
+  dataset: DatasetName[];
+  seeds: number[];
+  n: number[];
+  methods: KepMethod[];
+  penalty: ("ramp" | "cut")[];
+  baselinePenalty: boolean;
+  channels: number[];
+  hidden: number;
+  layers: string[];
+  librarySize: number;
+  lambda: number;
+  rampPower: number;
+  denseEpochs: number;
+  penaltyEpochs: number;
+  ftEpochs: number;
+  lr: number;
+  batchSize: number;
+  dataDir?: string;
+  threads: number;
+  out?: string;
+  shard?: string;
+  shards?: number;
+}
+
+await runMain("kep-sweep", async () => {
+  program.parse();
+  const o = program.opts<Options>();
+  if (o.channels.length !== 4)
+    throw new Error(`--channels: expected 4 widths (conv1..conv4), got ${o.channels.length}`);
+  const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
+  const { out, shard } = resolveSweepCli(o, join(root, "results", "kep-sweep"));
+  const configs = kepSweepConfigs({
+    datasets: o.dataset,
+    seeds: o.seeds,
+    ns: o.n,
+    methods: o.methods,
+    penalty: o.penalty.map((p) => p === "ramp"),
+    baselinePenalty: o.baselinePenalty,
+    widths: { channels: o.channels as [number, number, number, number], hidden: o.hidden },
+    layers: o.layers.map((l) => `${l}.weight`),
+    librarySize: o.librarySize,
+    lambda: o.lambda,
+    rampPower: o.rampPower,
+    denseEpochs: o.denseEpochs,
+    penaltyEpochs: o.penaltyEpochs,
+    fineTuneEpochs: o.ftEpochs,
+    lr: o.lr,
+    batchSize: o.batchSize,
+  });
+  const pool: MatrixPool | undefined =
+    o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
+  try {
+    const outcome = await runKepSweep(configs, {
+      out,
+      shard,
+      splits: splitsCache({ dir: o.dataDir }),
+      pool,
+    });
+    console.error(
+      `kep-sweep: ${outcome.ran.length} points run, ${outcome.skipped.length} already done; points in ${join(out, "points")}`,
+    );
+  } finally {
+    await pool?.close();
+  }
+});

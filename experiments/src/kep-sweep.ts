@@ -1,0 +1,123 @@
+// The KEP sweep's configurations and its run function (experiments/kep-sweep.ts is the command
+// line around them): per dataset, seed, n and method one point of experiments/src/kep-run.ts.
+// KEP methods run with and without the penalty ramp; the baselines (unstructured magnitude,
+// filter pruning) without it unless asked, at the KEP kept count of every pruned layer.
+import { join } from "node:path";
+import type { DatasetName } from "@tessera/mnist-dataset-loader";
+import type { MatrixPool } from "@tessera/matrix";
+import type { SplitPair } from "./data.ts";
+import {
+  denseKepModel,
+  kepCnn,
+  runKepPoint,
+  type KepMethod,
+  type KepPointConfig,
+  type KepPointResult,
+  type KepWidths,
+} from "./kep-run.ts";
+import { runSweep, type SweepOutcome, type SweepSpec } from "./sweep/index.ts";
+import type { Shard } from "./sweep/shard.ts";
+
+export interface KepSweepOptions {
+  datasets: string[];
+  seeds: number[];
+  ns: number[];
+  methods: KepMethod[];
+  /** Penalty variants of the KEP methods: true = with the ramp, false = cut at once. */
+  penalty: boolean[];
+  /** Also run the baselines with the penalty ramp (default: only without). */
+  baselinePenalty: boolean;
+  widths: KepWidths;
+  layers: string[];
+  librarySize: number;
+  lambda: number;
+  rampPower: number;
+  denseEpochs: number;
+  penaltyEpochs: number;
+  fineTuneEpochs: number;
+  lr: number;
+  batchSize: number;
+}
+
+export function kepPointKey(c: KepPointConfig): string {
+  return `${c.dataset}-${c.method}-n${c.n}-${c.penalty === null ? "cut" : "ramp"}-s${c.seed}`;
+}
+
+/** Every point of the sweep, in a fixed order (datasets, seeds, n, methods, penalty). */
+export function kepSweepConfigs(o: KepSweepOptions): KepPointConfig[] {
+  const out: KepPointConfig[] = [];
+  for (const dataset of o.datasets)
+    for (const seed of o.seeds)
+      for (const n of o.ns)
+        for (const method of o.methods) {
+          const kep = method === "kep-free" || method === "kep-pattern";
+          const variants = kep ? o.penalty : o.baselinePenalty ? o.penalty : [false];
+          for (const withPenalty of [...new Set(variants)])
+            out.push({
+              dataset,
+              seed,
+              method,
+              n,
+              librarySize: o.librarySize,
+              layers: [...o.layers],
+              penalty: withPenalty ? { lambda: o.lambda, power: o.rampPower } : null,
+              penaltyEpochs: o.penaltyEpochs,
+              fineTuneEpochs: o.fineTuneEpochs,
+              lr: o.lr,
+              batchSize: o.batchSize,
+              dense: {
+                dataset,
+                widths: o.widths,
+                epochs: o.denseEpochs,
+                lr: o.lr,
+                batchSize: o.batchSize,
+                seed,
+              },
+            });
+        }
+  return out;
+}
+
+/**
+ * Runs (this shard of) the sweep into `out`: points/<key>.json per finished point, the dense
+ * models under dense/<dataset>-c<channels>-h<hidden>-s<seed>/.
+ */
+export async function runKepSweep(
+  configs: readonly KepPointConfig[],
+  io: {
+    out: string;
+    shard?: Shard;
+    splits: (name: DatasetName) => Promise<SplitPair>;
+    pool?: MatrixPool;
+    progress?: SweepSpec<KepPointConfig, KepPointResult>["progress"];
+  },
+): Promise<SweepOutcome<KepPointConfig, KepPointResult>> {
+  return runSweep<KepPointConfig, KepPointResult>({
+    dir: io.out,
+    name: "kep-sweep",
+    configs,
+    key: kepPointKey,
+    shard: io.shard,
+    progress: io.progress,
+    run: async (c, ctx) => {
+      const { train, test } = await io.splits(c.dataset as DatasetName);
+      const d = c.dense;
+      const denseDir = join(
+        io.out,
+        "dense",
+        `${c.dataset}-c${d.widths.channels.join("x")}-h${d.widths.hidden}-s${c.seed}`,
+      );
+      const dense = () =>
+        denseKepModel(d, { train, test, dir: denseDir, pool: io.pool, progress: ctx.progress });
+      return runKepPoint(c, {
+        train,
+        test,
+        dense,
+        freshModel: () => kepCnn(d.widths, train.inputShape, 0),
+        scratchDir: ctx.scratchDir,
+        pool: io.pool,
+        progress: ctx.progress,
+      });
+    },
+  });
+}

@@ -1,0 +1,366 @@
+// The KEP experiment end to end on a tiny generated dataset: one point's pipeline (masks at
+// equal kept counts, the penalty phase, the cut, fine-tuning, the KEP form and its file), a
+// point killed mid-penalty and mid-fine-tuning resuming to the uninterrupted result, and
+// `pnpm kep-sweep` / `pnpm kep-report` as child processes on MNIST-format files (two shards,
+// a re-run that skips finished points, the report's tables).
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { writeIdxFile } from "@tessera/mnist-dataset-loader";
+import { arrayDataset, type Dataset } from "@tessera/nn";
+import { Generator } from "@tessera/tensor";
+import {
+  denseKepModel,
+  kepCnn,
+  runKepPoint,
+  type KepDenseConfig,
+  type KepPointConfig,
+  type KepPointResult,
+} from "../src/kep-run.ts";
+import { kepPointKey, kepSweepConfigs } from "../src/kep-sweep.ts";
+import { kepCells, kepTargets } from "../src/kep-report.ts";
+
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+const root = mkdtempSync(join(tmpdir(), "tessera-kep-sweep-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** count side x side images whose label (0..7) is which horizontal band is bright. */
+function bandImages(count: number, side: number, seed: number) {
+  const g = new Generator(seed);
+  const images = new Uint8Array(count * side * side);
+  const labels = new Uint8Array(count);
+  for (let i = 0; i < count; i++) {
+    const label = g.int(0, 8);
+    labels[i] = label;
+    for (let p = 0; p < side * side; p++) {
+      const band = Math.floor((Math.floor(p / side) * 8) / side);
+      images[i * side * side + p] = Math.floor(g.nextFloat() * 100) + (band === label ? 150 : 0);
+    }
+  }
+  return { images, labels };
+}
+
+function dataset(count: number, seed: number): Dataset {
+  const { images, labels } = bandImages(count, 8, seed);
+  return arrayDataset(images, labels, [1, 8, 8], { mean: 0.5, std: 0.5 });
+}
+
+const train = dataset(96, 1);
+const test = dataset(48, 2);
+const widths = { channels: [3, 4, 4, 6] as [number, number, number, number], hidden: 8 };
+const denseConfig: KepDenseConfig = {
+  dataset: "bands",
+  widths,
+  epochs: 3,
+  lr: 1e-2,
+  batchSize: 16,
+  seed: 1,
+};
+
+function point(over: Partial<KepPointConfig> = {}): KepPointConfig {
+  return {
+    dataset: "bands",
+    seed: 1,
+    method: "kep-free",
+    n: 3,
+    librarySize: 4,
+    layers: ["conv2.weight", "conv3.weight", "conv4.weight"],
+    penalty: { lambda: 1, power: 1 },
+    penaltyEpochs: 2,
+    fineTuneEpochs: 2,
+    lr: 5e-3,
+    batchSize: 16,
+    dense: denseConfig,
+    ...over,
+  };
+}
+
+const denseDir = join(root, "dense");
+const dense = () => denseKepModel(denseConfig, { train, test, dir: denseDir });
+const io = (scratchDir: string, progress?: (t: string) => void) => {
+  mkdirSync(scratchDir, { recursive: true });
+  return {
+    train,
+    test,
+    dense,
+    freshModel: () => kepCnn(widths, train.inputShape, 0),
+    scratchDir,
+    progress,
+  };
+};
+
+/** The result without wall times (the only fields a resumed run may change). */
+function timeless(r: KepPointResult) {
+  return { ...r, seconds: 0, epochs: r.epochs.map((e) => ({ ...e, seconds: 0 })) };
+}
+
+describe("runKepPoint", () => {
+  it("trains the dense model once and loads it after", () => {
+    const a = dense();
+    expect(existsSync(join(denseDir, "dense.safetensors"))).toBe(true);
+    const b = dense();
+    expect(b.accuracy).toBe(a.accuracy);
+    expect(b.model.getParameter("conv2.weight").data.data).toEqual(
+      a.model.getParameter("conv2.weight").data.data,
+    );
+  });
+
+  it("keeps the same weights per layer for every method; KEP points run as KepConv2d and reload", () => {
+    const results = new Map<string, KepPointResult>();
+    for (const method of ["kep-free", "kep-pattern", "magnitude", "filter"] as const) {
+      const c = point({ method, penalty: null });
+      results.set(method, runKepPoint(c, io(join(root, "eq", method))));
+    }
+    const free = results.get("kep-free")!;
+    // conv2 4x3 planes, conv3 4x4, conv4 6x4: n = 3 of 9 kept in each plane.
+    expect(free.layerKept).toEqual({
+      "conv2.weight": 36,
+      "conv3.weight": 48,
+      "conv4.weight": 72,
+    });
+    expect(results.get("kep-pattern")!.layerKept).toEqual(free.layerKept);
+    expect(results.get("magnitude")!.layerKept).toEqual(free.layerKept);
+    // Filter pruning keeps whole filters (27, 36, 36 weights each): rounded up.
+    expect(results.get("filter")!.layerKept).toEqual({
+      "conv2.weight": 54,
+      "conv3.weight": 72,
+      "conv4.weight": 72,
+    });
+    for (const m of ["kep-free", "kep-pattern"]) {
+      const r = results.get(m)!;
+      expect(r.kepMaxDiff!).toBeLessThan(1e-4);
+      expect(r.reloadedMaxDiff!).toBeLessThan(1e-4);
+      expect(r.kepAccuracy).toBeCloseTo(r.accuracyFineTuned, 1);
+      expect(r.storage!.map((s) => s.name)).toEqual(["conv2", "conv3", "conv4"]);
+      expect(r.storage!.reduce((a, s) => a + s.nnz, 0)).toBe(156);
+    }
+    expect(results.get("kep-free")!.storage![0]!.indexBytes).toBe(Math.ceil((36 * 4) / 8));
+    expect(results.get("magnitude")!.storage).toBeNull();
+    // The cut variants have no penalty phase and fine-tune E1 + E2 epochs.
+    expect(free.accuracyBeforeCut).toBeNull();
+    expect(free.epochs.map((e) => e.stage)).toEqual([
+      "finetune",
+      "finetune",
+      "finetune",
+      "finetune",
+    ]);
+  });
+
+  it("with the ramp the masked-out weights shrink before the cut (against lambda = 0)", () => {
+    // Adam moves a weight by about lr per step: 4 epochs of 6 steps at 2e-2 can undo ~0.5.
+    const c = (lambda: number) =>
+      point({ penalty: { lambda, power: 1 }, penaltyEpochs: 4, lr: 2e-2 });
+    const r = runKepPoint(c(1), io(join(root, "ramp")));
+    const zero = runKepPoint(c(0), io(join(root, "ramp0")));
+    expect(r.epochs.map((e) => `${e.stage}${e.epoch}`)).toEqual([
+      "penalty1",
+      "penalty2",
+      "penalty3",
+      "penalty4",
+      "finetune1",
+      "finetune2",
+    ]);
+    expect(r.outsideNormStart).toBe(zero.outsideNormStart);
+    expect(r.outsideNormBeforeCut!).toBeLessThan(0.5 * r.outsideNormStart!);
+    expect(zero.outsideNormBeforeCut!).toBeGreaterThan(0.8 * zero.outsideNormStart!);
+    expect(r.accuracyBeforeCut).not.toBeNull();
+  });
+
+  it("a point killed in the penalty phase and again in fine-tuning resumes to the uninterrupted result", () => {
+    const c = point({ method: "kep-pattern" });
+    const whole = runKepPoint(c, io(join(root, "whole")));
+    const dir = join(root, "killed");
+    const killAt = (line: string) => (t: string) => {
+      if (t.startsWith(line)) throw new Error(`killed at ${line}`);
+    };
+    expect(() => runKepPoint(c, io(dir, killAt("penalty epoch 1/2")))).toThrow(/killed at penalty/);
+    expect(() => runKepPoint(c, io(dir, killAt("finetune epoch 1/2")))).toThrow(
+      /killed at finetune/,
+    );
+    const resumed = runKepPoint(c, io(dir));
+    expect(timeless(resumed)).toEqual(timeless(whole));
+  });
+});
+
+describe("kep-sweep configs", () => {
+  it("KEP methods with ramp and cut, baselines cut only unless asked; keys are unique", () => {
+    const o = {
+      datasets: ["mnist"],
+      seeds: [1],
+      ns: [2, 4],
+      methods: ["kep-free", "kep-pattern", "magnitude", "filter"] as const,
+      penalty: [true, false],
+      baselinePenalty: false,
+      widths,
+      layers: ["conv2.weight"],
+      librarySize: 8,
+      lambda: 1,
+      rampPower: 1,
+      denseEpochs: 1,
+      penaltyEpochs: 1,
+      fineTuneEpochs: 1,
+      lr: 1e-3,
+      batchSize: 32,
+    };
+    const keys = kepSweepConfigs({ ...o, methods: [...o.methods] }).map(kepPointKey);
+    expect(keys).toEqual([
+      "mnist-kep-free-n2-ramp-s1",
+      "mnist-kep-free-n2-cut-s1",
+      "mnist-kep-pattern-n2-ramp-s1",
+      "mnist-kep-pattern-n2-cut-s1",
+      "mnist-magnitude-n2-cut-s1",
+      "mnist-filter-n2-cut-s1",
+      "mnist-kep-free-n4-ramp-s1",
+      "mnist-kep-free-n4-cut-s1",
+      "mnist-kep-pattern-n4-ramp-s1",
+      "mnist-kep-pattern-n4-cut-s1",
+      "mnist-magnitude-n4-cut-s1",
+      "mnist-filter-n4-cut-s1",
+    ]);
+    const withBase = kepSweepConfigs({ ...o, methods: ["filter"], baselinePenalty: true });
+    expect(withBase.map(kepPointKey)).toEqual([
+      "mnist-filter-n2-ramp-s1",
+      "mnist-filter-n2-cut-s1",
+      "mnist-filter-n4-ramp-s1",
+      "mnist-filter-n4-cut-s1",
+    ]);
+  });
+});
+
+describe("pnpm kep-sweep and kep-report", () => {
+  const dataDir = join(root, "mnist");
+  mkdirSync(dataDir, { recursive: true });
+  for (const [split, count, seed] of [
+    ["train", 64, 3],
+    ["t10k", 32, 4],
+  ] as const) {
+    const { images, labels } = bandImages(count, 28, seed);
+    writeIdxFile(join(dataDir, `${split}-images-idx3-ubyte`), {
+      shape: [count, 28, 28],
+      data: images,
+    });
+    writeIdxFile(join(dataDir, `${split}-labels-idx1-ubyte`), { shape: [count], data: labels });
+  }
+  const run = (script: string, args: string[]) =>
+    spawnSync(
+      process.execPath,
+      ["--import", "tsx", join(repoRoot, "experiments", script), ...args],
+      {
+        cwd: repoRoot,
+        encoding: "utf8",
+        timeout: 240_000,
+        env: { ...process.env, TESSERA_DATASETS: "", DEBUG: "" },
+      },
+    );
+  const common = [
+    "--dataset",
+    "mnist",
+    "--data-dir",
+    dataDir,
+    "--n",
+    "2,4",
+    "--methods",
+    "kep-free,kep-pattern,magnitude",
+    "--channels",
+    "2,2,3,3",
+    "--hidden",
+    "8",
+    "--dense-epochs",
+    "1",
+    "--batch-size",
+    "32",
+  ];
+
+  it("runs two shards, skips finished points on a re-run, and writes the report", () => {
+    const out = (i: number) => join(root, "sweep", `shard-${i}`);
+    for (const i of [0, 1]) {
+      const r = run("kep-sweep.ts", [...common, "--shard", `${i}/2`, "--out", out(i)]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/kep-sweep: \d+ points run, 0 already done/);
+      // Progress lines of the point's stages.
+      expect(r.stderr).toMatch(/finetune epoch 2\/2/);
+    }
+    const keys = [0, 1].flatMap((i) => readdirSync(join(out(i), "points"))).sort();
+    expect(keys).toEqual(
+      [
+        "mnist-kep-free-n2-cut-s1",
+        "mnist-kep-free-n2-ramp-s1",
+        "mnist-kep-free-n4-cut-s1",
+        "mnist-kep-free-n4-ramp-s1",
+        "mnist-kep-pattern-n2-cut-s1",
+        "mnist-kep-pattern-n2-ramp-s1",
+        "mnist-kep-pattern-n4-cut-s1",
+        "mnist-kep-pattern-n4-ramp-s1",
+        "mnist-magnitude-n2-cut-s1",
+        "mnist-magnitude-n4-cut-s1",
+      ].map((k) => `${k}.json`),
+    );
+    const again = run("kep-sweep.ts", [...common, "--shard", "0/2", "--out", out(0)]);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/kep-sweep: 0 points run, \d+ already done/);
+
+    const md = join(root, "report", "kep.md");
+    const rep = run("kep-report.ts", [
+      out(0),
+      out(1),
+      "--out",
+      md,
+      "--command",
+      "pnpm kep-sweep (test)",
+    ]);
+    expect(rep.status, rep.stderr).toBe(0);
+    const text = readFileSync(md, "utf8");
+    expect(text).toContain("# KEP: kernel-element pruning of a small CNN (issue 13)");
+    expect(text).toContain("- `pnpm kep-sweep (test)`");
+    expect(text).toMatch(/\| kep-free ramp +\| kep-free cut/);
+    expect(text).toContain("## What is the paper's and what is reconstructed");
+    expect(existsSync(join(root, "report", "kep", "accuracy.svg"))).toBe(true);
+    expect(existsSync(join(root, "report", "kep", "accuracy.vl.json"))).toBe(true);
+  });
+
+  it("refuses a bad option in one line", () => {
+    const r = run("kep-sweep.ts", ["--n", "0"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(
+      'kep-sweep: --n: expected a comma-separated list of items each an integer from 1 to 9 (item "0" is not), got "0"\n',
+    );
+  });
+});
+
+describe("kep-report targets", () => {
+  it("checks n = 4 against dense and the ramp against the cut right after it", () => {
+    const mk = (variant: string, n: number, afterCut: number, fineTuned: number) => ({
+      key: `${variant}-${n}`,
+      config: point({
+        dataset: "mnist",
+        method: variant.split(" ")[0] as KepPointConfig["method"],
+        n,
+        penalty: variant.endsWith("ramp") ? { lambda: 1, power: 1 } : null,
+      }),
+      result: {
+        denseAccuracy: 0.99,
+        accuracyAfterCut: afterCut,
+        accuracyFineTuned: fineTuned,
+        accuracyBeforeCut: null,
+        keptWeights: n,
+        prunedLayerWeights: 9,
+      } as KepPointResult,
+    });
+    const cells = kepCells([
+      mk("kep-free ramp", 4, 0.9, 0.988),
+      mk("kep-free cut", 4, 0.5, 0.985),
+      mk("kep-free ramp", 2, 0.4, 0.95),
+      mk("kep-free cut", 2, 0.6, 0.95),
+    ] as never[]);
+    const t = kepTargets(cells);
+    expect(t.map((x) => [x.target, x.met])).toEqual([
+      ["n = 4, kep-free ramp: within 0.3 points of dense", true],
+      ["n = 4, kep-free cut: within 0.3 points of dense", false],
+      ["kep-free: ramp above the cut at once, right after the cut", false],
+    ]);
+    expect(t[2]!.measured).toBe("1 of 2 n: n=2 40.00 vs 60.00; n=4 90.00 vs 50.00");
+  });
+});
