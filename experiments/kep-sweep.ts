@@ -27,6 +27,7 @@ import { createPool, type MatrixPool } from "@tessera/matrix";
 import {
   choice,
   createCommand,
+  fraction,
   intInRange,
   list,
   nonNegativeNumber,
@@ -85,6 +86,12 @@ const program = addSweepOptions(
     )
     .option("--library-size <n>", "pattern library size L", positiveInt("--library-size"), 8)
     .option(
+      "--plane-fraction <x>",
+      "connectivity sparsity: fraction of each layer's planes removed (KEP), same kept count for the baselines",
+      fraction("--plane-fraction"),
+      0,
+    )
+    .option(
       "--lambda <x>",
       "penalty lambda at the end of the ramp",
       nonNegativeNumber("--lambda"),
@@ -129,6 +136,7 @@ interface Options {
   hidden: number;
   layers: string[];
   librarySize: number;
+  planeFraction: number;
   lambda: number;
   rampPower: number;
   denseEpochs: number;
@@ -160,6 +168,7 @@ await runMain("kep-sweep", async () => {
     widths: { channels: o.channels as [number, number, number, number], hidden: o.hidden },
     layers: o.layers.map((l) => `${l}.weight`),
     librarySize: o.librarySize,
+    planeFraction: o.planeFraction,
     lambda: o.lambda,
     rampPower: o.rampPower,
     denseEpochs: o.denseEpochs,

@@ -91,6 +91,11 @@ export interface KepPointConfig {
   n: number;
   /** Pattern mode's library size L. */
   librarySize: number;
+  /**
+   * Connectivity sparsity: KEP points also remove this fraction of each layer's planes (least
+   * L2 norm over the kept elements); the baselines keep the same count. 0: none.
+   */
+  planeFraction: number;
   /** Pruned conv weights, e.g. ["conv2.weight", "conv3.weight", "conv4.weight"]. */
   layers: string[];
   /** null: no penalty phase (the cut at once, then E1 + E2 epochs of fine-tuning). */
@@ -273,15 +278,19 @@ function buildMasks(c: KepPointConfig, state: PruningState): Record<string, numb
       n: c.n,
       mode: c.method === "kep-free" ? "free" : "pattern",
       librarySize: c.librarySize,
+      planeFraction: c.planeFraction,
     });
     if (c.method === "kep-free") return null;
     return Object.fromEntries([...info].map(([k, i]) => [k, i.library!.patterns.length]));
   }
-  // Baselines: the KEP kept count of each layer, n/k² of its weights.
+  // Baselines: the KEP kept count of each layer, n of the k² elements of every plane that
+  // the plane removal leaves.
   const targets = new Map<string, number>();
   for (const name of c.layers) {
     const s = state.layout(name).shape;
-    targets.set(name, c.n / (s[2]! * s[3]!));
+    const planes = s[0]! * s[1]!;
+    const left = planes - Math.round(c.planeFraction * planes);
+    targets.set(name, (c.n * left) / (planes * s[2]! * s[3]!));
   }
   state.pruneToDensity(targets);
   return null;

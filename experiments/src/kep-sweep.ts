@@ -30,6 +30,8 @@ export interface KepSweepOptions {
   widths: KepWidths;
   layers: string[];
   librarySize: number;
+  /** Connectivity sparsity: fraction of planes removed per layer (0: none). */
+  planeFraction: number;
   lambda: number;
   rampPower: number;
   denseEpochs: number;
@@ -40,7 +42,8 @@ export interface KepSweepOptions {
 }
 
 export function kepPointKey(c: KepPointConfig): string {
-  return `${c.dataset}-${c.method}-n${c.n}-${c.penalty === null ? "cut" : "ramp"}-s${c.seed}`;
+  const planes = c.planeFraction > 0 ? `-p${c.planeFraction}` : "";
+  return `${c.dataset}-${c.method}-n${c.n}${planes}-${c.penalty === null ? "cut" : "ramp"}-s${c.seed}`;
 }
 
 /** Every point of the sweep, in a fixed order (datasets, seeds, n, methods, penalty). */
@@ -59,6 +62,7 @@ export function kepSweepConfigs(o: KepSweepOptions): KepPointConfig[] {
               method,
               n,
               librarySize: o.librarySize,
+              planeFraction: o.planeFraction,
               layers: [...o.layers],
               penalty: withPenalty ? { lambda: o.lambda, power: o.rampPower } : null,
               penaltyEpochs: o.penaltyEpochs,

@@ -67,6 +67,7 @@ function point(over: Partial<KepPointConfig> = {}): KepPointConfig {
     method: "kep-free",
     n: 3,
     librarySize: 4,
+    planeFraction: 0,
     layers: ["conv2.weight", "conv3.weight", "conv4.weight"],
     penalty: { lambda: 1, power: 1 },
     penaltyEpochs: 2,
@@ -149,6 +150,18 @@ describe("runKepPoint", () => {
     ]);
   });
 
+  it("with plane removal the baselines keep the KEP count: n per plane of the planes left", () => {
+    const kept = (method: KepPointConfig["method"]) =>
+      runKepPoint(
+        point({ method, penalty: null, planeFraction: 0.25, fineTuneEpochs: 1, penaltyEpochs: 1 }),
+        io(join(root, "planes", method)),
+      ).layerKept;
+    // 12, 16 and 24 planes lose 3, 4 and 6; 3 of 9 kept in the others.
+    const want = { "conv2.weight": 27, "conv3.weight": 36, "conv4.weight": 54 };
+    expect(kept("kep-pattern")).toEqual(want);
+    expect(kept("magnitude")).toEqual(want);
+  });
+
   it("with the ramp the masked-out weights shrink before the cut (against lambda = 0)", () => {
     // Adam moves a weight by about lr per step: 4 epochs of 6 steps at 2e-2 can undo ~0.5.
     const c = (lambda: number) =>
@@ -197,6 +210,7 @@ describe("kep-sweep configs", () => {
       widths,
       layers: ["conv2.weight"],
       librarySize: 8,
+      planeFraction: 0,
       lambda: 1,
       rampPower: 1,
       denseEpochs: 1,
