@@ -1,9 +1,11 @@
 // conv2d (im2col + GEMM) against a direct nested-loop convolution, gradients by finite
 // differences over random geometries with stride, padding and dilation.
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import * as T from "@tessera/tensor";
-import { Variable, conv2d, gradcheck, sum } from "../src/index.ts";
+import { createPool } from "@tessera/matrix";
+import type { MatrixPool } from "@tessera/matrix";
+import { Variable, conv2d, gradcheck, mul, setMatrixPool, sum } from "../src/index.ts";
 import { normal64, param, seedArb } from "./helpers.ts";
 
 interface Geo {
@@ -63,6 +65,63 @@ const arbGeo: fc.Arbitrary<Geo> = fc
     h: Math.max(1, r.dilation[0] * (r.kh - 1) + 1 - 2 * r.padding[0]) + r.extraH,
     w: Math.max(1, r.dilation[1] * (r.kw - 1) + 1 - 2 * r.padding[1]) + r.extraW,
   }));
+
+/** y = conv2d(x, w, b) and the gradients of Σ y·r (r random), in x's dtype, on the current pool. */
+function convAndGrads(x: T.Tensor, wt: T.Tensor, b: T.Tensor, r: T.Tensor, g: Geo): T.Tensor[] {
+  const xv = new Variable(x, { requiresGrad: true });
+  const wv = new Variable(wt, { requiresGrad: true });
+  const bv = new Variable(b, { requiresGrad: true });
+  const opts = { stride: g.stride, padding: g.padding, dilation: g.dilation };
+  const y = conv2d(xv, wv, bv, opts);
+  sum(mul(y, new Variable(r))).backward();
+  return [y.data, xv.grad!, wv.grad!, bv.grad!];
+}
+
+describe("conv2d on the WebAssembly kernels (float32: no patch matrix, wasm-conv.ts)", () => {
+  let one: MatrixPool;
+  let two: MatrixPool;
+  beforeAll(async () => {
+    one = createPool({ threads: 1, kernels: "wasm" });
+    two = createPool({ threads: 2, kernels: "wasm", minParallelFlops: 0 });
+    await two.ready();
+  });
+  afterAll(async () => {
+    setMatrixPool(undefined);
+    await one.close();
+    await two.close();
+  });
+
+  it("matches the float64 op (gradchecked above) in value and every gradient, bitwise on 1 and 2 threads", () => {
+    fc.assert(
+      fc.property(arbGeo, seedArb, (g, seed) => {
+        const x = normal64([g.n, g.c, g.h, g.w], seed);
+        const wt = normal64([g.f, g.c, g.kh, g.kw], seed + 1);
+        const b = normal64([g.f], seed + 2);
+        const oh =
+          Math.floor((g.h + 2 * g.padding[0] - g.dilation[0] * (g.kh - 1) - 1) / g.stride[0]) + 1;
+        const ow =
+          Math.floor((g.w + 2 * g.padding[1] - g.dilation[1] * (g.kw - 1) - 1) / g.stride[1]) + 1;
+        const r = normal64([g.n, g.f, oh, ow], seed + 3);
+        setMatrixPool(undefined);
+        const want = convAndGrads(x, wt, b, r, g);
+        const f32 = [x, wt, b, r].map((t) => t.astype("float32"));
+        setMatrixPool(one);
+        const got = convAndGrads(f32[0]!, f32[1]!, f32[2]!, f32[3]!, g);
+        setMatrixPool(two);
+        const pooled = convAndGrads(f32[0]!, f32[1]!, f32[2]!, f32[3]!, g);
+        setMatrixPool(undefined);
+        // Sums of at most C·kh·kw·F·N·P terms of normal numbers: float32 roundoff stays far
+        // below 1e-4 relative, while a wrong or missing term is of order 1.
+        for (let i = 0; i < 4; i++) {
+          expect(got[i]!.dtype).toBe("float32");
+          expect(T.allClose(got[i]!.astype("float64"), want[i]!, 1e-4, 1e-4)).toBe(true);
+          expect(Array.from(pooled[i]!.data)).toEqual(Array.from(got[i]!.data));
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
+});
 
 describe("conv2d", () => {
   it("equals a direct convolution and its gradients match finite differences", () => {

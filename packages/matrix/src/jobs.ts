@@ -14,6 +14,8 @@ import type { WasmThread } from "./wasm-gemm.ts";
 import { wasmSpmmRange } from "./wasm-spmm.ts";
 import type { SpmmLayout, SpmmShape } from "./wasm-spmm.ts";
 import { wasmSampledRange } from "./wasm-sampled.ts";
+import { col2imRange, implicitRange } from "./wasm-conv.ts";
+import type { Col2imArgs, ImplicitArgs } from "./wasm-conv.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs } from "./spmm-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
@@ -46,6 +48,10 @@ export const KIND_WASM_GEMM_PACKED = 10;
 export const KIND_WASM_SPMM = 12;
 /** The sampled product on the WebAssembly kernel (wasm-sampled.ts), staged like KIND_WASM_SPMM. */
 export const KIND_WASM_SAMPLED = 13;
+/** Convolution products on the WebAssembly kernels (wasm-conv.ts): B gathered from the staged input. */
+export const KIND_WASM_CONV = 14;
+/** The convolution's input gradient (wasm-conv.ts): Wᵀ·G by image chunks, scattered onto dxp. */
+export const KIND_WASM_COL2IM = 15;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -279,6 +285,33 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     outputs: [],
     wasm: true,
     run: (g, r, w) => wasmSampledRange(need(w), g, g.k, g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_CONV]: job<ImplicitArgs>()({
+    nums: ["apAt", "xpAt", "kTabAt", "lTabAt", "lFlagsAt", "m", "k", "n"],
+    arrays: ["c"],
+    outputs: ["c"],
+    fullWrite: true,
+    wasm: true,
+    run: (g, r, w) => implicitRange(need(w), g, r[0]!, r[1]!, r[2]!, r[3]!),
+  }),
+  [KIND_WASM_COL2IM]: job<Col2imArgs>()({
+    nums: [
+      "apAt",
+      "xpAt",
+      "rowAt",
+      "colAt",
+      "K",
+      "F",
+      "P",
+      "NP",
+      "chunkImages",
+      "chunksAt",
+      "chunkBytes",
+    ],
+    arrays: ["b"],
+    outputs: [],
+    wasm: true,
+    run: (g, r, w) => col2imRange(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_SPMM]: job<SpmmArgs>()({
     nums: [

@@ -23,6 +23,8 @@ import {
   KIND_WASM_GEMM,
   KIND_WASM_GEMM_PACKED,
   KIND_WASM_PACK,
+  KIND_WASM_COL2IM,
+  KIND_WASM_CONV,
   KIND_WASM_SAMPLED,
   KIND_WASM_SPMM,
   MAX_CHUNKS,
@@ -40,7 +42,30 @@ import type {
 import { sampledLayout, stageSampled, unstageSampled, wasmSampledSerial } from "./wasm-sampled.ts";
 import { spmmLayout, stageSpmm, unstageSpmm, wasmSpmmSerial } from "./wasm-spmm.ts";
 import type { KernelPath } from "./kernels.ts";
-import { WASM_TILE, wasmGemmSerial, wasmPackedBytes, wasmPanelCounts } from "./wasm-gemm.ts";
+import {
+  SCRATCH_BYTES,
+  WASM_TILE,
+  localWasmThread,
+  wasmGemmSerial,
+  wasmPackRange,
+  wasmPackedBytes,
+  wasmPanelCounts,
+} from "./wasm-gemm.ts";
+import type { WasmThread } from "./wasm-gemm.ts";
+import {
+  chunkBytesFor,
+  chunkImagesFor,
+  col2imRange,
+  convStageLayout,
+  convTables,
+  implicitRange,
+  stagePadded,
+  stageTables,
+  unstagePadded,
+} from "./wasm-conv.ts";
+import type { Col2imArgs, ConvStage, ConvTables, ImplicitArgs } from "./wasm-conv.ts";
+import type { ResolvedConv2d } from "./im2col.ts";
+import { TRANS_A, TRANS_NONE } from "./types.ts";
 
 function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPool {
   return pool !== undefined && pool.threads > 1 && flops >= pool.minParallelFlops;
@@ -377,3 +402,149 @@ export function runCol2im(args: PatchArgs, pool: MatrixPool | undefined): void {
 export function runKep(args: KepArgs, flops: number, pool: MatrixPool | undefined): void {
   runByLines(KIND_KEP, args, kepLines(args), flops, 4, pool, (lo, hi) => kepRange(args, lo, hi));
 }
+
+/**
+ * Kernel memory for a convolution product: `bytes` after the scratch regions, in the pool's
+ * shared memory (pooled) or this thread's own (serial). Returns the caller's kernel, where the
+ * free bytes start, and the stage (tables and padded input) written there.
+ */
+function convMemory(
+  pool: MatrixPool | undefined,
+  g: ResolvedConv2d,
+  extra: (stageEnd: number) => number,
+): { t: WasmThread; T: ConvTables; stage: ConvStage; H: Float32Array } {
+  const T = convTables(g);
+  const rel = convStageLayout(T, 0);
+  const bytes = rel.end + extra(rel.end) + 64;
+  let t: WasmThread;
+  let at: number;
+  if (pool !== undefined) {
+    const k = pool.kernelMemory(bytes);
+    t = k.caller;
+    at = k.panelsAt;
+  } else {
+    t = localWasmThread();
+    at = SCRATCH_BYTES;
+    const need = at + bytes;
+    const have = t.memory.buffer.byteLength;
+    if (need > have) t.memory.grow(Math.ceil((need - have) / 65536));
+  }
+  const stage = convStageLayout(T, at);
+  const H = t.f32();
+  stageTables(H.buffer, T, stage);
+  return { t, T, stage, H };
+}
+
+/** Packs A (m x k, `trans` as the dense products take it) whole at apAt: the pool's threads share it. */
+function packWhole(
+  t: WasmThread,
+  pool: MatrixPool | undefined,
+  trans: typeof TRANS_NONE | typeof TRANS_A,
+  a: Float32Array,
+  apAt: number,
+  m: number,
+  k: number,
+): void {
+  const [pa] = wasmPanelCounts(m, 1);
+  if (pool === undefined || pa < 2 * pool.threads) {
+    wasmPackRange(t, trans, a, a, apAt, apAt, m, k, 1, 0, pa);
+    return;
+  }
+  const pack: WasmPackArgs = { trans, a, b: a, apAt, bpAt: apAt, m, k, n: 1 };
+  const ranges = evenCuts(pa, 2 * pool.threads, 1).slice(1);
+  const chunks: Range[] = ranges.map((hi, i) => [i === 0 ? 0 : ranges[i - 1]!, hi, 0, 0]);
+  pool.run(
+    KIND_WASM_PACK,
+    pack as unknown as Record<string, unknown>,
+    chunks.filter((r) => r[1] > r[0]),
+  );
+}
+
+/**
+ * The convolution's forward product (y [F, N·P] = W·cols) or weight gradient
+ * (dW [F, K] = G·colsᵀ) on the WebAssembly kernels, B gathered from the staged input.
+ */
+export function runWasmConvProduct(
+  which: "forward" | "weight",
+  a: Float32Array,
+  x: Float32Array,
+  c: Float32Array,
+  g: ResolvedConv2d,
+  F: number,
+  pool: MatrixPool | undefined,
+): void {
+  const K = g.c * g.kh * g.kw;
+  const NP = g.n * g.outH * g.outW;
+  const [m, k, n] = which === "forward" ? [F, K, NP] : [F, NP, K];
+  const pooled = usePool(pool, 2 * m * k * n) ? pool : undefined;
+  const [la] = wasmPackedBytes(m, k, n);
+  const { t, stage, H } = convMemory(pooled, g, () => la);
+  stagePadded(H, x, g, stage.xpAt);
+  const apAt = stage.end;
+  packWhole(t, pooled, TRANS_NONE, a, apAt, m, k);
+  const forward = which === "forward";
+  const args: ImplicitArgs = {
+    c: c.length === m * n ? c : c.subarray(0, m * n),
+    apAt,
+    xpAt: stage.xpAt,
+    kTabAt: forward ? stage.rowAt : stage.colAt,
+    lTabAt: forward ? stage.colAt : stage.rowAt,
+    lFlagsAt: forward ? stage.colFlagsAt : stage.rowFlagsAt,
+    m,
+    k,
+    n,
+  };
+  if (pooled === undefined) implicitRange(t, args, 0, m, 0, n);
+  else
+    pool!.run(
+      KIND_WASM_CONV,
+      args as unknown as Record<string, unknown>,
+      productChunks(m, n, pooled.threads, WASM_TILE.mr, WASM_TILE.nr),
+    );
+}
+
+/** The convolution's input gradient dx = col2im(Wᵀ·G) on the WebAssembly kernels (out: [N, C, H, W]). */
+export function runWasmConvInput(
+  w: Float32Array,
+  gy: Float32Array,
+  out: Float32Array,
+  g: ResolvedConv2d,
+  F: number,
+  pool: MatrixPool | undefined,
+): void {
+  const K = g.c * g.kh * g.kw;
+  const P = g.outH * g.outW;
+  const NP = g.n * P;
+  const pooled = usePool(pool, 2 * K * F * NP) && g.n > 1 ? pool : undefined;
+  const [la] = wasmPackedBytes(K, F, NP);
+  const chunkBytes = chunkBytesFor(K, P);
+  const threads = pooled?.threads ?? 1;
+  const { t, stage, H } = convMemory(pooled, g, () => la + threads * chunkBytes);
+  stagePadded(H, undefined, g, stage.xpAt);
+  const apAt = stage.end;
+  packWhole(t, pooled, TRANS_A, w, apAt, K, F);
+  const args: Col2imArgs = {
+    b: gy,
+    apAt,
+    xpAt: stage.xpAt,
+    rowAt: stage.rowAt,
+    colAt: stage.colAt,
+    K,
+    F,
+    P,
+    NP,
+    chunkImages: chunkImagesFor(P),
+    chunksAt: roundUp16(apAt + la),
+    chunkBytes,
+  };
+  if (pooled === undefined) col2imRange(t, args, 0, g.n);
+  else
+    pooled.run(
+      KIND_WASM_COL2IM,
+      args as unknown as Record<string, unknown>,
+      lineChunks(g.n, Math.min(MAX_CHUNKS, 4 * pooled.threads)),
+    );
+  unstagePadded(t.f32(), out, g, stage.xpAt);
+}
+
+const roundUp16 = (v: number) => Math.ceil(v / 16) * 16;

@@ -162,6 +162,10 @@ export class Code {
   i32Eqz(): this {
     return this.op(0x45);
   }
+  /** Pops c, then b, then a: a when c != 0, else b. */
+  select(): this {
+    return this.op(0x1b);
+  }
 
   i32Load(offset = 0): this {
     return this.op(0x28, ...this.mem(2, offset));
@@ -174,6 +178,13 @@ export class Code {
   }
   f32Add(): this {
     return this.op(0x92);
+  }
+  /** a > b (ordered: false when either is NaN), as i32. */
+  f32Gt(): this {
+    return this.op(0x5e);
+  }
+  i32Store(offset = 0): this {
+    return this.op(0x36, ...this.mem(2, offset));
   }
 
   v128Load(offset = 0): this {

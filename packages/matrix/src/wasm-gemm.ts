@@ -29,13 +29,15 @@ const NR = WASM_TILE.nr;
 /** k-block length (a B panel of NR x KC floats is 8 KB: it stays in L1 next to the A panel). */
 export const WASM_KC = 256;
 /** Rows of A per cache block, a multiple of MR. */
-const MC = roundUp(64, MR);
+export const WASM_MC = roundUp(64, MR);
 /** Columns of B per cache block, a multiple of NR. */
-const NC = roundUp(512, NR);
+export const WASM_NC = roundUp(512, NR);
+const MC = WASM_MC;
+const NC = WASM_NC;
 
 /** Bytes of one thread's scratch region: the A block, the B block and the C block, in float32. */
-const A_BYTES = 4 * MC * WASM_KC;
-const B_BYTES = 4 * WASM_KC * NC;
+export const A_BYTES = 4 * MC * WASM_KC;
+export const B_BYTES = 4 * WASM_KC * NC;
 const C_BYTES = 4 * MC * NC;
 export const SCRATCH_BYTES = roundUp(A_BYTES + B_BYTES + C_BYTES, 1 << 16);
 const PAGE = 1 << 16;
@@ -248,7 +250,7 @@ export function wasmGemmSerial(
  * Multiplies the packed blocks at byte offsets aAt (mc rows) and bAt (nc columns) and stores
  * (first k-block) or adds the mc x nc result into C at cOff.
  */
-function multiplyBlock(
+export function multiplyBlock(
   t: WasmThread,
   H: Float32Array,
   aAt: number,

@@ -1,0 +1,193 @@
+// The three products of a 2-D convolution (batched layout: K = C·kh·kw patch rows, N·P
+// positions), as one call each. On the asm.js path (and for float64) each is im2col / col2im
+// plus a dense product, exactly as a caller would write them; on the WebAssembly path (float32)
+// no patch matrix is built: wasm-conv.ts packs the product's panels straight from the padded
+// input and sums the input gradient in kernel memory, with the same bits as the composed calls
+// on that path.
+import type { DenseOptions } from "./dense.ts";
+import { matmul, matmulTransA, matmulTransB } from "./dense.ts";
+import { col2im, conv2dGeometry, im2col } from "./im2col.ts";
+import type { Conv2dGeometry, ResolvedConv2d } from "./im2col.ts";
+import { resolveKernels } from "./kernels.ts";
+import type { KernelPath } from "./kernels.ts";
+import { runWasmConvInput, runWasmConvProduct } from "./parallel.ts";
+import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
+import type { FloatArray, SameFloat } from "./types.ts";
+
+/** The kernel path a call with these options runs (its `kernels`, else the pool's, else TESSERA_KERNELS). */
+export function kernelPath(options?: DenseOptions): KernelPath {
+  return resolveKernels("kernelPath", options?.kernels, options?.pool);
+}
+
+interface Checked {
+  g: ResolvedConv2d;
+  K: number;
+  NP: number;
+  wasm: boolean;
+}
+
+function check(
+  fn: string,
+  arrays: [string, FloatArray, number, string][],
+  filters: number,
+  geometry: Conv2dGeometry,
+  options: DenseOptions | undefined,
+): Checked {
+  const g = conv2dGeometry(fn, geometry);
+  checkDim(fn, "filters", filters);
+  const first = arrays[0]![1];
+  for (const [name, arr, length, shape] of arrays) {
+    checkFloatArray(fn, name, arr);
+    checkSameType(fn, name, first, arr);
+    checkLength(fn, name, arr, length, shape);
+  }
+  const path = resolveKernels(fn, options?.kernels, options?.pool);
+  return {
+    g,
+    K: g.patchSize,
+    NP: g.n * g.positions,
+    wasm: path === "wasm" && first instanceof Float32Array,
+  };
+}
+
+function output<T extends FloatArray>(
+  fn: string,
+  like: T,
+  out: FloatArray | undefined,
+  length: number,
+  shape: string,
+): T {
+  if (out === undefined) return allocLike(like, length) as T;
+  checkFloatArray(fn, "out", out);
+  checkSameType(fn, "out", like, out);
+  checkLength(fn, "out", out, length, shape);
+  return out as T;
+}
+
+const xShape = (g: ResolvedConv2d) => `[N=${g.n}, C=${g.c}, H=${g.h}, W=${g.w}]`;
+
+/**
+ * y [F, N·P] = W [F, K] · im2col(x, "batched"): the convolution of x [N, C, H, W] with F
+ * filters (no bias), positions of all images side by side (row j·N·P + i·P + p is filter j,
+ * image i, position p).
+ */
+export function conv2dForward<T extends FloatArray>(
+  x: T,
+  weight: SameFloat<T>,
+  filters: number,
+  geometry: Conv2dGeometry,
+  out?: SameFloat<T>,
+  options?: DenseOptions,
+): SameFloat<T> {
+  const fn = "conv2dForward";
+  const g0 = conv2dGeometry(fn, geometry);
+  const { g, K, NP, wasm } = check(
+    fn,
+    [
+      ["x", x, g0.n * g0.c * g0.h * g0.w, xShape(g0)],
+      ["weight", weight, filters * g0.patchSize, `[F=${filters}, K=${g0.patchSize}]`],
+    ],
+    filters,
+    geometry,
+    options,
+  );
+  const y = output<T>(fn, x, out, filters * NP, `[F=${filters}, N*P=${NP}]`);
+  if (filters * NP === 0) return y as SameFloat<T>;
+  if (wasm)
+    runWasmConvProduct(
+      "forward",
+      weight as Float32Array,
+      x as Float32Array,
+      y as Float32Array,
+      g,
+      filters,
+      options?.pool,
+    );
+  else {
+    const cols = im2col(x, g, undefined, "batched", options);
+    matmul<FloatArray>(weight, cols, filters, K, NP, y, options);
+  }
+  return y as SameFloat<T>;
+}
+
+/** dW [F, K] = gy [F, N·P] · im2col(x, "batched")ᵀ: the convolution's weight gradient. */
+export function conv2dWeightGrad<T extends FloatArray>(
+  gy: T,
+  x: SameFloat<T>,
+  filters: number,
+  geometry: Conv2dGeometry,
+  out?: SameFloat<T>,
+  options?: DenseOptions,
+): SameFloat<T> {
+  const fn = "conv2dWeightGrad";
+  const g0 = conv2dGeometry(fn, geometry);
+  const NP0 = g0.n * g0.positions;
+  const { g, K, NP, wasm } = check(
+    fn,
+    [
+      ["gy", gy, filters * NP0, `[F=${filters}, N*P=${NP0}]`],
+      ["x", x, g0.n * g0.c * g0.h * g0.w, xShape(g0)],
+    ],
+    filters,
+    geometry,
+    options,
+  );
+  const dW = output<T>(fn, gy, out, filters * K, `[F=${filters}, K=${K}]`);
+  if (filters * K === 0) return dW as SameFloat<T>;
+  if (wasm)
+    runWasmConvProduct(
+      "weight",
+      gy as Float32Array,
+      x as Float32Array,
+      dW as Float32Array,
+      g,
+      filters,
+      options?.pool,
+    );
+  else {
+    const cols = im2col(x, g, undefined, "batched", options);
+    matmulTransB<FloatArray>(gy, cols, filters, NP, K, dW, options);
+  }
+  return dW as SameFloat<T>;
+}
+
+/** dx [N, C, H, W] = col2im(Wᵀ · gy, "batched"): the convolution's input gradient. */
+export function conv2dInputGrad<T extends FloatArray>(
+  weight: T,
+  gy: SameFloat<T>,
+  filters: number,
+  geometry: Conv2dGeometry,
+  out?: SameFloat<T>,
+  options?: DenseOptions,
+): SameFloat<T> {
+  const fn = "conv2dInputGrad";
+  const g0 = conv2dGeometry(fn, geometry);
+  const NP0 = g0.n * g0.positions;
+  const { g, K, NP, wasm } = check(
+    fn,
+    [
+      ["weight", weight, filters * g0.patchSize, `[F=${filters}, K=${g0.patchSize}]`],
+      ["gy", gy, filters * NP0, `[F=${filters}, N*P=${NP0}]`],
+    ],
+    filters,
+    geometry,
+    options,
+  );
+  const dx = output<T>(fn, weight, out, g.n * g.c * g.h * g.w, xShape(g));
+  if (wasm && K * NP > 0)
+    runWasmConvInput(
+      weight as Float32Array,
+      gy as Float32Array,
+      dx as Float32Array,
+      g,
+      filters,
+      options?.pool,
+    );
+  else {
+    const dcols = allocLike(weight, K * NP);
+    if (K * NP > 0 && filters > 0)
+      matmulTransA<FloatArray>(weight, gy, K, filters, NP, dcols, options);
+    col2im<FloatArray>(dcols, g, dx, "batched", options);
+  }
+  return dx as SameFloat<T>;
+}

@@ -1,0 +1,461 @@
+// Convolution products on the WebAssembly path without a patch matrix in JavaScript memory.
+//
+// On the asm.js path a convolution is im2col (a JS loop writing the patch matrix cols [K, N·P])
+// followed by dense products that pack cols again into panels; for LeNet-5 and the 3x3 CNN those
+// two copies cost more than the multiplications (docs/benchmarks/epoch-profile.md). Here the
+// input is staged once, zero-padded, into kernel memory (xp [N, C, H+2padH, W+2padW]), and
+// every patch-matrix entry is an address: cols[r, j] = xp[rowOff[r] + colOff[j]] with
+//   rowOff[(ch·kh + u)·kw + v] = ch·Hp·Wp + u·dilationH·Wp + v·dilationW
+//   colOff[(i·outH + oy)·outW + ox] = i·C·Hp·Wp + oy·strideH·Wp + ox·strideW.
+// A generated kernel ("gather") packs the GEMM's B panels straight from xp through these two
+// offset tables, so the forward product W·cols and the weight gradient G·colsᵀ run the dense
+// micro-kernel of wasm-gemm.ts on panels that hold exactly the values packing cols would give:
+// the results are bitwise those of matmul / matmulTransB on im2col's output (tested). The input
+// gradient is Wᵀ·G computed a few images at a time into kernel memory, then summed onto a
+// zero-padded dxp by a second generated kernel ("scatter") in col2im's order (patch row outer,
+// then position), so it is bitwise col2im(matmulTransA(W, G)).
+//
+// Determinism: each output element of the two products is one float32 sum over k in the dense
+// kernel's order whatever the chunk (the pool cuts C on panel boundaries); each input pixel of
+// dx is summed by one thread (the pool cuts by images), in patch-row order.
+import { I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
+import type { Code, Local } from "./wasm-builder.ts";
+import {
+  A_BYTES,
+  B_BYTES,
+  MAX_PAGES,
+  SCRATCH_BYTES,
+  WASM_KC,
+  WASM_MC,
+  WASM_NC,
+  WASM_TILE,
+} from "./wasm-gemm.ts";
+import type { GemmTile, WasmThread } from "./wasm-gemm.ts";
+import type { ResolvedConv2d } from "./im2col.ts";
+import { roundUp, storerFor } from "./gemm.ts";
+import { packerFor } from "./pack.ts";
+
+const MR = WASM_TILE.mr;
+const NR = WASM_TILE.nr;
+
+/**
+ * gather(src, kTab, lTab, dst, panels, kc, flags): B panels of `width` lines for one k-block.
+ * Panel q, element (p, l) = f32 at src + 4·(kTab[p] + lTab[q·width + l]) goes to
+ * dst + 4·(q·width·kc + p·width + l) (all addresses in bytes, tables int32 element offsets).
+ * flags[q] != 0 says panel q's lines are consecutive in memory (lTab[q·width + l] =
+ * lTab[q·width] + l): then each k step is width/4 vector copies instead of width scalar ones.
+ */
+function emitGather(c: Code, width: number): void {
+  const [src, kTab, lTab, dst, panels, kc, flags] = c.params as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
+  const q = c.local(I32);
+  const p = c.local(I32);
+  const end = c.local(I32);
+  const kb = c.local(I32);
+  const d = c.local(I32);
+  const base = Array.from({ length: width }, () => c.local(I32));
+  c.get(dst).set(d);
+  c.i32Const(0).set(q);
+  c.loop((panel) => {
+    for (let l = 0; l < width; l++)
+      c.get(lTab)
+        .i32Load(4 * l)
+        .i32Const(2)
+        .i32Shl()
+        .get(src)
+        .i32Add()
+        .set(base[l]!);
+    c.get(kTab).set(p);
+    c.get(kTab).get(kc).i32Const(2).i32Shl().i32Add().set(end);
+    const step = (body: () => void) =>
+      c.loop((top) => {
+        c.get(p).i32Load().i32Const(2).i32Shl().set(kb);
+        body();
+        c.get(d)
+          .i32Const(4 * width)
+          .i32Add()
+          .set(d);
+        c.get(p).i32Const(4).i32Add().tee(p).get(end).i32LtU().brIf(top);
+      });
+    c.get(flags)
+      .i32Load()
+      .ifElse(
+        () =>
+          step(() => {
+            c.get(base[0]!).get(kb).i32Add().set(kb);
+            for (let v = 0; v < width / 4; v++)
+              c.get(d)
+                .get(kb)
+                .v128Load(16 * v)
+                .v128Store(16 * v);
+          }),
+        () =>
+          step(() => {
+            for (let l = 0; l < width; l++)
+              c.get(d)
+                .get(base[l]!)
+                .get(kb)
+                .i32Add()
+                .f32Load()
+                .f32Store(4 * l);
+          }),
+      );
+    c.get(lTab)
+      .i32Const(4 * width)
+      .i32Add()
+      .set(lTab);
+    c.get(flags).i32Const(4).i32Add().set(flags);
+    c.get(q).i32Const(1).i32Add().tee(q).get(panels).i32LtU().brIf(panel);
+  });
+}
+
+/**
+ * scatter(cols, ldc, dxp, rowTab, rows, colTab, count): for r in [0, rows), then j in
+ * [0, count): dxp[rowTab[r] + colTab[j]] += cols[r·ldc + j] (float32 adds; cols and dxp byte
+ * addresses, ldc in bytes, tables int32 element offsets). rows, count >= 1.
+ */
+function emitScatter(c: Code): void {
+  const [cols, ldc, dxp, rowTab, rows, colTab, count] = c.params as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
+  const r = c.local(I32);
+  const ro = c.local(I32);
+  const s = c.local(I32);
+  const jt = c.local(I32);
+  const end = c.local(I32);
+  const a = c.local(I32);
+  c.i32Const(0).set(r);
+  c.loop((row) => {
+    c.get(rowTab).get(r).i32Const(2).i32Shl().i32Add().i32Load().i32Const(2).i32Shl();
+    c.get(dxp).i32Add().set(ro);
+    c.get(cols).get(r).get(ldc).i32Mul().i32Add().set(s);
+    c.get(colTab).set(jt);
+    c.get(colTab).get(count).i32Const(2).i32Shl().i32Add().set(end);
+    c.loop((step) => {
+      c.get(jt).i32Load().i32Const(2).i32Shl().get(ro).i32Add().tee(a);
+      c.get(a).f32Load().get(s).f32Load().f32Add().f32Store();
+      c.get(s).i32Const(4).i32Add().set(s);
+      c.get(jt).i32Const(4).i32Add().tee(jt).get(end).i32LtU().brIf(step);
+    });
+    c.get(r).i32Const(1).i32Add().tee(r).get(rows).i32LtU().brIf(row);
+  });
+}
+
+/** The convolution module for a tile (gather packs B panels of tile.nr lines) over shared memory. */
+export function convKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuffer> {
+  if (!(tile.nr >= 4 && tile.nr % 4 === 0))
+    throw new RangeError(
+      `convKernelBytes: tile.nr must be a positive multiple of 4, got ${tile.mr}x${tile.nr}`,
+    );
+  const seven = [I32, I32, I32, I32, I32, I32, I32] as const;
+  return new ModuleBuilder()
+    .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
+    .func("gather", seven, [], (c) => emitGather(c, tile.nr))
+    .func("scatter", seven, [], emitScatter)
+    .build();
+}
+
+type Seven = (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => void;
+interface ConvKernels {
+  gather: Seven;
+  scatter: Seven;
+}
+
+let compiled: WebAssembly.Module | undefined;
+/** One instance per thread's kernel (keyed by the WasmThread, which is one per memory and thread). */
+const instances = new WeakMap<WasmThread, ConvKernels>();
+function kernelsOf(t: WasmThread): ConvKernels {
+  let k = instances.get(t);
+  if (k === undefined) {
+    compiled ??= compileModule("matrix wasm convolution kernel", convKernelBytes());
+    const inst = new WebAssembly.Instance(compiled, { env: { memory: t.memory } });
+    k = { gather: inst.exports.gather as Seven, scatter: inst.exports.scatter as Seven };
+    instances.set(t, k);
+  }
+  return k;
+}
+
+/** The offset tables of a geometry (see the file header), each padded to whole panels. */
+export interface ConvTables {
+  /** Patch rows K = C·kh·kw and positions NP = N·outH·outW. */
+  K: number;
+  NP: number;
+  /** Elements of the padded input xp. */
+  xpLength: number;
+  /** rowOff, roundUp(K, NR) long (the pad repeats the last entry), and its panel flags. */
+  rowOff: Int32Array;
+  rowFlags: Int32Array;
+  /** colOff, roundUp(NP, NR) long, and its panel flags. */
+  colOff: Int32Array;
+  colFlags: Int32Array;
+}
+
+/** 1 for each panel of `width` entries that are consecutive integers, else 0. */
+function panelFlags(off: Int32Array, width: number): Int32Array {
+  const flags = new Int32Array(off.length / width);
+  for (let q = 0; q < flags.length; q++) {
+    let ok = 1;
+    for (let l = 1; l < width && ok === 1; l++)
+      if (off[q * width + l] !== off[q * width]! + l) ok = 0;
+    flags[q] = ok;
+  }
+  return flags;
+}
+
+export function convTables(g: ResolvedConv2d): ConvTables {
+  const Hp = g.h + 2 * g.padH;
+  const Wp = g.w + 2 * g.padW;
+  const K = g.c * g.kh * g.kw;
+  const P = g.outH * g.outW;
+  const NP = g.n * P;
+  const rowOff = new Int32Array(roundUp(Math.max(K, 1), NR));
+  let r = 0;
+  for (let ch = 0; ch < g.c; ch++)
+    for (let u = 0; u < g.kh; u++)
+      for (let v = 0; v < g.kw; v++)
+        rowOff[r++] = ch * Hp * Wp + u * g.dilationH * Wp + v * g.dilationW;
+  rowOff.fill(K > 0 ? rowOff[K - 1]! : 0, K);
+  const colOff = new Int32Array(roundUp(Math.max(NP, 1), NR));
+  let j = 0;
+  for (let i = 0; i < g.n; i++)
+    for (let oy = 0; oy < g.outH; oy++)
+      for (let ox = 0; ox < g.outW; ox++)
+        colOff[j++] = i * g.c * Hp * Wp + oy * g.strideH * Wp + ox * g.strideW;
+  colOff.fill(NP > 0 ? colOff[NP - 1]! : 0, NP);
+  return {
+    K,
+    NP,
+    xpLength: g.n * g.c * Hp * Wp,
+    rowOff,
+    rowFlags: panelFlags(rowOff, NR),
+    colOff,
+    colFlags: panelFlags(colOff, NR),
+  };
+}
+
+/** Byte offsets of the staged tables and input (and their total) from `at` on. */
+export interface ConvStage {
+  xpAt: number;
+  rowAt: number;
+  rowFlagsAt: number;
+  colAt: number;
+  colFlagsAt: number;
+  /** First free byte after the staging (16-aligned). */
+  end: number;
+}
+
+export function convStageLayout(t: ConvTables, at: number): ConvStage {
+  const xpAt = roundUp(at, 16);
+  const rowAt = roundUp(xpAt + 4 * t.xpLength, 16);
+  const rowFlagsAt = roundUp(rowAt + 4 * t.rowOff.length, 16);
+  const colAt = roundUp(rowFlagsAt + 4 * t.rowFlags.length, 16);
+  const colFlagsAt = roundUp(colAt + 4 * t.colOff.length, 16);
+  const end = roundUp(colFlagsAt + 4 * t.colFlags.length, 16);
+  return { xpAt, rowAt, rowFlagsAt, colAt, colFlagsAt, end };
+}
+
+/** Writes the tables at their places in the memory `buf`. */
+export function stageTables(buf: ArrayBufferLike, t: ConvTables, s: ConvStage): void {
+  const I = new Int32Array(buf);
+  I.set(t.rowOff, s.rowAt >> 2);
+  I.set(t.rowFlags, s.rowFlagsAt >> 2);
+  I.set(t.colOff, s.colAt >> 2);
+  I.set(t.colFlags, s.colFlagsAt >> 2);
+}
+
+/** Copies x [N, C, H, W] into xp with zero padding (or, with x undefined, zeroes xp). */
+export function stagePadded(
+  H: Float32Array,
+  x: Float32Array | undefined,
+  g: ResolvedConv2d,
+  xpAt: number,
+): void {
+  const Hp = g.h + 2 * g.padH;
+  const Wp = g.w + 2 * g.padW;
+  const at = xpAt >> 2;
+  const len = g.n * g.c * Hp * Wp;
+  if (x === undefined) {
+    H.fill(0, at, at + len);
+    return;
+  }
+  if (g.padH === 0 && g.padW === 0) {
+    H.set(x.subarray(0, len), at);
+    return;
+  }
+  H.fill(0, at, at + len);
+  for (let pl = 0; pl < g.n * g.c; pl++)
+    for (let y = 0; y < g.h; y++) {
+      const src = (pl * g.h + y) * g.w;
+      H.set(x.subarray(src, src + g.w), at + (pl * Hp + y + g.padH) * Wp + g.padW);
+    }
+}
+
+/** Copies the interior of xp (dropping the padding) into out [N, C, H, W]. */
+export function unstagePadded(
+  H: Float32Array,
+  out: Float32Array,
+  g: ResolvedConv2d,
+  xpAt: number,
+): void {
+  const Hp = g.h + 2 * g.padH;
+  const Wp = g.w + 2 * g.padW;
+  const at = xpAt >> 2;
+  if (g.padH === 0 && g.padW === 0) {
+    out.set(H.subarray(at, at + g.n * g.c * g.h * g.w));
+    return;
+  }
+  for (let pl = 0; pl < g.n * g.c; pl++)
+    for (let y = 0; y < g.h; y++) {
+      const from = at + (pl * Hp + y + g.padH) * Wp + g.padW;
+      out.set(H.subarray(from, from + g.w), (pl * g.h + y) * g.w);
+    }
+}
+
+/**
+ * A product C[m, n] = A·B where A is packed whole in kernel memory at apAt (wasmPackRange's
+ * layout) and B[p, l] = xp[kTab[p] + lTab[l]] is gathered block by block (the forward product:
+ * k = patch rows, lines = positions; the weight gradient: k = positions, lines = patch rows).
+ */
+export interface ImplicitArgs {
+  c: Float32Array;
+  apAt: number;
+  xpAt: number;
+  kTabAt: number;
+  lTabAt: number;
+  lFlagsAt: number;
+  m: number;
+  k: number;
+  n: number;
+}
+
+/**
+ * C[r0:r1, c0:c1] of an implicit product (r0 a multiple of MR, c0 of NR), in wasmGemmRange's
+ * loop order and rounding: the same bits as the dense product on the materialised operand.
+ */
+export function implicitRange(
+  t: WasmThread,
+  g: ImplicitArgs,
+  r0: number,
+  r1: number,
+  c0: number,
+  c1: number,
+): void {
+  if (r1 <= r0 || c1 <= c0) return;
+  const { c, m, k, n } = g;
+  if (k === 0) {
+    for (let i = r0; i < r1; i++) c.fill(0, i * n + c0, i * n + c1);
+    return;
+  }
+  const { gather } = kernelsOf(t);
+  const H = t.f32();
+  const bAt = t.scratchAt + A_BYTES;
+  const cAt = bAt + B_BYTES;
+  const pa = Math.ceil(m / MR);
+  // One row block: the kernel adds each k-block into the C block it keeps in scratch, and C is
+  // written once (float32 adds either way, so the same bits as storing and adding into C).
+  const single = r1 - r0 <= WASM_MC;
+  for (let jc = c0; jc < c1; jc += WASM_NC) {
+    const nc = Math.min(WASM_NC, c1 - jc);
+    const nr = roundUp(nc, NR);
+    for (let pc = 0; pc < k; pc += WASM_KC) {
+      const kc = Math.min(WASM_KC, k - pc);
+      gather(
+        g.xpAt,
+        g.kTabAt + 4 * pc,
+        g.lTabAt + 4 * jc,
+        bAt,
+        nr / NR,
+        kc,
+        g.lFlagsAt + 4 * (jc / NR),
+      );
+      for (let ic = r0; ic < r1; ic += WASM_MC) {
+        const mc = Math.min(WASM_MC, r1 - ic);
+        const aAt = g.apAt + 4 * (pc * MR * pa + ic * kc);
+        if (single) t.block(aAt, bAt, cAt, roundUp(mc, MR), nr, kc, pc > 0 ? 1 : 0);
+        else {
+          t.block(aAt, bAt, cAt, roundUp(mc, MR), nr, kc, 0);
+          storerFor(c, H)(H, cAt >> 2, nr, c, ic * n + jc, n, mc, nc, pc > 0);
+        }
+      }
+    }
+    if (single) storerFor(c, H)(H, cAt >> 2, nr, c, r0 * n + jc, n, r1 - r0, nc, false);
+  }
+}
+
+/**
+ * The input gradient's job: Wᵀ (K x F, packed whole at apAt) times G [F, NP] (a JS array) for
+ * a few images at a time into this thread's chunk buffer, then scattered onto dxp.
+ */
+export interface Col2imArgs {
+  b: Float32Array;
+  apAt: number;
+  xpAt: number;
+  rowAt: number;
+  colAt: number;
+  K: number;
+  F: number;
+  P: number;
+  NP: number;
+  chunkImages: number;
+  chunksAt: number;
+  chunkBytes: number;
+}
+
+/** Images per chunk of the input gradient: about 1024 positions, at least one image. */
+export function chunkImagesFor(P: number): number {
+  return Math.max(1, Math.floor(1024 / Math.max(P, 1)));
+}
+
+/** Bytes of one thread's chunk buffer (K rows of chunkImages·P float32). */
+export function chunkBytesFor(K: number, P: number): number {
+  return roundUp(4 * K * chunkImagesFor(P) * P, 16);
+}
+
+/** Adds the input gradient of images [i0, i1) onto dxp (zeroed by the caller). */
+export function col2imRange(t: WasmThread, g: Col2imArgs, i0: number, i1: number): void {
+  const { b, K, F, P, NP, chunkImages } = g;
+  if (i1 <= i0 || K === 0 || P === 0) return;
+  const { scatter } = kernelsOf(t);
+  const H = t.f32();
+  const chunkAt = g.chunksAt + Math.round(t.scratchAt / SCRATCH_BYTES) * g.chunkBytes;
+  const ldc = chunkImages * P;
+  if (F === 0) {
+    H.fill(0, chunkAt >> 2, (chunkAt >> 2) + K * ldc);
+  }
+  const bAt = t.scratchAt + A_BYTES;
+  const cAt = bAt + B_BYTES;
+  const pa = Math.ceil(K / MR);
+  const packB = packerFor(b, H);
+  const store = storerFor(H, H);
+  for (let img = i0; img < i1; img += chunkImages) {
+    const j0 = img * P;
+    const j1 = Math.min(i1, img + chunkImages) * P;
+    for (let jc = j0; F > 0 && jc < j1; jc += WASM_NC) {
+      const nc = Math.min(WASM_NC, j1 - jc);
+      const nr = roundUp(nc, NR);
+      for (let pc = 0; pc < F; pc += WASM_KC) {
+        const kc = Math.min(WASM_KC, F - pc);
+        packB(b, pc * NP + jc, 1, NP, nc, 0, nr / NR, kc, NR, H, bAt >> 2, NR * kc);
+        for (let ic = 0; ic < K; ic += WASM_MC) {
+          const mc = Math.min(WASM_MC, K - ic);
+          t.block(g.apAt + 4 * (pc * MR * pa + ic * kc), bAt, cAt, roundUp(mc, MR), nr, kc, 0);
+          store(H, cAt >> 2, nr, H, (chunkAt >> 2) + ic * ldc + (jc - j0), ldc, mc, nc, pc > 0);
+        }
+      }
+    }
+    scatter(chunkAt, 4 * ldc, g.xpAt, g.rowAt, K, g.colAt + 4 * j0, j1 - j0);
+  }
+}

@@ -1,0 +1,224 @@
+// Max pooling (NCHW, no padding) on generated WebAssembly kernels, for the "wasm" kernel path.
+//
+// The JavaScript loops of @tessera/autograd's maxPool2d (the reference, and the asm path) cost
+// ~11 ns per input element in a LeNet-5 epoch profile, 8-13% of the epoch on the wasm path once
+// the convolutions were fast (docs/benchmarks/epoch-profile.md). Here the input is copied into
+// this thread's kernel memory, one kernel walks every window, and the maxima and their flat
+// input indices are copied out. Same rule as the JS loop: the first maximum of a window in
+// row-major order wins (a strictly greater value replaces it; a NaN never does), so the outputs
+// are bitwise the JS loop's. The backward adds each output gradient at its index, in output
+// order, with float32 adds: bitwise the JS loop's too. Serial on the calling thread (the work is
+// a copy's worth; a pool's dispatch would cost as much).
+import { F32, I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
+import type { Code, Local } from "./wasm-builder.ts";
+import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
+import { checkDim } from "./types.ts";
+
+/** Pooling geometry: input [n, c, h, w], window kh x kw moved by strideH, strideW. */
+export interface MaxPool2dGeometry {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+}
+
+/**
+ * maxpool(x, y, arg, planes, h, w, kh, kw, sh, sw, oh, ow): byte addresses x, y, arg; for each
+ * of `planes` h x w planes and each output (oy, ox), y = the window's first maximum and arg = its
+ * flat index into x (elements).
+ */
+function emitForward(c: Code): void {
+  const [xAt, yAt, argAt, planes, h, w, kh, kw, sh, sw, oh, ow] = c.params as Local[] as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
+  const [pl, oy, ox, u, v, base, top, row, idx, best, rowStep] = Array.from({ length: 11 }, () =>
+    c.local(I32),
+  ) as [Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local];
+  const bv = c.local(F32);
+  const val = c.local(F32);
+  const gt = c.local(I32);
+  c.get(sh).get(w).i32Mul().set(rowStep);
+  c.loop((planeLoop) => {
+    c.get(pl).get(h).i32Mul().get(w).i32Mul().set(base);
+    c.i32Const(0).set(oy);
+    c.loop((oyLoop) => {
+      c.i32Const(0).set(ox);
+      c.loop((oxLoop) => {
+        c.get(base).get(oy).get(rowStep).i32Mul().i32Add().get(ox).get(sw).i32Mul().i32Add();
+        c.tee(top).set(best);
+        c.get(top).i32Const(2).i32Shl().get(xAt).i32Add().f32Load().set(bv);
+        c.get(top).set(row);
+        c.i32Const(0).set(u);
+        c.loop((uLoop) => {
+          c.i32Const(0).set(v);
+          c.loop((vLoop) => {
+            c.get(row).get(v).i32Add().tee(idx).i32Const(2).i32Shl().get(xAt).i32Add();
+            c.f32Load().set(val);
+            c.get(val).get(bv).f32Gt().set(gt);
+            c.get(val).get(bv).get(gt).select().set(bv);
+            c.get(idx).get(best).get(gt).select().set(best);
+            c.get(v).i32Const(1).i32Add().tee(v).get(kw).i32LtU().brIf(vLoop);
+          });
+          c.get(row).get(w).i32Add().set(row);
+          c.get(u).i32Const(1).i32Add().tee(u).get(kh).i32LtU().brIf(uLoop);
+        });
+        c.get(yAt).get(bv).f32Store();
+        c.get(argAt).get(best).i32Store();
+        c.get(yAt).i32Const(4).i32Add().set(yAt);
+        c.get(argAt).i32Const(4).i32Add().set(argAt);
+        c.get(ox).i32Const(1).i32Add().tee(ox).get(ow).i32LtU().brIf(oxLoop);
+      });
+      c.get(oy).i32Const(1).i32Add().tee(oy).get(oh).i32LtU().brIf(oyLoop);
+    });
+    c.get(pl).i32Const(1).i32Add().tee(pl).get(planes).i32LtU().brIf(planeLoop);
+  });
+}
+
+/** unpool(g, arg, gx, count): gx[arg[i]] += g[i] for i in [0, count) (byte addresses, count >= 1). */
+function emitBackward(c: Code): void {
+  const [gAt, argAt, gxAt, count] = c.params as [Local, Local, Local, Local];
+  const end = c.local(I32);
+  const a = c.local(I32);
+  c.get(gAt).get(count).i32Const(2).i32Shl().i32Add().set(end);
+  c.loop((top) => {
+    c.get(argAt).i32Load().i32Const(2).i32Shl().get(gxAt).i32Add().tee(a);
+    c.get(a).f32Load().get(gAt).f32Load().f32Add().f32Store();
+    c.get(argAt).i32Const(4).i32Add().set(argAt);
+    c.get(gAt).i32Const(4).i32Add().tee(gAt).get(end).i32LtU().brIf(top);
+  });
+}
+
+/** The max-pooling module's bytes (two exported functions over an imported shared memory). */
+export function maxPoolKernelBytes(): Uint8Array<ArrayBuffer> {
+  return new ModuleBuilder()
+    .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
+    .func("maxpool", new Array<typeof I32>(12).fill(I32), [], emitForward)
+    .func("unpool", [I32, I32, I32, I32], [], emitBackward)
+    .build();
+}
+
+interface PoolKernels {
+  memory: WebAssembly.Memory;
+  maxpool: (...args: number[]) => void;
+  unpool: (g: number, arg: number, gx: number, count: number) => void;
+}
+let compiled: WebAssembly.Module | undefined;
+let kernels: PoolKernels | undefined;
+/** This thread's instance on its own kernel memory (localWasmThread's). */
+function poolKernels(): PoolKernels {
+  const memory = localWasmThread().memory;
+  if (kernels === undefined || kernels.memory !== memory) {
+    compiled ??= compileModule("matrix wasm max-pooling kernel", maxPoolKernelBytes());
+    const e = new WebAssembly.Instance(compiled, { env: { memory } }).exports;
+    kernels = {
+      memory,
+      maxpool: e.maxpool as PoolKernels["maxpool"],
+      unpool: e.unpool as PoolKernels["unpool"],
+    };
+  }
+  return kernels;
+}
+
+/** This thread's kernel memory grown to SCRATCH_BYTES + bytes; returns the first free byte. */
+function reserve(bytes: number): number {
+  const t = localWasmThread();
+  const need = SCRATCH_BYTES + bytes;
+  const have = t.memory.buffer.byteLength;
+  if (need > have) t.memory.grow(Math.ceil((need - have) / 65536));
+  return SCRATCH_BYTES;
+}
+
+function outSize(fn: string, g: MaxPool2dGeometry): [number, number] {
+  for (const key of ["n", "c", "h", "w", "kh", "kw", "strideH", "strideW"] as const)
+    checkDim(fn, key, g[key]);
+  for (const key of ["kh", "kw", "strideH", "strideW"] as const)
+    if (g[key] < 1) throw new RangeError(`${fn}: ${key} must be at least 1, got ${g[key]}`);
+  if (g.h < g.kh || g.w < g.kw)
+    throw new RangeError(`${fn}: window ${g.kh}x${g.kw} does not fit input ${g.h}x${g.w}`);
+  return [Math.floor((g.h - g.kh) / g.strideH) + 1, Math.floor((g.w - g.kw) / g.strideW) + 1];
+}
+
+function checkLen(fn: string, name: string, a: ArrayLike<number>, n: number, shape: string): void {
+  if (a.length < n)
+    throw new RangeError(`${fn}: ${name} has ${a.length} elements, need ${n} for ${shape}`);
+}
+
+/**
+ * Max pooling of x [n, c, h, w] (float32) into y [n, c, outH, outW] and the flat input index of
+ * each window's first maximum into arg; outH = floor((h - kh) / strideH) + 1 (likewise outW).
+ */
+export function wasmMaxPool2d(
+  x: Float32Array,
+  g: MaxPool2dGeometry,
+  y: Float32Array,
+  arg: Int32Array,
+): void {
+  const fn = "wasmMaxPool2d";
+  const [oh, ow] = outSize(fn, g);
+  const planes = g.n * g.c;
+  const size = planes * g.h * g.w;
+  const count = planes * oh * ow;
+  checkLen(fn, "x", x, size, `[${g.n}, ${g.c}, ${g.h}, ${g.w}]`);
+  checkLen(fn, "y", y, count, `[${g.n}, ${g.c}, ${oh}, ${ow}]`);
+  checkLen(fn, "arg", arg, count, `[${g.n}, ${g.c}, ${oh}, ${ow}]`);
+  if (count === 0) return;
+  const k = poolKernels();
+  const xAt = reserve(4 * (size + 2 * count));
+  const yAt = xAt + 4 * size;
+  const argAt = yAt + 4 * count;
+  const buf = k.memory.buffer;
+  new Float32Array(buf).set(x.subarray(0, size), xAt >> 2);
+  k.maxpool(xAt, yAt, argAt, planes, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, oh, ow);
+  y.set(new Float32Array(buf, yAt, count));
+  arg.set(new Int32Array(buf, argAt, count));
+}
+
+/**
+ * The gradient of max pooling: gx (float32, `size` elements, overwritten) = 0, then
+ * gx[arg[i]] += gy[i] for every output i in order. Every arg must lie in [0, size).
+ */
+export function wasmMaxPool2dBackward(
+  gy: Float32Array,
+  arg: Int32Array,
+  gx: Float32Array,
+  size: number,
+): void {
+  const fn = "wasmMaxPool2dBackward";
+  checkDim(fn, "size", size);
+  const count = arg.length;
+  checkLen(fn, "gy", gy, count, `arg's ${count} outputs`);
+  checkLen(fn, "gx", gx, size, `${size} inputs`);
+  for (let i = 0; i < count; i++)
+    if (!(arg[i]! >= 0 && arg[i]! < size))
+      throw new RangeError(`${fn}: arg[${i}] = ${arg[i]} is outside [0, ${size})`);
+  if (count === 0) {
+    gx.fill(0, 0, size);
+    return;
+  }
+  const k = poolKernels();
+  const gxAt = reserve(4 * (size + 2 * count));
+  const gAt = gxAt + 4 * size;
+  const argAt = gAt + 4 * count;
+  const buf = k.memory.buffer;
+  const H = new Float32Array(buf);
+  H.fill(0, gxAt >> 2, (gxAt >> 2) + size);
+  H.set(gy.subarray(0, count), gAt >> 2);
+  new Int32Array(buf).set(arg, argAt >> 2);
+  k.unpool(gAt, argAt, gxAt, count);
+  gx.set(new Float32Array(buf, gxAt, size));
+}

@@ -1,0 +1,283 @@
+// conv2dForward / conv2dWeightGrad / conv2dInputGrad on both kernel paths: within the float32
+// roundoff bound of a float64 reference built from the definition of the patch matrix, bitwise
+// equal on the WebAssembly path to the composed im2col/col2im + dense calls, and bitwise the
+// same on 1, 2 and 3 threads; geometries with stride, padding, dilation and ragged sizes, and
+// shapes past the kernel's blocking constants (K > 256, N·P > 512, F > 64).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
+import {
+  col2im,
+  conv2dForward,
+  conv2dGeometry,
+  conv2dInputGrad,
+  conv2dWeightGrad,
+  createPool,
+  im2col,
+  kernelPath,
+  matmul,
+  matmulTransA,
+  matmulTransB,
+} from "../src/index.ts";
+import type { Conv2dGeometry, KernelPath, MatrixPool } from "../src/index.ts";
+import { convKernelBytes } from "../src/wasm-conv.ts";
+import { expectWithinRoundoff, randomArray, refMatmulWithAbs, transpose } from "./helpers.ts";
+
+interface Case {
+  g: Required<Conv2dGeometry>;
+  f: number;
+  seed: number;
+}
+
+/** The patch matrix [K, N·P] in float64, straight from its definition (0 in the padding). */
+function refCols(x: ArrayLike<number>, geometry: Required<Conv2dGeometry>): Float64Array {
+  const g = conv2dGeometry("refCols", geometry);
+  const K = g.patchSize;
+  const NP = g.n * g.positions;
+  const cols = new Float64Array(K * NP);
+  for (let ch = 0; ch < g.c; ch++)
+    for (let u = 0; u < g.kh; u++)
+      for (let v = 0; v < g.kw; v++) {
+        const r = (ch * g.kh + u) * g.kw + v;
+        for (let i = 0; i < g.n; i++)
+          for (let oy = 0; oy < g.outH; oy++)
+            for (let ox = 0; ox < g.outW; ox++) {
+              const yy = oy * g.strideH - g.padH + u * g.dilationH;
+              const xx = ox * g.strideW - g.padW + v * g.dilationW;
+              const inside = yy >= 0 && yy < g.h && xx >= 0 && xx < g.w;
+              cols[r * NP + (i * g.outH + oy) * g.outW + ox] = inside
+                ? x[((i * g.c + ch) * g.h + yy) * g.w + xx]!
+                : 0;
+            }
+      }
+  return cols;
+}
+
+/** dx of the reference: dcols = Wᵀ·G in float64, each entry added onto the pixel it came from. */
+function refInputGrad(
+  w: ArrayLike<number>,
+  gy: ArrayLike<number>,
+  c: Case,
+): { ref: Float64Array; abs: Float64Array } {
+  const g = conv2dGeometry("refInputGrad", c.g);
+  const K = g.patchSize;
+  const NP = g.n * g.positions;
+  const d = refMatmulWithAbs(transpose(Float64Array.from(w), c.f, K), gy, K, c.f, NP);
+  const ref = new Float64Array(g.n * g.c * g.h * g.w);
+  const abs = new Float64Array(ref.length);
+  for (let ch = 0; ch < g.c; ch++)
+    for (let u = 0; u < g.kh; u++)
+      for (let v = 0; v < g.kw; v++) {
+        const r = (ch * g.kh + u) * g.kw + v;
+        for (let i = 0; i < g.n; i++)
+          for (let oy = 0; oy < g.outH; oy++)
+            for (let ox = 0; ox < g.outW; ox++) {
+              const yy = oy * g.strideH - g.padH + u * g.dilationH;
+              const xx = ox * g.strideW - g.padW + v * g.dilationW;
+              if (yy < 0 || yy >= g.h || xx < 0 || xx >= g.w) continue;
+              const q = r * NP + (i * g.outH + oy) * g.outW + ox;
+              const p = ((i * g.c + ch) * g.h + yy) * g.w + xx;
+              ref[p]! += d.ref[q]!;
+              abs[p]! += d.abs[q]!;
+            }
+      }
+  return { ref, abs };
+}
+
+const caseArb: fc.Arbitrary<Case> = fc
+  .record({
+    n: fc.integer({ min: 1, max: 3 }),
+    c: fc.integer({ min: 1, max: 3 }),
+    f: fc.integer({ min: 1, max: 9 }),
+    kh: fc.integer({ min: 1, max: 4 }),
+    kw: fc.integer({ min: 1, max: 4 }),
+    extraH: fc.integer({ min: 0, max: 9 }),
+    extraW: fc.integer({ min: 0, max: 11 }),
+    strideH: fc.integer({ min: 1, max: 2 }),
+    strideW: fc.integer({ min: 1, max: 3 }),
+    padH: fc.integer({ min: 0, max: 2 }),
+    padW: fc.integer({ min: 0, max: 2 }),
+    dilationH: fc.integer({ min: 1, max: 2 }),
+    dilationW: fc.integer({ min: 1, max: 2 }),
+    seed: fc.integer({ min: 1, max: 1 << 30 }),
+  })
+  .map((r) => ({
+    f: r.f,
+    seed: r.seed,
+    g: {
+      n: r.n,
+      c: r.c,
+      kh: r.kh,
+      kw: r.kw,
+      strideH: r.strideH,
+      strideW: r.strideW,
+      padH: r.padH,
+      padW: r.padW,
+      dilationH: r.dilationH,
+      dilationW: r.dilationW,
+      // big enough for the dilated kernel
+      h: Math.max(1, r.dilationH * (r.kh - 1) + 1 - 2 * r.padH) + r.extraH,
+      w: Math.max(1, r.dilationW * (r.kw - 1) + 1 - 2 * r.padW) + r.extraW,
+    },
+  }));
+
+/** Past MC (F = 70 > 64), KC (K = 3·10·9 = 270 > 256) and NC (N·P = 2·17·17 > 512). */
+const large: Case = {
+  f: 70,
+  seed: 5,
+  g: {
+    n: 2,
+    c: 3,
+    h: 19,
+    w: 19,
+    kh: 10,
+    kw: 9,
+    strideH: 1,
+    strideW: 1,
+    padH: 4,
+    padW: 3,
+    dilationH: 1,
+    dilationW: 1,
+  },
+};
+
+function data(c: Case) {
+  const g = conv2dGeometry("data", c.g);
+  const K = g.patchSize;
+  const NP = g.n * g.positions;
+  return {
+    K,
+    NP,
+    x: randomArray(c.g.n * c.g.c * c.g.h * c.g.w, c.seed) as Float32Array,
+    w: randomArray(c.f * K, c.seed + 1) as Float32Array,
+    gy: randomArray(c.f * NP, c.seed + 2) as Float32Array,
+  };
+}
+
+function checkAgainstReference(c: Case, kernels: KernelPath, pool?: MatrixPool): void {
+  const { K, NP, x, w, gy } = data(c);
+  const opts = { kernels, pool };
+  const cols = refCols(x, c.g);
+  expectWithinRoundoff(
+    conv2dForward(x, w, c.f, c.g, undefined, opts),
+    refMatmulWithAbs(w, cols, c.f, K, NP),
+    K,
+    `forward (${kernels})`,
+  );
+  expectWithinRoundoff(
+    conv2dWeightGrad(gy, x, c.f, c.g, undefined, opts),
+    refMatmulWithAbs(gy, transpose(cols, K, NP), c.f, NP, K),
+    NP,
+    `weight gradient (${kernels})`,
+  );
+  expectWithinRoundoff(
+    conv2dInputGrad(w, gy, c.f, c.g, undefined, opts),
+    refInputGrad(w, gy, c),
+    c.f + K,
+    `input gradient (${kernels})`,
+  );
+}
+
+/** The three results on the wasm path, and the composed im2col/col2im + dense calls on it. */
+function bothWays(c: Case, pool?: MatrixPool) {
+  const { K, NP, x, w, gy } = data(c);
+  const opts = { kernels: "wasm" as const, pool };
+  const cols = im2col(x, c.g, undefined, "batched");
+  return {
+    fused: [
+      conv2dForward(x, w, c.f, c.g, undefined, opts),
+      conv2dWeightGrad(gy, x, c.f, c.g, undefined, opts),
+      conv2dInputGrad(w, gy, c.f, c.g, undefined, opts),
+    ],
+    composed: [
+      matmul(w, cols, c.f, K, NP, undefined, opts),
+      matmulTransB(gy, cols, c.f, NP, K, undefined, opts),
+      col2im(matmulTransA(w, gy, K, c.f, NP, undefined, opts), c.g, undefined, "batched"),
+    ],
+  };
+}
+
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+describe("convolution products", () => {
+  let pool2: MatrixPool;
+  let pool3: MatrixPool;
+  beforeAll(async () => {
+    // minParallelFlops 0: even the small property cases are split over the threads.
+    pool2 = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
+    pool3 = createPool({ threads: 3, minParallelFlops: 0, kernels: "wasm" });
+    await Promise.all([pool2.ready(), pool3.ready()]);
+  });
+  afterAll(async () => {
+    await pool2.close();
+    await pool3.close();
+  });
+
+  for (const kernels of ["asm", "wasm"] as const) {
+    it(`stay within float32 roundoff of the float64 reference (${kernels})`, () => {
+      fc.assert(
+        fc.property(caseArb, (c) => checkAgainstReference(c, kernels)),
+        { numRuns: 40 },
+      );
+      checkAgainstReference(large, kernels);
+    });
+  }
+
+  it("on the wasm path equal the composed im2col/col2im and dense products bitwise", () => {
+    fc.assert(
+      fc.property(caseArb, (c) => {
+        const { fused, composed } = bothWays(c);
+        for (let i = 0; i < 3; i++) expect(bits(fused[i]!)).toEqual(bits(composed[i]!));
+      }),
+      { numRuns: 40 },
+    );
+    const { fused, composed } = bothWays(large);
+    for (let i = 0; i < 3; i++) expect(bits(fused[i]!)).toEqual(bits(composed[i]!));
+  });
+
+  it("give the same bits on 1, 2 and 3 threads", () => {
+    const cases = [
+      large,
+      ...fc.sample(caseArb, { numRuns: 12, seed: 7 }).map((c) => ({ ...c, g: { ...c.g, n: 5 } })),
+    ];
+    for (const c of cases) {
+      const one = bothWays(c).fused.map(bits);
+      for (const pool of [pool2, pool3]) {
+        const many = bothWays(c, pool).fused.map(bits);
+        for (let i = 0; i < 3; i++) expect(many[i]).toEqual(one[i]);
+      }
+    }
+  });
+
+  it("the kernel generator validates for panel widths 4 to 16", () => {
+    for (const nr of [4, 8, 12, 16])
+      expect(WebAssembly.validate(convKernelBytes({ mr: 4, nr }))).toBe(true);
+    expect(() => convKernelBytes({ mr: 4, nr: 6 })).toThrow(
+      "convKernelBytes: tile.nr must be a positive multiple of 4, got 4x6",
+    );
+  });
+
+  it("kernelPath resolves the option, then the pool, then the process default", () => {
+    expect(kernelPath({ kernels: "asm", pool: pool2 })).toBe("asm");
+    expect(kernelPath({ pool: pool2 })).toBe("wasm");
+    expect(() => kernelPath({ kernels: "simd" as KernelPath })).toThrow(
+      'kernelPath: options.kernels must be "asm" or "wasm", got "simd"',
+    );
+  });
+
+  it("name the function, the argument and the expected shape in errors", () => {
+    const g = { n: 2, c: 1, h: 5, w: 5, kh: 3, kw: 3 };
+    const x = new Float32Array(50);
+    expect(() => conv2dForward(x, new Float32Array(17), 2, g)).toThrow(
+      /conv2dForward: weight .*\[F=2, K=9\]/,
+    );
+    expect(() => conv2dWeightGrad(new Float32Array(5), x, 2, g)).toThrow(
+      /conv2dWeightGrad: gy .*\[F=2, N\*P=18\]/,
+    );
+    expect(() =>
+      conv2dInputGrad(new Float32Array(18), new Float32Array(36), 2, g, new Float32Array(3)),
+    ).toThrow(/conv2dInputGrad: out .*\[N=2, C=1, H=5, W=5\]/);
+    expect(() => conv2dForward(x, new Float64Array(18) as never, 2, g)).toThrow(
+      /conv2dForward: weight/,
+    );
+  });
+});
