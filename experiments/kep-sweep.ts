@@ -6,21 +6,24 @@
 // in flight resumes at its epoch) and shardable (--shard i/n; docs/cluster.md).
 //
 // Widths and budget (defaults). nn's default smallCnn ([32, 32, 64, 64], hidden 128) costs
-// minutes per epoch here; the sweep uses channels [8, 8, 16, 16] and hidden 64 (about 6,000
-// conv weights). Measured (one pilot, Fashion-MNIST, 6,000 images, batch 128, one thread,
-// nice 10, on a machine loaded by other sweeps): [8, 8, 16, 16] 25.7 s (load 5.8), i.e. ~257 s
-// per 60,000-image epoch; [16, 16, 32, 32] 244 s (load 9.9), ~2,440 s per epoch: too slow.
-// On an idle core an epoch of the chosen widths should take well under half that.
+// minutes per epoch here; the sweep uses channels [8, 8, 16, 16] and hidden 64 (conv2..conv4,
+// the pruned layers, hold 4,032 weights). Measured in one pilot (Fashion-MNIST, the first 6,000
+// training images, batch 128, one thread, nice 10, while other sweeps loaded the 2 cores):
+// [8, 8, 16, 16] 25.7 s at load 5.8, i.e. ~257 s per 60,000-image epoch; [16, 16, 32, 32]
+// 244 s at load 9.9, ~2,440 s per epoch (too slow). An unloaded core should be several times
+// faster than the loaded figure (not measured).
 //   dense models: 8 epochs per dataset and seed
 //   points: n in {2,3,4,5,6} x (kep-free, kep-pattern) x (ramp, cut) + (magnitude, filter)
 //     = 30 points per dataset and seed, each 2 epochs after pretraining (ramp: 1 penalty +
 //     1 fine-tuning; cut: 2 fine-tuning)
-// so one seed of both datasets is 16 + 120 = 136 epochs: ~3.5-4 h at ~100 s per epoch on two
-// shards (one per core), longer on a busy machine.
+// so one seed of both datasets is 16 + 120 = 136 epochs: ~9.7 h at the loaded 257 s per epoch
+// in one process, about half on two shards; a few hours if the cores are free.
 //
-//   pnpm kep-sweep --dataset mnist --n 4 --shard 0/2
-//   pnpm kep-sweep                                       # the whole sweep (hours)
-//   pnpm kep-report results/kep-sweep                    # docs/results/kep.md
+// Suggested run on 2 cores (the shards share the dense models in results/kep-sweep/dense):
+//   pnpm kep-sweep --dense-only --dataset mnist &  pnpm kep-sweep --dense-only --dataset fashion-mnist
+//   pnpm kep-sweep --shard 0/2 &  pnpm kep-sweep --shard 1/2
+//   pnpm kep-report results/kep-sweep/shard-0 results/kep-sweep/shard-1 --command "..."
+// (a shard that needs a dense model another process is training waits for it).
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
 import { createPool, type MatrixPool } from "@tessera/matrix";
@@ -37,7 +40,7 @@ import {
 } from "./src/cli.ts";
 import { splitsCache } from "./src/data.ts";
 import { KEP_METHODS, type KepMethod } from "./src/kep-run.ts";
-import { kepSweepConfigs, runKepSweep } from "./src/kep-sweep.ts";
+import { kepSweepConfigs, runKepSweep, trainKepDenseModels } from "./src/kep-sweep.ts";
 import { addSweepOptions, resolveSweepCli } from "./src/sweep/index.ts";
 
 const program = addSweepOptions(
@@ -114,6 +117,15 @@ const program = addSweepOptions(
     )
     .option("--batch-size <n>", "batch size", positiveInt("--batch-size"), 128)
     .option(
+      "--dense-dir <dir>",
+      "where the dense models live, shared by the shards (default results/kep-sweep/dense)",
+    )
+    .option(
+      "--dense-only",
+      "only train the dense models the selected points need (run one per dataset in parallel before the shards)",
+      false,
+    )
+    .option(
       "--data-dir <dir>",
       "directory holding the dataset files (default: search, fetching if missing)",
     )
@@ -144,6 +156,8 @@ interface Options {
   ftEpochs: number;
   lr: number;
   batchSize: number;
+  denseDir?: string;
+  denseOnly: boolean;
   dataDir?: string;
   threads: number;
   out?: string;
@@ -179,13 +193,21 @@ await runMain("kep-sweep", async () => {
   });
   const pool: MatrixPool | undefined =
     o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
+  const denseDir = o.denseDir ?? join(root, "results", "kep-sweep", "dense");
+  const splits = splitsCache({ dir: o.dataDir });
   try {
-    const outcome = await runKepSweep(configs, {
-      out,
-      shard,
-      splits: splitsCache({ dir: o.dataDir }),
-      pool,
-    });
+    if (o.denseOnly) {
+      const done = await trainKepDenseModels(configs, {
+        denseDir,
+        splits,
+        pool,
+        progress: (t) => console.error(`kep-sweep: ${t}`),
+      });
+      for (const d of done)
+        console.error(`kep-sweep: dense ${d.dir}: ${(100 * d.accuracy).toFixed(2)}%`);
+      return;
+    }
+    const outcome = await runKepSweep(configs, { out, denseDir, shard, splits, pool });
     console.error(
       `kep-sweep: ${outcome.ran.length} points run, ${outcome.skipped.length} already done; points in ${join(out, "points")}`,
     );

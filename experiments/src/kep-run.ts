@@ -53,7 +53,7 @@ import {
   type PatternLibrary,
 } from "@tessera/pruning";
 import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
-import { acquireRunLock } from "./run-lock.ts";
+import { acquireRunLock, type RunLock } from "./run-lock.ts";
 import { firstBatch } from "./timing.ts";
 
 export const KEP_METHODS = ["kep-free", "kep-pattern", "magnitude", "filter"] as const;
@@ -180,9 +180,34 @@ function loadModelRecords(where: string, model: Module, records: Map<string, Ten
 }
 
 /**
+ * The run lock of `dir`, waiting while another live process holds it: shards of one sweep
+ * share the dense models, and the one that did not start training one waits for it rather
+ * than failing (or training it twice).
+ */
+function lockWaiting(
+  dir: string,
+  fn: string,
+  progress: ((t: string) => void) | undefined,
+  pollMs: number,
+): RunLock {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      return acquireRunLock(dir, fn);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (!msg.includes(" is in use by pid ")) throw e;
+      progress?.(`waiting for the dense model: ${msg.replace(/; wait for it.*$/, "")}`);
+      Atomics.wait(nap, 0, 0, pollMs);
+    }
+  }
+}
+
+/**
  * Trains (or resumes, or just loads) the dense model of `c` in `dir`: Adam, cosine over all
  * epochs, one checkpoint per epoch; the finished model is `dense.safetensors` with its test
- * accuracy in `summary.json`. A directory holding another config is refused.
+ * accuracy in `summary.json`. A directory holding another config is refused; one another
+ * process is training is waited for.
  */
 export function denseKepModel(
   c: KepDenseConfig,
@@ -192,10 +217,12 @@ export function denseKepModel(
     dir: string;
     pool?: MatrixPool;
     progress?: (t: string) => void;
+    /** How often to look again while another process trains this model (ms; default 30 s). */
+    pollMs?: number;
   },
 ): { model: Module; accuracy: number } {
   const fn = "denseKepModel";
-  const lock = acquireRunLock(io.dir, fn);
+  const lock = lockWaiting(io.dir, fn, io.progress, io.pollMs ?? 30_000);
   try {
     const configPath = join(io.dir, "config.json");
     if (existsSync(configPath)) {

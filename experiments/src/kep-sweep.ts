@@ -82,14 +82,54 @@ export function kepSweepConfigs(o: KepSweepOptions): KepPointConfig[] {
   return out;
 }
 
+/** Where the dense model of a point lives under `denseDir`. */
+export function denseDirOf(denseDir: string, c: KepPointConfig): string {
+  const d = c.dense;
+  return join(
+    denseDir,
+    `${c.dataset}-c${d.widths.channels.join("x")}-h${d.widths.hidden}-s${c.seed}`,
+  );
+}
+
 /**
- * Runs (this shard of) the sweep into `out`: points/<key>.json per finished point, the dense
- * models under dense/<dataset>-c<channels>-h<hidden>-s<seed>/.
+ * Trains the dense models the configurations need (each once; already trained ones are
+ * loaded), so that shards started afterwards find them: `pnpm kep-sweep --dense-only`.
+ */
+export async function trainKepDenseModels(
+  configs: readonly KepPointConfig[],
+  io: {
+    denseDir: string;
+    splits: (name: DatasetName) => Promise<SplitPair>;
+    pool?: MatrixPool;
+    progress?: (t: string) => void;
+  },
+): Promise<{ dir: string; accuracy: number }[]> {
+  const out: { dir: string; accuracy: number }[] = [];
+  const seen = new Set<string>();
+  for (const c of configs) {
+    const dir = denseDirOf(io.denseDir, c);
+    if (seen.has(dir)) continue;
+    seen.add(dir);
+    const { train, test } = await io.splits(c.dataset as DatasetName);
+    const progress = (t: string) => io.progress?.(`${dir}: ${t}`);
+    out.push({
+      dir,
+      accuracy: denseKepModel(c.dense, { train, test, dir, pool: io.pool, progress }).accuracy,
+    });
+  }
+  return out;
+}
+
+/**
+ * Runs (this shard of) the sweep into `out`: points/<key>.json per finished point; the dense
+ * models under `denseDir` (default `<out>/dense`; shards may share one, a model another shard
+ * is training is waited for).
  */
 export async function runKepSweep(
   configs: readonly KepPointConfig[],
   io: {
     out: string;
+    denseDir?: string;
     shard?: Shard;
     splits: (name: DatasetName) => Promise<SplitPair>;
     pool?: MatrixPool;
@@ -106,11 +146,7 @@ export async function runKepSweep(
     run: async (c, ctx) => {
       const { train, test } = await io.splits(c.dataset as DatasetName);
       const d = c.dense;
-      const denseDir = join(
-        io.out,
-        "dense",
-        `${c.dataset}-c${d.widths.channels.join("x")}-h${d.widths.hidden}-s${c.seed}`,
-      );
+      const denseDir = denseDirOf(io.denseDir ?? join(io.out, "dense"), c);
       const dense = () =>
         denseKepModel(d, { train, test, dir: denseDir, pool: io.pool, progress: ctx.progress });
       return runKepPoint(c, {

@@ -4,8 +4,16 @@
 // `pnpm kep-sweep` / `pnpm kep-report` as child processes on MNIST-format files (two shards,
 // a re-run that skips finished points, the report's tables).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
@@ -99,6 +107,33 @@ function timeless(r: KepPointResult) {
 }
 
 describe("runKepPoint", () => {
+  it("waits while another live process holds the dense model's lock", () => {
+    const dir = join(root, "dense-wait");
+    mkdirSync(dir, { recursive: true });
+    // The parent process (vitest's runner) is alive and is not this process.
+    const holder = { pid: process.ppid, host: hostname(), started: "now", command: "other shard" };
+    writeFileSync(join(dir, ".lock"), JSON.stringify(holder));
+    const lines: string[] = [];
+    const r = denseKepModel(denseConfig, {
+      train,
+      test,
+      dir,
+      pollMs: 10,
+      progress: (t) => {
+        lines.push(t);
+        // The other shard finishes after the second look.
+        if (lines.length === 2) rmSync(join(dir, ".lock"));
+      },
+    });
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^waiting for the dense model: denseKepModel: ${dir} is in use by pid ${process.ppid}`,
+      ),
+    );
+    expect(lines.filter((l) => l.startsWith("waiting")).length).toBe(2);
+    expect(r.accuracy).toBe(dense().accuracy);
+  });
+
   it("trains the dense model once and loads it after", () => {
     const a = dense();
     expect(existsSync(join(denseDir, "dense.safetensors"))).toBe(true);
@@ -288,14 +323,28 @@ describe("pnpm kep-sweep and kep-report", () => {
     "32",
   ];
 
-  it("runs two shards, skips finished points on a re-run, and writes the report", () => {
+  it("trains the dense model once, runs two shards on it, skips finished points on a re-run, and writes the report", () => {
     const out = (i: number) => join(root, "sweep", `shard-${i}`);
+    const denseDir = join(root, "sweep", "dense");
+    const pre = run("kep-sweep.ts", [...common, "--dense-only", "--dense-dir", denseDir]);
+    expect(pre.status, pre.stderr).toBe(0);
+    expect(pre.stderr).toMatch(/dense epoch 1\/1/);
+    expect(pre.stderr).toMatch(/kep-sweep: dense .*mnist-c2x2x3x3-h8-s1: \d+\.\d\d%/);
     for (const i of [0, 1]) {
-      const r = run("kep-sweep.ts", [...common, "--shard", `${i}/2`, "--out", out(i)]);
+      const r = run("kep-sweep.ts", [
+        ...common,
+        "--shard",
+        `${i}/2`,
+        "--out",
+        out(i),
+        "--dense-dir",
+        denseDir,
+      ]);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/kep-sweep: \d+ points run, 0 already done/);
-      // Progress lines of the point's stages.
+      // Progress lines of the point's stages; the dense model is loaded, not trained again.
       expect(r.stderr).toMatch(/finetune epoch 2\/2/);
+      expect(r.stderr).not.toMatch(/dense epoch/);
     }
     const keys = [0, 1].flatMap((i) => readdirSync(join(out(i), "points"))).sort();
     expect(keys).toEqual(
