@@ -303,6 +303,13 @@ export function applyKepMask(
     const shape = [...layout.shape] as [number, number, number, number];
     const k2 = shape[2] * shape[3];
     checkN(`${fn}("${name}")`, options.n, k2);
+    // The rules choose among all k² positions of a plane; a position removed earlier could be
+    // chosen and would then stay removed, leaving a plane short of n.
+    const removedBefore = state.alive(name).indexOf(0);
+    if (removedBefore >= 0)
+      throw new Error(
+        `${fn}: "${name}" already has removed elements (element ${removedBefore}); KEP masks are built on a state with every element alive`,
+      );
     const scores = state.scores(name, options);
     let library: PatternLibrary | null = null;
     let ids: Int32Array | null = null;

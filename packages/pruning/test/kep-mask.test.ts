@@ -259,6 +259,21 @@ describe("pattern mode", () => {
     }
   });
 
+  it("refuses a state with removed elements and a parameter that is not a kernelElement conv weight", () => {
+    const s = kepState(convNet(6));
+    s.removeGroups("conv2.weight", [5]);
+    expect(() => applyKepMask(s, { n: 2, names: ["conv2.weight"] })).toThrow(
+      /applyKepMask: "conv2.weight" already has removed elements \(element 5\)/,
+    );
+    const rows = new PruningState(convNet(6), { "conv1.weight": { kind: "row" } });
+    expect(() => applyKepMask(rows, { n: 2 })).toThrow(
+      /applyKepMask: "conv1.weight" must be a conv weight \[F, C, kh, kw\] with kernelElement groups, got row groups on \[3,2,3,3\]/,
+    );
+    expect(() => applyKepMask(kepState(convNet(6)), { n: 10 })).toThrow(
+      /applyKepMask\("conv1.weight"\): n must be an integer in 1..9 \(kh·kw\), got 10/,
+    );
+  });
+
   it("the scores come from the state's score options (a score other than |w| changes the mask)", () => {
     const a = kepState(convNet(5));
     const b = kepState(convNet(5));
