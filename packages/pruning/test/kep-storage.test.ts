@@ -1,10 +1,10 @@
 // KEP storage: a model with KepConv2d layers saved in positions or patterns form and loaded
 // into a fresh dense model computes exactly what it computed; index bytes are what the format
 // says; corrupt or mismatched files are refused naming the function, tensor and expectation.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { Generator, randn } from "@tessera/tensor";
 import { Variable } from "@tessera/autograd";
@@ -23,6 +23,7 @@ import {
 import { convNet } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tessera-kep-storage-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 interface Built {
   model: Sequential;
