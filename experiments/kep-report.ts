@@ -63,10 +63,9 @@ await runMain("kep-report", async () => {
   const datasets = [...new Set(points.map((p) => p.config.dataset))].sort();
   const settings = new Set(
     points.map((p) => {
-      const { dataset: _d, seed: _s, method: _m, n: _n, penalty, dense, ...rest } = p.config;
+      const { dataset: _d, seed: _s, method: _m, n: _n, penalty: _p, dense, ...rest } = p.config;
       return JSON.stringify({
         ...rest,
-        penaltyWhenOn: penalty,
         dense: {
           widths: dense.widths,
           epochs: dense.epochs,
@@ -76,6 +75,11 @@ await runMain("kep-report", async () => {
       });
     }),
   );
+  const penalties = [
+    ...new Set(
+      points.filter((p) => p.config.penalty !== null).map((p) => JSON.stringify(p.config.penalty)),
+    ),
+  ];
   const commits = [...new Set(points.map((p) => p.git?.commit.slice(0, 7) ?? "unknown"))];
   const hosts = [...new Set(points.map((p) => p.host))];
   const minutes = points.reduce((a, p) => a + p.result.seconds, 0) / 60;
@@ -95,9 +99,11 @@ ${(o.command.length > 0 ? o.command : ["(command not given)"]).map((c) => `- \`$
 Commits: ${commits.join(", ")}; hosts: ${hosts.join(", ")}. Points, CSV and chart:
 [${assetName}/](${assetName}/).
 
-Settings (the pruned layers, budgets, widths; "penaltyWhenOn" is the ramp of the "ramp"
-variants)${settings.size > 1 ? ": several differ" : ""}:
+Settings (the pruned layers, budgets, widths)${settings.size > 1 ? ": several differ" : ""}:
 ${[...settings].map((s) => "```json\n" + JSON.stringify(JSON.parse(s), null, 2) + "\n```").join("\n")}
+
+Penalty of the "ramp" variants (lambda at the end of the ramp over the penalty epochs; power 1
+linear, 3 cubic): ${penalties.length === 0 ? "none run" : penalties.map((x) => `\`${x}\``).join(", ")}.
 
 Method per point (experiments/src/kep-run.ts): mask on the pretrained weights; **ramp**: the
 penalty phase with dense weights, then the hard cut; **cut**: the hard cut at once and the
