@@ -24,7 +24,7 @@ import {
 } from "@tessera/pruning";
 import type { Tensor } from "@tessera/tensor";
 import { chainCheckpoint, stateBytes } from "./block-chain.ts";
-import { firstBatch, timeForward, timeTraining } from "./timing.ts";
+import { firstBatch, timeForwardCpu, timeTraining } from "./timing.ts";
 import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
 import { renderChart, specPathFor, speedupVsDensityChart, type SpeedupRow } from "./plot/index.ts";
 import { markdownTable, writePointsCsv, writePointsJson, type SweepPoint } from "./sweep/index.ts";
@@ -70,6 +70,14 @@ export interface InferenceTiming {
   seconds: Record<Variant, number>;
   /** Dense seconds / sparse seconds (> 1: the sparse form is faster). */
   speedup: { bsr: number; csr: number };
+  /**
+   * Median CPU seconds of one forward (process.cpuUsage(): every thread of the process, so
+   * with 2 threads the caller's and the worker's time summed, spin-waits included). Absent in
+   * points timed before it was recorded.
+   */
+  cpuSeconds?: Record<Variant, number>;
+  /** Dense CPU seconds / sparse CPU seconds: the ratio other jobs on the machine distort least. */
+  cpuSpeedup?: { bsr: number; csr: number };
 }
 
 export interface SpeedResult {
@@ -91,6 +99,10 @@ export interface SpeedResult {
     reps: number;
     /** Median seconds of the timed steps. */
     seconds: { dense: number; sparse: number };
+    /** Median CPU seconds of the timed steps (all threads; absent in older points). */
+    cpuSeconds?: { dense: number; sparse: number };
+    /** Dense CPU seconds / sparse CPU seconds. */
+    cpuSpeedup?: number;
     /** Seconds of a full epoch: measured when fullEpoch, else scaled from the timed steps. */
     epochSeconds: { dense: number; sparse: number };
     speedup: number;
@@ -194,21 +206,28 @@ export function measureSpeed(config: SpeedConfig, io: SpeedIo): SpeedResult {
     for (const batch of config.inference.batches) {
       io.progress?.(`inference batch ${batch}, ${threads} thread(s)`);
       const x = firstBatch(io.train, Math.min(batch, io.train.count));
-      const s = timeForward(models, x, {
+      const s = timeForwardCpu(models, x, {
         pool: poolFor(io, threads),
         reps: config.inference.reps,
         callsPerRep: Math.max(1, Math.round(config.inference.examplesPerRep / batch)),
       });
-      const seconds = {
-        dense: s.get("dense")!,
-        bsr: s.get("bsr")!,
-        csr: s.get("csr")!,
-      };
+      const pick = (m: Map<string, number>): Record<Variant, number> => ({
+        dense: m.get("dense")!,
+        bsr: m.get("bsr")!,
+        csr: m.get("csr")!,
+      });
+      const seconds = pick(s.wall);
+      const cpuSeconds = pick(s.cpu);
       inference.push({
         batch,
         threads,
         seconds,
         speedup: { bsr: seconds.dense / seconds.bsr, csr: seconds.dense / seconds.csr },
+        cpuSeconds,
+        cpuSpeedup: {
+          bsr: cpuSeconds.dense / cpuSeconds.bsr,
+          csr: cpuSeconds.dense / cpuSeconds.csr,
+        },
       });
     }
 
@@ -236,6 +255,10 @@ export function measureSpeed(config: SpeedConfig, io: SpeedIo): SpeedResult {
   );
   v.state.detach(denseOpt);
   const seconds = { dense: timing.seconds.get("dense")!, sparse: timing.seconds.get("sparse")! };
+  const cpuSeconds = {
+    dense: timing.cpuSeconds.get("dense")!,
+    sparse: timing.cpuSeconds.get("sparse")!,
+  };
   const scale = timing.stepsPerEpoch / timing.steps;
   return {
     round: config.round,
@@ -259,6 +282,8 @@ export function measureSpeed(config: SpeedConfig, io: SpeedIo): SpeedResult {
       seconds,
       epochSeconds: { dense: seconds.dense * scale, sparse: seconds.sparse * scale },
       speedup: seconds.dense / seconds.sparse,
+      cpuSeconds,
+      cpuSpeedup: cpuSeconds.dense / cpuSeconds.sparse,
       lastLoss: {
         dense: timing.lastLoss.get("dense")!,
         sparse: timing.lastLoss.get("sparse")!,
@@ -422,7 +447,17 @@ export function trainingRows(points: readonly SpeedPointResult[]): SpeedupRow[] 
 }
 
 const x2 = (v: number) => `${v.toFixed(2)}x`;
+/** A ratio a point may lack (CPU times were not recorded before): "-" then. */
+const x2opt = (v: number | undefined) => (v === undefined ? "-" : x2(v));
 const ms = (s: number) => (s * 1e3).toFixed(s < 1e-3 ? 4 : s < 1 ? 3 : 0);
+
+/** What the CPU ratio columns mean (printed above the tables). */
+export const CPU_NOTE =
+  "Speedups are dense / sparse wall-clock medians; the cpu ratio columns divide CPU time instead " +
+  "(process.cpuUsage(), user + system, median rep): it counts every thread of the process, so " +
+  "with 2 threads it is the sum of both threads (the pool's spin-waits included) and says how " +
+  "much work each form costs, not how long it takes; other jobs on a shared machine distort it " +
+  "less than the wall clock.";
 
 /** One markdown row per (point, batch, threads): times and speedups, plus the training epoch. */
 export function speedTable(points: readonly SpeedPointResult[]): string {
@@ -438,6 +473,8 @@ export function speedTable(points: readonly SpeedPointResult[]): string {
     { header: "CSR ms", value: ({ i }) => ms(i.seconds.csr) },
     { header: "BSR speedup", value: ({ i }) => x2(i.speedup.bsr) },
     { header: "CSR speedup", value: ({ i }) => x2(i.speedup.csr) },
+    { header: "BSR cpu ratio", value: ({ i }) => x2opt(i.cpuSpeedup?.bsr) },
+    { header: "CSR cpu ratio", value: ({ i }) => x2opt(i.cpuSpeedup?.csr) },
   ]);
   const training = markdownTable(points, [
     { header: "chain", value: (p) => p.config.chain },
@@ -454,8 +491,9 @@ export function speedTable(points: readonly SpeedPointResult[]): string {
     { header: "dense epoch s", value: (p) => p.result.training.epochSeconds.dense.toFixed(2) },
     { header: "BSR epoch s", value: (p) => p.result.training.epochSeconds.sparse.toFixed(2) },
     { header: "speedup", value: (p) => x2(p.result.training.speedup) },
+    { header: "cpu ratio", value: (p) => x2opt(p.result.training.cpuSpeedup) },
   ]);
-  return `### Inference (whole model, median of the reps)\n\n${inference}\n### Fine-tuning epoch (Adam, batch ${points[0]?.result.training.batchSize ?? "?"})\n\n${training}`;
+  return `### Inference (whole model, median of the reps)\n\n${CPU_NOTE}\n\n${inference}\n### Fine-tuning epoch (Adam, batch ${points[0]?.result.training.batchSize ?? "?"})\n\n${training}`;
 }
 
 /** The issue's speed targets, checked on the 4x4 point nearest 10% density. */

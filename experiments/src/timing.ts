@@ -1,6 +1,9 @@
 // Inference and training timing of several models side by side. Models are timed in turn within each
 // repetition (dense, BSR, CSR, dense, BSR, CSR, ...) so a load that comes and goes on a shared
 // machine hits all of them alike; the figure kept per model is the median repetition.
+// Beside the wall clock, each repetition's CPU time (process.cpuUsage(), user + system) is kept:
+// it covers every thread of the process, so with a pool it sums the caller's and the workers'
+// time (their spin-waits included), and it is what other jobs on a shared machine distort least.
 import {
   Variable,
   noGrad,
@@ -31,6 +34,12 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** CPU seconds (user + system, every thread of this process) since `start`. */
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
+}
+
 /**
  * Median seconds of one forward pass of each model on `x` (eval mode, no graph), by name.
  * With `pool`, products run on it (results are the same bits either way).
@@ -40,12 +49,31 @@ export function timeForward(
   x: Tensor,
   options: TimingOptions = {},
 ): Map<string, number> {
+  return timeForwardCpu(models, x, options).wall;
+}
+
+/** Medians of one forward pass by name: wall-clock seconds and CPU seconds (all threads). */
+export interface ForwardTiming {
+  wall: Map<string, number>;
+  cpu: Map<string, number>;
+}
+
+/**
+ * timeForward, also keeping each repetition's CPU time (process.cpuUsage(): all threads of the
+ * process, so on a pool of 2 threads the sum of both); both medians are over the same reps.
+ */
+export function timeForwardCpu(
+  models: readonly TimedModel[],
+  x: Tensor,
+  options: TimingOptions = {},
+): ForwardTiming {
   const reps = options.reps ?? 9;
   const calls = options.callsPerRep ?? 1;
   if (!Number.isSafeInteger(reps) || reps < 1)
     throw new RangeError(`timeForward: reps must be a positive integer, got ${reps}`);
   const input = new Variable(x);
   const times = new Map<string, number[]>(models.map((m) => [m.name, []]));
+  const cpu = new Map<string, number[]>(models.map((m) => [m.name, []]));
   const prev = getMatrixPool();
   setMatrixPool(options.pool);
   try {
@@ -56,16 +84,19 @@ export function timeForward(
       }
       for (let r = 0; r < reps; r++) {
         for (const { name, model } of models) {
+          const c0 = process.cpuUsage();
           const t0 = performance.now();
           for (let c = 0; c < calls; c++) model.forward(input);
           times.get(name)!.push((performance.now() - t0) / 1000 / calls);
+          cpu.get(name)!.push(cpuSince(c0) / calls);
         }
       }
     });
   } finally {
     setMatrixPool(prev);
   }
-  return new Map([...times].map(([k, v]) => [k, median(v)]));
+  const medians = (m: Map<string, number[]>) => new Map([...m].map(([k, v]) => [k, median(v)]));
+  return { wall: medians(times), cpu: medians(cpu) };
 }
 
 /** A [batch, ...shape] float32 tensor of the first `batch` examples' inputs. */
@@ -104,6 +135,8 @@ export interface TrainingTiming {
   seconds: Map<string, number>;
   /** Every repetition's seconds, by name (in the order they ran). */
   all: Map<string, number[]>;
+  /** Median CPU seconds of one repetition (all threads of the process: a pool's workers too), by name. */
+  cpuSeconds: Map<string, number>;
   steps: number;
   /** Steps of a full epoch at this batch size. */
   stepsPerEpoch: number;
@@ -161,6 +194,7 @@ export function timeTraining(
     return loss.data.item();
   };
   const all = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  const allCpu = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const lastLoss = new Map<string, number>();
   const prev = getMatrixPool();
   setMatrixPool(options.pool);
@@ -175,9 +209,11 @@ export function timeTraining(
       const batches = nextBatches();
       for (const v of variants) {
         let lossSum = 0;
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         for (const idx of batches) lossSum += step(v, idx) * idx.length;
         all.get(v.name)!.push((performance.now() - t0) / 1000);
+        allCpu.get(v.name)!.push(cpuSince(c0));
         lastLoss.set(v.name, lossSum / batches.reduce((a, b) => a + b.length, 0));
       }
     }
@@ -187,6 +223,7 @@ export function timeTraining(
   return {
     seconds: new Map([...all].map(([k, v]) => [k, median(v)])),
     all,
+    cpuSeconds: new Map([...allCpu].map(([k, v]) => [k, median(v)])),
     steps,
     stepsPerEpoch,
     lastLoss,

@@ -16,6 +16,7 @@ import {
   measureSpeed,
   selectPoints,
   speedKey,
+  speedTable,
   targetsTable,
   writeSpeedReport,
   type SpeedConfig,
@@ -140,6 +141,7 @@ describe("timeTraining", () => {
     expect(t.stepsPerEpoch).toBe(5);
     expect(t.all.get("a")).toHaveLength(2);
     expect(t.lastLoss.get("a")).toBe(t.lastLoss.get("b"));
+    for (const name of ["a", "b"]) expect(t.cpuSeconds.get(name)).toBeGreaterThan(0);
     expect(a.getParameter("fc1.weight").data.data).toEqual(b.getParameter("fc1.weight").data.data);
     expect(() => timeTraining([], train, { batchSize: 32, steps: 0, seed: 1 })).toThrow(
       /timeTraining: steps must be a positive integer, got 0/,
@@ -195,6 +197,9 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
           for (const i of r.inference) {
             for (const s of Object.values(i.seconds)) expect(s).toBeGreaterThan(0);
             expect(i.speedup.bsr).toBeCloseTo(i.seconds.dense / i.seconds.bsr, 12);
+            for (const s of Object.values(i.cpuSeconds!)) expect(s).toBeGreaterThan(0);
+            expect(i.cpuSpeedup!.bsr).toBeCloseTo(i.cpuSeconds!.dense / i.cpuSeconds!.bsr, 12);
+            expect(i.cpuSpeedup!.csr).toBeCloseTo(i.cpuSeconds!.dense / i.cpuSeconds!.csr, 12);
           }
           expect(r.training).toMatchObject({
             steps: 5,
@@ -204,6 +209,10 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
           });
           expect(r.training.speedup).toBeCloseTo(
             r.training.seconds.dense / r.training.seconds.sparse,
+            12,
+          );
+          expect(r.training.cpuSpeedup).toBeCloseTo(
+            r.training.cpuSeconds!.dense / r.training.cpuSeconds!.sparse,
             12,
           );
           // Same weights, same batches: masked dense and BSR training agree in loss.
@@ -237,6 +246,8 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
         // No batch-128 point in this run: no chart drawn from nothing.
         expect(existsSync(join(out, "inference-batch128.svg"))).toBe(false);
         expect(report.markdown).toContain(machine.cpu);
+        expect(report.markdown).toContain("| BSR cpu ratio | CSR cpu ratio |");
+        expect(report.markdown).toContain("sum of both threads");
         expect(report.markdown).toMatch(
           /4x4 BSR inference, batch 128, any thread\(s\).*not measured/,
         );
@@ -247,6 +258,52 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
       }
     },
   );
+});
+
+describe("speedTable", () => {
+  const point = (cpu: boolean) =>
+    ({
+      config: { chain: "m-b4-magnitude-s1", blockSize: 4, round: 10 },
+      result: {
+        density: 0.108,
+        inference: [
+          {
+            batch: 128,
+            threads: 2,
+            seconds: { dense: 0.006, bsr: 0.002, csr: 0.003 },
+            speedup: { bsr: 3, csr: 2 },
+            ...(cpu
+              ? {
+                  cpuSeconds: { dense: 0.012, bsr: 0.003, csr: 0.004 },
+                  cpuSpeedup: { bsr: 4, csr: 3 },
+                }
+              : {}),
+          },
+        ],
+        training: {
+          batchSize: 128,
+          threads: 2,
+          fullEpoch: true,
+          steps: 469,
+          stepsPerEpoch: 469,
+          epochSeconds: { dense: 6, sparse: 2 },
+          speedup: 3,
+          ...(cpu ? { cpuSpeedup: 3.5 } : {}),
+        },
+      },
+    }) as unknown as SpeedPointResult;
+
+  it("puts the CPU-time ratios beside the wall-clock ones, and '-' for points timed without them", () => {
+    const rows = speedTable([point(true), point(false)])
+      .split("\n")
+      .filter((l) => l.startsWith("| m-b4"));
+    expect(rows).toEqual([
+      "| m-b4-magnitude-s1 | 10 | 10.8% | 128 | 2 | 6.000 | 2.000 | 3.000 | 3.00x | 2.00x | 4.00x | 3.00x |",
+      "| m-b4-magnitude-s1 | 10 | 10.8% | 128 | 2 | 6.000 | 2.000 | 3.000 | 3.00x | 2.00x | - | - |",
+      "| m-b4-magnitude-s1 | 10 | 10.8% | 2 | full epoch (469 steps) | 6.00 | 2.00 | 3.00x | 3.50x |",
+      "| m-b4-magnitude-s1 | 10 | 10.8% | 2 | full epoch (469 steps) | 6.00 | 2.00 | 3.00x | - |",
+    ]);
+  });
 });
 
 describe("checkTargets", () => {
