@@ -1,8 +1,18 @@
 // maxPool2d and avgPool2d against direct window loops; gradients on inputs without ties.
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import * as T from "@tessera/tensor";
-import { Variable, avgPool2d, gradcheck, maxPool2d, sum } from "../src/index.ts";
+import { createPool } from "@tessera/matrix";
+import type { MatrixPool } from "@tessera/matrix";
+import {
+  Variable,
+  avgPool2d,
+  gradcheck,
+  maxPool2d,
+  mul,
+  setMatrixPool,
+  sum,
+} from "../src/index.ts";
 import { distinct, param, seedArb } from "./helpers.ts";
 
 function naivePool(
@@ -109,6 +119,56 @@ describe("pooling", () => {
     );
     expect(() => maxPool2d(new Variable(T.zeros([1, 1, 2, 2])), { kernel: 0 })).toThrow(
       /maxPool2d: kernel must be an integer >= 1/,
+    );
+  });
+});
+
+describe("maxPool2d on the WebAssembly kernels (float32)", () => {
+  let asm: MatrixPool;
+  let wasm: MatrixPool;
+  beforeAll(() => {
+    asm = createPool({ threads: 1, kernels: "asm" });
+    wasm = createPool({ threads: 1, kernels: "wasm" });
+  });
+  afterAll(async () => {
+    setMatrixPool(undefined);
+    await asm.close();
+    await wasm.close();
+  });
+
+  /** y and dΣ(y·r)/dx on `pool`'s kernel path. */
+  function run(
+    pool: MatrixPool,
+    x: T.Tensor,
+    r: T.Tensor,
+    k: [number, number],
+    s: [number, number],
+  ) {
+    setMatrixPool(pool);
+    const xv = new Variable(x, { requiresGrad: true });
+    const y = maxPool2d(xv, { kernel: k, stride: s });
+    sum(mul(y, new Variable(r))).backward();
+    setMatrixPool(undefined);
+    return [Array.from(y.data.data), Array.from(xv.grad!.data)];
+  }
+
+  it("gives the JS loop's outputs and gradients bitwise (ties included)", () => {
+    fc.assert(
+      fc.property(arbPool, ({ n, c, kh, kw, sh, sw, eh, ew, seed }) => {
+        const g = new T.Generator(seed);
+        // Values on a coarse grid: many ties, so the first-maximum rule is exercised.
+        const shape = [n, c, kh + eh, kw + ew];
+        const size = shape.reduce((a, b) => a * b, 1);
+        const x = new T.Tensor(
+          Float32Array.from({ length: size }, () => Math.round(4 * g.nextFloat())),
+          shape,
+        );
+        const oh = Math.floor(eh / sh) + 1;
+        const ow = Math.floor(ew / sw) + 1;
+        const r = T.randn([n, c, oh, ow], g, "float32");
+        expect(run(wasm, x, r, [kh, kw], [sh, sw])).toEqual(run(asm, x, r, [kh, kw], [sh, sw]));
+      }),
+      { numRuns: 40 },
     );
   });
 });

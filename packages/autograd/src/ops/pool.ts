@@ -1,8 +1,13 @@
 // 2-D max and average pooling over NCHW input, no padding. Max pooling remembers the flat
 // input index of each window's maximum (first one on ties) and its backward scatters the
 // gradient there; average pooling spreads each output gradient evenly over its window.
+// On the WebAssembly kernel path (float32) max pooling runs @tessera/matrix's generated kernels
+// instead of the loops below (same first-maximum rule and summation order: the same bits); the
+// loops stay as the reference and the asm.js path.
+import { kernelPath, wasmMaxPool2d, wasmMaxPool2dBackward } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
+import { gemmOptions } from "../matrix-pool.ts";
 import { allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
 export interface Pool2dOptions {
@@ -63,8 +68,13 @@ export function maxPool2d(x: Variable, options: Pool2dOptions): Variable {
   const planes = n * c;
   const y = allocLike(X, planes * oh * ow);
   const arg = new Int32Array(planes * oh * ow);
+  const wasm = X instanceof Float32Array && kernelPath(gemmOptions()) === "wasm";
   let o = 0;
-  for (let pl = 0; pl < planes; pl++) {
+  if (wasm) {
+    const g = { n, c, h, w, kh, kw, strideH: sh, strideW: sw };
+    wasmMaxPool2d(X, g, y as Float32Array, arg);
+  }
+  for (let pl = 0; pl < (wasm ? 0 : planes); pl++) {
     const base = pl * h * w;
     for (let oy = 0; oy < oh; oy++) {
       for (let ox = 0; ox < ow; ox++, o++) {
@@ -90,7 +100,8 @@ export function maxPool2d(x: Variable, options: Pool2dOptions): Variable {
   return record(fn, wrap(y, [n, c, oh, ow]), [x], (g) => {
     const G = denseFloat(g);
     const gx = allocLike(y, size);
-    for (let i = 0; i < arg.length; i++) gx[arg[i]!] = gx[arg[i]!]! + G[i]!;
+    if (wasm && G instanceof Float32Array) wasmMaxPool2dBackward(G, arg, gx as Float32Array, size);
+    else for (let i = 0; i < arg.length; i++) gx[arg[i]!] = gx[arg[i]!]! + G[i]!;
     return [freshGrad(gx, x.data.shape)];
   });
 }

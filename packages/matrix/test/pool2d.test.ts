@@ -1,0 +1,91 @@
+// The WebAssembly max-pooling kernels against a plain loop: the first maximum of each window in
+// row-major order (ties and NaN included), its flat index, and the backward's scatter-add in
+// output order; ragged sizes and strides larger or smaller than the window.
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { wasmMaxPool2d, wasmMaxPool2dBackward } from "../src/index.ts";
+import type { MaxPool2dGeometry } from "../src/index.ts";
+import { maxPoolKernelBytes } from "../src/wasm-pool2d.ts";
+import { rng } from "./helpers.ts";
+
+/** y, arg by the definition: a later element replaces the maximum only when strictly greater. */
+function refPool(x: Float32Array, g: MaxPool2dGeometry): { y: Float32Array; arg: Int32Array } {
+  const oh = Math.floor((g.h - g.kh) / g.strideH) + 1;
+  const ow = Math.floor((g.w - g.kw) / g.strideW) + 1;
+  const y = new Float32Array(g.n * g.c * oh * ow);
+  const arg = new Int32Array(y.length);
+  let o = 0;
+  for (let pl = 0; pl < g.n * g.c; pl++)
+    for (let oy = 0; oy < oh; oy++)
+      for (let ox = 0; ox < ow; ox++, o++) {
+        let best = -1;
+        for (let u = 0; u < g.kh; u++)
+          for (let v = 0; v < g.kw; v++) {
+            const i = (pl * g.h + oy * g.strideH + u) * g.w + ox * g.strideW + v;
+            if (best < 0 || x[i]! > x[best]!) best = i;
+          }
+        y[o] = x[best]!;
+        arg[o] = best;
+      }
+  return { y, arg };
+}
+
+const caseArb = fc
+  .record({
+    n: fc.integer({ min: 1, max: 3 }),
+    c: fc.integer({ min: 1, max: 3 }),
+    kh: fc.integer({ min: 1, max: 4 }),
+    kw: fc.integer({ min: 1, max: 4 }),
+    strideH: fc.integer({ min: 1, max: 5 }),
+    strideW: fc.integer({ min: 1, max: 5 }),
+    eh: fc.integer({ min: 0, max: 9 }),
+    ew: fc.integer({ min: 0, max: 9 }),
+    levels: fc.integer({ min: 2, max: 1000 }),
+    nans: fc.boolean(),
+    seed: fc.integer({ min: 1, max: 1 << 30 }),
+  })
+  .map((r) => ({ ...r, h: r.kh + r.eh, w: r.kw + r.ew }));
+
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+describe("wasm max pooling", () => {
+  it("equals the window loop (first maximum, ties, NaN) and scatters the gradient in output order", () => {
+    fc.assert(
+      fc.property(caseArb, (g) => {
+        const r = rng(g.seed);
+        const size = g.n * g.c * g.h * g.w;
+        // Few levels: many ties. NaN never replaces a maximum, and a leading NaN is never replaced.
+        const x = Float32Array.from({ length: size }, () =>
+          g.nans && r() > 0.8 ? NaN : Math.round(((r() + 1) / 2) * g.levels) / g.levels,
+        );
+        const want = refPool(x, g);
+        const y = new Float32Array(want.y.length);
+        const arg = new Int32Array(want.arg.length);
+        wasmMaxPool2d(x, g, y, arg);
+        expect(Array.from(arg)).toEqual(Array.from(want.arg));
+        expect(bits(y)).toEqual(bits(want.y));
+        const gy = Float32Array.from({ length: y.length }, () => r());
+        const gx = new Float32Array(size).fill(7); // overwritten
+        wasmMaxPool2dBackward(gy, arg, gx, size);
+        const ref = new Float32Array(size);
+        for (let i = 0; i < arg.length; i++) ref[arg[i]!]! += gy[i]!;
+        expect(bits(gx)).toEqual(bits(ref));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("validates its module and names bad arguments", () => {
+    expect(WebAssembly.validate(maxPoolKernelBytes())).toBe(true);
+    const g = { n: 1, c: 1, h: 4, w: 4, kh: 2, kw: 2, strideH: 2, strideW: 2 };
+    expect(() =>
+      wasmMaxPool2d(new Float32Array(15), g, new Float32Array(4), new Int32Array(4)),
+    ).toThrow("wasmMaxPool2d: x has 15 elements, need 16 for [1, 1, 4, 4]");
+    expect(() =>
+      wasmMaxPool2d(new Float32Array(16), { ...g, kh: 5 }, new Float32Array(4), new Int32Array(4)),
+    ).toThrow("wasmMaxPool2d: window 5x2 does not fit input 4x4");
+    expect(() =>
+      wasmMaxPool2dBackward(new Float32Array(2), Int32Array.of(0, 16), new Float32Array(16), 16),
+    ).toThrow("wasmMaxPool2dBackward: arg[1] = 16 is outside [0, 16)");
+  });
+});
