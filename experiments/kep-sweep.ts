@@ -39,7 +39,7 @@ import {
   runMain,
 } from "./src/cli.ts";
 import { splitsCache } from "./src/data.ts";
-import { KEP_METHODS, type KepMethod } from "./src/kep-run.ts";
+import { KEP_METHODS, KEP_SCORES, type KepMethod, type KepScore } from "./src/kep-run.ts";
 import { kepSweepConfigs, runKepSweep, trainKepDenseModels } from "./src/kep-sweep.ts";
 import { addSweepOptions, resolveSweepCli } from "./src/sweep/index.ts";
 
@@ -66,6 +66,18 @@ const program = addSweepOptions(
       `methods (${KEP_METHODS.join(", ")})`,
       list("--methods", choice("--methods", KEP_METHODS)),
       [...KEP_METHODS] as KepMethod[],
+    )
+    .option(
+      "--scores <list>",
+      "mask scores: magnitude (|w|), taylor (|w · dL/dw| over --taylor-batches batches)",
+      list("--scores", choice("--scores", KEP_SCORES)),
+      ["magnitude"] as KepScore[],
+    )
+    .option(
+      "--taylor-batches <n>",
+      "training batches the Taylor score averages",
+      positiveInt("--taylor-batches"),
+      20,
     )
     .option(
       "--penalty <list>",
@@ -142,6 +154,8 @@ interface Options {
   seeds: number[];
   n: number[];
   methods: KepMethod[];
+  scores: KepScore[];
+  taylorBatches: number;
   penalty: ("ramp" | "cut")[];
   baselinePenalty: boolean;
   channels: number[];
@@ -177,6 +191,8 @@ await runMain("kep-sweep", async () => {
     seeds: o.seeds,
     ns: o.n,
     methods: o.methods,
+    scores: o.scores,
+    taylorBatches: o.taylorBatches,
     penalty: o.penalty.map((p) => p === "ramp"),
     baselinePenalty: o.baselinePenalty,
     widths: { channels: o.channels as [number, number, number, number], hidden: o.hidden },

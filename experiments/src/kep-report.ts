@@ -10,9 +10,10 @@ import type { KepPointConfig, KepPointResult } from "./kep-run.ts";
 
 export type KepPoint = SweepPoint<KepPointConfig, KepPointResult>;
 
-/** "kep-free ramp", "kep-pattern cut", "magnitude cut", ... */
+/** "kep-free ramp", "kep-pattern cut", "magnitude cut", "kep-free taylor ramp", ... */
 export function variantOf(c: KepPointConfig): string {
-  return `${c.method} ${c.penalty === null ? "cut" : "ramp"}`;
+  const score = c.score === "taylor" ? " taylor" : "";
+  return `${c.method}${score} ${c.penalty === null ? "cut" : "ramp"}`;
 }
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -128,7 +129,7 @@ export function kepTargets(cells: readonly KepCell[]): KepTarget[] {
         met: lim === undefined ? null : gap <= lim,
       });
     }
-    for (const mode of ["kep-free", "kep-pattern"]) {
+    for (const mode of ["kep-free", "kep-pattern", "kep-free taylor", "kep-pattern taylor"]) {
       const ramp = cells.filter((x) => x.dataset === dataset && x.variant === `${mode} ramp`);
       const pairs = ramp
         .map((r) => ({

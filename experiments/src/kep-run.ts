@@ -2,8 +2,8 @@
 // full text we did not have: see packages/pruning/src/kep.ts for what is the paper's and what
 // is reconstructed). A narrow small CNN (3x3 convolutions) is trained dense once per dataset,
 // widths and seed; each point then
-//   1. builds a mask on the pretrained weights of the pruned conv layers: KEP free (top n |w|
-//      per plane), KEP pattern (a library of the L most frequent top-n patterns), or the
+//   1. builds a mask on the pretrained weights of the pruned conv layers (scores |w|, or the
+//      Taylor score |w · dL/dw| over some training batches): KEP free (top n per plane), KEP pattern (a library of the L most frequent top-n patterns), or the
 //      baselines at the same kept count per layer: unstructured magnitude (elements) and
 //      filter pruning (rows of [F, C·k·k] by mean |w|, the count rounded up to whole filters);
 //   2. with the penalty: E1 epochs with the weights still dense and lambda(t)·||(1−M)⊙W||²
@@ -41,6 +41,8 @@ import {
 import {
   MaskPenalty,
   PruningState,
+  TaylorAccumulator,
+  accumulateTaylor,
   applyKepMask,
   loadKepModel,
   preservingWeights,
@@ -51,6 +53,7 @@ import {
   type GroupKind,
   type KepStorageRow,
   type PatternLibrary,
+  type ScoreOptions,
 } from "@tessera/pruning";
 import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
 import { acquireRunLock, type RunLock } from "./run-lock.ts";
@@ -58,6 +61,8 @@ import { firstBatch } from "./timing.ts";
 
 export const KEP_METHODS = ["kep-free", "kep-pattern", "magnitude", "filter"] as const;
 export type KepMethod = (typeof KEP_METHODS)[number];
+export const KEP_SCORES = ["magnitude", "taylor"] as const;
+export type KepScore = (typeof KEP_SCORES)[number];
 
 /** The small CNN's widths: conv1..conv4 output channels and the hidden Linear's units. */
 export interface KepWidths {
@@ -89,6 +94,12 @@ export interface KepPointConfig {
   method: KepMethod;
   /** Elements kept per 3x3 plane (KEP), or the same count per layer (baselines). */
   n: number;
+  /**
+   * Element scores of the mask: "magnitude" |w| (default), or "taylor" |w · dL/dw| averaged
+   * over `taylorBatches` training batches of the pretrained model (the frame's Taylor score).
+   */
+  score: KepScore;
+  taylorBatches: number;
   /** Pattern mode's library size L. */
   librarySize: number;
   /**
@@ -299,9 +310,24 @@ function groupKind(method: KepMethod): GroupKind {
 }
 
 /** Builds the point's masks in `state` (weights zeroed where removed, as every prune does). */
-function buildMasks(c: KepPointConfig, state: PruningState): Record<string, number> | null {
+function buildMasks(
+  c: KepPointConfig,
+  state: PruningState,
+  train: Dataset,
+): Record<string, number> | null {
+  let scores: ScoreOptions = {};
+  if (c.score === "taylor") {
+    const taylor = new TaylorAccumulator(state.model, c.layers);
+    accumulateTaylor(state.model, taylor, train, {
+      batches: c.taylorBatches,
+      batchSize: c.batchSize,
+      seed: c.seed * 1000 + 3,
+    });
+    scores = { score: "taylor", taylor };
+  }
   if (c.method === "kep-free" || c.method === "kep-pattern") {
     const info = applyKepMask(state, {
+      ...scores,
       n: c.n,
       mode: c.method === "kep-free" ? "free" : "pattern",
       librarySize: c.librarySize,
@@ -319,7 +345,7 @@ function buildMasks(c: KepPointConfig, state: PruningState): Record<string, numb
     const left = planes - Math.round(c.planeFraction * planes);
     targets.set(name, (c.n * left) / (planes * s[2]! * s[3]!));
   }
-  state.pruneToDensity(targets);
+  state.pruneToDensity(targets, scores);
   return null;
 }
 
@@ -376,7 +402,7 @@ export function runKepPoint(c: KepPointConfig, io: KepPointIo): KepPointResult {
     const dense = io.dense();
     model = dense.model;
     state = new PruningState(model, specs);
-    const build = () => buildMasks(c, state);
+    const build = () => buildMasks(c, state, io.train);
     const libraryPatterns = c.penalty === null ? build() : preservingWeights(state, build);
     p = {
       denseAccuracy: dense.accuracy,

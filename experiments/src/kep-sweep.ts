@@ -11,6 +11,7 @@ import {
   kepCnn,
   runKepPoint,
   type KepMethod,
+  type KepScore,
   type KepPointConfig,
   type KepPointResult,
   type KepWidths,
@@ -23,6 +24,10 @@ export interface KepSweepOptions {
   seeds: number[];
   ns: number[];
   methods: KepMethod[];
+  /** Mask scores; each is a separate set of points. */
+  scores: KepScore[];
+  /** Batches of the Taylor score. */
+  taylorBatches: number;
   /** Penalty variants of the KEP methods: true = with the ramp, false = cut at once. */
   penalty: boolean[];
   /** Also run the baselines with the penalty ramp (default: only without). */
@@ -43,42 +48,46 @@ export interface KepSweepOptions {
 
 export function kepPointKey(c: KepPointConfig): string {
   const planes = c.planeFraction > 0 ? `-p${c.planeFraction}` : "";
-  return `${c.dataset}-${c.method}-n${c.n}${planes}-${c.penalty === null ? "cut" : "ramp"}-s${c.seed}`;
+  const score = c.score === "magnitude" ? "" : `-${c.score}`;
+  return `${c.dataset}-${c.method}-n${c.n}${planes}${score}-${c.penalty === null ? "cut" : "ramp"}-s${c.seed}`;
 }
 
-/** Every point of the sweep, in a fixed order (datasets, seeds, n, methods, penalty). */
+/** Every point of the sweep, in a fixed order (datasets, seeds, n, scores, methods, penalty). */
 export function kepSweepConfigs(o: KepSweepOptions): KepPointConfig[] {
   const out: KepPointConfig[] = [];
   for (const dataset of o.datasets)
     for (const seed of o.seeds)
       for (const n of o.ns)
-        for (const method of o.methods) {
-          const kep = method === "kep-free" || method === "kep-pattern";
-          const variants = kep ? o.penalty : o.baselinePenalty ? o.penalty : [false];
-          for (const withPenalty of [...new Set(variants)])
-            out.push({
-              dataset,
-              seed,
-              method,
-              n,
-              librarySize: o.librarySize,
-              planeFraction: o.planeFraction,
-              layers: [...o.layers],
-              penalty: withPenalty ? { lambda: o.lambda, power: o.rampPower } : null,
-              penaltyEpochs: o.penaltyEpochs,
-              fineTuneEpochs: o.fineTuneEpochs,
-              lr: o.lr,
-              batchSize: o.batchSize,
-              dense: {
+        for (const score of o.scores)
+          for (const method of o.methods) {
+            const kep = method === "kep-free" || method === "kep-pattern";
+            const variants = kep ? o.penalty : o.baselinePenalty ? o.penalty : [false];
+            for (const withPenalty of [...new Set(variants)])
+              out.push({
                 dataset,
-                widths: o.widths,
-                epochs: o.denseEpochs,
+                seed,
+                method,
+                n,
+                score,
+                taylorBatches: o.taylorBatches,
+                librarySize: o.librarySize,
+                planeFraction: o.planeFraction,
+                layers: [...o.layers],
+                penalty: withPenalty ? { lambda: o.lambda, power: o.rampPower } : null,
+                penaltyEpochs: o.penaltyEpochs,
+                fineTuneEpochs: o.fineTuneEpochs,
                 lr: o.lr,
                 batchSize: o.batchSize,
-                seed,
-              },
-            });
-        }
+                dense: {
+                  dataset,
+                  widths: o.widths,
+                  epochs: o.denseEpochs,
+                  lr: o.lr,
+                  batchSize: o.batchSize,
+                  seed,
+                },
+              });
+          }
   return out;
 }
 

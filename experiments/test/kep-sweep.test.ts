@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { writeIdxFile } from "@tessera/mnist-dataset-loader";
-import { arrayDataset, type Dataset } from "@tessera/nn";
+import { arrayDataset, loadSafetensors, type Dataset } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
 import {
   denseKepModel,
@@ -74,6 +74,8 @@ function point(over: Partial<KepPointConfig> = {}): KepPointConfig {
     seed: 1,
     method: "kep-free",
     n: 3,
+    score: "magnitude",
+    taylorBatches: 2,
     librarySize: 4,
     planeFraction: 0,
     layers: ["conv2.weight", "conv3.weight", "conv4.weight"],
@@ -185,6 +187,16 @@ describe("runKepPoint", () => {
     ]);
   });
 
+  it("the Taylor score builds another mask with the same counts", () => {
+    const c = point({ score: "taylor", penalty: null, penaltyEpochs: 1, fineTuneEpochs: 1 });
+    const r = runKepPoint(c, io(join(root, "taylor")));
+    expect(r.layerKept).toEqual({ "conv2.weight": 36, "conv3.weight": 48, "conv4.weight": 72 });
+    // The same point by |w| ran in the equal-counts test above.
+    const positions = (dir: string) =>
+      loadSafetensors(join(root, dir, "kep.safetensors")).tensors.get("conv4.positions")!.data;
+    expect(positions("taylor")).not.toEqual(positions(join("eq", "kep-free")));
+  });
+
   it("with plane removal the baselines keep the KEP count: n per plane of the planes left", () => {
     const kept = (method: KepPointConfig["method"]) =>
       runKepPoint(
@@ -240,6 +252,8 @@ describe("kep-sweep configs", () => {
       seeds: [1],
       ns: [2, 4],
       methods: ["kep-free", "kep-pattern", "magnitude", "filter"] as const,
+      scores: ["magnitude" as const],
+      taylorBatches: 2,
       penalty: [true, false],
       baselinePenalty: false,
       widths,
@@ -268,6 +282,17 @@ describe("kep-sweep configs", () => {
       "mnist-kep-pattern-n4-cut-s1",
       "mnist-magnitude-n4-cut-s1",
       "mnist-filter-n4-cut-s1",
+    ]);
+    const taylor = kepSweepConfigs({
+      ...o,
+      ns: [2],
+      methods: ["kep-free"],
+      scores: ["magnitude", "taylor"],
+      penalty: [false],
+    });
+    expect(taylor.map(kepPointKey)).toEqual([
+      "mnist-kep-free-n2-cut-s1",
+      "mnist-kep-free-n2-taylor-cut-s1",
     ]);
     const withBase = kepSweepConfigs({ ...o, methods: ["filter"], baselinePenalty: true });
     expect(withBase.map(kepPointKey)).toEqual([
