@@ -284,38 +284,45 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     }
   }
 
-  function rows(o, line, t, h) {
+  /* Columns [j0, j1) of h lines: 4 columns at a time, then single edge columns. */
+  function rows(o, line, t, h, j0, j1) {
     o = o | 0;
     line = line | 0;
     t = t | 0;
     h = h | 0;
+    j0 = j0 | 0;
+    j1 = j1 | 0;
     var j = 0;
+    j = j0;
     if ((h | 0) == 4) {
-      for (; ((j + 4) | 0) <= (n | 0); j = (j + 4) | 0) tile4(o, line, t, j);
+      for (; ((j + 4) | 0) <= (j1 | 0); j = (j + 4) | 0) tile4(o, line, t, j);
     } else if ((h | 0) == 2) {
-      for (; ((j + 4) | 0) <= (n | 0); j = (j + 4) | 0) tile2(o, line, t, j);
+      for (; ((j + 4) | 0) <= (j1 | 0); j = (j + 4) | 0) tile2(o, line, t, j);
     } else {
-      for (; ((j + 4) | 0) <= (n | 0); j = (j + 4) | 0) tile1(o, line, t, j);
+      for (; ((j + 4) | 0) <= (j1 | 0); j = (j + 4) | 0) tile1(o, line, t, j);
     }
-    for (; (j | 0) < (n | 0); j = (j + 1) | 0) column(o, line, t, h, j);
+    for (; (j | 0) < (j1 | 0); j = (j + 1) | 0) column(o, line, t, h, j);
   }
 
-  /* Output lines of outer blocks [first, last), after the header and arrays are in place. */
-  function run(first, last) {
+  /* Output lines of outer blocks [first, last) in columns [j0, j1), after the header and arrays are in place. */
+  function run(first, last, j0, j1) {
     first = first | 0;
     last = last | 0;
+    j0 = j0 | 0;
+    j1 = j1 | 0;
     var o = 0, line0 = 0, lines = 0, t = 0;
     readHeader();
+    if ((j1 | 0) > (n | 0)) j1 = n;
     for (o = first; (o | 0) < (last | 0); o = (o + 1) | 0) {
       line0 = imul(o, ob) | 0;
       lines = (outerLimit - line0) | 0;
       if ((lines | 0) > (ob | 0)) lines = ob;
-      for (t = 0; ((t + 4) | 0) <= (lines | 0); t = (t + 4) | 0) rows(o, (line0 + t) | 0, t, 4);
+      for (t = 0; ((t + 4) | 0) <= (lines | 0); t = (t + 4) | 0) rows(o, (line0 + t) | 0, t, 4, j0, j1);
       if (((t + 2) | 0) <= (lines | 0)) {
-        rows(o, (line0 + t) | 0, t, 2);
+        rows(o, (line0 + t) | 0, t, 2, j0, j1);
         t = (t + 2) | 0;
       }
-      if ((t | 0) < (lines | 0)) rows(o, (line0 + t) | 0, t, 1);
+      if ((t | 0) < (lines | 0)) rows(o, (line0 + t) | 0, t, 1, j0, j1);
     }
   }
 
@@ -323,8 +330,8 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
 };`;
 
 export interface SpmmKernel {
-  /** Computes the output lines of outer blocks [first, last) from the arrays in the heap. */
-  run(first: number, last: number): void;
+  /** Computes the output lines of outer blocks [first, last), columns [j0, j1), from the arrays in the heap. */
+  run(first: number, last: number, j0: number, j1: number): void;
 }
 
 type SpmmModule = (stdlib: typeof globalThis, foreign: object, heap: ArrayBuffer) => SpmmKernel;

@@ -45,48 +45,82 @@ export interface SpmmArgs {
   n: number;
 }
 
-/** Computes output lines of outer blocks [o0, o1). */
-export function spmmRange(s: SpmmArgs, o0: number, o1: number): void {
-  const { n } = s;
-  if (o1 <= o0) return;
+/**
+ * Computes the output of outer blocks [o0, o1) in columns [j0, j1) of X and the output (the
+ * batch rows of the batch-major products). Every element is the same sum in the same order
+ * whichever range computes it, so a product split by lines or by columns gives the same bits.
+ */
+export function spmmRange(s: SpmmArgs, o0: number, o1: number, j0 = 0, j1 = s.n): void {
+  if (o1 <= o0 || j1 <= j0) return;
   if (s.bsz === 1) {
     // CSR (1x1 blocks): one output line, 8 columns at a time, no block bookkeeping.
     for (let o = o0; o < o1; o++) {
-      let j = 0;
-      for (; j + 8 <= n; j += 8) csrLine8(s, o, j);
-      for (; j + 4 <= n; j += 4) tile1x4(s, o, o, 0, j);
-      for (; j < n; j++) tileHx1(s, o, o, 0, 1, j);
+      let j = j0;
+      for (; j + 8 <= j1; j += 8) csrLine8(s, o, j);
+      for (; j + 4 <= j1; j += 4) tile1x4(s, o, o, 0, j);
+      for (; j < j1; j++) tileHx1(s, o, o, 0, 1, j);
     }
     return;
   }
-  spmmRangeAsm(s, o0, o1);
+  spmmRangeAsm(s, o0, o1, j0, j1);
 }
 
 /**
  * The same product through the asm.js kernel (spmm-asm.ts), which gives bit-identical sums.
- * Once per job, this thread copies X, the blocks and the index arrays into its own heap (asm.js
- * heaps cannot be shared); each chunk then runs and copies its output lines out.
+ * Once per job, this thread copies the blocks and the index arrays into its own heap (asm.js
+ * heaps cannot be shared), and X: whole for a chunk of lines, or only the chunk's columns for
+ * a chunk of columns (the batch rows of a batch-major X, one contiguous copy), so threads that
+ * split the batch copy one share of X each; each chunk then runs and copies its output out.
  */
-function spmmRangeAsm(s: SpmmArgs, o0: number, o1: number): void {
+function spmmRangeAsm(s: SpmmArgs, o0: number, o1: number, j0: number, j1: number): void {
   const st = stageJob(s);
-  st.kernel.run(o0, o1);
+  stageColumns(st, s, j0, j1);
+  st.kernel.run(o0, o1, j0, j1);
   const { out, soo, soj, ob, outerLimit, n } = s;
   const line0 = o0 * ob;
   const line1 = Math.min(o1 * ob, outerLimit);
-  if (line1 <= line0 || n === 0) return;
+  if (line1 <= line0) return;
   const F = st.es === 8 ? st.f64 : st.f32;
   const base = st.outAt / st.es;
-  if (soj === 1 && soo === n) {
+  if (soj === 1 && soo === n && j0 === 0 && j1 === n) {
     out.set(F.subarray(base + line0 * n, base + line1 * n), line0 * n);
   } else if (soj === 1) {
     for (let l = line0; l < line1; l++)
-      out.set(F.subarray(base + l * soo, base + l * soo + n), l * soo);
+      out.set(F.subarray(base + l * soo + j0, base + l * soo + j1), l * soo + j0);
+  } else if (soo === 1 && soj === outerLimit && line0 === 0 && line1 === outerLimit) {
+    // Batch-major output, all lines of columns [j0, j1): one contiguous run.
+    out.set(F.subarray(base + j0 * soj, base + j1 * soj), j0 * soj);
   } else if (soo === 1) {
-    for (let j = 0; j < n; j++)
+    for (let j = j0; j < j1; j++)
       out.set(F.subarray(base + j * soj + line0, base + j * soj + line1), j * soj + line0);
   } else {
     for (let l = line0; l < line1; l++)
-      for (let j = 0; j < n; j++) out[l * soo + j * soj] = F[base + l * soo + j * soj]!;
+      for (let j = j0; j < j1; j++) out[l * soo + j * soj] = F[base + l * soo + j * soj]!;
+  }
+}
+
+/**
+ * Puts X's columns [j0, j1) into this thread's heap unless the job already holds them: all of X
+ * once when a chunk spans every column, else exactly the chunk's columns (chunks of columns are
+ * disjoint, so no column is copied twice).
+ */
+function stageColumns(st: Staged, s: SpmmArgs, j0: number, j1: number): void {
+  if (st.xWhole) return;
+  const { x, sxi, sxj, innerLimit, n } = s;
+  if (innerLimit === 0 || n === 0) return;
+  const F = st.es === 8 ? st.f64 : st.f32;
+  const at = st.xAt / st.es;
+  if (j0 === 0 && j1 === n) {
+    const len = (innerLimit - 1) * sxi + (n - 1) * sxj + 1;
+    F.set(x.subarray(0, len) as never, at);
+    st.xWhole = true;
+  } else if (sxi === 1) {
+    // X [n, inner] (batch-major): columns j0..j1-1 are rows of the array, one contiguous run.
+    const from = j0 * sxj;
+    F.set(x.subarray(from, (j1 - 1) * sxj + innerLimit) as never, at + from);
+  } else {
+    for (let i = 0; i < innerLimit; i++)
+      for (let j = j0; j < j1; j++) F[at + i * sxi + j * sxj] = x[i * sxi + j * sxj]!;
   }
 }
 
@@ -98,6 +132,9 @@ interface Staged {
   kernel: SpmmKernel;
   es: number;
   outAt: number;
+  xAt: number;
+  /** All of X is in the heap (stageColumns copied it whole for this job). */
+  xWhole: boolean;
 }
 
 /** This thread's heap and kernels (re-created when a job needs a bigger heap). */
@@ -113,7 +150,10 @@ function heapSize(bytes: number): number {
   return Math.ceil(bytes / (1 << 24)) * (1 << 24);
 }
 
-/** Copies the job's operands into this thread's heap (once per job) and writes the header. */
+/**
+ * Copies the job's blocks and index arrays into this thread's heap (once per job) and writes the
+ * header; X follows chunk by chunk (stageColumns).
+ */
 function stageJob(s: SpmmArgs): Staged {
   if (staged !== undefined && stagedFor?.deref() === s) return staged;
   const es = s.x instanceof Float64Array ? 8 : 4;
@@ -143,9 +183,10 @@ function stageJob(s: SpmmArgs): Staged {
     kernel,
     es,
     outAt,
+    xAt,
+    xWhole: false,
   };
   const F = es === 8 ? st.f64 : st.f32;
-  F.set(s.x.subarray(0, xLen) as never, xAt / es);
   F.set(s.data.subarray(0, blocks * bsz) as never, dataAt / es);
   const I = new Int32Array(heap);
   I.set(s.ptr.subarray(0, outerBlocks + 1), ptrAt >> 2);
