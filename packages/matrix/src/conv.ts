@@ -66,10 +66,18 @@ function output<T extends FloatArray>(
 
 const xShape = (g: ResolvedConv2d) => `[N=${g.n}, C=${g.c}, H=${g.h}, W=${g.w}]`;
 
+/** Options of conv2dForward: the dense products' options plus the output layout. */
+export interface ConvForwardOptions extends DenseOptions {
+  /**
+   * "batched" (default): y [F, N·P], element (j, i·P + p) is filter j, image i, position p;
+   * "nchw": y [N, F, P], the convolution's output as is (no permute needed after the call).
+   */
+  layout?: "batched" | "nchw";
+}
+
 /**
- * y [F, N·P] = W [F, K] · im2col(x, "batched"): the convolution of x [N, C, H, W] with F
- * filters (no bias), positions of all images side by side (row j·N·P + i·P + p is filter j,
- * image i, position p).
+ * y = W [F, K] · im2col(x, "batched"): the convolution of x [N, C, H, W] with F filters (no
+ * bias), as [F, N·P] or, with layout "nchw", [N, F, P].
  */
 export function conv2dForward<T extends FloatArray>(
   x: T,
@@ -77,7 +85,7 @@ export function conv2dForward<T extends FloatArray>(
   filters: number,
   geometry: Conv2dGeometry,
   out?: SameFloat<T>,
-  options?: DenseOptions,
+  options?: ConvForwardOptions,
 ): SameFloat<T> {
   const fn = "conv2dForward";
   const g0 = conv2dGeometry(fn, geometry);
@@ -91,7 +99,19 @@ export function conv2dForward<T extends FloatArray>(
     geometry,
     options,
   );
-  const y = output<T>(fn, x, out, filters * NP, `[F=${filters}, N*P=${NP}]`);
+  const layout = options?.layout ?? "batched";
+  if (layout !== "batched" && layout !== "nchw")
+    throw new TypeError(
+      `${fn}: options.layout must be "batched" or "nchw", got ${JSON.stringify(layout)}`,
+    );
+  const nchw = layout === "nchw";
+  const y = output<T>(
+    fn,
+    x,
+    out,
+    filters * NP,
+    nchw ? `[N=${g.n}, F=${filters}, P=${g.positions}]` : `[F=${filters}, N*P=${NP}]`,
+  );
   if (filters * NP === 0) return y as SameFloat<T>;
   if (wasm)
     runWasmConvProduct(
@@ -102,10 +122,21 @@ export function conv2dForward<T extends FloatArray>(
       g,
       filters,
       options?.pool,
+      nchw,
     );
   else {
     const cols = im2col(x, g, undefined, "batched", options);
-    matmul<FloatArray>(weight, cols, filters, K, NP, y, options);
+    const yb = nchw ? allocLike(x, filters * NP) : y;
+    matmul<FloatArray>(weight, cols, filters, K, NP, yb, options);
+    if (nchw) {
+      const P = g.positions;
+      for (let j = 0; j < filters; j++)
+        for (let i = 0; i < g.n; i++)
+          y.set(
+            yb.subarray((j * g.n + i) * P, (j * g.n + i + 1) * P) as never,
+            (i * filters + j) * P,
+          );
+    }
   }
   return y as SameFloat<T>;
 }

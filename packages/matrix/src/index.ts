@@ -4,6 +4,7 @@ export { matmul, matmulTransA, matmulTransB } from "./dense.ts";
 export { im2col, col2im, conv2dGeometry } from "./im2col.ts";
 export type { Conv2dGeometry, Im2colLayout, ResolvedConv2d } from "./im2col.ts";
 export { conv2dForward, conv2dWeightGrad, conv2dInputGrad, kernelPath } from "./conv.ts";
+export type { ConvForwardOptions } from "./conv.ts";
 export { BsrMatrix, validatePattern } from "./bsr.ts";
 export type { BsrArrays, SparseProductOptions, SampledOptions } from "./bsr.ts";
 export { sharedFloat32, sharedFloat64, sharedInt32, isShared, toShared } from "./shared.ts";

@@ -472,6 +472,7 @@ export function runWasmConvProduct(
   g: ResolvedConv2d,
   F: number,
   pool: MatrixPool | undefined,
+  imagesFirst = false,
 ): void {
   const K = g.c * g.kh * g.kw;
   const NP = g.n * g.outH * g.outW;
@@ -493,6 +494,7 @@ export function runWasmConvProduct(
     m,
     k,
     n,
+    P: forward && imagesFirst ? g.outH * g.outW : 0,
   };
   if (pooled === undefined) implicitRange(t, args, 0, m, 0, n);
   else

@@ -328,6 +328,8 @@ export function unstagePadded(
  * A product C[m, n] = A·B where A is packed whole in kernel memory at apAt (wasmPackRange's
  * layout) and B[p, l] = xp[kTab[p] + lTab[l]] is gathered block by block (the forward product:
  * k = patch rows, lines = positions; the weight gradient: k = positions, lines = patch rows).
+ * With P > 0, C is stored images-first: C[i, j] goes to c[(⌊j/P⌋·m + i)·P + j mod P] (the
+ * forward product straight into NCHW, j = image·P + position); with P = 0, row-major [m, n].
  */
 export interface ImplicitArgs {
   c: Float32Array;
@@ -339,11 +341,45 @@ export interface ImplicitArgs {
   m: number;
   k: number;
   n: number;
+  P: number;
 }
 
 /**
- * C[r0:r1, c0:c1] of an implicit product (r0 a multiple of MR, c0 of NR), in wasmGemmRange's
- * loop order and rounding: the same bits as the dense product on the materialised operand.
+ * Copies rows [0, rows) x columns [0, len) of the block at H[at], row stride ldh, to C's rows
+ * i0.. and columns j0.. (layout as ImplicitArgs says), one block copy per contiguous run.
+ */
+function storeBlock(
+  H: Float32Array,
+  at: number,
+  ldh: number,
+  g: ImplicitArgs,
+  i0: number,
+  rows: number,
+  j0: number,
+  len: number,
+): void {
+  const { c, m, n, P } = g;
+  for (let r = 0; r < rows; r++) {
+    const h = at + r * ldh;
+    if (P === 0) {
+      c.set(H.subarray(h, h + len), (i0 + r) * n + j0);
+      continue;
+    }
+    for (let j = j0; j < j0 + len;) {
+      const img = Math.floor(j / P);
+      const p = j - img * P;
+      const run = Math.min(P - p, j0 + len - j);
+      c.set(H.subarray(h + j - j0, h + j - j0 + run), (img * m + i0 + r) * P + p);
+      j += run;
+    }
+  }
+}
+
+/**
+ * C[r0:r1, c0:c1] of an implicit product (r0 a multiple of MR, c0 of NR). k-blocks innermost, as
+ * wasmGemmPackedRange: the kernel adds each k-block into the C block it keeps in scratch (float32
+ * adds, the same rounding as adding into C), and C is written once per block: the same bits as
+ * the dense product on the materialised operand.
  */
 export function implicitRange(
   t: WasmThread,
@@ -354,44 +390,41 @@ export function implicitRange(
   c1: number,
 ): void {
   if (r1 <= r0 || c1 <= c0) return;
-  const { c, m, k, n } = g;
-  if (k === 0) {
-    for (let i = r0; i < r1; i++) c.fill(0, i * n + c0, i * n + c1);
-    return;
-  }
+  const { m, k } = g;
   const { gather } = kernelsOf(t);
   const H = t.f32();
   const bAt = t.scratchAt + A_BYTES;
   const cAt = bAt + B_BYTES;
   const pa = Math.ceil(m / MR);
-  // One row block: the kernel adds each k-block into the C block it keeps in scratch, and C is
-  // written once (float32 adds either way, so the same bits as storing and adding into C).
-  const single = r1 - r0 <= WASM_MC;
   for (let jc = c0; jc < c1; jc += WASM_NC) {
     const nc = Math.min(WASM_NC, c1 - jc);
     const nr = roundUp(nc, NR);
-    for (let pc = 0; pc < k; pc += WASM_KC) {
-      const kc = Math.min(WASM_KC, k - pc);
-      gather(
-        g.xpAt,
-        g.kTabAt + 4 * pc,
-        g.lTabAt + 4 * jc,
-        bAt,
-        nr / NR,
-        kc,
-        g.lFlagsAt + 4 * (jc / NR),
-      );
-      for (let ic = r0; ic < r1; ic += WASM_MC) {
-        const mc = Math.min(WASM_MC, r1 - ic);
-        const aAt = g.apAt + 4 * (pc * MR * pa + ic * kc);
-        if (single) t.block(aAt, bAt, cAt, roundUp(mc, MR), nr, kc, pc > 0 ? 1 : 0);
-        else {
-          t.block(aAt, bAt, cAt, roundUp(mc, MR), nr, kc, 0);
-          storerFor(c, H)(H, cAt >> 2, nr, c, ic * n + jc, n, mc, nc, pc > 0);
-        }
+    for (let ic = r0; ic < r1; ic += WASM_MC) {
+      const mc = Math.min(WASM_MC, r1 - ic);
+      if (k === 0) H.fill(0, cAt >> 2, (cAt >> 2) + mc * nr);
+      for (let pc = 0; pc < k; pc += WASM_KC) {
+        const kc = Math.min(WASM_KC, k - pc);
+        gather(
+          g.xpAt,
+          g.kTabAt + 4 * pc,
+          g.lTabAt + 4 * jc,
+          bAt,
+          nr / NR,
+          kc,
+          g.lFlagsAt + 4 * (jc / NR),
+        );
+        t.block(
+          g.apAt + 4 * (pc * MR * pa + ic * kc),
+          bAt,
+          cAt,
+          roundUp(mc, MR),
+          nr,
+          kc,
+          pc > 0 ? 1 : 0,
+        );
       }
+      storeBlock(H, cAt >> 2, nr, g, ic, mc, jc, nc);
     }
-    if (single) storerFor(c, H)(H, cAt >> 2, nr, c, r0 * n + jc, n, r1 - r0, nc, false);
   }
 }
 

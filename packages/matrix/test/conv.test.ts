@@ -234,6 +234,40 @@ describe("convolution products", () => {
     for (let i = 0; i < 3; i++) expect(bits(fused[i]!)).toEqual(bits(composed[i]!));
   });
 
+  it('write layout "nchw" as the batched result permuted to [N, F, P], on both paths and any thread count', () => {
+    fc.assert(
+      fc.property(caseArb, fc.constantFrom(undefined, 2, 3), (c, threads) => {
+        const { x, w } = data(c);
+        const g = conv2dGeometry("test", c.g);
+        const P = g.positions;
+        for (const kernels of ["asm", "wasm"] as const) {
+          const pool = threads === 2 ? pool2 : threads === 3 ? pool3 : undefined;
+          const batched = conv2dForward(x, w, c.f, c.g, undefined, { kernels, pool });
+          const nchw = conv2dForward(x, w, c.f, c.g, undefined, { kernels, pool, layout: "nchw" });
+          const want = new Float32Array(batched.length);
+          for (let j = 0; j < c.f; j++)
+            for (let i = 0; i < g.n; i++)
+              for (let p = 0; p < P; p++)
+                want[(i * c.f + j) * P + p] = batched[(j * g.n + i) * P + p]!;
+          expect(bits(nchw)).toEqual(bits(want));
+        }
+      }),
+      { numRuns: 30 },
+    );
+    expect(() =>
+      conv2dForward(
+        new Float32Array(4),
+        new Float32Array(1),
+        1,
+        { n: 1, c: 1, h: 2, w: 2, kh: 1, kw: 1 },
+        undefined,
+        {
+          layout: "nhwc" as "nchw",
+        },
+      ),
+    ).toThrow('conv2dForward: options.layout must be "batched" or "nchw", got "nhwc"');
+  });
+
   it("give the same bits on 1, 2 and 3 threads", () => {
     const cases = [
       large,

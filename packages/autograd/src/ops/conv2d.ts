@@ -127,21 +127,29 @@ export function conv2d(
   const cols = implicit
     ? undefined
     : im2col(X, geom, saved?.data ?? temporary("conv2d.cols", X, K * NP), "batched", opts);
-  const yFirst = temporary("conv2d.y", W, f * NP); // [F, N, P]
-  if (K === 0 || NP === 0) yFirst.fill(0);
-  else if (cols === undefined) conv2dForward(X, W, f, geom, yFirst, opts);
-  else gemm(W, cols, f, K, NP, yFirst, opts);
   const y = allocLike(W, n * f * P);
   const biasData = bias ? denseFloat(bias.data) : null;
-  // A block copy per (image, filter), then the bias added in place on y alone: the same float32
-  // sums as adding while copying, but the element loop touches one array (the fused loop over a
-  // shared temporary and y measured ~15 ns per element in a LeNet-5 profile).
-  for (let j = 0; j < f; j++) {
-    for (let i = 0; i < n; i++) {
-      const src = (j * n + i) * P;
-      const dst = (i * f + j) * P;
-      y.set(yFirst.subarray(src, src + P), dst);
-      if (biasData) addConstant(y, dst, dst + P, biasData[j]!);
+  if (cols === undefined) {
+    // The wasm products write NCHW directly: no [F, N, P] temporary and no permute.
+    if (K === 0 || NP === 0) y.fill(0);
+    else conv2dForward(X, W, f, geom, y, { ...opts, layout: "nchw" });
+    if (biasData)
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < f; j++)
+          addConstant(y, (i * f + j) * P, (i * f + j + 1) * P, biasData[j]!);
+  } else {
+    const yFirst = temporary("conv2d.y", W, f * NP); // [F, N, P]
+    if (K === 0 || NP === 0) yFirst.fill(0);
+    else gemm(W, cols, f, K, NP, yFirst, opts);
+    // A block copy per (image, filter), then the bias added in place on y alone: the same
+    // float32 sums as adding while copying, with an element loop over one array only.
+    for (let j = 0; j < f; j++) {
+      for (let i = 0; i < n; i++) {
+        const src = (j * n + i) * P;
+        const dst = (i * f + j) * P;
+        y.set(yFirst.subarray(src, src + P), dst);
+        if (biasData) addConstant(y, dst, dst + P, biasData[j]!);
+      }
     }
   }
   return record(fn, wrap(y, [n, f, g0.outH, g0.outW]), parents, (g) => {
