@@ -2,7 +2,11 @@
 // This is the weight gradient of a block-sparse layer. Each stored block is independent, so a
 // thread takes a contiguous range of stored-block slots; within a block, 4x4 sub-tiles keep 16
 // accumulators in locals across the whole k loop (the same register tile as the dense GEMM).
+// Blocks larger than 1x1 run that loop as asm.js (sampled-asm.ts; each thread copies the
+// operands into its own heap once per job); 1x1 blocks (CSR) keep the JavaScript kernel below.
 import type { FloatArray } from "./types.ts";
+import { SAMPLED_HEADER, SAMPLED_HEADER_BYTES, sampledModules } from "./sampled-asm.ts";
+import type { SampledKernel } from "./sampled-asm.ts";
 
 export interface SampledArgs {
   indptr: Int32Array;
@@ -43,31 +47,100 @@ export function sampledRange(s: SampledArgs, p0: number, p1: number): void {
     sampledCsrRange(s, p0, p1);
     return;
   }
-  const { indptr, indices, R, C, rows, cols } = s;
-  let br = blockRowOf(indptr, p0);
-  for (let p = p0; p < p1; p++) {
-    while (indptr[br + 1]! <= p) br++;
-    const r0 = br * R;
-    const c0 = indices[p]! * C;
-    const hr = Math.min(R, rows - r0);
-    const wc = Math.min(C, cols - c0);
-    const base = p * R * C;
-    s.out.fill(0, base, base + R * C);
-    let r = 0;
-    for (; r + 4 <= hr; r += 4) {
-      let c = 0;
-      for (; c + 4 <= wc; c += 4) sub4x4(s, r0 + r, c0 + c, base + r * C + c);
-      for (; c < wc; c++)
-        for (let q = 0; q < 4; q++) one(s, r0 + r + q, c0 + c, base + (r + q) * C + c);
-    }
-    for (; r + 2 <= hr; r += 2) {
-      let c = 0;
-      for (; c + 2 <= wc; c += 2) sub2x2(s, r0 + r, c0 + c, base + r * C + c);
-      for (; c < wc; c++)
-        for (let q = 0; q < 2; q++) one(s, r0 + r + q, c0 + c, base + (r + q) * C + c);
-    }
-    for (; r < hr; r++) for (let c = 0; c < wc; c++) one(s, r0 + r, c0 + c, base + r * C + c);
+  sampledRangeAsm(s, p0, p1);
+}
+
+/**
+ * The block kernel through asm.js: once per job this thread copies the pattern and both operands
+ * into its own heap (asm.js heaps cannot be shared); each chunk then fills its slots there and
+ * copies them out.
+ */
+function sampledRangeAsm(s: SampledArgs, p0: number, p1: number): void {
+  const st = stageSampledJob(s);
+  st.kernel.run(p0, p1, blockRowOf(s.indptr, p0));
+  const rc = s.R * s.C;
+  const F = st.es === 8 ? st.f64 : st.f32;
+  const base = st.outAt / st.es;
+  s.out.set(F.subarray(base + p0 * rc, base + p1 * rc) as never, p0 * rc);
+}
+
+const align8 = (b: number) => (b + 7) & ~7;
+
+interface StagedSampled {
+  f32: Float32Array;
+  f64: Float64Array;
+  kernel: SampledKernel;
+  es: number;
+  outAt: number;
+}
+
+/** This thread's heap and kernels for the sampled product (re-created when a job needs more). */
+let heapState:
+  { heap: ArrayBuffer; kernels: Partial<Record<"f32" | "f64", SampledKernel>> } | undefined;
+/** The job whose operands are in the heap now (args objects are made anew for every call and job). */
+let stagedFor: WeakRef<SampledArgs> | undefined;
+let staged: StagedSampled | undefined;
+
+/** asm.js heap sizes: a power of two from 64 KiB, or a multiple of 16 MiB. */
+function heapSize(bytes: number): number {
+  if (bytes <= 1 << 24) return Math.max(1 << 16, 2 ** Math.ceil(Math.log2(bytes)));
+  return Math.ceil(bytes / (1 << 24)) * (1 << 24);
+}
+
+/** Copies the job's pattern and operands into this thread's heap (once per job) and writes the header. */
+function stageSampledJob(s: SampledArgs): StagedSampled {
+  if (staged !== undefined && stagedFor?.deref() === s) return staged;
+  const es = s.a instanceof Float64Array ? 8 : 4;
+  const { R, C, rows, cols, k } = s;
+  const br = s.indptr.length - 1;
+  const nnz = s.indptr[br]!;
+  // Both layouts of each operand span exactly rows*k (cols*k) elements.
+  const aLen = rows * k;
+  const bLen = k * cols;
+  const outLen = nnz * R * C;
+  const ptrAt = SAMPLED_HEADER_BYTES;
+  const idxAt = ptrAt + 4 * (br + 1);
+  const aAt = align8(idxAt + 4 * nnz);
+  const bAt = align8(aAt + es * aLen);
+  const outAt = align8(bAt + es * bLen);
+  const need = outAt + es * outLen;
+  if (heapState === undefined || heapState.heap.byteLength < need) {
+    heapState = { heap: new ArrayBuffer(heapSize(need)), kernels: {} };
   }
+  const { heap, kernels } = heapState;
+  const type = es === 8 ? "f64" : "f32";
+  const kernel = (kernels[type] ??= sampledModules[type](globalThis, {}, heap));
+  const st: StagedSampled = {
+    f32: new Float32Array(heap),
+    f64: new Float64Array(heap),
+    kernel,
+    es,
+    outAt,
+  };
+  const F = es === 8 ? st.f64 : st.f32;
+  F.set(s.a.subarray(0, aLen) as never, aAt / es);
+  F.set(s.b.subarray(0, bLen) as never, bAt / es);
+  const I = new Int32Array(heap);
+  I.set(s.indptr.subarray(0, br + 1), ptrAt >> 2);
+  I.set(s.indices.subarray(0, nnz), idxAt >> 2);
+  const H = SAMPLED_HEADER;
+  I[H.R] = R;
+  I[H.C] = C;
+  I[H.rows] = rows;
+  I[H.cols] = cols;
+  I[H.sai] = s.sai;
+  I[H.sap] = s.sap;
+  I[H.sbp] = s.sbp;
+  I[H.sbj] = s.sbj;
+  I[H.k] = k;
+  I[H.ptrAt] = ptrAt;
+  I[H.idxAt] = idxAt;
+  I[H.aAt] = aAt;
+  I[H.bAt] = bAt;
+  I[H.outAt] = outAt;
+  staged = st;
+  stagedFor = new WeakRef(s);
+  return st;
 }
 
 /** 1x1 blocks (CSR): four stored entries of one row share each load of A's row. */
@@ -112,103 +185,4 @@ function one(s: SampledArgs, i: number, j: number, o: number): void {
   let bp = j * sbj;
   for (let p = 0; p < k; p++, ap += sap, bp += sbp) acc += a[ap]! * b[bp]!;
   s.out[o] = acc;
-}
-
-function sub4x4(s: SampledArgs, i: number, j: number, o: number): void {
-  const { a, sai, sap, b, sbp, sbj, k, C } = s;
-  let c00 = 0,
-    c01 = 0,
-    c02 = 0,
-    c03 = 0;
-  let c10 = 0,
-    c11 = 0,
-    c12 = 0,
-    c13 = 0;
-  let c20 = 0,
-    c21 = 0,
-    c22 = 0,
-    c23 = 0;
-  let c30 = 0,
-    c31 = 0,
-    c32 = 0,
-    c33 = 0;
-  const a1 = sai,
-    a2 = 2 * sai,
-    a3 = 3 * sai;
-  const b1 = sbj,
-    b2 = 2 * sbj,
-    b3 = 3 * sbj;
-  let ap = i * sai;
-  let bp = j * sbj;
-  for (let p = 0; p < k; p++, ap += sap, bp += sbp) {
-    const x0 = a[ap]!,
-      x1 = a[ap + a1]!,
-      x2 = a[ap + a2]!,
-      x3 = a[ap + a3]!;
-    const y0 = b[bp]!,
-      y1 = b[bp + b1]!,
-      y2 = b[bp + b2]!,
-      y3 = b[bp + b3]!;
-    c00 += x0 * y0;
-    c01 += x0 * y1;
-    c02 += x0 * y2;
-    c03 += x0 * y3;
-    c10 += x1 * y0;
-    c11 += x1 * y1;
-    c12 += x1 * y2;
-    c13 += x1 * y3;
-    c20 += x2 * y0;
-    c21 += x2 * y1;
-    c22 += x2 * y2;
-    c23 += x2 * y3;
-    c30 += x3 * y0;
-    c31 += x3 * y1;
-    c32 += x3 * y2;
-    c33 += x3 * y3;
-  }
-  const out = s.out;
-  out[o] = c00;
-  out[o + 1] = c01;
-  out[o + 2] = c02;
-  out[o + 3] = c03;
-  o += C;
-  out[o] = c10;
-  out[o + 1] = c11;
-  out[o + 2] = c12;
-  out[o + 3] = c13;
-  o += C;
-  out[o] = c20;
-  out[o + 1] = c21;
-  out[o + 2] = c22;
-  out[o + 3] = c23;
-  o += C;
-  out[o] = c30;
-  out[o + 1] = c31;
-  out[o + 2] = c32;
-  out[o + 3] = c33;
-}
-
-function sub2x2(s: SampledArgs, i: number, j: number, o: number): void {
-  const { a, sai, sap, b, sbp, sbj, k, C } = s;
-  let c00 = 0,
-    c01 = 0,
-    c10 = 0,
-    c11 = 0;
-  let ap = i * sai;
-  let bp = j * sbj;
-  for (let p = 0; p < k; p++, ap += sap, bp += sbp) {
-    const x0 = a[ap]!,
-      x1 = a[ap + sai]!;
-    const y0 = b[bp]!,
-      y1 = b[bp + sbj]!;
-    c00 += x0 * y0;
-    c01 += x0 * y1;
-    c10 += x1 * y0;
-    c11 += x1 * y1;
-  }
-  const out = s.out;
-  out[o] = c00;
-  out[o + 1] = c01;
-  out[o + C] = c10;
-  out[o + C + 1] = c11;
 }
