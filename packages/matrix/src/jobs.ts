@@ -330,12 +330,14 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     ],
     arrays: ["ptr", "idx", "ids", "data", "x", "out"],
     outputs: ["out"],
-    run: (g, r) => spmmRange(g, r[0]!, r[1]!),
+    fullWrite: true,
+    run: (g, r) => spmmRange(g, r[0]!, r[1]!, r[2]!, r[3]!),
   }),
   [KIND_SAMPLED]: job<SampledArgs>()({
     nums: ["R", "C", "rows", "cols", "sai", "sap", "sbp", "sbj", "k"],
     arrays: ["indptr", "indices", "a", "b", "out"],
     outputs: ["out"],
+    fullWrite: true,
     run: (g, r) => sampledRange(g, r[0]!, r[1]!),
   }),
   [KIND_IM2COL]: job<PatchArgs>()({

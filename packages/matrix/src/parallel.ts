@@ -299,8 +299,32 @@ export function runSpmm(
     spmmRange(args, 0, outerBlocks);
     return;
   }
-  const chunks = weightedChunks(args.ptr, outerBlocks, Math.min(MAX_CHUNKS, 8 * pool.threads));
-  pool.run(KIND_SPMM, args as unknown as Record<string, unknown>, chunks);
+  // The jobs write every element of the output (fullWrite: an ordinary `out` is not copied into
+  // the shared staging first), so hand them exactly its outerLimit*n elements.
+  const size = args.outerLimit * args.n;
+  const job = args.out.length === size ? args : { ...args, out: args.out.subarray(0, size) };
+  pool.run(
+    KIND_SPMM,
+    job as unknown as Record<string, unknown>,
+    spmmChunks(args, outerBlocks, pool),
+  );
+}
+
+/**
+ * Chunks of the asm.js/JavaScript sparse product. Batch-major operands (X [n, inner], out
+ * [n, outer]) with at least 8 batch rows per thread are split by batch rows, in multiples of 4
+ * (the kernel's tile width), shrinking as the work runs out (guidedCuts): every row costs the
+ * same whatever the pattern, each thread copies only its rows of X into its asm.js heap (a split
+ * by lines copies all of X into every thread's heap) and writes one contiguous run of the output.
+ * Otherwise outer block lines are split by stored-block count (weightedChunks).
+ */
+export function spmmChunks(args: SpmmArgs, outerBlocks: number, pool: MatrixPool): Range[] {
+  const { n } = args;
+  if (args.sxi === 1 && args.soo === 1 && n >= 8 * pool.threads)
+    return guidedCuts(n, pool.threads, 4).map(([j0, j1]) => [0, outerBlocks, j0, j1] as const);
+  return weightedChunks(args.ptr, outerBlocks, Math.min(MAX_CHUNKS, 8 * pool.threads)).map(
+    ([o0, o1]) => [o0, o1, 0, n] as const,
+  );
 }
 
 /**
