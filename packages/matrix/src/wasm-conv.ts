@@ -485,7 +485,12 @@ export function col2imRange(t: WasmThread, g: Col2imArgs, i0: number, i1: number
         for (let ic = 0; ic < K; ic += WASM_MC) {
           const mc = Math.min(WASM_MC, K - ic);
           t.block(g.apAt + 4 * (pc * MR * pa + ic * kc), bAt, cAt, roundUp(mc, MR), nr, kc, 0);
-          store(H, cAt >> 2, nr, H, (chunkAt >> 2) + ic * ldc + (jc - j0), ldc, mc, nc, pc > 0);
+          const to = (chunkAt >> 2) + ic * ldc + (jc - j0);
+          if (pc > 0) store(H, cAt >> 2, nr, H, to, ldc, mc, nc, true);
+          // The first k-block is a plain copy within the memory: a memmove per row.
+          else
+            for (let r = 0; r < mc; r++)
+              H.copyWithin(to + r * ldc, (cAt >> 2) + r * nr, (cAt >> 2) + r * nr + nc);
         }
       }
     }
