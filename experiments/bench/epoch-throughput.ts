@@ -1,12 +1,15 @@
-// One LeNet-300-100 (or, with --model lenet5, LeNet-5) training epoch on MNIST (60k images,
-// batch 128, Adam 1e-3; --images N times the first N images and scales to 60k), timed side by
-// side in one run: Tessera's fit loop (1 and 2 threads, on each kernel path: asm.js and
-// WebAssembly SIMD), TensorFlow.js's pure-JS `cpu` backend and, when installed, PyTorch
-// (/usr/bin/python3 with python3-torch; 1 and 2 threads) with the same model, loss, optimizer
-// and batch.
+// One LeNet-300-100 (or, with --model, LeNet-5 or the 3x3 `smallCnn()`) training epoch on MNIST
+// (60k images, batch 128, Adam 1e-3; --images N, or --steps S = S·128 images, times the first
+// images only and scales to 60k), timed side by side in one run: Tessera's fit loop (1 and 2
+// threads, on each kernel path: asm.js and WebAssembly SIMD), TensorFlow.js's pure-JS `cpu`
+// backend and, when installed, PyTorch (/usr/bin/python3 with python3-torch; 1 and 2 threads)
+// with the same model, loss, optimizer and batch. Beside the wall clock, each row has the CPU
+// seconds of its process (user + system, all threads; for PyTorch time.process_time()), scaled
+// the same way: on a machine shared with other jobs the CPU time is the steadier figure.
 //   pnpm tsx experiments/bench/epoch-throughput.ts [--kernels asm,wasm] [--tfjs-steps N] [--no-tfjs] [--no-torch]
 //   pnpm tsx experiments/bench/epoch-throughput.ts --model lenet5 --images 10000 --no-tfjs
-// (TF.js runs LeNet-300-100 only.)
+//   pnpm tsx experiments/bench/epoch-throughput.ts --model small-cnn --steps 50 --no-tfjs
+// (TF.js runs LeNet-300-100 only; small-cnn defaults to 50 timed steps.)
 // TF.js is slow (~2 min per epoch); --tfjs-steps times that many steps and scales the time to
 // a full epoch (stated in the table). PyTorch is skipped with a note where it is not installed.
 import { execFileSync } from "node:child_process";
@@ -14,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadDataset } from "@tessera/mnist-dataset-loader";
-import { Adam, arrayDataset, fit, lenet300100, lenet5 } from "@tessera/nn";
+import { Adam, arrayDataset, fit, lenet300100, lenet5, smallCnn } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
 import { createPool } from "@tessera/matrix";
 import type { KernelPath } from "@tessera/matrix";
@@ -38,11 +41,16 @@ await runMain("epoch-throughput", async () => {
     .option("--kernels <list>", "Tessera kernel paths to time, comma-separated", "asm,wasm")
     .option("--no-tfjs", "do not time TensorFlow.js")
     .option("--no-torch", "do not time PyTorch")
-    .option("--model <name>", "lenet300100 or lenet5", "lenet300100")
+    .option("--model <name>", "lenet300100, lenet5 or small-cnn", "lenet300100")
     .option(
       "--images <n>",
       "train on the first n images, times scaled to 60k",
       positiveInt("--images"),
+    )
+    .option(
+      "--steps <n>",
+      "train for n steps of 128 images (instead of --images; small-cnn default 50)",
+      positiveInt("--steps"),
     )
     .parse()
     .opts<{
@@ -53,9 +61,14 @@ await runMain("epoch-throughput", async () => {
       torch: boolean;
       model: string;
       images?: number;
+      steps?: number;
     }>();
-  if (o.model !== "lenet300100" && o.model !== "lenet5")
-    throw new Error(`epoch-throughput: --model takes lenet300100 or lenet5, got "${o.model}"`);
+  if (o.model !== "lenet300100" && o.model !== "lenet5" && o.model !== "small-cnn")
+    throw new Error(
+      `epoch-throughput: --model takes lenet300100, lenet5 or small-cnn, got "${o.model}"`,
+    );
+  if (o.images !== undefined && o.steps !== undefined)
+    throw new Error("epoch-throughput: give --images or --steps, not both");
   const kernelPaths = o.kernels.split(",").map((k) => k.trim());
   for (const k of kernelPaths)
     if (k !== "asm" && k !== "wasm")
@@ -64,7 +77,12 @@ await runMain("epoch-throughput", async () => {
   const BATCH = 128;
   const raw = loadDataset("mnist", { split: "train" });
   const steps = Math.ceil(raw.count / BATCH);
-  const count = Math.min(o.images ?? raw.count, raw.count);
+  const steps50 = o.model === "small-cnn" && o.images === undefined ? 50 : undefined;
+  const stepsTimed = o.steps ?? steps50;
+  const count = Math.min(
+    stepsTimed !== undefined ? stepsTimed * BATCH : (o.images ?? raw.count),
+    raw.count,
+  );
   if (!(count >= BATCH))
     throw new Error(
       `epoch-throughput: --images must be at least ${BATCH}, got ${String(o.images)}`,
@@ -72,14 +90,20 @@ await runMain("epoch-throughput", async () => {
   /** Seconds for `count` images -> seconds per 60k-image epoch. */
   const scale = raw.count / count;
 
-  async function tessera(threads: number, kernels: KernelPath): Promise<number> {
+  /** Seconds per 60k-image epoch: wall clock and CPU (all threads of the process). */
+  interface Timed {
+    wall: number;
+    cpu: number;
+  }
+
+  async function tessera(threads: number, kernels: KernelPath): Promise<Timed> {
     // A 1-thread pool has no workers: it only carries the kernel path to every product.
     const pool = createPool({ threads, kernels });
     await pool.ready();
     setMatrixPool(pool);
     try {
       const train =
-        o.model === "lenet5"
+        o.model !== "lenet300100"
           ? arrayDataset(
               raw.images.subarray(0, count * 784),
               raw.labels.subarray(0, count),
@@ -92,10 +116,14 @@ await runMain("epoch-throughput", async () => {
               [784],
               NORMALIZE,
             );
+      const generator = new Generator(1);
       const model =
         o.model === "lenet5"
-          ? lenet5({ generator: new Generator(1) })
-          : lenet300100({ generator: new Generator(1) });
+          ? lenet5({ generator })
+          : o.model === "small-cnn"
+            ? smallCnn({ generator })
+            : lenet300100({ generator });
+      const c0 = process.cpuUsage();
       const { history } = fit(model, {
         train,
         epochs: o.epochs,
@@ -103,7 +131,11 @@ await runMain("epoch-throughput", async () => {
         optimizer: new Adam(model.parameters(), { lr: 1e-3 }),
         seed: 1,
       });
-      return scale * Math.min(...history.map((h) => h.seconds));
+      const c = process.cpuUsage(c0);
+      return {
+        wall: scale * Math.min(...history.map((h) => h.seconds)),
+        cpu: (scale * (c.user + c.system)) / 1e6 / o.epochs,
+      };
     } finally {
       setMatrixPool(undefined);
       await pool.close();
@@ -141,7 +173,7 @@ await runMain("epoch-throughput", async () => {
   }
 
   /** PyTorch's epoch on `threads` threads, or a note saying why it did not run. */
-  function torch(threads: number, dir: string): number | string {
+  function torch(threads: number, dir: string): Timed | string {
     const script = new URL("epoch_torch.py", import.meta.url).pathname;
     const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
     delete env.OPENBLAS_CORETYPE;
@@ -161,9 +193,12 @@ await runMain("epoch-throughput", async () => {
       );
       const r = JSON.parse(out.trim().split("\n").at(-1)!) as {
         seconds?: number;
+        cpu?: number;
         missing?: string;
       };
-      return r.seconds === undefined ? `not installed (${r.missing})` : scale * r.seconds;
+      return r.seconds === undefined
+        ? `not installed (${r.missing})`
+        : { wall: scale * r.seconds, cpu: scale * r.cpu! };
     } catch (e) {
       return `did not run (${(e as Error).message.split("\n")[0]})`;
     }
@@ -173,7 +208,7 @@ await runMain("epoch-throughput", async () => {
     .map((l) => l.toFixed(2))
     .join(", ");
   // Tessera first, then the peers (see tfjs() for why the order matters).
-  const rows: [string, number | string][] = [];
+  const rows: [string, Timed | string][] = [];
   for (const k of kernelPaths as KernelPath[]) {
     rows.push([`Tessera \`${k}\`, 1 thread`, await tessera(1, k)]);
     rows.push([`Tessera \`${k}\`, 2 threads (caller + 1 worker)`, await tessera(2, k)]);
@@ -193,24 +228,32 @@ await runMain("epoch-throughput", async () => {
     const tf = await tfjs();
     rows.push([
       `TensorFlow.js 4.22 \`cpu\`${tf.timed < steps ? ` (${tf.timed} of ${steps} steps timed, scaled)` : ""}`,
-      tf.seconds,
+      { wall: tf.seconds, cpu: NaN },
     ]);
   }
-  const torchTimes = rows.filter(([n, s]) => n.startsWith("PyTorch") && typeof s === "number");
-  const torchBest =
-    torchTimes.length > 0 ? Math.min(...torchTimes.map(([, s]) => s as number)) : undefined;
+  const torchTimes = rows
+    .filter(([n, s]) => n.startsWith("PyTorch") && typeof s !== "string")
+    .map(([, s]) => s as Timed);
+  const torchBest = torchTimes.length > 0 ? Math.min(...torchTimes.map((s) => s.wall)) : undefined;
+  const torchBestCpu =
+    torchTimes.length > 0 ? Math.min(...torchTimes.map((s) => s.cpu)) : undefined;
   console.log(
     `machine: ${cpus()[0]?.model ?? "unknown"} x${cpus().length}, node ${process.version}, load average at start: ${loadAtStart}`,
   );
   console.log(
-    `model: ${o.model}, ${count} images timed${count < raw.count ? ", scaled to 60k" : ""}`,
+    `model: ${o.model}, ${count} images${stepsTimed !== undefined ? ` (${Math.ceil(count / BATCH)} steps)` : ""} timed${count < raw.count ? ", scaled to 60k" : ""}`,
   );
-  console.log(`| implementation | seconds per epoch | PyTorch (its faster thread count) / this |`);
-  console.log(`|---|---|---|`);
+  console.log(
+    `| implementation | seconds per epoch | CPU seconds per epoch | PyTorch (its faster thread count) / this, wall | same, CPU |`,
+  );
+  console.log(`|---|---|---|---|---|`);
+  const ratio = (best: number | undefined, v: number) =>
+    best !== undefined && Number.isFinite(v) ? `${(best / v).toFixed(2)}x` : "n/a";
   for (const [name, s] of rows) {
-    const t = typeof s === "number" ? s.toFixed(1) : s;
-    const vs =
-      typeof s === "number" && torchBest !== undefined ? `${(torchBest / s).toFixed(2)}x` : "n/a";
-    console.log(`| ${name} | ${t} | ${vs} |`);
+    if (typeof s === "string") console.log(`| ${name} | ${s} | | n/a | n/a |`);
+    else
+      console.log(
+        `| ${name} | ${s.wall.toFixed(1)} | ${Number.isFinite(s.cpu) ? s.cpu.toFixed(1) : "n/a"} | ${ratio(torchBest, s.wall)} | ${ratio(torchBestCpu, s.cpu)} |`,
+      );
   }
 });

@@ -1,6 +1,7 @@
 # PyTorch peer of experiments/bench/epoch-throughput.ts: one epoch of the same model, loss,
 # optimizer and batch on the same images, on a given number of threads.
-#   python3 epoch_torch.py <images.u8> <labels.u8> <count> <threads> <model> -> {"seconds": s}
+#   python3 epoch_torch.py <images.u8> <labels.u8> <count> <threads> <model> -> {"seconds": s, "cpu": s}
+# (cpu: time.process_time(), all threads of the process.)
 # images.u8: count*784 raw MNIST bytes; normalised as Tessera does ((x/255 - 0.5) / 0.5).
 # Prints {"missing": "..."} (exit 0) when torch is not installed, so the caller can skip it.
 import json
@@ -32,6 +33,14 @@ elif model_name == "lenet5":  # Caffe's LeNet as in packages/nn/src/models.ts (n
         nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.Conv2d(20, 50, 5), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10),
     )
+elif model_name == "small-cnn":  # packages/nn/src/models.ts smallCnn(): 3x3 convs, padding 1
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+    )
 else:
     raise SystemExit(f"epoch_torch.py: unknown model {model_name}")
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -49,6 +58,8 @@ def step(idx):
 
 step(order[:batch])  # warm-up
 t0 = time.perf_counter()
+c0 = time.process_time()
 for s in range(0, count, batch):
     step(order[s : s + batch])
-print(json.dumps({"seconds": time.perf_counter() - t0, "torch": torch.__version__}))
+seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "cpu": time.process_time() - c0, "torch": torch.__version__}))

@@ -3,7 +3,7 @@
 // profiler and prints the epoch time (scaled to 60k images) and the functions with the most
 // self time on the calling thread.
 //   pnpm tsx experiments/bench/profile-epoch.ts --images 20000 --threads 2
-//   pnpm tsx experiments/bench/profile-epoch.ts --model lenet5 --images 5000
+//   pnpm tsx experiments/bench/profile-epoch.ts --model lenet5 --images 5000 --kernels wasm
 // --no-profile times the same loop without the profiler, which inflates ordinary JS (sampled)
 // against the asm.js kernels, so compare variants with it before trusting a profile's shares.
 // No TF.js and no benchmark harness in the process: this is the bare `fit` loop.
@@ -11,7 +11,7 @@ import { Option } from "commander";
 import { Session } from "node:inspector/promises";
 import { loadDataset } from "@tessera/mnist-dataset-loader";
 import { Adam, arrayDataset, fit } from "@tessera/nn";
-import { createPool } from "@tessera/matrix";
+import { createPool, kernelPath } from "@tessera/matrix";
 import { setMatrixPool } from "@tessera/autograd";
 import { NORMALIZE } from "../src/data.ts";
 import { DEFAULT_CONFIG, MODEL_NAMES, buildModel, type ModelName } from "../src/train-run.ts";
@@ -30,9 +30,22 @@ await runMain("profile-epoch", async () => {
     .addOption(
       new Option("--model <name>", "model to train").choices(MODEL_NAMES).default("lenet300100"),
     )
+    .addOption(
+      new Option("--kernels <path>", "kernel path (default: TESSERA_KERNELS, else asm)").choices([
+        "asm",
+        "wasm",
+      ]),
+    )
     .option("--no-profile", "only time the epoch (no profiler attached)")
     .parse()
-    .opts<{ images: number; threads: number; top: number; model: ModelName; profile: boolean }>();
+    .opts<{
+      images: number;
+      threads: number;
+      top: number;
+      model: ModelName;
+      kernels?: "asm" | "wasm";
+      profile: boolean;
+    }>();
 
   interface ProfileNode {
     id: number;
@@ -52,7 +65,11 @@ await runMain("profile-epoch", async () => {
     o.model === "lenet300100" ? [784] : [1, 28, 28],
     NORMALIZE,
   );
-  const pool = o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
+  // A 1-thread pool has no workers: it only carries the kernel path to every product.
+  const pool =
+    o.threads > 1 || o.kernels !== undefined
+      ? createPool({ threads: o.threads, kernels: o.kernels })
+      : undefined;
   if (pool) await pool.ready();
   setMatrixPool(pool);
   const model = buildModel({ ...DEFAULT_CONFIG, model: o.model, dataset: "mnist" }, [1, 28, 28]);
@@ -79,7 +96,7 @@ await runMain("profile-epoch", async () => {
   await pool?.close();
   const seconds = history[0]!.seconds;
   console.log(
-    `${o.model}, ${n} images, ${o.threads} thread(s): ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch${o.profile ? "" : " (no profiler)"}`,
+    `${o.model}, ${n} images, ${o.threads} thread(s), ${pool?.kernels ?? kernelPath()} kernels: ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch${o.profile ? "" : " (no profiler)"}`,
   );
   if (profile === undefined) process.exit(0);
 
