@@ -1,15 +1,16 @@
 // Where the time of the pruned LeNet-300-100's BSR forward goes, on 1 and 2 threads: each
 // layer's BSR products (forward x·Wᵀ, input gradient dy·W, sampled weight gradient) on both
-// kernel paths, the whole model dense vs BSR, and what a fresh output array costs on this
-// machine. Wall-clock (median and fastest rep) and CPU time (process.cpuUsage(): every thread
+// kernel paths, the whole model dense vs BSR, and what fresh output arrays cost on this
+// machine (minor page faults counted from /proc/self/stat). Wall-clock (median and fastest rep) and CPU time (process.cpuUsage(): every thread
 // of the process, so a 2-thread row sums both threads) side by side, variants alternating rep
 // by rep. Prints a markdown report (docs/benchmarks/bsr-linear.md records one).
 //
 //   pnpm tsx experiments/bench/bsr-threads.ts [checkpoint] [reps]
 //   (default: results/block-sweep/mnist-s1-magnitude/chains/mnist-b4-magnitude-s1/round-10.safetensors, 40)
+import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { Variable, noGrad, setMatrixPool } from "@tessera/autograd";
+import { Variable, noGrad, relu, setMatrixPool } from "@tessera/autograd";
 import { findWorkspaceRoot } from "@tessera/mnist-dataset-loader";
 import { BsrMatrix, createPool, type KernelPath, type MatrixPool } from "@tessera/matrix";
 import { lenet300100 } from "@tessera/nn";
@@ -153,22 +154,41 @@ setMatrixPool(undefined);
 
 lines.push(
   "",
-  "### A fresh output array (what every layer and ReLU of the forward allocates)",
+  "### Fresh arrays: minor page faults and CPU per call (1 thread, 300 calls each after 50 untimed)",
   "",
-  "| array | wall median | wall fastest | CPU median |",
+  "| call | minor faults | CPU ms | of which system |",
   "| --- | ---: | ---: | ---: |",
 );
-const keep = new Float32Array(n * 300);
-const alloc = timeTasks(
-  [
-    ["fill a reused [128, 300] float32 array", () => keep.fill(1)],
-    ["new Float32Array(128 * 300), filled, dropped", () => new Float32Array(n * 300).fill(1)],
-    ["new Float32Array(128 * 100), filled, dropped", () => new Float32Array(n * 100).fill(1)],
-  ],
-  20,
-);
-for (const [k, t] of alloc)
-  lines.push(`| ${k} | ${f3(t.wallMed)} | ${f3(t.wallMin)} | ${f3(t.cpuMed)} |`);
+/** Minor page faults of this process so far (/proc/self/stat field 10; Linux only). */
+const minorFaults = (): number =>
+  Number(readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ")[7]);
+const fc1 = v.bsr.getSubmodule("fc1") as BsrLinear;
+const w1 = fc1.weight as BsrMatrix<Float32Array>;
+const x1 = values(n * 784);
+const y1 = new Float32Array(n * 300);
+const hidden = noGrad(() => relu(fc1.forward(input)));
+const probes: [string, () => unknown][] = [
+  ["fc1 product x·Wᵀ into a reused output", () => w1.rmatmulTranspose(x1, n, { out: y1 })],
+  ["fc1 product x·Wᵀ into a fresh output", () => w1.rmatmulTranspose(x1, n)],
+  ["fc1 BsrLinear.forward (fresh output, bias)", () => fc1.forward(input)],
+  ["relu of a [128, 300] activation (fresh output)", () => relu(hidden)],
+  ["new Float32Array(128 * 300), filled", () => new Float32Array(n * 300).fill(1)],
+  ["whole BSR model forward", () => v.bsr.forward(input)],
+  ["whole dense model forward", () => v.dense.forward(input)],
+];
+noGrad(() => {
+  for (const [name, f] of probes) {
+    for (let i = 0; i < 50; i++) f();
+    const f0 = minorFaults();
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < 300; i++) f();
+    const c = process.cpuUsage(c0);
+    const faults = (minorFaults() - f0) / 300;
+    lines.push(
+      `| ${name} | ${faults.toFixed(1)} | ${f3((c.user + c.system) / 1000 / 300)} | ${f3(c.system / 1000 / 300)} |`,
+    );
+  }
+});
 lines.push("", `Load average at end: ${load()}`);
 await pool.close();
 console.log(lines.join("\n"));
