@@ -3,7 +3,8 @@
 // cut into chunks of batch rows, each thread staging only its rows of X into its asm.js heap.
 // Checked bitwise against the serial run on 2 and 3 threads (float32 and float64, ordinary and
 // shared buffers, ragged blocks and batch sizes that are not multiples of the tile width), and
-// within float32 roundoff of a float64 reference.
+// within float32 roundoff of a float64 reference. The asm.js path throughout (pools and serial
+// calls name it), whatever TESSERA_KERNELS says.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { BsrMatrix, CsrMatrix, createPool, sharedFloat32, sharedFloat64 } from "../src/index.ts";
@@ -77,8 +78,10 @@ describe("pooled batch-major sparse products split by batch rows", () => {
         const fwd = refMatmulWithAbs(xb, transpose(dense, rows, cols), n, cols, rows);
         const dx = refMatmulWithAbs(gb, dense, n, rows, cols);
         for (const m of mats) {
-          const serialFwd = m.rmatmulTranspose(xb as never, n) as Float32Array | Float64Array;
-          const serialDx = m.rmatmul(gb as never, n) as Float32Array | Float64Array;
+          const serialFwd = m.rmatmulTranspose(xb as never, n, { kernels: "asm" }) as
+            Float32Array | Float64Array;
+          const serialDx = m.rmatmul(gb as never, n, { kernels: "asm" }) as
+            Float32Array | Float64Array;
           expectWithinRoundoff(serialFwd, fwd, cols, "serial rmatmulTranspose");
           expectWithinRoundoff(serialDx, dx, rows, "serial rmatmul");
           for (const pool of [pool2, pool3]) {
@@ -148,7 +151,7 @@ describe("pooled batch-major sparse products split by batch rows", () => {
     const { dense, mask } = maskedDense(c);
     const w = BsrMatrix.fromDense(dense, rows, cols, [4, 3], { mask });
     const x = randomArray(n * cols, 12) as Float32Array;
-    const want = w.rmatmulTranspose(x, n);
+    const want = w.rmatmulTranspose(x, n, { kernels: "asm" });
     const ids = new Int32Array(w.nnzBlocks).map((_, i) => i);
     const job = (out: Float32Array, sxj: number): SpmmArgs => ({
       ptr: w.indptr,

@@ -90,6 +90,7 @@ describe("sampled product asm.js kernel", () => {
             const g = BsrMatrix.sampledMatmul(p, a as Float32Array, b as Float32Array, k, {
               transA,
               transB,
+              kernels: "asm",
             });
             expectWithinRoundoff(g.toDense(), want, k, `sampled ${c.R}x${c.C} ${transA} ${transB}`);
             // Padding of ragged edge blocks is written 0: the dense form of the raw data
