@@ -89,8 +89,15 @@ function lexCompare(a: Int32Array, b: Int32Array): number {
 /**
  * The library of pattern mode: each plane's top-n pattern (topPerPlane) is counted, and the
  * `size` most frequent distinct ones are kept (fewer when the weight has fewer distinct
- * patterns), most frequent first; equal counts are ordered by their positions,
- * lexicographically ascending, so the library is a function of the scores alone.
+ * patterns), most frequent first. Equal counts go to the pattern of larger layer score first:
+ * the sum over its positions q (ascending) of T[q], T[q] the float64 sum of the scores at
+ * position q over all planes (ascending plane). Then, on equal layer scores, by positions,
+ * lexicographically ascending; so the library is a function of the scores alone.
+ *
+ * Why the layer score: on 5x5 planes most top-n patterns are distinct once n is past a few
+ * (LeNet-5's conv2 at its initial weights: 989 distinct of 1,000 planes at n = 5, all 1,000 at
+ * n = 8), so nearly every count is 1, and ordering by positions alone filled the library with
+ * patterns of the top-left positions 0, 1, 2, ... whatever the weights.
  */
 export function derivePatternLibrary(
   scores: ArrayLike<number>,
@@ -112,8 +119,16 @@ export function derivePatternLibrary(
     if (e === undefined) byKey.set(key, { pattern, count: 1 });
     else e.count++;
   }
-  const ranked = [...byKey.values()].sort(
-    (a, b) => b.count - a.count || lexCompare(a.pattern, b.pattern),
+  const k2 = s[2] * s[3];
+  const layer = new Float64Array(k2);
+  for (let p = 0; p < planes; p++) for (let q = 0; q < k2; q++) layer[q]! += scores[p * k2 + q]!;
+  const entries = [...byKey.values()].map((e) => {
+    let mass = 0;
+    for (const q of e.pattern) mass += layer[q]!;
+    return { ...e, mass };
+  });
+  const ranked = entries.sort(
+    (a, b) => b.count - a.count || b.mass - a.mass || lexCompare(a.pattern, b.pattern),
   );
   const kept = ranked.slice(0, size);
   return {

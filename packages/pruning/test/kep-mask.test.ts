@@ -57,14 +57,32 @@ function bestSubset(plane: number[], n: number): number[] {
   return best;
 }
 
-/** Reference library: count each plane's brute-force best subset, most frequent first, ties by positions. */
-function referenceLibrary(scores: Float64Array, shape: number[], n: number, size: number) {
+/**
+ * Reference library: count each plane's top-n subset (`top`, default the brute-force best),
+ * most frequent first; equal counts by the layer score (the sum over the pattern's positions of
+ * each position's score summed over all planes, both sums ascending as documented), then by
+ * positions.
+ */
+function referenceLibrary(
+  scores: Float64Array,
+  shape: number[],
+  n: number,
+  size: number,
+  top: (plane: number[], n: number) => number[] = bestSubset,
+) {
   const k2 = shape[2]! * shape[3]!;
+  const planes = shape[0]! * shape[1]!;
   const count: Record<string, number> = {};
-  for (let p = 0; p < shape[0]! * shape[1]!; p++) {
-    const key = bestSubset(Array.from(scores.subarray(p * k2, (p + 1) * k2)), n).join(",");
+  for (let p = 0; p < planes; p++) {
+    const key = top(Array.from(scores.subarray(p * k2, (p + 1) * k2)), n).join(",");
     count[key] = (count[key] ?? 0) + 1;
   }
+  const column = Array.from({ length: k2 }, (_, q) => {
+    let t = 0;
+    for (let p = 0; p < planes; p++) t += scores[p * k2 + q]!;
+    return t;
+  });
+  const mass = (key: string) => key.split(",").reduce((a, q) => a + column[Number(q)]!, 0);
   const lex = (a: string, b: string) => {
     const x = a.split(",").map(Number);
     const y = b.split(",").map(Number);
@@ -72,8 +90,16 @@ function referenceLibrary(scores: Float64Array, shape: number[], n: number, size
     return 0;
   };
   return Object.entries(count)
-    .sort((a, b) => b[1] - a[1] || lex(a[0], b[0]))
+    .sort((a, b) => b[1] - a[1] || mass(b[0]) - mass(a[0]) || lex(a[0], b[0]))
     .slice(0, size);
+}
+
+/** The n largest of distinct scores, ascending positions (no subsets: 5x5 planes have too many). */
+function topBySort(plane: number[], n: number): number[] {
+  return [...plane.keys()]
+    .sort((a, b) => plane[b]! - plane[a]!)
+    .slice(0, n)
+    .sort((a, b) => a - b);
 }
 
 /** Distinct random scores (no ties), so the brute-force optimum is unique. */
@@ -159,7 +185,7 @@ describe("topPerPlane", () => {
 });
 
 describe("pattern mode", () => {
-  it("derives the L most frequent top-n patterns, ties by positions (reference counting)", () => {
+  it("derives the L most frequent top-n patterns, ties by layer score, then positions (reference counting)", () => {
     fc.assert(
       fc.property(
         fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 })),
@@ -177,6 +203,41 @@ describe("pattern mode", () => {
         },
       ),
     );
+  });
+
+  it("on LeNet-5-shaped 5x5 planes, where most top-n patterns occur once, the library is the reference's (layer score, not top-left positions)", () => {
+    fc.assert(
+      fc.property(
+        fc.tuple(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 6 })),
+        fc.integer({ min: 1, max: 25 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.nat(10000),
+        ([f, c], n, size, seed) => {
+          const shape = [f, c, 5, 5];
+          const scores = distinctScores(f * c * 25, seed);
+          const lib = derivePatternLibrary(scores, shape, { n, size });
+          const ref = referenceLibrary(scores, shape, n, size, topBySort);
+          expect(lib.patterns.map((p) => Array.from(p).join(","))).toEqual(ref.map((r) => r[0]));
+          expect(lib.counts).toEqual(ref.map((r) => r[1]));
+          const ids = assignPatterns(scores, shape, lib);
+          expect(assignmentIsBest(scores, shape, lib, ids)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    // A 5x5 layer whose central 3x3 positions carry more score: all 80 top-6 patterns differ,
+    // and the library takes central ones (ordering the count ties by positions alone took
+    // 0,1,7,8,18,24 first).
+    const shape = [10, 8, 5, 5];
+    const g = new Generator(5);
+    const centre = new Set([6, 7, 8, 11, 12, 13, 16, 17, 18]);
+    const scores = Float64Array.from(
+      { length: 80 * 25 },
+      (_, i) => g.nextFloat() + (centre.has(i % 25) ? 0.3 : 0),
+    );
+    const lib = derivePatternLibrary(scores, shape, { n: 6, size: 4 });
+    expect(lib.counts).toEqual([1, 1, 1, 1]);
+    for (const p of lib.patterns) expect(Array.from(p).every((q) => centre.has(q))).toBe(true);
   });
 
   it("each plane takes the library pattern keeping the most score (brute force over the library)", () => {
