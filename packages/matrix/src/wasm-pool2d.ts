@@ -89,18 +89,29 @@ function emitForward(c: Code): void {
   });
 }
 
-/** unpool(g, arg, gx, count): gx[arg[i]] += g[i] for i in [0, count) (byte addresses, count >= 1). */
+/**
+ * unpool(g, arg, gx, count, size) -> bad: gx[arg[i]] += g[i] for i in [0, count) (byte
+ * addresses, count >= 1). An index outside [0, size) (unsigned compare) is sent to gx[size], a
+ * spare slot, and counted: the caller throws when the count is not 0, so a bad index never
+ * writes past the gradient, without a JavaScript pass over arg to check it first.
+ */
 function emitBackward(c: Code): void {
-  const [gAt, argAt, gxAt, count] = c.params as [Local, Local, Local, Local];
+  const [gAt, argAt, gxAt, count, size] = c.params as [Local, Local, Local, Local, Local];
   const end = c.local(I32);
   const a = c.local(I32);
+  const idx = c.local(I32);
+  const ok = c.local(I32);
+  const bad = c.local(I32);
   c.get(gAt).get(count).i32Const(2).i32Shl().i32Add().set(end);
   c.loop((top) => {
-    c.get(argAt).i32Load().i32Const(2).i32Shl().get(gxAt).i32Add().tee(a);
+    c.get(argAt).i32Load().tee(idx).get(size).i32LtU().set(ok);
+    c.get(bad).get(ok).i32Eqz().i32Add().set(bad);
+    c.get(idx).get(size).get(ok).select().i32Const(2).i32Shl().get(gxAt).i32Add().tee(a);
     c.get(a).f32Load().get(gAt).f32Load().f32Add().f32Store();
     c.get(argAt).i32Const(4).i32Add().set(argAt);
     c.get(gAt).i32Const(4).i32Add().tee(gAt).get(end).i32LtU().brIf(top);
   });
+  c.get(bad);
 }
 
 /** The max-pooling module's bytes (two exported functions over an imported shared memory). */
@@ -108,14 +119,14 @@ export function maxPoolKernelBytes(): Uint8Array<ArrayBuffer> {
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
     .func("maxpool", new Array<typeof I32>(12).fill(I32), [], emitForward)
-    .func("unpool", [I32, I32, I32, I32], [], emitBackward)
+    .func("unpool", [I32, I32, I32, I32, I32], [I32], emitBackward)
     .build();
 }
 
 interface PoolKernels {
   memory: WebAssembly.Memory;
   maxpool: (...args: number[]) => void;
-  unpool: (g: number, arg: number, gx: number, count: number) => void;
+  unpool: (g: number, arg: number, gx: number, count: number, size: number) => number;
 }
 let compiled: WebAssembly.Module | undefined;
 let kernels: PoolKernels | undefined;
@@ -203,22 +214,23 @@ export function wasmMaxPool2dBackward(
   const count = arg.length;
   checkLen(fn, "gy", gy, count, `arg's ${count} outputs`);
   checkLen(fn, "gx", gx, size, `${size} inputs`);
-  for (let i = 0; i < count; i++)
-    if (!(arg[i]! >= 0 && arg[i]! < size))
-      throw new RangeError(`${fn}: arg[${i}] = ${arg[i]} is outside [0, ${size})`);
   if (count === 0) {
     gx.fill(0, 0, size);
     return;
   }
   const k = poolKernels();
-  const gxAt = reserve(4 * (size + 2 * count));
-  const gAt = gxAt + 4 * size;
+  // size + 1: the spare slot bad indices are sent to.
+  const gxAt = reserve(4 * (size + 1 + 2 * count));
+  const gAt = gxAt + 4 * (size + 1);
   const argAt = gAt + 4 * count;
   const buf = k.memory.buffer;
   const H = new Float32Array(buf);
   H.fill(0, gxAt >> 2, (gxAt >> 2) + size);
   H.set(gy.subarray(0, count), gAt >> 2);
   new Int32Array(buf).set(arg, argAt >> 2);
-  k.unpool(gAt, argAt, gxAt, count);
+  if (k.unpool(gAt, argAt, gxAt, count, size) !== 0) {
+    const i = arg.findIndex((v) => !(v >= 0 && v < size));
+    throw new RangeError(`${fn}: arg[${i}] = ${arg[i]} is outside [0, ${size})`);
+  }
   gx.set(new Float32Array(buf, gxAt, size));
 }

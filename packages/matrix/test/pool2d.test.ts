@@ -87,5 +87,11 @@ describe("wasm max pooling", () => {
     expect(() =>
       wasmMaxPool2dBackward(new Float32Array(2), Int32Array.of(0, 16), new Float32Array(16), 16),
     ).toThrow("wasmMaxPool2dBackward: arg[1] = 16 is outside [0, 16)");
+    // Checked inside the kernel (an unsigned compare): a bad index writes nothing of gx.
+    const gx = new Float32Array(16).fill(5);
+    expect(() =>
+      wasmMaxPool2dBackward(Float32Array.of(1, 2), Int32Array.of(3, -1), gx, 16),
+    ).toThrow("wasmMaxPool2dBackward: arg[1] = -1 is outside [0, 16)");
+    expect(Array.from(gx)).toEqual(new Array(16).fill(5));
   });
 });
