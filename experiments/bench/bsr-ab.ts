@@ -1,11 +1,13 @@
 // A/B of the BSR products of a pruned LeNet-300-100 (fc1, fc2) between @tessera/matrix as it is
 // and a copy of it from another commit, in one process, alternating rep by rep, on 1 and 2
 // threads: forward x·Wᵀ, input gradient dy·W, sampled weight gradient, batch 128, outputs
-// preallocated. Wall-clock (median, fastest) and CPU time (process.cpuUsage(): all threads).
+// preallocated, on the asm.js path unless the last argument says wasm. Wall-clock (median,
+// fastest) and CPU time (process.cpuUsage(): all threads).
 //
 //   git archive <commit> packages/matrix | tar -x -C /tmp/base
 //   ln -s "$PWD/node_modules" /tmp/base/node_modules
-//   pnpm tsx experiments/bench/bsr-ab.ts /tmp/base [checkpoint] [reps]
+//   ln -s "$PWD/packages/matrix/node_modules" /tmp/base/packages/matrix/node_modules
+//   pnpm tsx experiments/bench/bsr-ab.ts /tmp/base [checkpoint] [reps] [asm|wasm]
 import { join, resolve } from "node:path";
 import { loadavg } from "node:os";
 import * as current from "@tessera/matrix";
@@ -29,6 +31,7 @@ const checkpoint =
     "results/block-sweep/mnist-s1-magnitude/chains/mnist-b4-magnitude-s1/round-10.safetensors",
   );
 const reps = Number(process.argv[4] ?? 40);
+const kernels = (process.argv[5] ?? "asm") as "asm" | "wasm";
 const old = (await import(resolve(base, "packages/matrix/src/index.ts"))) as Lib;
 const libs: [string, Lib][] = [
   ["base", old],
@@ -41,7 +44,7 @@ await Promise.all([...pools.values()].map((p) => p.ready()));
 const values = (len: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i * 0.37));
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1]!;
 console.log(
-  `load average at start ${loadavg()
+  `${kernels} path; load average at start ${loadavg()
     .map((l) => l.toFixed(2))
     .join(" / ")}; ${reps} reps of 5 calls`,
 );
@@ -66,7 +69,7 @@ for (const name of ["fc1", "fc2"]) {
     });
     for (const threads of [1, 2]) {
       const pool = threads === 2 ? pools.get(k) : undefined;
-      const o = { pool, kernels: "asm" as const };
+      const o = { pool, kernels };
       tasks.push([
         `forward x·Wᵀ|${threads}|${k}`,
         () => w.rmatmulTranspose(x, n, { ...o, out: y }),
