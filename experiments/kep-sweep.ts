@@ -1,23 +1,40 @@
 // The KEP sweep of issue 13 (kernel-element pruning; experiments/src/kep-run.ts says what one
-// point does): a narrow small CNN (3x3 convolutions) on MNIST and Fashion-MNIST, n kept of the
-// 9 elements of every plane of conv2..conv4, KEP with free positions and with a pattern library,
-// each with and without the penalty ramp, against unstructured magnitude pruning and filter
-// pruning at the same kept count per layer. Resumable (a re-run skips finished points; a point
-// in flight resumes at its epoch) and shardable (--shard i/n; docs/cluster.md).
+// point does) on MNIST and Fashion-MNIST, two models (--models):
+//   narrow-cnn: a narrow small CNN, 3x3 planes; conv2..conv4 pruned, n of 9 per plane;
+//   lenet5:     nn's LeNet-5 (Caffe's: conv1 20@5x5, conv2 50@5x5, no ReLU after the convs),
+//               5x5 planes; conv2 (20 -> 50 channels, 1,000 planes, 25,000 weights) pruned, n of
+//               25 per plane (5-bit positions in storage). conv1 stays dense: one input channel
+//               and 500 weights, 2% of the conv weights, and the first layer of a net is the
+//               one most sensitive to pruning (the ADMM LeNet-5 result keeps 20% of it).
+// For each: KEP with free positions and with a pattern library, each with and without the
+// penalty ramp, against unstructured magnitude pruning and filter pruning at the same kept
+// count per layer. Resumable (a re-run skips finished points; a point in flight resumes at its
+// epoch) and shardable (--shard i/n; docs/cluster.md). The narrow CNN's points keep the keys
+// and configs they had before LeNet-5 joined; LeNet-5's carry "lenet5" ("mnist-lenet5-...").
 //
-// Widths and budget (defaults). nn's default smallCnn ([32, 32, 64, 64], hidden 128) costs
-// minutes per epoch here; the sweep uses channels [8, 8, 16, 16] and hidden 64 (conv2..conv4,
-// the pruned layers, hold 4,032 weights). Measured in one pilot (Fashion-MNIST, the first 6,000
-// training images, batch 128, one thread, nice 10, while other sweeps loaded the 2 cores):
-// [8, 8, 16, 16] 25.7 s at load 5.8, i.e. ~257 s per 60,000-image epoch; [16, 16, 32, 32]
-// 244 s at load 9.9, ~2,440 s per epoch (too slow). An unloaded core should be several times
-// faster than the loaded figure (not measured).
-//   dense models: 8 epochs per dataset and seed
-//   points: n in {2,3,4,5,6} x (kep-free, kep-pattern) x (ramp, cut) + (magnitude, filter)
-//     = 30 points per dataset and seed, each 2 epochs after pretraining (ramp: 1 penalty +
-//     1 fine-tuning; cut: 2 fine-tuning)
-// so one seed of both datasets is 16 + 120 = 136 epochs: ~9.7 h at the loaded 257 s per epoch
-// in one process, about half on two shards; a few hours if the cores are free.
+// Widths. nn's default smallCnn ([32, 32, 64, 64], hidden 128) costs minutes per epoch here;
+// the sweep uses channels [8, 8, 16, 16] and hidden 64 (conv2..conv4 hold 4,032 weights).
+// Measured in one pilot (Fashion-MNIST, the first 6,000 training images, batch 128, one thread,
+// nice 10, while other sweeps loaded the 2 cores): [8, 8, 16, 16] 25.7 s at load 5.8, i.e.
+// ~257 s per 60,000-image epoch; [16, 16, 32, 32] 244 s at load 9.9 (too slow).
+//
+// Epoch costs (experiments/kep-pilot.ts: MNIST, batch 128, Adam, one thread, nice 10; the 2
+// cores were shared with 4-6 other jobs, load average ~10, so the CPU seconds of the process
+// are the figure an idle core would come near, the wall clock is not):
+//   lenet5, asm.js kernels, 469 steps (one 60,000-image epoch): 1,086 s wall, 193 s CPU
+//     nice -n 10 pnpm tsx experiments/kep-pilot.ts --model lenet5 --steps 500
+//
+// The n grid. The issue asks for n = 1..k²; --full-grid runs that (9 + 25 values). Each n is
+// 6 points per dataset and seed (kep-free and kep-pattern x ramp and cut, magnitude, filter),
+// each 2 epochs after pretraining (ramp: 1 penalty + 1 fine-tuning; cut: 2 fine-tuning), so
+// 24 epochs per n for both datasets, plus 8 dense epochs per model and dataset. The full grid
+// is 16 + 216 epochs for the narrow CNN and 16 + 600 for LeNet-5: at LeNet-5's 193 CPU-s per
+// epoch that alone is ~33 h of one core. The defaults are subsets:
+//   narrow-cnn: n in {2, 3, 4, 5, 6} (22-67% kept): 16 + 120 = 136 epochs (~9.7 h at the
+//     loaded 257 s above in one process, far less on free cores)
+//   lenet5: n in {1, 2, 3, 5, 8} (4-32% kept; the ADMM LeNet-5 keeps 8% of conv2, n = 2 here):
+//     16 + 120 = 136 epochs, ~7.3 h of one core at 193 CPU-s per epoch
+// i.e. about 7-8 h on two shards with the cores free; --models narrow-cnn or lenet5 runs one.
 //
 // Suggested run on 2 cores (the shards share the dense models in results/kep-sweep/dense):
 //   pnpm kep-sweep --dense-only --dataset mnist &  pnpm kep-sweep --dense-only --dataset fashion-mnist
@@ -38,15 +55,35 @@ import {
   positiveNumber,
   runMain,
 } from "./src/cli.ts";
-import { splitsCache } from "./src/data.ts";
-import { KEP_METHODS, KEP_SCORES, type KepMethod, type KepScore } from "./src/kep-run.ts";
-import { kepSweepConfigs, runKepSweep, trainKepDenseModels } from "./src/kep-sweep.ts";
+import { DATASET_INPUT_SHAPES, splitsCache } from "./src/data.ts";
+import {
+  KEP_METHODS,
+  KEP_MODELS,
+  KEP_SCORES,
+  kepKernelSize,
+  type KepArch,
+  type KepMethod,
+  type KepModelName,
+  type KepScore,
+} from "./src/kep-run.ts";
+import {
+  kepSweepConfigs,
+  runKepSweep,
+  trainKepDenseModels,
+  type KepModelSpec,
+} from "./src/kep-sweep.ts";
 import { addSweepOptions, resolveSweepCli } from "./src/sweep/index.ts";
+
+// The default n grids (the header says why not 1..k²; --full-grid runs 1..k²).
+const DEFAULT_N: Record<KepModelName, number[]> = {
+  "narrow-cnn": [2, 3, 4, 5, 6],
+  lenet5: [1, 2, 3, 5, 8],
+};
 
 const program = addSweepOptions(
   createCommand("kep-sweep")
     .description(
-      "Kernel-element pruning (KEP) of a small CNN: accuracy against n kept per 3x3 plane, free and pattern modes, with and without the penalty ramp, against magnitude and filter pruning",
+      "Kernel-element pruning (KEP) of a narrow small CNN (3x3 planes) and LeNet-5 (5x5 planes): accuracy against n kept per plane, free and pattern modes, with and without the penalty ramp, against magnitude and filter pruning",
     )
     .option(
       "--dataset <names>",
@@ -56,10 +93,27 @@ const program = addSweepOptions(
     )
     .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1])
     .option(
+      "--models <list>",
+      `models (${KEP_MODELS.join(", ")})`,
+      list("--models", choice("--models", KEP_MODELS)),
+      [...KEP_MODELS] as KepModelName[],
+    )
+    .option(
       "--n <list>",
-      "elements kept per 3x3 plane",
+      "narrow-cnn: elements kept per 3x3 plane",
       list("--n", intInRange("--n", 1, 9)),
-      [2, 3, 4, 5, 6],
+      DEFAULT_N["narrow-cnn"],
+    )
+    .option(
+      "--lenet5-n <list>",
+      "lenet5: elements kept per 5x5 plane",
+      list("--lenet5-n", intInRange("--lenet5-n", 1, 25)),
+      DEFAULT_N.lenet5,
+    )
+    .option(
+      "--full-grid",
+      "n = 1..k² for every model (9 for narrow-cnn, 25 for lenet5) instead of the default subsets",
+      false,
     )
     .option(
       "--methods <list>",
@@ -88,16 +142,27 @@ const program = addSweepOptions(
     .option("--baseline-penalty", "also run the baselines with the penalty ramp", false)
     .option(
       "--channels <list>",
-      "output channels of conv1..conv4",
+      "narrow-cnn: output channels of conv1..conv4",
       list("--channels", positiveInt("--channels")),
       [8, 8, 16, 16],
     )
-    .option("--hidden <n>", "units of the hidden Linear layer", positiveInt("--hidden"), 64)
+    .option(
+      "--hidden <n>",
+      "narrow-cnn: units of the hidden Linear layer",
+      positiveInt("--hidden"),
+      64,
+    )
     .option(
       "--layers <list>",
-      "pruned conv layers",
+      "narrow-cnn: pruned conv layers",
       list("--layers", choice("--layers", ["conv1", "conv2", "conv3", "conv4"] as const)),
       ["conv2", "conv3", "conv4"],
+    )
+    .option(
+      "--lenet5-layers <list>",
+      "lenet5: pruned conv layers (conv1 has 1 input channel and 500 weights: left dense by default)",
+      list("--lenet5-layers", choice("--lenet5-layers", ["conv1", "conv2"] as const)),
+      ["conv2"],
     )
     .option("--library-size <n>", "pattern library size L", positiveInt("--library-size"), 8)
     .option(
@@ -152,7 +217,10 @@ const program = addSweepOptions(
 interface Options {
   dataset: DatasetName[];
   seeds: number[];
+  models: KepModelName[];
   n: number[];
+  lenet5N: number[];
+  fullGrid: boolean;
   methods: KepMethod[];
   scores: KepScore[];
   taylorBatches: number;
@@ -161,6 +229,7 @@ interface Options {
   channels: number[];
   hidden: number;
   layers: string[];
+  lenet5Layers: string[];
   librarySize: number;
   planeFraction: number;
   lambda: number;
@@ -184,19 +253,45 @@ await runMain("kep-sweep", async () => {
   const o = program.opts<Options>();
   if (o.channels.length !== 4)
     throw new Error(`--channels: expected 4 widths (conv1..conv4), got ${o.channels.length}`);
+  if (o.fullGrid)
+    for (const option of ["n", "lenet5N"])
+      if (program.getOptionValueSource(option) === "cli")
+        throw new Error(
+          `--full-grid: it sets n = 1..k² for every model; leave out --${option === "n" ? "n" : "lenet5-n"}`,
+        );
+  for (const d of o.dataset)
+    if (o.models.includes("lenet5") && DATASET_INPUT_SHAPES[d].join("x") !== "1x28x28")
+      throw new Error(
+        `--dataset: lenet5 takes 1x28x28 images (mnist, fashion-mnist), not ${d}; use --models narrow-cnn for it`,
+      );
+  const models: KepModelSpec[] = o.models.map((m) => {
+    const lenet = m === "lenet5";
+    const arch: KepArch = lenet
+      ? { model: "lenet5" }
+      : {
+          widths: {
+            channels: o.channels as [number, number, number, number],
+            hidden: o.hidden,
+          },
+        };
+    const k = kepKernelSize(arch);
+    return {
+      arch,
+      layers: (lenet ? o.lenet5Layers : o.layers).map((l) => `${l}.weight`),
+      ns: o.fullGrid ? Array.from({ length: k * k }, (_, i) => i + 1) : lenet ? o.lenet5N : o.n,
+    };
+  });
   const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
   const { out, shard } = resolveSweepCli(o, join(root, "results", "kep-sweep"));
   const configs = kepSweepConfigs({
     datasets: o.dataset,
     seeds: o.seeds,
-    ns: o.n,
+    models,
     methods: o.methods,
     scores: o.scores,
     taylorBatches: o.taylorBatches,
     penalty: o.penalty.map((p) => p === "ramp"),
     baselinePenalty: o.baselinePenalty,
-    widths: { channels: o.channels as [number, number, number, number], hidden: o.hidden },
-    layers: o.layers.map((l) => `${l}.weight`),
     librarySize: o.librarySize,
     planeFraction: o.planeFraction,
     lambda: o.lambda,

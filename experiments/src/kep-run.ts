@@ -28,6 +28,7 @@ import {
   cosineLr,
   evaluate,
   fit,
+  lenet5,
   loadSafetensors,
   saveSafetensors,
   smallCnn,
@@ -70,15 +71,37 @@ export interface KepWidths {
   hidden: number;
 }
 
-/** The dense model every point of a (dataset, widths, seed) starts from. */
-export interface KepDenseConfig {
+/** The sweep's models: the narrow small CNN (3x3 planes) and nn's LeNet-5 (5x5 planes). */
+export const KEP_MODELS = ["narrow-cnn", "lenet5"] as const;
+export type KepModelName = (typeof KEP_MODELS)[number];
+
+/**
+ * Which network a dense config trains: the small CNN of `widths` (no `model` field: the sweep's
+ * first model, whose stored configs and keys predate the field and must stay identical), or
+ * `model: "lenet5"`, nn's `lenet5()` as it is (Caffe's LeNet: conv1 20@5x5, conv2 50@5x5, no
+ * ReLU after the convolutions, fc1 800->500, fc2 500->10; 28x28 single-channel input only).
+ */
+export type KepArch =
+  { widths: KepWidths; model?: undefined } | { model: "lenet5"; widths?: undefined };
+
+/** The dense model every point of a (dataset, architecture, seed) starts from. */
+export type KepDenseConfig = KepArch & {
   dataset: string;
-  widths: KepWidths;
   epochs: number;
   /** Adam, cosine to 0 over all epochs. */
   lr: number;
   batchSize: number;
   seed: number;
+};
+
+/** The model name of an architecture ("narrow-cnn" when it has no `model` field). */
+export function kepModelName(arch: KepArch): KepModelName {
+  return arch.model ?? "narrow-cnn";
+}
+
+/** The plane side k of every convolution of an architecture: 3 (small CNN) or 5 (LeNet-5). */
+export function kepKernelSize(arch: KepArch): number {
+  return arch.model === "lenet5" ? 5 : 3;
 }
 
 export interface KepPenaltyConfig {
@@ -143,6 +166,28 @@ export interface KepPointResult {
   libraryPatterns: Record<string, number> | null;
   epochs: { stage: string; epoch: number; trainLoss: number; seconds: number }[];
   seconds: number;
+}
+
+/**
+ * The network of `arch` with weights drawn from `seed`, for examples of `inputShape`
+ * ([C, S, S]); LeNet-5 refuses anything but [1, 28, 28] (its fc1 expects 50·4·4 features).
+ */
+export function kepModel(arch: KepArch, inputShape: readonly number[], seed: number): Module {
+  if (arch.model === undefined) return kepCnn(arch.widths, inputShape, seed);
+  if (arch.model !== "lenet5")
+    throw new Error(
+      `kepModel: model must be one of ${KEP_MODELS.join(", ")}, got ${JSON.stringify((arch as { model: unknown }).model)}`,
+    );
+  if (
+    inputShape.length !== 3 ||
+    inputShape[0] !== 1 ||
+    inputShape[1] !== 28 ||
+    inputShape[2] !== 28
+  )
+    throw new Error(
+      `kepModel: lenet5 takes examples of shape [1, 28, 28] (MNIST, Fashion-MNIST), got [${inputShape.join(", ")}]`,
+    );
+  return lenet5({ generator: new Generator(seed).fork() });
 }
 
 /** The small CNN with the config's widths for examples of `inputShape` ([C, S, S]). */
@@ -241,7 +286,7 @@ export function denseKepModel(
       if (old !== JSON.stringify(c, null, 2))
         throw new Error(`${fn}: ${io.dir} holds a dense model of another config: ${old}`);
     } else writeJson(configPath, c);
-    const model = kepCnn(c.widths, io.train.inputShape, c.seed);
+    const model = kepModel(c, io.train.inputShape, c.seed);
     const final = join(io.dir, "dense.safetensors");
     const summary = join(io.dir, "summary.json");
     if (existsSync(final) && existsSync(summary)) {

@@ -1,28 +1,42 @@
 // The KEP sweep's configurations and its run function (experiments/kep-sweep.ts is the command
-// line around them): per dataset, seed, n and method one point of experiments/src/kep-run.ts.
-// KEP methods run with and without the penalty ramp; the baselines (unstructured magnitude,
-// filter pruning) without it unless asked, at the KEP kept count of every pruned layer.
+// line around them): per model, dataset, seed, n and method one point of
+// experiments/src/kep-run.ts. KEP methods run with and without the penalty ramp; the baselines
+// (unstructured magnitude, filter pruning) without it unless asked, at the KEP kept count of
+// every pruned layer. Two models: the narrow small CNN (3x3 planes; its points keep the keys
+// and configs they had before LeNet-5 joined) and LeNet-5 (5x5 planes; keys and dense
+// directories carry "lenet5").
 import { join } from "node:path";
 import type { DatasetName } from "@tessera/mnist-dataset-loader";
 import type { MatrixPool } from "@tessera/matrix";
 import type { SplitPair } from "./data.ts";
 import {
   denseKepModel,
-  kepCnn,
+  kepModel,
+  kepKernelSize,
+  kepModelName,
   runKepPoint,
+  type KepArch,
   type KepMethod,
   type KepScore,
   type KepPointConfig,
   type KepPointResult,
-  type KepWidths,
 } from "./kep-run.ts";
 import { runSweep, type SweepOutcome, type SweepSpec } from "./sweep/index.ts";
 import type { Shard } from "./sweep/shard.ts";
 
+/** One model of the sweep: its architecture, the conv weights it prunes and its n grid. */
+export interface KepModelSpec {
+  arch: KepArch;
+  /** Pruned conv weights, e.g. ["conv2.weight"]. */
+  layers: string[];
+  /** Elements kept per plane (1..k² of the pruned layers' k x k planes). */
+  ns: number[];
+}
+
 export interface KepSweepOptions {
   datasets: string[];
   seeds: number[];
-  ns: number[];
+  models: KepModelSpec[];
   methods: KepMethod[];
   /** Mask scores; each is a separate set of points. */
   scores: KepScore[];
@@ -32,8 +46,6 @@ export interface KepSweepOptions {
   penalty: boolean[];
   /** Also run the baselines with the penalty ramp (default: only without). */
   baselinePenalty: boolean;
-  widths: KepWidths;
-  layers: string[];
   librarySize: number;
   /** Connectivity sparsity: fraction of planes removed per layer (0: none). */
   planeFraction: number;
@@ -46,58 +58,77 @@ export interface KepSweepOptions {
   batchSize: number;
 }
 
+/**
+ * The point's key: "<dataset>-<method>-n<n>[-p<fraction>][-taylor]-<cut|ramp>-s<seed>" for the
+ * narrow CNN (as before LeNet-5 joined, so its stored points are found again), with
+ * "-lenet5" after the dataset for LeNet-5 ("mnist-lenet5-kep-free-n5-cut-s1").
+ */
 export function kepPointKey(c: KepPointConfig): string {
+  const model = c.dense.model === undefined ? "" : `-${c.dense.model}`;
   const planes = c.planeFraction > 0 ? `-p${c.planeFraction}` : "";
   const score = c.score === "magnitude" ? "" : `-${c.score}`;
-  return `${c.dataset}-${c.method}-n${c.n}${planes}${score}-${c.penalty === null ? "cut" : "ramp"}-s${c.seed}`;
+  return `${c.dataset}${model}-${c.method}-n${c.n}${planes}${score}-${c.penalty === null ? "cut" : "ramp"}-s${c.seed}`;
 }
 
-/** Every point of the sweep, in a fixed order (datasets, seeds, n, scores, methods, penalty). */
+/**
+ * Every point of the sweep, in a fixed order (models, datasets, seeds, n, scores, methods,
+ * penalty). Refuses an n outside 1..k² of a model's pruned layers (before anything runs).
+ */
 export function kepSweepConfigs(o: KepSweepOptions): KepPointConfig[] {
   const out: KepPointConfig[] = [];
-  for (const dataset of o.datasets)
-    for (const seed of o.seeds)
-      for (const n of o.ns)
-        for (const score of o.scores)
-          for (const method of o.methods) {
-            const kep = method === "kep-free" || method === "kep-pattern";
-            const variants = kep ? o.penalty : o.baselinePenalty ? o.penalty : [false];
-            for (const withPenalty of [...new Set(variants)])
-              out.push({
-                dataset,
-                seed,
-                method,
-                n,
-                score,
-                taylorBatches: o.taylorBatches,
-                librarySize: o.librarySize,
-                planeFraction: o.planeFraction,
-                layers: [...o.layers],
-                penalty: withPenalty ? { lambda: o.lambda, power: o.rampPower } : null,
-                penaltyEpochs: o.penaltyEpochs,
-                fineTuneEpochs: o.fineTuneEpochs,
-                lr: o.lr,
-                batchSize: o.batchSize,
-                dense: {
+  for (const m of o.models) {
+    const k2 = kepKernelSize(m.arch) ** 2;
+    for (const n of m.ns)
+      if (!Number.isSafeInteger(n) || n < 1 || n > k2)
+        throw new RangeError(
+          `kepSweepConfigs: n must be an integer in 1..${k2} for ${kepModelName(m.arch)} (k x k planes), got ${String(n)}`,
+        );
+  }
+  for (const m of o.models)
+    for (const dataset of o.datasets)
+      for (const seed of o.seeds)
+        for (const n of m.ns)
+          for (const score of o.scores)
+            for (const method of o.methods) {
+              const kep = method === "kep-free" || method === "kep-pattern";
+              const variants = kep ? o.penalty : o.baselinePenalty ? o.penalty : [false];
+              for (const withPenalty of [...new Set(variants)])
+                out.push({
                   dataset,
-                  widths: o.widths,
-                  epochs: o.denseEpochs,
+                  seed,
+                  method,
+                  n,
+                  score,
+                  taylorBatches: o.taylorBatches,
+                  librarySize: o.librarySize,
+                  planeFraction: o.planeFraction,
+                  layers: [...m.layers],
+                  penalty: withPenalty ? { lambda: o.lambda, power: o.rampPower } : null,
+                  penaltyEpochs: o.penaltyEpochs,
+                  fineTuneEpochs: o.fineTuneEpochs,
                   lr: o.lr,
                   batchSize: o.batchSize,
-                  seed,
-                },
-              });
-          }
+                  // The architecture first after the dataset: the narrow CNN's config keeps its
+                  // field order (dataset, widths, ...), so stored points compare equal.
+                  dense: {
+                    dataset,
+                    ...m.arch,
+                    epochs: o.denseEpochs,
+                    lr: o.lr,
+                    batchSize: o.batchSize,
+                    seed,
+                  },
+                });
+            }
   return out;
 }
 
 /** Where the dense model of a point lives under `denseDir`. */
 export function denseDirOf(denseDir: string, c: KepPointConfig): string {
   const d = c.dense;
-  return join(
-    denseDir,
-    `${c.dataset}-c${d.widths.channels.join("x")}-h${d.widths.hidden}-s${c.seed}`,
-  );
+  const arch =
+    d.model === undefined ? `c${d.widths.channels.join("x")}-h${d.widths.hidden}` : d.model;
+  return join(denseDir, `${c.dataset}-${arch}-s${c.seed}`);
 }
 
 /**
@@ -162,7 +193,7 @@ export async function runKepSweep(
         train,
         test,
         dense,
-        freshModel: () => kepCnn(d.widths, train.inputShape, 0),
+        freshModel: () => kepModel(d, train.inputShape, 0),
         scratchDir: ctx.scratchDir,
         pool: io.pool,
         progress: ctx.progress,

@@ -20,15 +20,18 @@ import { afterAll, describe, expect, it } from "vitest";
 import { writeIdxFile } from "@tessera/mnist-dataset-loader";
 import { arrayDataset, loadSafetensors, type Dataset } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
+import type { KepConv2d } from "@tessera/pruning";
+import { loadKepModel } from "@tessera/pruning";
 import {
   denseKepModel,
   kepCnn,
+  kepModel,
   runKepPoint,
   type KepDenseConfig,
   type KepPointConfig,
   type KepPointResult,
 } from "../src/kep-run.ts";
-import { kepPointKey, kepSweepConfigs } from "../src/kep-sweep.ts";
+import { denseDirOf, kepPointKey, kepSweepConfigs } from "../src/kep-sweep.ts";
 import { kepCells, kepTargets } from "../src/kep-report.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
@@ -51,9 +54,9 @@ function bandImages(count: number, side: number, seed: number) {
   return { images, labels };
 }
 
-function dataset(count: number, seed: number): Dataset {
-  const { images, labels } = bandImages(count, 8, seed);
-  return arrayDataset(images, labels, [1, 8, 8], { mean: 0.5, std: 0.5 });
+function dataset(count: number, seed: number, side = 8): Dataset {
+  const { images, labels } = bandImages(count, side, seed);
+  return arrayDataset(images, labels, [1, side, side], { mean: 0.5, std: 0.5 });
 }
 
 const train = dataset(96, 1);
@@ -245,19 +248,135 @@ describe("runKepPoint", () => {
   });
 });
 
+describe("runKepPoint on LeNet-5 (conv2: 50 x 20 planes of 5x5)", () => {
+  // LeNet-5 takes 28x28 images only.
+  const train28 = dataset(64, 5, 28);
+  const test28 = dataset(32, 6, 28);
+  const lenetDense: KepDenseConfig = {
+    dataset: "bands28",
+    model: "lenet5",
+    epochs: 1,
+    lr: 5e-3,
+    batchSize: 16,
+    seed: 1,
+  };
+  const dir = join(root, "lenet5-dense");
+  const lenetIo = (scratchDir: string) => {
+    mkdirSync(scratchDir, { recursive: true });
+    return {
+      train: train28,
+      test: test28,
+      dense: () => denseKepModel(lenetDense, { train: train28, test: test28, dir }),
+      freshModel: () => kepModel(lenetDense, train28.inputShape, 0),
+      scratchDir,
+    };
+  };
+  const lenetPoint = (over: Partial<KepPointConfig>) =>
+    point({
+      dataset: "bands28",
+      dense: lenetDense,
+      layers: ["conv2.weight"],
+      penalty: null,
+      penaltyEpochs: 1,
+      fineTuneEpochs: 1,
+      ...over,
+    });
+  /** The kept positions of every plane of conv2 in a point's saved KEP file. */
+  const keptPlanes = (scratchDir: string): number[][] => {
+    const copy = kepModel(lenetDense, train28.inputShape, 0);
+    loadKepModel(join(scratchDir, "kep.safetensors"), copy);
+    const { ptr, pos } = (copy.getSubmodule("conv2") as KepConv2d).layout;
+    return Array.from({ length: 1000 }, (_, p) => Array.from(pos.subarray(ptr[p]!, ptr[p + 1]!)));
+  };
+
+  it("keeps n of 25 per plane at equal counts in every method; KEP runs as KepConv2d, stores 5-bit positions and reloads", () => {
+    const results = new Map<string, KepPointResult>();
+    for (const method of ["kep-free", "kep-pattern", "magnitude", "filter"] as const)
+      results.set(method, runKepPoint(lenetPoint({ method }), lenetIo(join(root, "l5", method))));
+    // 1,000 planes x 3; filter pruning: 6 whole filters of 20·25 = 500 weights.
+    for (const r of results.values()) {
+      expect(r.layerKept).toEqual({ "conv2.weight": 3000 });
+      expect(r.prunedLayerWeights).toBe(25_000);
+    }
+    for (const m of ["kep-free", "kep-pattern"]) {
+      const r = results.get(m)!;
+      expect(r.kepMaxDiff!).toBeLessThan(1e-4);
+      expect(r.reloadedMaxDiff!).toBeLessThan(1e-4);
+      expect(r.storage!.map((s) => [s.name, s.nnz, s.denseBytes, s.valueBytes])).toEqual([
+        ["conv2", 3000, 100_000, 12_000],
+      ]);
+      const planes = keptPlanes(join(root, "l5", m));
+      expect(planes.every((q) => q.length === 3 && q.every((x) => x >= 0 && x < 25))).toBe(true);
+    }
+    // Positions take ceil(log2 25) = 5 bits (a 3x3 plane's take 4).
+    expect(results.get("kep-free")!.storage![0]!.indexBytes).toBe(Math.ceil((3000 * 5) / 8));
+    // conv1 (one input channel, 500 weights) is not pruned: no zero among its weights.
+    const model = kepModel(lenetDense, train28.inputShape, 0);
+    loadKepModel(join(root, "l5", "kep-free", "kep.safetensors"), model);
+    expect(Array.from(model.getParameter("conv1.weight").data.data).includes(0)).toBe(false);
+  });
+
+  it("pattern mode on 5x5 planes: the library is the L most frequent top-n patterns of the pretrained |w|, each plane takes the one keeping most |w|", () => {
+    const n = 2;
+    const L = 4;
+    const scratch = join(root, "l5-pattern");
+    // With the ramp: the mask is built on the pretrained weights, which stay dense for a phase.
+    const r = runKepPoint(
+      lenetPoint({ method: "kep-pattern", n, librarySize: L, penalty: { lambda: 1, power: 1 } }),
+      lenetIo(scratch),
+    );
+    expect(r.layerKept).toEqual({ "conv2.weight": 1000 * n });
+    // Reference, written independently of the library: per plane the n largest |w| (ties
+    // cannot matter for random float weights), counted; most frequent first, then by layer
+    // score, then by positions.
+    const w = Array.from(lenetIo(scratch).dense().model.getParameter("conv2.weight").data.data);
+    const count = new Map<string, number>();
+    for (let p = 0; p < 1000; p++) {
+      const top = [...Array(25).keys()]
+        .sort((a, b) => Math.abs(w[p * 25 + b]!) - Math.abs(w[p * 25 + a]!))
+        .slice(0, n)
+        .sort((a, b) => a - b);
+      count.set(top.join(","), (count.get(top.join(",")) ?? 0) + 1);
+    }
+    // Equal counts: the larger sum over the pattern's positions of |w| summed over all planes.
+    const column = Array.from({ length: 25 }, (_, q) => {
+      let t = 0;
+      for (let p = 0; p < 1000; p++) t += Math.abs(w[p * 25 + q]!);
+      return t;
+    });
+    const mass = (key: string) => key.split(",").reduce((a, q) => a + column[Number(q)]!, 0);
+    const lex = (a: string, b: string) => {
+      const x = a.split(",").map(Number);
+      const y = b.split(",").map(Number);
+      return x[0]! - y[0]! || x[1]! - y[1]!;
+    };
+    const library = [...count.entries()]
+      .sort((a, b) => b[1] - a[1] || mass(b[0]) - mass(a[0]) || lex(a[0], b[0]))
+      .slice(0, L)
+      .map(([k]) => k.split(",").map(Number));
+    // Pairs of 25 positions: 300 possible, so 1,000 planes repeat some.
+    expect([...count.values()].some((c) => c > 1)).toBe(true);
+    const planes = keptPlanes(scratch);
+    planes.forEach((kept, p) => {
+      const sums = library.map((pat) => pat.reduce((a, q) => a + Math.abs(w[p * 25 + q]!), 0));
+      expect(kept, `plane ${p}`).toEqual(library[sums.indexOf(Math.max(...sums))]);
+    });
+    expect(r.libraryPatterns!["conv2.weight"]).toBe(new Set(planes.map((q) => q.join())).size);
+    expect(r.accuracyBeforeCut).not.toBeNull();
+  });
+});
+
 describe("kep-sweep configs", () => {
   it("KEP methods with ramp and cut, baselines cut only unless asked; keys are unique", () => {
     const o = {
       datasets: ["mnist"],
       seeds: [1],
-      ns: [2, 4],
-      methods: ["kep-free", "kep-pattern", "magnitude", "filter"] as const,
+      models: [{ arch: { widths }, layers: ["conv2.weight"], ns: [2, 4] }],
+      methods: ["kep-free", "kep-pattern", "magnitude", "filter"] as KepPointConfig["method"][],
       scores: ["magnitude" as const],
       taylorBatches: 2,
       penalty: [true, false],
       baselinePenalty: false,
-      widths,
-      layers: ["conv2.weight"],
       librarySize: 8,
       planeFraction: 0,
       lambda: 1,
@@ -285,7 +404,7 @@ describe("kep-sweep configs", () => {
     ]);
     const taylor = kepSweepConfigs({
       ...o,
-      ns: [2],
+      models: [{ ...o.models[0]!, ns: [2] }],
       methods: ["kep-free"],
       scores: ["magnitude", "taylor"],
       penalty: [false],
@@ -294,6 +413,41 @@ describe("kep-sweep configs", () => {
       "mnist-kep-free-n2-cut-s1",
       "mnist-kep-free-n2-taylor-cut-s1",
     ]);
+    // The narrow CNN's configs are what they were before LeNet-5 joined (runSweep refuses a
+    // stored point whose config differs under its key): no model field, widths after dataset.
+    expect(JSON.stringify(kepSweepConfigs(o)[0]!.dense)).toBe(
+      '{"dataset":"mnist","widths":{"channels":[3,4,4,6],"hidden":8},"epochs":1,"lr":0.001,"batchSize":32,"seed":1}',
+    );
+    const both = kepSweepConfigs({
+      ...o,
+      models: [
+        { arch: { widths }, layers: ["conv2.weight"], ns: [9] },
+        { arch: { model: "lenet5" }, layers: ["conv2.weight"], ns: [1, 25] },
+      ],
+      methods: ["kep-free", "filter"],
+      penalty: [false],
+    });
+    expect(both.map(kepPointKey)).toEqual([
+      "mnist-kep-free-n9-cut-s1",
+      "mnist-filter-n9-cut-s1",
+      "mnist-lenet5-kep-free-n1-cut-s1",
+      "mnist-lenet5-filter-n1-cut-s1",
+      "mnist-lenet5-kep-free-n25-cut-s1",
+      "mnist-lenet5-filter-n25-cut-s1",
+    ]);
+    expect(JSON.stringify(both[2]!.dense)).toBe(
+      '{"dataset":"mnist","model":"lenet5","epochs":1,"lr":0.001,"batchSize":32,"seed":1}',
+    );
+    expect([both[0]!, both[2]!].map((c) => denseDirOf("d", c))).toEqual([
+      join("d", "mnist-c3x4x4x6-h8-s1"),
+      join("d", "mnist-lenet5-s1"),
+    ]);
+    expect(() =>
+      kepSweepConfigs({ ...o, models: [{ arch: { model: "lenet5" }, layers: [], ns: [26] }] }),
+    ).toThrow("kepSweepConfigs: n must be an integer in 1..25 for lenet5 (k x k planes), got 26");
+    expect(() => kepSweepConfigs({ ...o, models: [{ ...o.models[0]!, ns: [10] }] })).toThrow(
+      "kepSweepConfigs: n must be an integer in 1..9 for narrow-cnn (k x k planes), got 10",
+    );
     const withBase = kepSweepConfigs({ ...o, methods: ["filter"], baselinePenalty: true });
     expect(withBase.map(kepPointKey)).toEqual([
       "mnist-filter-n2-ramp-s1",
@@ -334,8 +488,12 @@ describe("pnpm kep-sweep and kep-report", () => {
     "mnist",
     "--data-dir",
     dataDir,
+    "--models",
+    "narrow-cnn,lenet5",
     "--n",
     "2,4",
+    "--lenet5-n",
+    "3",
     "--methods",
     "kep-free,kep-pattern,magnitude",
     "--channels",
@@ -348,13 +506,14 @@ describe("pnpm kep-sweep and kep-report", () => {
     "32",
   ];
 
-  it("trains the dense model once, runs two shards on it, skips finished points on a re-run, and writes the report", () => {
+  it("trains the dense models once, runs two shards on them, skips finished points on a re-run, and writes the report for both models", () => {
     const out = (i: number) => join(root, "sweep", `shard-${i}`);
     const denseDir = join(root, "sweep", "dense");
     const pre = run("kep-sweep.ts", [...common, "--dense-only", "--dense-dir", denseDir]);
     expect(pre.status, pre.stderr).toBe(0);
     expect(pre.stderr).toMatch(/dense epoch 1\/1/);
     expect(pre.stderr).toMatch(/kep-sweep: dense .*mnist-c2x2x3x3-h8-s1: \d+\.\d\d%/);
+    expect(pre.stderr).toMatch(/kep-sweep: dense .*mnist-lenet5-s1: \d+\.\d\d%/);
     for (const i of [0, 1]) {
       const r = run("kep-sweep.ts", [
         ...common,
@@ -382,6 +541,11 @@ describe("pnpm kep-sweep and kep-report", () => {
         "mnist-kep-pattern-n2-ramp-s1",
         "mnist-kep-pattern-n4-cut-s1",
         "mnist-kep-pattern-n4-ramp-s1",
+        "mnist-lenet5-kep-free-n3-cut-s1",
+        "mnist-lenet5-kep-free-n3-ramp-s1",
+        "mnist-lenet5-kep-pattern-n3-cut-s1",
+        "mnist-lenet5-kep-pattern-n3-ramp-s1",
+        "mnist-lenet5-magnitude-n3-cut-s1",
         "mnist-magnitude-n2-cut-s1",
         "mnist-magnitude-n4-cut-s1",
       ].map((k) => `${k}.json`),
@@ -401,13 +565,36 @@ describe("pnpm kep-sweep and kep-report", () => {
     ]);
     expect(rep.status, rep.stderr).toBe(0);
     const text = readFileSync(md, "utf8");
-    expect(text).toContain("# KEP: kernel-element pruning of a small CNN (issue 13)");
+    expect(text).toContain(
+      "# KEP: kernel-element pruning of a narrow small CNN and LeNet-5 (issue 13)",
+    );
     expect(text).toContain("- `pnpm kep-sweep (test)`");
     expect(text).toMatch(/\| kep-free ramp +\| kep-free cut/);
+    // One section per model: its n grid out of k², storage with 4- and 5-bit positions.
+    const section = (title: string) => text.slice(text.indexOf(`## ${title}, mnist`));
+    const narrow = section("Narrow small CNN (3x3 planes)");
+    const lenet = section("LeNet-5 (5x5 planes)");
+    expect(narrow.length).toBeGreaterThan(lenet.length);
+    expect(lenet.length).toBeGreaterThan(0);
+    expect(narrow).toMatch(/\| n of 9 \|/);
+    expect(narrow).toMatch(/\| +2 of 9 \| positions \(4 bits\) /);
+    expect(lenet).toMatch(/\| n of 25 \|/);
+    expect(lenet).toMatch(/\| +3 \| +12\.0% \|/);
+    expect(lenet).toMatch(
+      /\| +3 of 25 \| positions \(5 bits\) +\| +3000 \| +100000 \| +12000 \| +1875 \|/,
+    );
+    // The n = 4 target is the small CNN's; the ramp target is checked for both models.
+    expect(text).toMatch(
+      /\| n = 4, kep-free ramp: within 0.3 points of dense +\| narrow-cnn +\| mnist/,
+    );
+    expect(text).not.toMatch(/n = 4, [^|]*\| lenet5/);
+    expect(text).toMatch(
+      /\| kep-pattern: ramp above the cut at once, right after the cut \| lenet5 +\| mnist/,
+    );
     expect(text).toContain("## What is the paper's and what is reconstructed");
     expect(existsSync(join(root, "report", "kep", "accuracy.svg"))).toBe(true);
     expect(existsSync(join(root, "report", "kep", "accuracy.vl.json"))).toBe(true);
-  });
+  }, 300_000); // two dense models, 15 points, 5 child processes: 45-58 s at load ~10
 
   it("refuses a bad option in one line", () => {
     const r = run("kep-sweep.ts", ["--n", "0"]);
@@ -415,7 +602,19 @@ describe("pnpm kep-sweep and kep-report", () => {
     expect(r.stderr).toBe(
       'kep-sweep: --n: expected a comma-separated list of items each an integer from 1 to 9 (item "0" is not), got "0"\n',
     );
-  });
+    const l = run("kep-sweep.ts", ["--lenet5-n", "3,26"]);
+    expect(l.stderr).toBe(
+      'kep-sweep: --lenet5-n: expected a comma-separated list of items each an integer from 1 to 25 (item "26" is not), got "3,26"\n',
+    );
+    const g = run("kep-sweep.ts", ["--full-grid", "--lenet5-n", "3"]);
+    expect(g.stderr).toBe(
+      "kep-sweep: --full-grid: it sets n = 1..k² for every model; leave out --lenet5-n\n",
+    );
+    const c = run("kep-sweep.ts", ["--dataset", "cifar-10"]);
+    expect(c.stderr).toBe(
+      "kep-sweep: --dataset: lenet5 takes 1x28x28 images (mnist, fashion-mnist), not cifar-10; use --models narrow-cnn for it\n",
+    );
+  }, 120_000);
 });
 
 describe("kep-report targets", () => {
