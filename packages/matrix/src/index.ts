@@ -27,3 +27,4 @@ export { kernelsFromEnv } from "./kernels.ts";
 export { hasWasmSimd } from "./wasm-builder.ts";
 export { wasmMaxPool2d, wasmMaxPool2dBackward } from "./wasm-pool2d.ts";
 export type { MaxPool2dGeometry } from "./wasm-pool2d.ts";
+export { wasmRelu, wasmReluBackward } from "./wasm-relu.ts";

@@ -213,6 +213,13 @@ export class Code {
   f32x4Max(): this {
     return this.simd(0xe9);
   }
+  /** Lane-wise a > b: all ones where true, else zero. */
+  f32x4Gt(): this {
+    return this.simd(0x44);
+  }
+  v128And(): this {
+    return this.simd(0x4e);
+  }
 
   /** The function body: local declarations, instructions, `end`. */
   encode(): number[] {

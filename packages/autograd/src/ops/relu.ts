@@ -1,9 +1,16 @@
 // relu and leakyRelu: the MLP hot path, so both directions are single loops over packed
 // arrays. The backward reads the saved output (y > 0 exactly where x > 0), so the input
 // array need not stay alive on its own.
+// On the WebAssembly kernel path (float32) both loops run @tessera/matrix's f32x4 kernels
+// instead (the same values: max(x, +0), and g + 0 where y > 0, else +0).
+import { kernelPath, wasmRelu, wasmReluBackward } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { pointwise } from "./pointwise.ts";
 import type { FloatArray } from "../util.ts";
+import { gemmOptions } from "../matrix-pool.ts";
+
+const onWasm = (a: FloatArray): a is Float32Array =>
+  a instanceof Float32Array && kernelPath(gemmOptions()) === "wasm";
 
 // Both loops are branch-free on ordinary values: with signs of activations close to random,
 // a `v > 0 ? v : 0` branch mispredicts about half the time, which measured ~3x slower on
@@ -11,6 +18,10 @@ import type { FloatArray } from "../util.ts";
 // The rare non-finite cases (±Infinity, NaN, float64 overflow of v + |v|) are fixed up by a
 // branch that is almost never taken.
 function reluFwd(x: FloatArray, y: FloatArray, n: number): void {
+  if (onWasm(x)) {
+    wasmRelu(x, y as Float32Array, n);
+    return;
+  }
   for (let i = 0; i < n; i++) {
     const v = x[i]!;
     let r = (v + Math.abs(v)) * 0.5; // max(v, 0), and +0 for -0
@@ -19,6 +30,10 @@ function reluFwd(x: FloatArray, y: FloatArray, n: number): void {
   }
 }
 function reluBwd(g: FloatArray, _x: FloatArray, y: FloatArray, gx: FloatArray, n: number): void {
+  if (onWasm(g) && y instanceof Float32Array) {
+    wasmReluBackward(g, y, gx as Float32Array, n);
+    return;
+  }
   for (let i = 0; i < n; i++) {
     const m = +(y[i]! > 0);
     let r = g[i]! * m + 0; // + 0 turns -0 into 0

@@ -1,0 +1,49 @@
+// The WebAssembly ReLU kernels against the definition, element by element, on random lengths
+// (tails of 1-3 past a whole vector) and on the special values: ±0, ±Infinity, NaN, subnormals.
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { wasmRelu, wasmReluBackward } from "../src/index.ts";
+import { reluKernelBytes } from "../src/wasm-relu.ts";
+
+const specials = [0, -0, Infinity, -Infinity, NaN, 1e-45, -1e-45, 3.5, -2.25];
+const value = fc.oneof(fc.constantFrom(...specials), fc.float({ noNaN: false }));
+
+/** Same value, +0 and -0 told apart, every NaN alike. */
+const same = (a: number, b: number) => Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b));
+
+describe("wasm ReLU", () => {
+  it("forward is max(x, +0) and backward passes g + 0 where y > 0, else +0", () => {
+    fc.assert(
+      fc.property(
+        fc.array(value, { maxLength: 41 }),
+        fc.array(value, { maxLength: 41 }),
+        (xs, gs) => {
+          const n = Math.min(xs.length, gs.length);
+          const x = Float32Array.from(xs.slice(0, n));
+          const y = new Float32Array(n + 2).fill(9); // entries past n stay untouched
+          wasmRelu(x, y, n);
+          for (let i = 0; i < n; i++) {
+            const v = x[i]!;
+            expect(same(y[i]!, Number.isNaN(v) ? NaN : v > 0 ? v : 0)).toBe(true);
+          }
+          expect(Array.from(y.subarray(n))).toEqual([9, 9]);
+          const g = Float32Array.from(gs.slice(0, n));
+          const gx = new Float32Array(n);
+          wasmReluBackward(g, y, gx, n);
+          for (let i = 0; i < n; i++) expect(same(gx[i]!, y[i]! > 0 ? g[i]! + 0 : 0)).toBe(true);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("validates its module and names short arrays", () => {
+    expect(WebAssembly.validate(reluKernelBytes())).toBe(true);
+    expect(() => wasmRelu(new Float32Array(3), new Float32Array(2), 3)).toThrow(
+      "wasmRelu: y has 2 elements, need 3",
+    );
+    expect(() =>
+      wasmReluBackward(new Float32Array(3), new Float32Array(3), new Float32Array(3), -1),
+    ).toThrow("wasmReluBackward: n must be a non-negative integer, got -1");
+  });
+});
