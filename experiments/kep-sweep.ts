@@ -60,17 +60,15 @@ import {
   KEP_METHODS,
   KEP_MODELS,
   KEP_SCORES,
-  kepKernelSize,
-  type KepArch,
   type KepMethod,
   type KepModelName,
   type KepScore,
 } from "./src/kep-run.ts";
 import {
+  kepModelSpecs,
   kepSweepConfigs,
   runKepSweep,
   trainKepDenseModels,
-  type KepModelSpec,
 } from "./src/kep-sweep.ts";
 import { addSweepOptions, resolveSweepCli } from "./src/sweep/index.ts";
 
@@ -264,22 +262,14 @@ await runMain("kep-sweep", async () => {
       throw new Error(
         `--dataset: lenet5 takes 1x28x28 images (mnist, fashion-mnist), not ${d}; use --models narrow-cnn for it`,
       );
-  const models: KepModelSpec[] = o.models.map((m) => {
-    const lenet = m === "lenet5";
-    const arch: KepArch = lenet
-      ? { model: "lenet5" }
-      : {
-          widths: {
-            channels: o.channels as [number, number, number, number],
-            hidden: o.hidden,
-          },
-        };
-    const k = kepKernelSize(arch);
-    return {
-      arch,
-      layers: (lenet ? o.lenet5Layers : o.layers).map((l) => `${l}.weight`),
-      ns: o.fullGrid ? Array.from({ length: k * k }, (_, i) => i + 1) : lenet ? o.lenet5N : o.n,
-    };
+  const models = kepModelSpecs({
+    models: o.models,
+    widths: { channels: o.channels as [number, number, number, number], hidden: o.hidden },
+    layers: o.layers,
+    lenet5Layers: o.lenet5Layers,
+    n: o.n,
+    lenet5N: o.lenet5N,
+    fullGrid: o.fullGrid,
   });
   const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
   const { out, shard } = resolveSweepCli(o, join(root, "results", "kep-sweep"));

@@ -1,7 +1,7 @@
 // One point of the KEP experiments (issue 13; method 2 of shared/reference/papers.md, whose
 // full text we did not have: see packages/pruning/src/kep.ts for what is the paper's and what
-// is reconstructed). A narrow small CNN (3x3 convolutions) is trained dense once per dataset,
-// widths and seed; each point then
+// is reconstructed). The model, a narrow small CNN (3x3 convolutions) or LeNet-5 (5x5), is
+// trained dense once per dataset, architecture and seed; each point then
 //   1. builds a mask on the pretrained weights of the pruned conv layers (scores |w|, or the
 //      Taylor score |w · dL/dw| over some training batches): KEP free (top n per plane), KEP pattern (a library of the L most frequent top-n patterns), or the
 //      baselines at the same kept count per layer: unstructured magnitude (elements) and
@@ -115,7 +115,7 @@ export interface KepPointConfig {
   dataset: string;
   seed: number;
   method: KepMethod;
-  /** Elements kept per 3x3 plane (KEP), or the same count per layer (baselines). */
+  /** Elements kept per k x k plane (KEP), or the same count per layer (baselines). */
   n: number;
   /**
    * Element scores of the mask: "magnitude" |w| (default), or "taylor" |w · dL/dw| averaged

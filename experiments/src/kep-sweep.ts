@@ -17,6 +17,8 @@ import {
   runKepPoint,
   type KepArch,
   type KepMethod,
+  type KepModelName,
+  type KepWidths,
   type KepScore,
   type KepPointConfig,
   type KepPointResult,
@@ -31,6 +33,34 @@ export interface KepModelSpec {
   layers: string[];
   /** Elements kept per plane (1..k² of the pruned layers' k x k planes). */
   ns: number[];
+}
+
+/**
+ * The models of the command line: the narrow CNN of `widths` pruned in `layers` at `n`, LeNet-5
+ * pruned in `lenet5Layers` at `lenet5N` (layer names without ".weight"); `fullGrid`: n = 1..k²
+ * for each instead.
+ */
+export function kepModelSpecs(o: {
+  models: readonly KepModelName[];
+  widths: KepWidths;
+  layers: readonly string[];
+  lenet5Layers: readonly string[];
+  n: readonly number[];
+  lenet5N: readonly number[];
+  fullGrid: boolean;
+}): KepModelSpec[] {
+  return o.models.map((m) => {
+    const lenet = m === "lenet5";
+    const arch: KepArch = lenet ? { model: "lenet5" } : { widths: o.widths };
+    const k = kepKernelSize(arch);
+    return {
+      arch,
+      layers: (lenet ? o.lenet5Layers : o.layers).map((l) => `${l}.weight`),
+      ns: o.fullGrid
+        ? Array.from({ length: k * k }, (_, i) => i + 1)
+        : [...(lenet ? o.lenet5N : o.n)],
+    };
+  });
 }
 
 export interface KepSweepOptions {

@@ -31,7 +31,7 @@ import {
   type KepPointConfig,
   type KepPointResult,
 } from "../src/kep-run.ts";
-import { denseDirOf, kepPointKey, kepSweepConfigs } from "../src/kep-sweep.ts";
+import { denseDirOf, kepModelSpecs, kepPointKey, kepSweepConfigs } from "../src/kep-sweep.ts";
 import { kepCells, kepTargets } from "../src/kep-report.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
@@ -448,6 +448,24 @@ describe("kep-sweep configs", () => {
     expect(() => kepSweepConfigs({ ...o, models: [{ ...o.models[0]!, ns: [10] }] })).toThrow(
       "kepSweepConfigs: n must be an integer in 1..9 for narrow-cnn (k x k planes), got 10",
     );
+    // The command line's models: the default grids as given, --full-grid 1..9 and 1..25.
+    const cli = {
+      models: ["narrow-cnn", "lenet5"] as const,
+      widths,
+      layers: ["conv2", "conv3"],
+      lenet5Layers: ["conv2"],
+      n: [2, 6],
+      lenet5N: [1, 8],
+      fullGrid: false,
+    };
+    expect(kepModelSpecs(cli)).toEqual([
+      { arch: { widths }, layers: ["conv2.weight", "conv3.weight"], ns: [2, 6] },
+      { arch: { model: "lenet5" }, layers: ["conv2.weight"], ns: [1, 8] },
+    ]);
+    expect(kepModelSpecs({ ...cli, fullGrid: true }).map((m) => m.ns)).toEqual([
+      [1, 2, 3, 4, 5, 6, 7, 8, 9],
+      Array.from({ length: 25 }, (_, i) => i + 1),
+    ]);
     const withBase = kepSweepConfigs({ ...o, methods: ["filter"], baselinePenalty: true });
     expect(withBase.map(kepPointKey)).toEqual([
       "mnist-filter-n2-ramp-s1",
