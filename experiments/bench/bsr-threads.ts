@@ -167,12 +167,21 @@ const w1 = fc1.weight as BsrMatrix<Float32Array>;
 const x1 = values(n * 784);
 const y1 = new Float32Array(n * 300);
 const hidden = noGrad(() => relu(fc1.forward(input)));
+/** The arrays of the "kept alive" probe (a new one each call, the oldest dropped). */
+const kept: Float32Array[] = [];
 const probes: [string, () => unknown][] = [
   ["fc1 product x·Wᵀ into a reused output", () => w1.rmatmulTranspose(x1, n, { out: y1 })],
   ["fc1 product x·Wᵀ into a fresh output", () => w1.rmatmulTranspose(x1, n)],
   ["fc1 BsrLinear.forward (fresh output, bias)", () => fc1.forward(input)],
   ["relu of a [128, 300] activation (fresh output)", () => relu(hidden)],
-  ["new Float32Array(128 * 300), filled", () => new Float32Array(n * 300).fill(1)],
+  ["new Float32Array(128 * 300), filled, dropped", () => new Float32Array(n * 300).fill(1)],
+  [
+    "the same, the last 4 kept alive",
+    () => {
+      kept.push(new Float32Array(n * 300).fill(1));
+      if (kept.length > 4) kept.shift();
+    },
+  ],
   ["whole BSR model forward", () => v.bsr.forward(input)],
   ["whole dense model forward", () => v.dense.forward(input)],
 ];
