@@ -71,6 +71,15 @@ function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPoo
   return pool !== undefined && pool.threads > 1 && flops >= pool.minParallelFlops;
 }
 
+/**
+ * Sparse products count their flops divided by this against minParallelFlops: a pooled sparse
+ * product has every thread stage the blocks and its share of X before it starts, so it needs
+ * more work than a dense one to gain. Measured on LeNet-300-100's layers at batch 128 (fastest of
+ * 30-60 alternating reps, 2 threads against 1): 0.8 MFLOP products (fc2 at 10.7% of 4x4 blocks)
+ * gained nothing on either kernel path, 1.8 MFLOP ones (fc1 at 2.9%) gained 9-25%.
+ */
+const SPARSE_FLOP_DISCOUNT = 4;
+
 /** Cuts [0, count) into `parts` pieces at multiples of `align`, as equal as possible. */
 function evenCuts(count: number, parts: number, align: number): number[] {
   const units = Math.ceil(count / align);
@@ -278,7 +287,7 @@ export function runSpmm(
   path: KernelPath,
 ): void {
   const nnz = args.ptr[outerBlocks]!;
-  const parallel = usePool(pool, 2 * nnz * args.bsz * args.n);
+  const parallel = usePool(pool, (2 * nnz * args.bsz * args.n) / SPARSE_FLOP_DISCOUNT);
   if (path === "wasm" && args.data instanceof Float32Array) {
     if (!parallel || outerBlocks === 0) {
       wasmSpmmSerial(args, outerBlocks);
@@ -338,7 +347,7 @@ export function runSampled(
   pool: MatrixPool | undefined,
   path: KernelPath,
 ): void {
-  const flops = 2 * nnz * args.R * args.C * args.k;
+  const flops = (2 * nnz * args.R * args.C * args.k) / SPARSE_FLOP_DISCOUNT;
   if (path === "wasm" && args.a instanceof Float32Array) {
     if (!usePool(pool, flops) || nnz < 2) {
       wasmSampledSerial(args);
