@@ -72,13 +72,16 @@ function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPoo
 }
 
 /**
- * Sparse products count their flops divided by this against minParallelFlops: a pooled sparse
- * product has every thread stage the blocks and its share of X before it starts, so it needs
- * more work than a dense one to gain. Measured on LeNet-300-100's layers at batch 128 (fastest of
- * 30-60 alternating reps, 2 threads against 1): 0.8 MFLOP products (fc2 at 10.7% of 4x4 blocks)
- * gained nothing on either kernel path, 1.8 MFLOP ones (fc1 at 2.9%) gained 9-25%.
+ * Sparse products count their flops divided by this against minParallelFlops (with the default,
+ * pooled from 3.6 MFLOP): a pooled sparse product has every thread stage the blocks and its
+ * share of X before it starts, so it needs far more work than a dense one to gain. LeNet-300-100
+ * at batch 128, 2 threads against 1, fastest of 30-60 alternating reps on a busy machine: 0.8
+ * MFLOP products (fc2 at 10.7% of 4x4 blocks) gained nothing on either kernel path; 1.8 MFLOP
+ * (fc1 at 2.9%) gained 9-25% in one run and lost 12-33% in the next; 3.4 MFLOP (fc1 at 5.6%)
+ * lost (forward 0.77 vs 0.62 ms); 6.5 MFLOP (fc1 at 10.7%) gained 1.6x. The whole BSR model was
+ * slower on 2 threads than on 1 at 5.6% and 2.9% in pnpm speed's morning run, too.
  */
-const SPARSE_FLOP_DISCOUNT = 4;
+const SPARSE_FLOP_DISCOUNT = 12;
 
 /** Cuts [0, count) into `parts` pieces at multiples of `align`, as equal as possible. */
 function evenCuts(count: number, parts: number, align: number): number[] {
