@@ -4,8 +4,8 @@
 //   lenet5:     nn's LeNet-5 (Caffe's: conv1 20@5x5, conv2 50@5x5, no ReLU after the convs),
 //               5x5 planes; conv2 (20 -> 50 channels, 1,000 planes, 25,000 weights) pruned, n of
 //               25 per plane (5-bit positions in storage). conv1 stays dense: one input channel
-//               and 500 weights, 2% of the conv weights, and the first layer of a net is the
-//               one most sensitive to pruning (the ADMM LeNet-5 result keeps 20% of it).
+//               and 500 weights, 2% of the conv weights, and a first layer is usually pruned
+//               least (the ADMM LeNet-5 result keeps 20% of conv1, 8% of conv2).
 // For each: KEP with free positions and with a pattern library, each with and without the
 // penalty ramp, against unstructured magnitude pruning and filter pruning at the same kept
 // count per layer. Resumable (a re-run skips finished points; a point in flight resumes at its
@@ -18,25 +18,34 @@
 // nice 10, while other sweeps loaded the 2 cores): [8, 8, 16, 16] 25.7 s at load 5.8, i.e.
 // ~257 s per 60,000-image epoch; [16, 16, 32, 32] 244 s at load 9.9 (too slow).
 //
-// Epoch costs (experiments/kep-pilot.ts: MNIST, batch 128, Adam, one thread, nice 10; the 2
-// cores were shared with 4-6 other jobs, load average ~10, so the CPU seconds of the process
-// are the figure an idle core would come near, the wall clock is not):
-//   lenet5, asm.js kernels, 469 steps (one 60,000-image epoch): 1,086 s wall, 193 s CPU
-//     nice -n 10 pnpm tsx experiments/kep-pilot.ts --model lenet5 --steps 500
+// Epoch costs (experiments/kep-pilot.ts: MNIST, batch 128, Adam, one thread, nice 10, one run
+// each, one after the other; the 2 cores were shared with 4-6 other jobs, load average 10-11.7,
+// so the CPU seconds of the process are the figure an idle core would come near, the wall
+// clock is not), per 60,000-image epoch:
+//                 asm.js kernels (default)     TESSERA_KERNELS=wasm
+//   lenet5        193 s CPU (1,086 s wall)      71 s CPU (526 s wall)    469 steps (one epoch)
+//   narrow-cnn    322 s CPU (2,796 s wall)      82 s CPU (146 s wall)    100 steps, scaled
+//   nice -n 10 pnpm tsx experiments/kep-pilot.ts --model lenet5 --steps 500
+//   TESSERA_KERNELS=wasm nice -n 10 pnpm tsx experiments/kep-pilot.ts --model lenet5 --steps 500
+//   (and --model narrow-cnn --steps 100, each path)
+// so run the sweep on the WebAssembly kernels, all of it on one path: asm.js and WebAssembly
+// may round differently, and the path is not part of a point's config or key.
 //
 // The n grid. The issue asks for n = 1..k²; --full-grid runs that (9 + 25 values). Each n is
 // 6 points per dataset and seed (kep-free and kep-pattern x ramp and cut, magnitude, filter),
 // each 2 epochs after pretraining (ramp: 1 penalty + 1 fine-tuning; cut: 2 fine-tuning), so
 // 24 epochs per n for both datasets, plus 8 dense epochs per model and dataset. The full grid
-// is 16 + 216 epochs for the narrow CNN and 16 + 600 for LeNet-5: at LeNet-5's 193 CPU-s per
-// epoch that alone is ~33 h of one core. The defaults are subsets:
-//   narrow-cnn: n in {2, 3, 4, 5, 6} (22-67% kept): 16 + 120 = 136 epochs (~9.7 h at the
-//     loaded 257 s above in one process, far less on free cores)
+// is 16 + 216 epochs for the narrow CNN and 16 + 600 for LeNet-5: ~17 h of one core on the
+// wasm path (~8.7 h on two shards), ~54 h on asm.js. The defaults are subsets:
+//   narrow-cnn: n in {2, 3, 4, 5, 6} (22-67% kept): 16 + 120 = 136 epochs, ~3.1 h of one core
+//     at 82 s per epoch (12 h on asm.js)
 //   lenet5: n in {1, 2, 3, 5, 8} (4-32% kept; the ADMM LeNet-5 keeps 8% of conv2, n = 2 here):
-//     16 + 120 = 136 epochs, ~7.3 h of one core at 193 CPU-s per epoch
-// i.e. about 7-8 h on two shards with the cores free; --models narrow-cnn or lenet5 runs one.
+//     16 + 120 = 136 epochs, ~2.7 h of one core at 71 s per epoch (7.3 h on asm.js)
+// i.e. ~5.8 h of one core, about 3 h on two shards with the cores free (wasm); --models
+// narrow-cnn or lenet5 runs one model.
 //
 // Suggested run on 2 cores (the shards share the dense models in results/kep-sweep/dense):
+//   export TESSERA_KERNELS=wasm
 //   pnpm kep-sweep --dense-only --dataset mnist &  pnpm kep-sweep --dense-only --dataset fashion-mnist
 //   pnpm kep-sweep --shard 0/2 &  pnpm kep-sweep --shard 1/2
 //   pnpm kep-report results/kep-sweep/shard-0 results/kep-sweep/shard-1 --command "..."
