@@ -103,7 +103,7 @@ for (const name of ["fc1", "fc2"]) {
   }
 }
 console.log(
-  `load average at end ${loadavg()
+  `\nload average at end ${loadavg()
     .map((l) => l.toFixed(2))
     .join(" / ")}`,
 );
