@@ -102,6 +102,23 @@ describe("mergeShards", () => {
     expect(existsSync(join(out, MERGED_JSON))).toBe(false);
   });
 
+  it("refuses shards computed on different kernel paths, writing nothing", async () => {
+    const root = fresh();
+    const [a, b] = await shards(root, 2, [0, 1]);
+    const first = pointPath(a!, "c0");
+    expect(mergeShards(join(root, "ok"), [a!, b!]).points).toHaveLength(5);
+    for (const key of ["c1", "c3"]) {
+      const p = JSON.parse(readFileSync(pointPath(b!, key), "utf8"));
+      p.kernels = "wasm";
+      writeFileSync(pointPath(b!, key), JSON.stringify(p));
+    }
+    const out = join(root, "merged");
+    expect(() => mergeShards(out, [a!, b!])).toThrow(
+      `mergeShards: ${pointPath(b!, "c1")} was computed on the wasm kernels but ${first} on asm`,
+    );
+    expect(existsSync(join(out, MERGED_JSON))).toBe(false);
+  });
+
   it("skips a corrupt point file, reporting it, and refuses mixed sweeps", async () => {
     const root = fresh();
     const dirs = await shards(root, 1, [0]);

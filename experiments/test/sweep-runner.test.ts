@@ -107,6 +107,34 @@ describe("runSweep", () => {
     expect(third.calls).toEqual([]);
   });
 
+  it("records the kernel path and refuses to add points on the other path", async () => {
+    const dir = fresh();
+    const five = fixtureConfigs.slice(0, 2);
+    const run = (kernels: "asm" | "wasm", configs: FixtureConfig[]) =>
+      runSweep({
+        dir,
+        name: "fixture",
+        configs,
+        key: fixtureKey,
+        run: fixtureRun,
+        kernels,
+        progress: { stream: capture() },
+      });
+    const first = await run("asm", five);
+    expect(first.points.map((p) => p.kernels)).toEqual(["asm", "asm"]);
+    // Nothing left to run: re-reading the finished points on another path is harmless.
+    expect((await run("wasm", five)).ran).toEqual([]);
+    await expect(run("wasm", fixtureConfigs)).rejects.toThrow(
+      /c0\.json was computed on the asm kernels but this run uses wasm \(TESSERA_KERNELS\)/,
+    );
+    // A point written before the path was recorded counts as asm.js.
+    const path = pointPath(dir, "c0");
+    const old = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    delete old.kernels;
+    writeFileSync(path, JSON.stringify(old));
+    expect((await run("asm", fixtureConfigs)).ran).toEqual(["c2", "c3", "c4"]);
+  });
+
   it("refuses a changed config under the same key before running anything", async () => {
     const dir = fresh();
     await sweep(dir);

@@ -59,6 +59,7 @@ export function mergeShards(outDir: string, shardDirs: readonly string[]): Merge
     const byKey = new Map<string, { point: SweepPoint<Json, Json>; path: string }>();
     const skipped: { path: string; reason: string }[] = [];
     let sweep: { name: string; path: string } | null = null;
+    let kernels: { path: string; kernels: string } | null = null;
     let duplicates = 0;
     const expected = new Set<string>();
     const manifestMismatch: string[] = [];
@@ -81,6 +82,14 @@ export function mergeShards(outDir: string, shardDirs: readonly string[]): Merge
           throw new Error(
             `${fn}: ${path} belongs to sweep "${point.sweep}" but ${sweep.path} to ` +
               `"${sweep.name}"; merge one sweep at a time`,
+          );
+        // Points computed on different kernel paths (asm.js / WebAssembly) round differently.
+        const k = point.kernels ?? "asm";
+        if (kernels === null) kernels = { path, kernels: k };
+        else if (k !== kernels.kernels)
+          throw new Error(
+            `${fn}: ${path} was computed on the ${k} kernels but ${kernels.path} on ` +
+              `${kernels.kernels}; a merged sweep keeps to one path (TESSERA_KERNELS)`,
           );
         const prev = byKey.get(point.key);
         if (prev === undefined) {

@@ -6,6 +6,7 @@ import { execFileSync, type ExecFileSyncOptionsWithStringEncoding } from "node:c
 import { mkdirSync, renameSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { kernelsFromEnv, type KernelPath } from "@tessera/matrix";
 import { acquireRunLock } from "../run-lock.ts";
 import { SweepProgress, type ProgressOptions } from "./progress.ts";
 import { WHOLE, formatShard, shardKeys, type Shard } from "./shard.ts";
@@ -56,6 +57,12 @@ export interface SweepSpec<C, R> {
   /** Default: the whole sweep. */
   shard?: Shard;
   progress?: ProgressOptions;
+  /**
+   * The kernel path the run functions compute on, stored in every point (default: the
+   * process's, i.e. TESSERA_KERNELS, else "asm"). A run that would add points on another path
+   * than the directory's finished ones is refused.
+   */
+  kernels?: KernelPath;
 }
 
 export interface SweepOutcome<C, R> {
@@ -182,6 +189,19 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
         corrupt.push(key);
       }
     }
+    // asm.js and WebAssembly kernels round differently: a sweep whose points mixed them would
+    // compare numbers that differ for a reason no config shows.
+    const kernels = spec.kernels ?? kernelsFromEnv(process.env);
+    if (owned.length > finished.size)
+      for (const [key, p] of finished) {
+        const stored = p.kernels ?? "asm";
+        if (stored !== kernels)
+          throw new Error(
+            `${fn}: ${pointPath(spec.dir, key)} was computed on the ${stored} kernels but this ` +
+              `run uses ${kernels} (TESSERA_KERNELS): one sweep keeps to one path, since the two ` +
+              `round differently; run with TESSERA_KERNELS=${stored}, or use another output directory`,
+          );
+      }
     // Only now, with every stored point checked, does this run take over the manifest.
     const manifest: SweepManifest = {
       format: POINT_FORMAT,
@@ -243,6 +263,7 @@ export async function runSweep<C, R>(spec: SweepSpec<C, R>): Promise<SweepOutcom
         git,
         host,
         shard: { index: shard.index, count: shard.count },
+        kernels,
       };
       writeJsonAtomic(pointPath(spec.dir, key), point);
       rmSync(scratchDir, { recursive: true, force: true });

@@ -31,6 +31,12 @@ export interface SweepPoint<C = Json, R = Json> {
   git: { commit: string; dirty: boolean } | null;
   host: string;
   shard: { index: number; count: number };
+  /**
+   * The matrix kernel path the point was computed on (TESSERA_KERNELS): asm.js and WebAssembly
+   * round differently, so one sweep keeps to one. Absent in points written before it was
+   * recorded, which all ran on "asm", then the only default.
+   */
+  kernels?: "asm" | "wasm";
 }
 
 export interface SweepManifest {
