@@ -60,6 +60,11 @@ export interface Label {
   readonly depth: number;
 }
 
+/** An n-tuple of T (for destructuring a function's parameters with their count checked). */
+export type Tuple<T, N extends number, R extends T[] = []> = R["length"] extends N
+  ? R
+  : Tuple<T, N, [...R, T]>;
+
 /**
  * The body of one function, written instruction by instruction. Locals are declared up front
  * with `local(type)`; `block`/`loop` take a callback for the body and give it the label to
@@ -73,6 +78,15 @@ export class Code {
 
   constructor(params: readonly ValType[]) {
     this.params = params.map((type, index) => ({ index, type }));
+  }
+
+  /** The parameters as an n-tuple; throws unless the function has exactly n. */
+  paramTuple<N extends number>(n: N): Tuple<Local, N> {
+    if (this.params.length !== n)
+      throw new Error(
+        `Code.paramTuple: the function has ${this.params.length} parameters, not ${n}`,
+      );
+    return [...this.params] as Tuple<Local, N>;
   }
 
   /** Declares a new local of `type` (zero-initialised by the engine). */

@@ -19,7 +19,7 @@
 // kernel's order whatever the chunk (the pool cuts C on panel boundaries); each input pixel of
 // dx is summed by one thread (the pool cuts by images), in patch-row order.
 import { I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
-import type { Code, Local } from "./wasm-builder.ts";
+import type { Code } from "./wasm-builder.ts";
 import {
   A_BYTES,
   B_BYTES,
@@ -46,15 +46,7 @@ const NR = WASM_TILE.nr;
  * lTab[q·width] + l): then each k step is width/4 vector copies instead of width scalar ones.
  */
 function emitGather(c: Code, width: number): void {
-  const [src, kTab, lTab, dst, panels, kc, flags] = c.params as [
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-  ];
+  const [src, kTab, lTab, dst, panels, kc, flags] = c.paramTuple(7);
   const q = c.local(I32);
   const p = c.local(I32);
   const end = c.local(I32);
@@ -122,15 +114,7 @@ function emitGather(c: Code, width: number): void {
  * addresses, ldc in bytes, tables int32 element offsets). rows, count >= 1.
  */
 function emitScatter(c: Code): void {
-  const [cols, ldc, dxp, rowTab, rows, colTab, count] = c.params as [
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-  ];
+  const [cols, ldc, dxp, rowTab, rows, colTab, count] = c.paramTuple(7);
   const r = c.local(I32);
   const ro = c.local(I32);
   const s = c.local(I32);

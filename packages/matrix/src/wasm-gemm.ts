@@ -17,7 +17,7 @@
 // followed, in a pool's memory, by whole-operand panels that every thread's kernel reads in
 // place. Without a pool each thread uses a small memory of its own (one scratch region).
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
-import type { Code, Local } from "./wasm-builder.ts";
+import type { Code } from "./wasm-builder.ts";
 import type { FloatArray, Trans } from "./types.ts";
 import { packerFor } from "./pack.ts";
 import { roundUp, storerFor, strides } from "./gemm.ts";
@@ -59,15 +59,7 @@ export interface GemmTile {
  * and kc >= 1.
  */
 function emitBlock(c: Code, { mr: MR, nr: NR }: GemmTile): void {
-  const [aOff, bOff, cOff, m, n, kc, add] = c.params as [
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-  ];
+  const [aOff, bOff, cOff, m, n, kc, add] = c.paramTuple(7);
   const i = c.local(I32);
   const j = c.local(I32);
   const a = c.local(I32);

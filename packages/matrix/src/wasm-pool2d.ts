@@ -32,20 +32,7 @@ export interface MaxPool2dGeometry {
  * flat index into x (elements).
  */
 function emitForward(c: Code): void {
-  const [xAt, yAt, argAt, planes, h, w, kh, kw, sh, sw, oh, ow] = c.params as Local[] as [
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-  ];
+  const [xAt, yAt, argAt, planes, h, w, kh, kw, sh, sw, oh, ow] = c.paramTuple(12);
   const [pl, oy, ox, u, v, base, top, row, idx, best, rowStep] = Array.from({ length: 11 }, () =>
     c.local(I32),
   ) as [Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local];
@@ -96,7 +83,7 @@ function emitForward(c: Code): void {
  * writes past the gradient, without a JavaScript pass over arg to check it first.
  */
 function emitBackward(c: Code): void {
-  const [gAt, argAt, gxAt, count, size] = c.params as [Local, Local, Local, Local, Local];
+  const [gAt, argAt, gxAt, count, size] = c.paramTuple(5);
   const end = c.local(I32);
   const a = c.local(I32);
   const idx = c.local(I32);

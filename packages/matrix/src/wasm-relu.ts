@@ -7,12 +7,12 @@
 // with g + 0, which turns -0 into +0 and keeps NaN where the gate is open, as the JS loop).
 // Serial on the calling thread: the work is a copy's worth.
 import { I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
-import type { Code, Local } from "./wasm-builder.ts";
+import type { Code } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
 
 /** relu(x, y, end): y = max(x, 0) for vectors from x up to byte address end of x's range. */
 function emitForward(c: Code): void {
-  const [x, y, end] = c.params as [Local, Local, Local];
+  const [x, y, end] = c.paramTuple(3);
   c.loop((top) => {
     c.get(y).get(x).v128Load().v128Zero().f32x4Max().v128Store();
     c.get(y).i32Const(16).i32Add().set(y);
@@ -22,7 +22,7 @@ function emitForward(c: Code): void {
 
 /** reluBack(g, y, gx, end): gx = (g + 0) & (y > 0), vectors of g up to byte address end. */
 function emitBackward(c: Code): void {
-  const [g, y, gx, end] = c.params as [Local, Local, Local, Local];
+  const [g, y, gx, end] = c.paramTuple(4);
   c.loop((top) => {
     c.get(gx).get(g).v128Load().v128Zero().f32x4Add();
     c.get(y).v128Load().v128Zero().f32x4Gt().v128And().v128Store();

@@ -9,7 +9,7 @@
 // splats one A value per row. Each element is a float32 sum over k in order, so any split of
 // the slots over threads gives the same bits.
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
-import type { Code, Local } from "./wasm-builder.ts";
+import type { Code } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
 import type { WasmThread } from "./wasm-gemm.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
@@ -27,18 +27,7 @@ const roundUp = (x: number, to: number) => Math.ceil(x / to) * to;
  * byte offsets; rowOf/idx are Int32 (block row and block column of each slot).
  */
 function emitRun(c: Code, { R, C }: SampledShape): void {
-  const [p0, p1, rowOfAt, idxAt, atAt, bAt, outAt, k, rowsPad, colsPad] = c.params as Local[] as [
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-  ];
+  const [p0, p1, rowOfAt, idxAt, atAt, bAt, outAt, k, rowsPad, colsPad] = c.paramTuple(10);
   const C4 = roundUp(C, 4);
   const s = c.local(I32);
   const br = c.local(I32);

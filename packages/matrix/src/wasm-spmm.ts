@@ -15,7 +15,7 @@
 // further groups over the same blocks. Each output element is a float32 sum in stored-block
 // order, then inner-line order: the same whatever range of block lines a thread computes.
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
-import type { Code, Local } from "./wasm-builder.ts";
+import type { Code } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
 import type { WasmThread } from "./wasm-gemm.ts";
 import type { SpmmArgs } from "./spmm-kernel.ts";
@@ -39,17 +39,7 @@ export const SPMM_COLS = 8;
  * [outerPad, nPad]. Requires o0 < o1 and nPad a positive multiple of 8.
  */
 function emitRun(c: Code, { ob, ib, eos, eis }: SpmmShape): void {
-  const [o0, o1, ptrAt, idxAt, idsAt, dataAt, xAt, outAt, nPad] = c.params as Local[] as [
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-    Local,
-  ];
+  const [o0, o1, ptrAt, idxAt, idsAt, dataAt, xAt, outAt, nPad] = c.paramTuple(9);
   const o = c.local(I32);
   const s = c.local(I32);
   const s0 = c.local(I32);

@@ -73,12 +73,16 @@ describe("wasm module builder", () => {
     expect(hasWasmSimd()).toBe(true);
     const bytes = new ModuleBuilder()
       .func("sum", [I32, I32], [I32], (c) => {
-        const [a, b] = c.params;
-        c.get(a!).get(b!).i32Add();
+        const [a, b] = c.paramTuple(2);
+        c.get(a).get(b).i32Add();
       })
       .build();
     const inst = new WebAssembly.Instance(compileModule("test", bytes));
     expect((inst.exports.sum as (a: number, b: number) => number)(40, 2)).toBe(42);
+    // A kernel that destructures the wrong number of parameters is caught when it is generated.
+    expect(() =>
+      new ModuleBuilder().func("f", [I32, I32], [], (c) => void c.paramTuple(3)).build(),
+    ).toThrow("Code.paramTuple: the function has 2 parameters, not 3");
   });
 
   it("an invalid generated module fails with the engine's message, naming the kernel", () => {
