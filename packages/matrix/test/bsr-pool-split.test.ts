@@ -5,10 +5,9 @@
 // shared buffers, ragged blocks and batch sizes that are not multiples of the tile width), and
 // within float32 roundoff of a float64 reference. The asm.js path throughout (pools and serial
 // calls name it), whatever TESSERA_KERNELS says.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { BsrMatrix, CsrMatrix, createPool, sharedFloat32, sharedFloat64 } from "../src/index.ts";
-import type { MatrixPool } from "../src/index.ts";
+import { BsrMatrix, CsrMatrix, sharedFloat32, sharedFloat64 } from "../src/index.ts";
 import { KIND_SPMM } from "../src/jobs.ts";
 import { spmmChunks } from "../src/parallel.ts";
 import type { SpmmArgs } from "../src/spmm-kernel.ts";
@@ -18,23 +17,11 @@ import {
   randomArray,
   refMatmulWithAbs,
   transpose,
+  bits,
+  asmTestPools,
 } from "./helpers.ts";
 
-let pool2: MatrixPool;
-let pool3: MatrixPool;
-beforeAll(async () => {
-  // minParallelFlops 0: every product goes through the split; a short spin keeps three
-  // busy-waiting threads from starving each other on 2 cores.
-  pool2 = createPool({ threads: 2, minParallelFlops: 0, spin: 2000, kernels: "asm" });
-  pool3 = createPool({ threads: 3, minParallelFlops: 0, spin: 2000, kernels: "asm" });
-  await Promise.all([pool2.ready(), pool3.ready()]);
-});
-afterAll(async () => {
-  await Promise.all([pool2.close(), pool3.close()]);
-});
-
-const bits = (x: Float32Array | Float64Array) =>
-  new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+const pools = asmTestPools();
 
 const shape = fc.record({
   rows: fc.integer({ min: 1, max: 60 }),
@@ -84,7 +71,7 @@ describe("pooled batch-major sparse products split by batch rows", () => {
             Float32Array | Float64Array;
           expectWithinRoundoff(serialFwd, fwd, cols, "serial rmatmulTranspose");
           expectWithinRoundoff(serialDx, dx, rows, "serial rmatmul");
-          for (const pool of [pool2, pool3]) {
+          for (const pool of [pools.pool2(), pools.pool3()]) {
             // An output longer than the product: the entries past it must stay as they were.
             const out1 = place(new (c.f64 ? Float64Array : Float32Array)(n * rows + 3), c.shared);
             const out2 = place(new (c.f64 ? Float64Array : Float32Array)(n * cols + 3), c.shared);
@@ -101,8 +88,8 @@ describe("pooled batch-major sparse products split by batch rows", () => {
       }),
       { numRuns: 40 },
     );
-    expect(pool2.jobsByKind.get(KIND_SPMM)).toBeGreaterThan(0);
-    expect(pool3.jobsByKind.get(KIND_SPMM)).toBeGreaterThan(0);
+    expect(pools.pool2().jobsByKind.get(KIND_SPMM)).toBeGreaterThan(0);
+    expect(pools.pool3().jobsByKind.get(KIND_SPMM)).toBeGreaterThan(0);
   });
 
   it("chunks: batch rows in multiples of 4 covering [0, n) once for batch-major operands, else block lines with every column", () => {
@@ -111,7 +98,7 @@ describe("pooled batch-major sparse products split by batch rows", () => {
         fc.integer({ min: 0, max: 300 }),
         fc.integer({ min: 1, max: 40 }),
         fc.boolean(),
-        fc.constantFrom(pool2, pool3),
+        fc.constantFrom(pools.pool2(), pools.pool3()),
         (n, outerBlocks, batchMajor, pool) => {
           const ptr = new Int32Array(outerBlocks + 1);
           for (let o = 0; o < outerBlocks; o++) ptr[o + 1] = ptr[o]! + (o % 3);
@@ -173,7 +160,7 @@ describe("pooled batch-major sparse products split by batch rows", () => {
       soj: rows,
       n,
     });
-    for (const pool of [pool2, pool3]) {
+    for (const pool of [pools.pool2(), pools.pool3()]) {
       const out = new Float32Array(n * rows);
       const args = job(out, cols);
       const chunks = spmmChunks(args, w.blockRows, pool);

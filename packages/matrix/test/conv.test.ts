@@ -20,7 +20,7 @@ import {
 } from "../src/index.ts";
 import type { Conv2dGeometry, KernelPath, MatrixPool } from "../src/index.ts";
 import { convKernelBytes } from "../src/wasm-conv.ts";
-import { expectWithinRoundoff, randomArray, refMatmulWithAbs, transpose } from "./helpers.ts";
+import { expectWithinRoundoff, randomArray, refMatmulWithAbs, transpose, bits } from "./helpers.ts";
 
 interface Case {
   g: Required<Conv2dGeometry>;
@@ -195,8 +195,6 @@ function bothWays(c: Case, pool?: MatrixPool) {
     ],
   };
 }
-
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 describe("convolution products", () => {
   let pool2: MatrixPool;

@@ -1,6 +1,7 @@
 // Reference implementations and random data shared by the test files.
-import { expect } from "vitest";
-import type { FloatArray } from "../src/index.ts";
+import { afterAll, beforeAll, expect } from "vitest";
+import { createPool } from "../src/index.ts";
+import type { FloatArray, MatrixPool } from "../src/index.ts";
 
 /** Deterministic uniform [-1, 1) numbers from a 32-bit seed (mulberry32). */
 export function rng(seed: number): () => number {
@@ -146,4 +147,28 @@ export function expectWithinRoundoff(
         `${what}: element ${i}: got ${got[i]}, want ${ref[i]} (|diff| ${d} > bound ${tol}, k ${k})`,
       );
   }
+}
+
+/** The bytes of a float array, for bitwise comparisons (toEqual on two of them). */
+export const bits = (x: Float32Array | Float64Array): Uint8Array =>
+  new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+
+/**
+ * Pools of 2 and 3 threads on the asm.js path, opened before the calling file's tests and closed
+ * after them (call at the top level of a test file). minParallelFlops 0 sends every product
+ * through the pool; a short spin keeps three busy-waiting threads from starving each other on
+ * 2 cores.
+ */
+export function asmTestPools(): { pool2: () => MatrixPool; pool3: () => MatrixPool } {
+  let pool2: MatrixPool | undefined;
+  let pool3: MatrixPool | undefined;
+  beforeAll(async () => {
+    pool2 = createPool({ threads: 2, minParallelFlops: 0, spin: 2000, kernels: "asm" });
+    pool3 = createPool({ threads: 3, minParallelFlops: 0, spin: 2000, kernels: "asm" });
+    await Promise.all([pool2.ready(), pool3.ready()]);
+  });
+  afterAll(async () => {
+    await Promise.all([pool2?.close(), pool3?.close()]);
+  });
+  return { pool2: () => pool2!, pool3: () => pool3! };
 }

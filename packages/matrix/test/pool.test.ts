@@ -25,7 +25,7 @@ import {
 } from "../src/jobs.ts";
 import { weightedChunks } from "../src/parallel.ts";
 import { sparseCase } from "./arbitraries.ts";
-import { maskedDense, randomArray } from "./helpers.ts";
+import { maskedDense, randomArray, bits } from "./helpers.ts";
 
 // One pool per file (workers take ~0.3 s to start). minParallelFlops 0 forces even tiny
 // products through the workers so the split logic is exercised on every random case.
@@ -43,9 +43,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([pool.close(), pool3.close(), repacking.close()]);
 });
-
-const bits = (x: Float32Array | Float64Array) =>
-  new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 
 describe("pool products are bitwise equal to the serial run", () => {
   it("dense matmul, matmulTransA, matmulTransB (ordinary and shared buffers)", () => {

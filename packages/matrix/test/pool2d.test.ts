@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { wasmMaxPool2d, wasmMaxPool2dBackward } from "../src/index.ts";
 import type { MaxPool2dGeometry } from "../src/index.ts";
 import { maxPoolKernelBytes } from "../src/wasm-pool2d.ts";
-import { rng } from "./helpers.ts";
+import { rng, bits } from "./helpers.ts";
 
 /** y, arg by the definition: a later element replaces the maximum only when strictly greater. */
 function refPool(x: Float32Array, g: MaxPool2dGeometry): { y: Float32Array; arg: Int32Array } {
@@ -45,8 +45,6 @@ const caseArb = fc
     seed: fc.integer({ min: 1, max: 1 << 30 }),
   })
   .map((r) => ({ ...r, h: r.kh + r.eh, w: r.kw + r.ew }));
-
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 describe("wasm max pooling", () => {
   it("equals the window loop (first maximum, ties, NaN) and scatters the gradient in output order", () => {

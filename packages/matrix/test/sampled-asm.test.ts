@@ -2,33 +2,22 @@
 // validate it, it must equal the float64 reference within float32 roundoff for every operand
 // layout with k past the shapes of the small tests (a Linear layer's batch), write the padding
 // of ragged edge blocks as 0, and give the same bits on 1, 2 and 3 threads.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { BsrMatrix, createPool, sharedFloat32 } from "../src/index.ts";
-import type { MatrixPool } from "../src/index.ts";
+import { BsrMatrix, sharedFloat32 } from "../src/index.ts";
 import {
   expectWithinRoundoff,
   maskedDense,
   randomArray,
   refMatmulWithAbs,
   transpose,
+  bits,
+  asmTestPools,
 } from "./helpers.ts";
 
-let pool2: MatrixPool;
-let pool3: MatrixPool;
-beforeAll(async () => {
-  pool2 = createPool({ threads: 2, minParallelFlops: 0, spin: 2000, kernels: "asm" });
-  pool3 = createPool({ threads: 3, minParallelFlops: 0, spin: 2000, kernels: "asm" });
-  await Promise.all([pool2.ready(), pool3.ready()]);
-});
-afterAll(async () => {
-  await Promise.all([pool2.close(), pool3.close()]);
-});
-
-const bits = (x: Float32Array | Float64Array) =>
-  new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+const pools = asmTestPools();
 
 describe("sampled product asm.js kernel", () => {
   it("V8 validates it as asm.js (float32 and float64 builds)", () => {
@@ -108,7 +97,7 @@ describe("sampled product asm.js kernel", () => {
             for (let i = 0; i < p.blockRows * R; i++)
               for (let j = 0; j < p.blockCols * C; j++)
                 if (i >= c.rows || j >= c.cols) expect(whole[i * p.blockCols * C + j]).toBe(0);
-            for (const pool of [pool2, pool3]) {
+            for (const pool of [pools.pool2(), pools.pool3()]) {
               const out = (
                 f64 ? new Float64Array(g.data.length) : new Float32Array(g.data.length)
               ).fill(9);

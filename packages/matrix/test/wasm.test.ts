@@ -32,6 +32,7 @@ import {
   randomArray,
   refMatmulWithAbs,
   transpose,
+  bits,
 } from "./helpers.ts";
 
 /** LEB128 decoders written from the spec's definition, to check the encoders against. */
@@ -186,8 +187,6 @@ afterAll(async () => {
   await Promise.all([pool.close(), pool3.close(), repacking.close()]);
 });
 
-const bits = (x: Float32Array | Float64Array) =>
-  new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 const wasm = { kernels: "wasm" } as const;
 
 describe("dense products on the wasm kernel", () => {
