@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { BsrMatrix, toShared } from "@tessera/matrix";
 import type { FloatArray } from "@tessera/matrix";
 import { Linear, loadModel, loadSafetensors, saveModel } from "@tessera/nn";
+import { layerToReplace } from "./util.ts";
 import type { Module, TensorRecord } from "@tessera/nn";
 import { BsrLinear } from "./bsr.ts";
 
@@ -106,18 +107,7 @@ export function loadBsrModel(
   // Build every replacement before touching the model, so a bad layer leaves it unchanged.
   const plan: [string, BsrLinear][] = [];
   for (const [name, info] of layers) {
-    let m: Module;
-    try {
-      m = model.getSubmodule(name);
-    } catch (e) {
-      throw new Error(
-        `${fn}: the file has BSR layer "${name}" but the model does not: ${(e as Error).message}`,
-      );
-    }
-    if (!(m instanceof Linear) && !(m instanceof BsrLinear))
-      throw new Error(
-        `${fn}: "${name}" is a ${m.constructor.name} in the model; a BSR layer replaces a Linear`,
-      );
+    const m = layerToReplace(fn, model, name, "BSR", Linear, BsrLinear);
     const [rows, cols] = info.shape;
     if (m.outFeatures !== rows || m.inFeatures !== cols)
       throw new Error(

@@ -23,6 +23,7 @@ import {
   type TensorRecord,
 } from "@tessera/nn";
 import { KepConv2d } from "./kep-conv.ts";
+import { layerToReplace } from "./util.ts";
 import type { PatternLibrary } from "./kep.ts";
 
 /** The metadata key holding every KEP layer's geometry and index format. */
@@ -379,18 +380,7 @@ export function loadKepModel(
   const plan: [string, KepConv2d][] = [];
   const indexKeys = new Set<string>();
   for (const [name, info] of layers) {
-    let m: Module;
-    try {
-      m = model.getSubmodule(name);
-    } catch (e) {
-      throw new Error(
-        `${fn}: the file has KEP layer "${name}" but the model does not: ${(e as Error).message}`,
-      );
-    }
-    if (!(m instanceof Conv2d) && !(m instanceof KepConv2d))
-      throw new Error(
-        `${fn}: "${name}" is a ${m.constructor.name} in the model; a KEP layer replaces a Conv2d`,
-      );
+    const m = layerToReplace(fn, model, name, "KEP", Conv2d, KepConv2d);
     const have = [m.outChannels, m.inChannels, m.kernelSize, m.kernelSize];
     if (
       have.some((d, i) => d !== info.shape[i]) ||

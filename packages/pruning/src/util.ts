@@ -63,3 +63,31 @@ export function densifyModules<S extends Module>(
   }
   return converted;
 }
+
+/**
+ * The module a stored sparse layer (KEP, BSR) will replace: `model`'s submodule `name`, which
+ * must be a `dense` layer or already a `sparse` one. Errors name the loader (`fn`), the layer and
+ * what was found.
+ */
+export function layerToReplace<D extends Module, S extends Module>(
+  fn: string,
+  model: Module,
+  name: string,
+  what: string,
+  dense: abstract new (...args: never[]) => D,
+  sparse: abstract new (...args: never[]) => S,
+): D | S {
+  let m: Module;
+  try {
+    m = model.getSubmodule(name);
+  } catch (e) {
+    throw new Error(
+      `${fn}: the file has ${what} layer "${name}" but the model does not: ${(e as Error).message}`,
+    );
+  }
+  if (!(m instanceof dense) && !(m instanceof sparse))
+    throw new Error(
+      `${fn}: "${name}" is a ${m.constructor.name} in the model; a ${what} layer replaces a ${dense.name}`,
+    );
+  return m;
+}

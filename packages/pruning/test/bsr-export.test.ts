@@ -121,6 +121,9 @@ describe("saveBsrModel / loadBsrModel", () => {
     expect(() => loadBsrModel(path, Sequential.named([["fc1", new ReLU()]]))).toThrow(
       `loadBsrModel(${path}): "fc1" is a ReLU in the model; a BSR layer replaces a Linear`,
     );
+    expect(() => loadBsrModel(path, Sequential.named([["fc9", new Linear(10, 7)]]))).toThrow(
+      `loadBsrModel(${path}): the file has BSR layer "fc1" but the model does not: `,
+    );
     const dense = join(dir, "dense.safetensors");
     saveModel(dense, extra);
     expect(() => loadBsrModel(dense, net(3))).toThrow(
