@@ -66,6 +66,12 @@ function readPointsJson(path: string): ReturnType<typeof readPointsDir> {
   return { points, bad };
 }
 
+function withoutDatasetAndSeed(dense: unknown): unknown {
+  if (typeof dense !== "object" || dense === null) return dense;
+  const { dataset: _d, seed: _s, ...rest } = dense as Record<string, unknown>;
+  return rest;
+}
+
 const PAPER = `## The paper's claims (shared/reference/papers.md, method 1)
 
 - Models and data as here: LeNet-300-100 (784-300-100-10, biases), inputs scaled to [-1, 1];
@@ -118,7 +124,9 @@ await runMain("report-block-sweep", async () => {
         rounds: p.config.rounds,
         rates: p.config.rates,
         fineTune: p.config.fineTune,
-        dense: p.config.dense,
+        // The dense model's dataset and seed are the chain's own (in its key): leave them out,
+        // so chains that differ only there share one settings block.
+        dense: withoutDatasetAndSeed(p.config.dense),
       }),
     ),
   );
@@ -137,7 +145,7 @@ ${(o.command.length > 0 ? o.command : ["(command not given)"]).map((c) => `- \`$
 Commits: ${commits.join(", ")}; hosts: ${hosts.join(", ")}. Points, CSV and plots:
 [block-pruning/](block-pruning/).
 
-Budget and settings of these chains (per configuration${configs.size > 1 ? "s: several differ" : ""}):
+Budget and settings of these chains (${configs.size > 1 ? "several differ: one block per setting" : "all of them"}; the dense model's dataset and seed are each chain's own):
 ${[...configs].map((c) => "```json\n" + JSON.stringify(JSON.parse(c), null, 2) + "\n```").join("\n")}
 `);
   parts.push(`## Targets of the issue\n\n${targetsTable(checkTargets(cs))}`);
