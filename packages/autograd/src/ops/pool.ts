@@ -73,29 +73,29 @@ export function maxPool2d(x: Variable, options: Pool2dOptions): Variable {
   if (wasm) {
     const g = { n, c, h, w, kh, kw, strideH: sh, strideW: sw };
     wasmMaxPool2d(X, g, y as Float32Array, arg);
-  }
-  for (let pl = 0; pl < (wasm ? 0 : planes); pl++) {
-    const base = pl * h * w;
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox++, o++) {
-        const top = base + oy * sh * w + ox * sw;
-        let best = top;
-        let bv = X[top]!;
-        for (let u = 0; u < kh; u++) {
-          const row = top + u * w;
-          for (let v = 0; v < kw; v++) {
-            const val = X[row + v]!;
-            if (val > bv) {
-              bv = val;
-              best = row + v;
+  } else
+    for (let pl = 0; pl < planes; pl++) {
+      const base = pl * h * w;
+      for (let oy = 0; oy < oh; oy++) {
+        for (let ox = 0; ox < ow; ox++, o++) {
+          const top = base + oy * sh * w + ox * sw;
+          let best = top;
+          let bv = X[top]!;
+          for (let u = 0; u < kh; u++) {
+            const row = top + u * w;
+            for (let v = 0; v < kw; v++) {
+              const val = X[row + v]!;
+              if (val > bv) {
+                bv = val;
+                best = row + v;
+              }
             }
           }
+          y[o] = bv;
+          arg[o] = best;
         }
-        y[o] = bv;
-        arg[o] = best;
       }
     }
-  }
   const size = x.data.size;
   return record(fn, wrap(y, [n, c, oh, ow]), [x], (g) => {
     const G = denseFloat(g);
