@@ -26,6 +26,7 @@ import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
 import {
   BLOCK_METHODS,
+  parseLateBudget,
   runChain,
   type BlockMethod,
   type ChainConfig,
@@ -38,7 +39,9 @@ export interface SweepConfig extends ChainConfig {
 }
 
 export function sweepKey(c: SweepConfig): string {
-  return `${c.dataset}-b${c.blockSize}-${c.method}-s${c.seed}`;
+  const late = c.fineTune.late;
+  const budget = late === undefined ? "" : `-late${late.fromRound}x${late.epochs}`;
+  return `${c.dataset}-b${c.blockSize}-${c.method}-s${c.seed}${budget}`;
 }
 
 const program = addSweepOptions(
@@ -80,6 +83,11 @@ const program = addSweepOptions(
     )
     .option("--ft-epochs <n>", "fine-tuning epochs per round", positiveInt("--ft-epochs"), 2)
     .option(
+      "--ft-late <round:epochs>",
+      "a longer budget for the late rounds: from <round> on, <epochs> per round (keys get -late<round>x<epochs>)",
+      (v: string) => parseLateBudget("--ft-late", v),
+    )
+    .option(
       "--ft-lr <x>",
       "fine-tuning Adam learning rate (cosine within a round)",
       positiveNumber("--ft-lr"),
@@ -112,6 +120,7 @@ interface Options {
   rateHidden: number;
   rateOutput: number;
   ftEpochs: number;
+  ftLate?: { fromRound: number; epochs: number };
   ftLr: number;
   denseEpochs: number;
   dataDir?: string;
@@ -134,7 +143,14 @@ export function sweepConfigs(o: Options): SweepConfig[] {
             seed,
             rounds: o.rounds,
             rates: { hidden: o.rateHidden, output: o.rateOutput },
-            fineTune: { epochs: o.ftEpochs, lr: o.ftLr, schedule: "cosine", batchSize: 128 },
+            fineTune: {
+              epochs: o.ftEpochs,
+              lr: o.ftLr,
+              schedule: "cosine",
+              batchSize: 128,
+              // Only when given: chains without it keep the config (and key) they always had.
+              ...(o.ftLate === undefined ? {} : { late: o.ftLate }),
+            },
             dense: {
               model: "lenet300100",
               dataset,
@@ -149,6 +165,10 @@ export function sweepConfigs(o: Options): SweepConfig[] {
 await runMain("block-sweep", async () => {
   program.parse();
   const o = program.opts<Options>();
+  if (o.ftLate !== undefined && o.ftLate.fromRound > o.rounds)
+    throw new Error(
+      `--ft-late: its round (${o.ftLate.fromRound}) is past the last round (--rounds ${o.rounds}); expected 1..${o.rounds}`,
+    );
   const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
   const { out, shard } = resolveSweepCli(o, join(root, "results", "block-sweep"));
   const configs = sweepConfigs(o);

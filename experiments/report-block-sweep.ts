@@ -16,7 +16,11 @@ import {
   cells,
   checkTargets,
   roundsTable,
+  splitByBudget,
   targetsTable,
+  variantSection,
+  lateTitle,
+  anchor,
   type BlockPoint,
 } from "./src/block-report.ts";
 
@@ -116,8 +120,9 @@ await runMain("report-block-sweep", async () => {
   writePointsJson(join(assetDir, "points.json"), points);
   writePointsCsv(join(assetDir, "points.csv"), points);
 
-  const cs = cells(points);
-  const datasets = [...new Set(points.map((p) => p.config.dataset))].sort();
+  const { plain, variants } = splitByBudget(points);
+  const cs = cells(plain);
+  const datasets = [...new Set(plain.map((p) => p.config.dataset))].sort();
   const configs = new Set(
     points.map((p) =>
       JSON.stringify({
@@ -148,11 +153,16 @@ Commits: ${commits.join(", ")}; hosts: ${hosts.join(", ")}. Points, CSV and plot
 Budget and settings of these chains (${configs.size > 1 ? "several differ: one block per setting" : "all of them"}; the dense model's dataset and seed are each chain's own):
 ${[...configs].map((c) => "```json\n" + JSON.stringify(JSON.parse(c), null, 2) + "\n```").join("\n")}
 `);
-  parts.push(`## Targets of the issue\n\n${targetsTable(checkTargets(cs))}`);
+  parts.push(
+    `## Targets of the issue\n\n${targetsTable(checkTargets(cs))}` +
+      (variants.length === 0
+        ? ""
+        : `\nThese are the chains with the budget above for every round. Chains with a longer budget in the late rounds have their own targets below (${variants.map((ps) => `[${lateTitle(ps[0]!)}](#${anchor(lateTitle(ps[0]!))})`).join(", ")}).\n`),
+  );
   for (const d of datasets) {
     const svg = join(assetDir, `accuracy-${d}.svg`);
     await renderChart(
-      accuracyVsDensityChart(accuracyRows(points, d), {
+      accuracyVsDensityChart(accuracyRows(plain, d), {
         title: `LeNet-300-100 on ${d}: test accuracy after fine-tuning`,
       }),
       svg,
@@ -168,7 +178,7 @@ ${[...configs].map((c) => "```json\n" + JSON.stringify(JSON.parse(c), null, 2) +
     for (const b of sizes) {
       const seeds = [
         ...new Set(
-          points
+          plain
             .filter((p) => p.config.dataset === d && p.config.blockSize === b)
             .map((p) => p.config.seed),
         ),
@@ -181,6 +191,7 @@ ${[...configs].map((c) => "```json\n" + JSON.stringify(JSON.parse(c), null, 2) +
       );
     }
   }
+  for (const ps of variants) parts.push(variantSection(ps, cs));
   parts.push(PAPER);
   writeFileAtomic(mdPath, new TextEncoder().encode(parts.join("\n")));
   console.error(`report-block-sweep: ${points.length} chains -> ${mdPath}`);

@@ -30,6 +30,7 @@ import {
   type GroupKind,
 } from "@tessera/pruning";
 import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
+import { OptionError } from "./cli.ts";
 
 /** The LeNet-300-100 layers the paper prunes, with their per-round removal rates. */
 export const LENET300100_LAYERS = [
@@ -48,6 +49,34 @@ export interface FineTuneConfig {
   lr: number;
   schedule: "constant" | "cosine";
   batchSize: number;
+  /**
+   * A longer budget for the late rounds: from round `fromRound` on, each round fine-tunes for
+   * `late.epochs` epochs instead of `epochs`. Absent: every round gets the same budget (the
+   * sweep's default; chains run before this field existed have the same config and key).
+   */
+  late?: { fromRound: number; epochs: number };
+}
+
+/**
+ * Parses a late budget written "<round>:<epochs>" ("11:8": from round 11 on, 8 epochs per
+ * round), for a command-line option; the error names the option.
+ */
+export function parseLateBudget(
+  option: string,
+  value: string,
+): { fromRound: number; epochs: number } {
+  const m = /^(\d+):(\d+)$/.exec(value.trim());
+  const fromRound = m === null ? NaN : Number(m[1]);
+  const epochs = m === null ? NaN : Number(m[2]);
+  const ok = (n: number) => Number.isSafeInteger(n) && n >= 1;
+  if (!ok(fromRound) || !ok(epochs))
+    throw new OptionError(option, "<round>:<epochs>, two integers >= 1 (e.g. 11:8)", value);
+  return { fromRound, epochs };
+}
+
+/** Fine-tuning epochs of round r under a budget (the late budget from its round on). */
+export function fineTuneEpochs(ft: FineTuneConfig, round: number): number {
+  return ft.late !== undefined && round >= ft.late.fromRound ? ft.late.epochs : ft.epochs;
 }
 
 export interface ChainConfig {
@@ -197,9 +226,10 @@ export function runChain(config: ChainConfig, io: ChainIo): ChainResult {
       `round ${round}/${config.rounds}: density ${(100 * state.density()).toFixed(1)}%, ` +
         `pruned ${(100 * accuracyPruned).toFixed(2)}%, fine-tuning`,
     );
+    const epochs = fineTuneEpochs(ft, round);
     const lr =
       ft.schedule === "cosine"
-        ? cosineLr({ lr: ft.lr, totalSteps: ft.epochs * stepsPerEpoch })
+        ? cosineLr({ lr: ft.lr, totalSteps: epochs * stepsPerEpoch })
         : constantLr(ft.lr);
     // A fresh optimizer per round: the state of the pruned positions would be cleared by
     // attach anyway, and a per-round optimizer keeps the round checkpoint to model + masks.
@@ -208,7 +238,7 @@ export function runChain(config: ChainConfig, io: ChainIo): ChainResult {
     const t0 = performance.now();
     const { history } = fit(model, {
       train: io.train,
-      epochs: ft.epochs,
+      epochs,
       batchSize: ft.batchSize,
       optimizer,
       seed: roundSeed,

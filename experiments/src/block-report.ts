@@ -104,7 +104,8 @@ export function accuracyRows(points: readonly BlockPoint[], dataset: string): Ac
 }
 
 const pct = (x: number, d = 2) => (Number.isNaN(x) ? "-" : (100 * x).toFixed(d));
-const range = (s: Stat) =>
+/** "97.95 (97.80-98.10)" over seeds, or "97.95" for one seed, in percent. */
+export const statText = (s: Stat) =>
   s.n === 0 ? "-" : s.n === 1 ? pct(s.mean) : `${pct(s.mean)} (${pct(s.min)}-${pct(s.max)})`;
 
 /** The issue's accuracy targets, checked against the cells. */
@@ -145,12 +146,14 @@ export function checkTargets(cs: readonly Cell[]): TargetCheck[] {
   );
   // Magnitude beats random at every density and block size run with both.
   let compared = 0;
+  let aheadAfterCut = 0;
   const losses: string[] = [];
   for (const c of cs) {
     if (c.method !== "magnitude") continue;
     const r = find(cs, c.dataset, c.blockSize, "random", c.round);
     if (r === undefined) continue;
     compared++;
+    if (c.pruned.mean > r.pruned.mean) aheadAfterCut++;
     if (!(c.fineTuned.mean > r.fineTuned.mean))
       losses.push(
         `${c.dataset} b${c.blockSize} round ${c.round}: ${pct(c.fineTuned.mean)} vs ${pct(r.fineTuned.mean)}`,
@@ -159,11 +162,14 @@ export function checkTargets(cs: readonly Cell[]): TargetCheck[] {
   out.push({
     target: "magnitude block pruning beats random block masks at every density and block size",
     measured:
-      compared === 0
+      (compared === 0
         ? "not run yet"
         : losses.length === 0
           ? `better in all ${compared} (dataset, block size, round) cells`
-          : `worse or equal in ${losses.length} of ${compared} cells: ${losses.join("; ")}`,
+          : `worse or equal in ${losses.length} of ${compared} cells: ${losses.join("; ")}`) +
+      (compared === 0
+        ? ""
+        : ` (right after the cut, before fine-tuning: ahead in ${aheadAfterCut} of ${compared})`),
     met: compared === 0 ? null : losses.length === 0,
   });
   return out;
@@ -200,10 +206,10 @@ export function roundsTable(cs: readonly Cell[], dataset: string, blockSize: num
   return markdownTable(rows, [
     { header: "round", value: (x) => x.round },
     { header: "density %", value: (x) => pct((x.m ?? x.r)!.density.mean, 1) },
-    { header: "magnitude: after cut", value: (x) => (x.m ? range(x.m.pruned) : "-") },
-    { header: "magnitude: fine-tuned", value: (x) => (x.m ? range(x.m.fineTuned) : "-") },
-    { header: "random: after cut", value: (x) => (x.r ? range(x.r.pruned) : "-") },
-    { header: "random: fine-tuned", value: (x) => (x.r ? range(x.r.fineTuned) : "-") },
+    { header: "magnitude: after cut", value: (x) => (x.m ? statText(x.m.pruned) : "-") },
+    { header: "magnitude: fine-tuned", value: (x) => (x.m ? statText(x.m.fineTuned) : "-") },
+    { header: "random: after cut", value: (x) => (x.r ? statText(x.r.pruned) : "-") },
+    { header: "random: fine-tuned", value: (x) => (x.r ? statText(x.r.fineTuned) : "-") },
     {
       header: "KiB dense / CSR / BSR",
       value: (x) => {
@@ -245,4 +251,96 @@ export function blockSizeTable(
       ),
     ],
   );
+}
+
+/**
+ * Splits points by fine-tuning budget: the plain chains (one budget for every round) and one
+ * group per late budget (block-sweep --ft-late), which are a variant of the protocol and are
+ * never averaged with the plain chains of the same dataset, tile size, method and seed. When
+ * no chain is plain, the first late budget (in the order of its JSON text) stands in.
+ */
+export function splitByBudget(points: readonly BlockPoint[]): {
+  plain: BlockPoint[];
+  variants: BlockPoint[][];
+} {
+  const byBudget = new Map<string, BlockPoint[]>();
+  for (const p of points) {
+    const k = JSON.stringify(p.config.fineTune.late ?? null);
+    byBudget.set(k, [...(byBudget.get(k) ?? []), p]);
+  }
+  const keys = [...byBudget.keys()].sort();
+  const plainKey = byBudget.has("null") ? "null" : keys[0]!;
+  return {
+    plain: byBudget.get(plainKey) ?? [],
+    variants: keys.filter((k) => k !== plainKey).map((k) => byBudget.get(k)!),
+  };
+}
+
+export function lateTitle(p: BlockPoint): string {
+  const late = p.config.fineTune.late!;
+  return `Longer fine-tuning from round ${late.fromRound}: ${late.epochs} epochs per round`;
+}
+
+/** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
+export function anchor(title: string): string {
+  return title
+    .toLowerCase()
+    .replace(/[^a-z0-9 -]/g, "")
+    .replace(/ /g, "-");
+}
+
+/**
+ * The section of one late budget: its targets, and per dataset and tile size its rounds from
+ * the late budget's first round on beside the plain budget's (rounds before it are the same
+ * protocol, and the same numbers when branched from the plain chains).
+ */
+export function variantSection(ps: readonly BlockPoint[], plainCells: readonly Cell[]): string {
+  const late = ps[0]!.config.fineTune.late!;
+  const cs = cells(ps).filter((c) => c.round >= late.fromRound);
+  const epochs = (n: number) => `${n} epoch${n === 1 ? "" : "s"}`;
+  const plainEpochs = ps[0]!.config.fineTune.epochs;
+  const out = [
+    `## ${lateTitle(ps[0]!)}\n\n` +
+      `${ps.length} chain${ps.length === 1 ? "" : "s"} (${ps.map((p) => p.key).join(", ")}): rounds 1-${late.fromRound - 1} as above ` +
+      `(${epochs(plainEpochs)} each), then ${epochs(late.epochs)} per round, same learning ` +
+      `rate and cosine decay within each round. This is a stated change of the budget, reported beside ` +
+      `the plain one, not in its place.\n\n` +
+      // Rounds before the late budget's first are the plain protocol: their targets are above.
+      targetsTable(checkTargets(cs).filter((t) => t.met !== null)),
+  ];
+  const keys = [...new Set(cs.map((c) => `${c.dataset}|${c.blockSize}`))].sort();
+  for (const k of keys) {
+    const [d, bs] = k.split("|") as [string, string];
+    const b = Number(bs);
+    const rows = cs
+      .filter((c) => c.dataset === d && c.blockSize === b)
+      .map((c) => ({
+        c,
+        before: plainCells.find(
+          (x) =>
+            x.dataset === d && x.blockSize === b && x.method === c.method && x.round === c.round,
+        ),
+      }));
+    out.push(
+      `### ${d}, ${b === 1 ? "element-wise (1x1)" : `${b}x${b} tiles`}: ${epochs(late.epochs)} against ${epochs(plainEpochs)} per round\n\n` +
+        `Fine-tuned test accuracy %, mean (min-max over seeds; seed lists may differ, see the counts).\n\n` +
+        markdownTable(rows, [
+          { header: "round", value: (x) => x.c.round },
+          { header: "density %", value: (x) => (100 * x.c.density.mean).toFixed(1) },
+          { header: "tiles", value: (x) => x.c.method },
+          {
+            header: `${epochs(late.epochs)}: fine-tuned (seeds)`,
+            value: (x) => `${statText(x.c.fineTuned)} (${x.c.seeds.length})`,
+          },
+          {
+            header: `${epochs(plainEpochs)}: fine-tuned (seeds)`,
+            value: (x) =>
+              x.before === undefined
+                ? "-"
+                : `${statText(x.before.fineTuned)} (${x.before.seeds.length})`,
+          },
+        ]),
+    );
+  }
+  return out.join("\n");
 }

@@ -1,11 +1,24 @@
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { lenet300100, type Module } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
 import { loadPruned } from "@tessera/pruning";
-import { chainCheckpoint, runChain, type ChainConfig } from "../src/block-chain.ts";
+import {
+  copyFileSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import {
+  chainCheckpoint,
+  fineTuneEpochs,
+  parseLateBudget,
+  runChain,
+  type ChainConfig,
+} from "../src/block-chain.ts";
 import { bands } from "./helpers.ts";
 
 const train = bands(96, 1);
@@ -90,5 +103,44 @@ describe("runChain", () => {
       b.rounds.map((r, i) => ({ ...r, fineTuneSeconds: a.rounds[i]!.fineTuneSeconds })),
     );
     expect(a.rounds[0]!.accuracyPruned).not.toBe(m.rounds[0]!.accuracyPruned);
+  });
+
+  it("a late budget changes the rounds from its round on, and can continue a plain chain's rounds", () => {
+    const ft = { epochs: 1, lr: 1e-3, schedule: "cosine" as const, batchSize: 32 };
+    const late = { ...ft, late: { fromRound: 3, epochs: 2 } };
+    expect([1, 2, 3, 4].map((r) => fineTuneEpochs(late, r))).toEqual([1, 1, 2, 2]);
+    expect([1, 2, 3].map((r) => fineTuneEpochs(ft, r))).toEqual([1, 1, 1]);
+
+    const strip = (rows: { fineTuneSeconds: number }[]) =>
+      rows.map(({ fineTuneSeconds: _s, ...r }) => r);
+    const plainDir = fresh();
+    const plain = runChain(config(), io(plainDir));
+    const longer = runChain(config({ fineTune: late }), io(fresh()));
+    expect(strip(longer.rounds.slice(0, 2))).toEqual(strip(plain.rounds.slice(0, 2)));
+    // Round 3 trains twice as long: a different model.
+    expect(longer.rounds[2]!.trainLossFineTuned).not.toBe(plain.rounds[2]!.trainLossFineTuned);
+
+    // Rounds 1-2 of the plain chain (checkpoints + rows) continued under the late budget give
+    // the late chain's numbers: the sweep may branch a late budget off finished chains.
+    const branch = fresh();
+    for (const r of [1, 2]) copyFileSync(chainCheckpoint(plainDir, r), chainCheckpoint(branch, r));
+    const saved = JSON.parse(readFileSync(join(plainDir, "rounds.json"), "utf8")) as {
+      denseAccuracy: number;
+      rows: unknown[];
+    };
+    writeFileSync(
+      join(branch, "rounds.json"),
+      JSON.stringify({ ...saved, rows: saved.rows.slice(0, 2) }),
+    );
+    const branched = runChain(config({ fineTune: late }), io(branch));
+    expect(strip(branched.rounds)).toEqual(strip(longer.rounds));
+  });
+
+  it("parses a late budget and names the option when it cannot", () => {
+    expect(parseLateBudget("--ft-late", "11:8")).toEqual({ fromRound: 11, epochs: 8 });
+    for (const bad of ["11", "0:8", "11:0", "a:b", "11:8:1", "1.5:2", ""])
+      expect(() => parseLateBudget("--ft-late", bad)).toThrow(
+        /--ft-late: expected <round>:<epochs>/,
+      );
   });
 });

@@ -5,6 +5,8 @@ import {
   cells,
   checkTargets,
   roundsTable,
+  splitByBudget,
+  variantSection,
   type BlockPoint,
 } from "../src/block-report.ts";
 import type { RoundRow } from "../src/block-chain.ts";
@@ -133,5 +135,36 @@ describe("block-sweep report", () => {
     const b8 = lines.find((l) => l.startsWith("| 8x8"))!;
     expect(b8.split("|").map((c) => c.trim())).toEqual(["", "8x8", "93.00 (1)", "-", "-", "-", ""]);
     expect(md).not.toContain("2x2"); // another dataset's tile size
+  });
+
+  it("keeps chains with a late budget apart from the plain ones, with their own targets", () => {
+    const late = (p: BlockPoint, fromRound: number, epochs: number): BlockPoint => ({
+      ...p,
+      key: `${p.key}-late${fromRound}x${epochs}`,
+      config: { ...p.config, fineTune: { ...p.config.fineTune, late: { fromRound, epochs } } },
+    });
+    const sixteen = (last: number) => [...Array(15).fill(0.979), last];
+    const plainM = point("mnist", 4, "magnitude", 1, sixteen(0.95));
+    const plainR = point("mnist", 4, "random", 1, sixteen(0.9));
+    const longM = late(point("mnist", 4, "magnitude", 1, sixteen(0.975)), 11, 8);
+    const other = late(point("mnist", 4, "magnitude", 1, sixteen(0.96)), 11, 4);
+    const { plain, variants } = splitByBudget([longM, plainM, other, plainR]);
+    expect(plain.map((p) => p.key)).toEqual([plainM.key, plainR.key]);
+    expect(variants.map((v) => v.map((p) => p.key))).toEqual([[other.key], [longM.key]]);
+    // Averaging them together would give a round-16 mean of 0.9625 (and 2 seeds of seed 1).
+    expect(
+      cells(plain).find((c) => c.method === "magnitude" && c.round === 16)!.fineTuned.mean,
+    ).toBe(0.95);
+
+    const md = variantSection([longM], cells(plain));
+    expect(md).toContain("## Longer fine-tuning from round 11: 8 epochs per round");
+    // Round 16 is 0.5 points below dense (0.98): the 1.5-point target is met under this budget;
+    // round 10 is before the late budget, so its row is left out of this section's targets.
+    expect(md).toMatch(
+      /round 16 \(2\.9%\): within 1\.5 points of dense \| dense 98\.00%, pruned 97\.50%.*\| yes/,
+    );
+    expect(md).not.toContain("round 10 (10.8%)");
+    expect(md).toMatch(/\|\s+16 \| 2\.8 \| magnitude \| 97\.50 \(1\)\s+\| 95\.00 \(1\)/);
+    expect(md).not.toMatch(/\|\s+10 \|/);
   });
 });
