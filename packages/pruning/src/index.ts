@@ -13,3 +13,4 @@ export * from "./admm.ts";
 export * from "./compact.ts";
 export * from "./kep.ts";
 export * from "./kep-storage.ts";
+export * from "./plan.ts";

@@ -1,0 +1,287 @@
+// Inference plans: a feed-forward model (Linear, BsrLinear, ReLU, Flatten inside Sequentials)
+// compiled once for a batch size and a pool into a list of products that write straight into
+// buffers the plan owns, with each layer's bias and a following ReLU applied in one pass over
+// the product's output (the epilogue). A call allocates no array: on this 2-core VM a fresh
+// [128, 300] float32 output cost ~0.6 ms of page faults, more than the sparse products of the
+// whole pruned LeNet-300-100 at 10% density once the layers, the bias and the ReLU each made
+// one (docs/benchmarks/bsr-linear.md). It lives in @tessera/pruning because it runs BsrLinear;
+// dense models get the same plan so that dense / sparse ratios compare like with like.
+//
+// The products are the layers' own (matmulTransB for Linear, BsrMatrix.rmatmulTranspose for
+// BsrLinear) on the same pool and kernels as autograd's linear / bsrLinear, and the epilogue
+// rounds as those ops and relu do, so a plan's output equals model.forward's under noGrad bit
+// for bit (tested).
+import { matmulTransB, sharedFloat32 } from "@tessera/matrix";
+import type { MatrixPool, BsrMatrix } from "@tessera/matrix";
+import { Flatten, Linear, Module, ReLU, Sequential } from "@tessera/nn";
+import { Tensor } from "@tessera/tensor";
+import { BsrLinear } from "./bsr.ts";
+import { fmt } from "./util.ts";
+
+export interface InferencePlanOptions {
+  /** Rows (examples) of every run. */
+  batch: number;
+  /** Runs the products on this pool (the caller keeps ownership); default: the calling thread. */
+  pool?: MatrixPool;
+}
+
+/** One step of a plan, as `InferencePlan.steps` describes it. */
+export interface PlanStep {
+  /** "dense": a Linear's product; "bsr": a BsrLinear's; "relu": a ReLU not fused into one. */
+  kind: "dense" | "bsr" | "relu";
+  /** Module path(s) the step runs, e.g. "fc1+relu1". */
+  modules: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** Whether the layer's bias is added in the epilogue. */
+  bias: boolean;
+  /** Whether a following ReLU runs in the epilogue (fused). */
+  relu: boolean;
+}
+
+interface Product {
+  kind: "dense" | "bsr";
+  layer: Linear | BsrLinear;
+  inF: number;
+  outF: number;
+  relu: boolean;
+  out: Float32Array;
+}
+interface LoneRelu {
+  kind: "relu";
+  width: number;
+  out: Float32Array;
+}
+type Step = (Product | LoneRelu) & { modules: string };
+
+/**
+ * y[r, j] = relu?(y[r, j] + b[j]) over rows x cols, in place. The sum is formed in double and
+ * stored as float32, which is the float32 sum (double rounding is harmless for one addition),
+ * as autograd's linear adds its bias; the ReLU is relu()'s branch-free max(v, +0) (a branch
+ * mispredicts on activations of random sign), with the same fix-up for non-finite values.
+ */
+export function biasReluEpilogue(
+  y: Float32Array,
+  bias: Float32Array | null,
+  rows: number,
+  cols: number,
+  relu: boolean,
+): void {
+  if (bias === null && !relu) return;
+  if (!relu) {
+    for (let r = 0, o = 0; r < rows; r++)
+      for (let j = 0; j < cols; j++, o++) y[o] = y[o]! + bias![j]!;
+    return;
+  }
+  for (let r = 0, o = 0; r < rows; r++)
+    for (let j = 0; j < cols; j++, o++) {
+      const v = bias === null ? y[o]! : y[o]! + bias[j]!;
+      let m = (v + Math.abs(v)) * 0.5;
+      if (m - m !== 0) m = v > 0 ? v : v === v ? 0 : v;
+      y[o] = m;
+    }
+}
+
+/** The leaves of a model in forward order with their paths (Sequentials opened, recursively). */
+function leaves(fn: string, model: Module, prefix: string): [string, Module][] {
+  if (!(model instanceof Sequential)) return [[prefix === "" ? "(model)" : prefix, model]];
+  const names = model.namedChildren().map(([n]) => n);
+  const out: [string, Module][] = [];
+  model.layers.forEach((m, i) => {
+    const name = names[i];
+    if (name === undefined)
+      throw new Error(`${fn}: Sequential "${prefix}" runs a layer it did not register`);
+    out.push(...leaves(fn, m, prefix === "" ? name : `${prefix}.${name}`));
+  });
+  return out;
+}
+
+const float32 = (fn: string, path: string, what: string, a: unknown): Float32Array => {
+  if (!(a instanceof Float32Array))
+    throw new TypeError(`${fn}: ${what} of "${path}" is not float32; plans run float32 models`);
+  return a;
+};
+
+/**
+ * A model compiled for `batch` rows: `run(x)` computes the logits into a buffer the plan owns
+ * (overwritten by the next run) without allocating. The plan reads the layers' weights at every
+ * run, so values trained in place are seen; a BsrLinear whose pattern changes (new indices
+ * loaded) is seen too, as its `weight` is.
+ */
+export class InferencePlan {
+  readonly batch: number;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly pool: MatrixPool | undefined;
+  /** What runs, in order. */
+  readonly steps: readonly PlanStep[];
+  private readonly program: Step[];
+  private readonly inputShape: readonly number[] | null;
+  private readonly options: { pool: MatrixPool } | undefined;
+  private readonly output: Float32Array;
+
+  /** @internal Use planInference. */
+  constructor(
+    batch: number,
+    pool: MatrixPool | undefined,
+    program: Step[],
+    inFeatures: number,
+    flattens: boolean,
+  ) {
+    this.batch = batch;
+    this.pool = pool;
+    this.options = pool === undefined ? undefined : { pool };
+    this.program = program;
+    this.inFeatures = inFeatures;
+    const last = program[program.length - 1]!;
+    this.outFeatures = last.kind === "relu" ? last.width : last.outF;
+    this.output = last.out;
+    this.inputShape = flattens ? null : [batch, inFeatures];
+    this.steps = program.map((s) =>
+      s.kind === "relu"
+        ? {
+            kind: "relu",
+            modules: s.modules,
+            inFeatures: s.width,
+            outFeatures: s.width,
+            bias: false,
+            relu: true,
+          }
+        : {
+            kind: s.kind,
+            modules: s.modules,
+            inFeatures: s.inF,
+            outFeatures: s.outF,
+            bias: s.layer.bias !== null,
+            relu: s.relu,
+          },
+    );
+  }
+
+  /**
+   * The model's output for `x` ([batch, ...] whose trailing sizes multiply to inFeatures, or
+   * the row-major values of one): a [batch, outFeatures] row-major array owned by the plan.
+   */
+  run(x: Float32Array | Tensor): Float32Array {
+    const fn = "InferencePlan.run";
+    let input: Float32Array;
+    if (x instanceof Tensor) {
+      const s = x.shape;
+      const size = s.slice(1).reduce((a, b) => a * b, 1);
+      const ok =
+        this.inputShape === null
+          ? s.length >= 2 && s[0] === this.batch && size === this.inFeatures
+          : s.length === 2 && s[0] === this.batch && s[1] === this.inFeatures;
+      if (!ok)
+        throw new RangeError(
+          `${fn}: x has shape ${fmt(s)}, expected ${this.inputShape === null ? `[${this.batch}, ...] of ${this.inFeatures} features per row` : fmt(this.inputShape)}`,
+        );
+      const d = x.contiguous().data;
+      if (!(d instanceof Float32Array))
+        throw new TypeError(`${fn}: x is ${x.dtype}, expected float32`);
+      input = d;
+    } else if (x instanceof Float32Array) {
+      if (x.length !== this.batch * this.inFeatures)
+        throw new RangeError(
+          `${fn}: x has ${x.length} values, expected batch x inFeatures = ${this.batch} x ${this.inFeatures} = ${this.batch * this.inFeatures}`,
+        );
+      input = x;
+    } else throw new TypeError(`${fn}: x must be a Float32Array or a float32 Tensor`);
+    const n = this.batch;
+    let cur = input;
+    for (const s of this.program) {
+      if (s.kind === "relu") {
+        if (cur !== s.out) s.out.set(cur);
+        biasReluEpilogue(s.out, null, n, s.width, true);
+      } else if (s.kind === "dense") {
+        const l = s.layer as Linear;
+        const w = l.weight.data.data as Float32Array;
+        matmulTransB(cur, w, n, s.inF, s.outF, s.out, this.options);
+        biasReluEpilogue(s.out, biasOf(l), n, s.outF, s.relu);
+      } else {
+        const l = s.layer as BsrLinear;
+        const opts = this.options === undefined ? { out: s.out } : { out: s.out, pool: this.pool };
+        (l.weight as BsrMatrix<Float32Array>).rmatmulTranspose(cur, n, opts);
+        biasReluEpilogue(s.out, biasOf(l), n, s.outF, s.relu);
+      }
+      cur = s.out;
+    }
+    return this.output;
+  }
+}
+
+const biasOf = (l: Linear | BsrLinear): Float32Array | null =>
+  l.bias === null ? null : (l.bias.data.data as Float32Array);
+
+/**
+ * Compiles `model` (a Sequential, possibly nested, of Linear, BsrLinear, ReLU and Flatten, in
+ * eval mode or not: none of them differ) for `batch` rows on `pool`. A ReLU right after a
+ * Linear or BsrLinear runs in that layer's epilogue; Flatten moves no data (the plan's
+ * activations are [batch, features] arrays). Throws naming the first module it cannot plan.
+ */
+export function planInference(model: Module, options: InferencePlanOptions): InferencePlan {
+  const fn = "planInference";
+  if (!(model instanceof Module)) throw new TypeError(`${fn}: model must be an nn Module`);
+  const batch = options?.batch;
+  if (!Number.isSafeInteger(batch) || batch < 1)
+    throw new RangeError(`${fn}: options.batch must be a positive integer, got ${String(batch)}`);
+  const program: Step[] = [];
+  let width: number | null = null;
+  let inFeatures: number | null = null;
+  let flattens = false;
+  for (const [path, m] of leaves(fn, model, "")) {
+    if (m instanceof Flatten) {
+      // Only a Flatten before any layer changes what the input may look like.
+      if (width === null) flattens = true;
+      continue;
+    }
+    if (m instanceof ReLU) {
+      if (width === null)
+        throw new Error(
+          `${fn}: ReLU "${path}" comes before any Linear or BsrLinear; the plan cannot know its width`,
+        );
+      const prev = program[program.length - 1]!;
+      if (prev.kind !== "relu" && !prev.relu) {
+        prev.relu = true;
+        prev.modules += `+${path}`;
+      } else program.push({ kind: "relu", width, out: prev.out, modules: path });
+      continue;
+    }
+    let kind: "dense" | "bsr";
+    let inF: number;
+    let outF: number;
+    if (m instanceof Linear) {
+      kind = "dense";
+      inF = m.inFeatures;
+      outF = m.outFeatures;
+      float32(fn, path, "the weight", m.weight.data.data);
+    } else if (m instanceof BsrLinear) {
+      kind = "bsr";
+      inF = m.inFeatures;
+      outF = m.outFeatures;
+      float32(fn, path, "the weight", m.weight.data);
+    } else
+      throw new Error(
+        `${fn}: cannot plan module "${path}" (${m.constructor.name}); a plan runs Linear, BsrLinear, ReLU and Flatten inside Sequential models`,
+      );
+    if (m.bias !== null) float32(fn, path, "the bias", m.bias.data.data);
+    if (width !== null && inF !== width)
+      throw new RangeError(
+        `${fn}: "${path}" takes ${inF} features but the layer before gives ${width}`,
+      );
+    inFeatures ??= inF;
+    program.push({
+      kind,
+      layer: m,
+      inF,
+      outF,
+      relu: false,
+      out: sharedFloat32(batch * outF),
+      modules: path,
+    });
+    width = outF;
+  }
+  if (inFeatures === null)
+    throw new Error(`${fn}: the model has no Linear or BsrLinear layer to plan`);
+  return new InferencePlan(batch, options.pool, program, inFeatures, flattens);
+}
