@@ -26,6 +26,7 @@ import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
 import {
   BLOCK_METHODS,
+  branchChain,
   parseLateBudget,
   runChain,
   type BlockMethod,
@@ -88,6 +89,11 @@ const program = addSweepOptions(
       (v: string) => parseLateBudget("--ft-late", v),
     )
     .option(
+      "--branch-from <dirs>",
+      "with --ft-late: start each chain from the finished plain chain of the same key in these block-sweep output directories (comma-separated), copying its rounds before the late budget (same numbers, fewer epochs)",
+      list("--branch-from", (v: string) => v),
+    )
+    .option(
       "--ft-lr <x>",
       "fine-tuning Adam learning rate (cosine within a round)",
       positiveNumber("--ft-lr"),
@@ -121,6 +127,7 @@ interface Options {
   rateOutput: number;
   ftEpochs: number;
   ftLate?: { fromRound: number; epochs: number };
+  branchFrom?: string[];
   ftLr: number;
   denseEpochs: number;
   dataDir?: string;
@@ -169,6 +176,10 @@ await runMain("block-sweep", async () => {
     throw new Error(
       `--ft-late: its round (${o.ftLate.fromRound}) is past the last round (--rounds ${o.rounds}); expected 1..${o.rounds}`,
     );
+  if (o.branchFrom !== undefined && o.ftLate === undefined)
+    throw new Error(
+      "--branch-from: only with --ft-late (a plain chain has nothing to branch from)",
+    );
   const root = findWorkspaceRoot(process.cwd()) ?? process.cwd();
   const { out, shard } = resolveSweepCli(o, join(root, "results", "block-sweep"));
   const configs = sweepConfigs(o);
@@ -189,12 +200,22 @@ await runMain("block-sweep", async () => {
           ctx.progress(`dense model ${c.dense.epochs} epochs -> ${denseDir}`);
           return runTraining({ config: c.dense, train, test, dir: denseDir, pool }).model;
         };
+        const dir = join(out, "chains", sweepKey(c));
+        for (const from of o.branchFrom ?? []) {
+          const { late: _late, ...plainFineTune } = c.fineTune;
+          const plainDir = join(from, "chains", sweepKey({ ...c, fineTune: plainFineTune }));
+          const copied = branchChain(c, plainDir, dir);
+          if (copied > 0) {
+            ctx.progress(`rounds 1-${copied} copied from ${plainDir}`);
+            break;
+          }
+        }
         return runChain(c, {
           train,
           test,
           denseModel: dense,
           freshModel: () => lenet300100({ generator: new Generator(0) }),
-          dir: join(out, "chains", sweepKey(c)),
+          dir,
           pool,
           progress: ctx.progress,
         });

@@ -8,7 +8,7 @@
 // A chain checkpoints after every round (model + masks in torch.nn.utils.prune naming, and
 // the rows so far), so a killed chain resumes at the round it was in. The same function
 // serves the sweep (experiments/block-sweep.ts) and the main job (experiments/start.ts).
-import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Generator } from "@tessera/tensor";
 import type { MatrixPool } from "@tessera/matrix";
@@ -18,6 +18,7 @@ import {
   cosineLr,
   evaluate,
   fit,
+  loadSafetensors,
   type Dataset,
   type Module,
   type ProgressReporter,
@@ -279,4 +280,39 @@ export function runChain(config: ChainConfig, io: ChainIo): ChainResult {
 /** Path of round r's checkpoint in a chain directory (for the speed experiment). */
 export function chainCheckpoint(dir: string, round: number): string {
   return join(dir, roundFile(round));
+}
+
+/**
+ * Starts a late-budget chain (config.fineTune.late) from a finished plain chain's rounds: the
+ * rounds before the late budget's first are the plain protocol, and a chain resumed from round
+ * checkpoints gives the numbers of an uninterrupted one (tested), so copying them saves their
+ * epochs without changing a number. Copies round checkpoints 1..fromRound-1 and their rows
+ * from `plainDir` into `dir` (only when `dir` holds no rows yet), after checking that the plain
+ * chain's stored config is this config without `late`. Returns the number of rounds copied (0
+ * when `dir` already has rows or the plain chain has not reached fromRound-1).
+ */
+export function branchChain(config: ChainConfig, plainDir: string, dir: string): number {
+  const late = config.fineTune.late;
+  if (late === undefined)
+    throw new Error("branchChain: config.fineTune.late is not set; only a late budget branches");
+  if (resumePoint(dir)?.rows.length) return 0;
+  const plain = resumePoint(plainDir);
+  const upto = late.fromRound - 1;
+  if (plain === null || plain.rows.length < upto || upto === 0) return 0;
+  const { late: _late, ...plainFineTune } = config.fineTune;
+  const expected = JSON.stringify({ ...config, fineTune: plainFineTune });
+  const path = join(plainDir, roundFile(upto));
+  const stored = loadSafetensors(path).metadata.config;
+  if (stored === undefined || JSON.stringify(JSON.parse(stored)) !== expected)
+    throw new Error(
+      `branchChain: ${path} was written by config ${stored ?? "(none)"}, expected ${expected}`,
+    );
+  mkdirSync(dir, { recursive: true });
+  for (let r = 1; r <= upto; r++)
+    copyFileSync(join(plainDir, roundFile(r)), join(dir, roundFile(r)));
+  writeJson(join(dir, ROWS_FILE), {
+    denseAccuracy: plain.denseAccuracy,
+    rows: plain.rows.slice(0, upto),
+  });
+  return upto;
 }

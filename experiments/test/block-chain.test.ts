@@ -4,15 +4,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { lenet300100, type Module } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
 import { loadPruned } from "@tessera/pruning";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import {
-  copyFileSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import {
+  branchChain,
   chainCheckpoint,
   fineTuneEpochs,
   parseLateBudget,
@@ -120,20 +114,23 @@ describe("runChain", () => {
     // Round 3 trains twice as long: a different model.
     expect(longer.rounds[2]!.trainLossFineTuned).not.toBe(plain.rounds[2]!.trainLossFineTuned);
 
-    // Rounds 1-2 of the plain chain (checkpoints + rows) continued under the late budget give
-    // the late chain's numbers: the sweep may branch a late budget off finished chains.
+    // branchChain copies rounds 1-2 of the plain chain (checkpoints + rows); continued under
+    // the late budget they give the late chain's numbers.
     const branch = fresh();
-    for (const r of [1, 2]) copyFileSync(chainCheckpoint(plainDir, r), chainCheckpoint(branch, r));
-    const saved = JSON.parse(readFileSync(join(plainDir, "rounds.json"), "utf8")) as {
-      denseAccuracy: number;
-      rows: unknown[];
-    };
-    writeFileSync(
-      join(branch, "rounds.json"),
-      JSON.stringify({ ...saved, rows: saved.rows.slice(0, 2) }),
-    );
+    expect(branchChain(config({ fineTune: late }), plainDir, branch)).toBe(2);
+    expect(readdirSync(branch).sort()).toEqual([
+      "round-01.safetensors",
+      "round-02.safetensors",
+      "rounds.json",
+    ]);
     const branched = runChain(config({ fineTune: late }), io(branch));
     expect(strip(branched.rounds)).toEqual(strip(longer.rounds));
+    // A directory with rows is left alone; a plain chain of another config is refused.
+    expect(branchChain(config({ fineTune: late }), plainDir, branch)).toBe(0);
+    expect(() => branchChain(config({ seed: 4, fineTune: late }), plainDir, fresh())).toThrow(
+      /branchChain: .*round-02.safetensors was written by config .*"seed":3.*expected .*"seed":4/,
+    );
+    expect(() => branchChain(config(), plainDir, fresh())).toThrow(/late is not set/);
   });
 
   it("parses a late budget and names the option when it cannot", () => {
