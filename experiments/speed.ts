@@ -1,6 +1,9 @@
 // The speed experiment (issue 11, section 3): for every point of a block sweep, the whole
 // pruned LeNet-300-100 timed as dense (masked), BSR and CSR at batch 1 and 128 with 1 and 2
 // threads, and a fine-tuning epoch sparse (BsrLinear + Adam) vs dense (masked Linear + Adam).
+// Inference is timed twice in the same reps: the models' forward, and each model through an
+// inference plan (@tessera/pruning planInference: owned buffers, bias and ReLU fused into one
+// pass after each product), on which the issue's inference target is judged.
 // All ratios come from one run, variants alternating rep by rep. It is a sweep itself: one
 // point per (chain, round), resumable and shardable like the block sweep.
 //

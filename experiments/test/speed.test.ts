@@ -200,6 +200,17 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
             for (const s of Object.values(i.cpuSeconds!)) expect(s).toBeGreaterThan(0);
             expect(i.cpuSpeedup!.bsr).toBeCloseTo(i.cpuSeconds!.dense / i.cpuSeconds!.bsr, 12);
             expect(i.cpuSpeedup!.csr).toBeCloseTo(i.cpuSeconds!.dense / i.cpuSeconds!.csr, 12);
+            // The plans, timed in the same reps, compute the modules' bits.
+            const plan = i.plan!;
+            for (const s of Object.values(plan.seconds)) expect(s).toBeGreaterThan(0);
+            for (const s of Object.values(plan.cpuSeconds)) expect(s).toBeGreaterThan(0);
+            expect(plan.speedup.bsr).toBeCloseTo(plan.seconds.dense / plan.seconds.bsr, 12);
+            expect(plan.speedup.csr).toBeCloseTo(plan.seconds.dense / plan.seconds.csr, 12);
+            expect(plan.cpuSpeedup.bsr).toBeCloseTo(
+              plan.cpuSeconds.dense / plan.cpuSeconds.bsr,
+              12,
+            );
+            expect(plan.maxAbsDiff).toEqual({ dense: 0, bsr: 0, csr: 0 });
           }
           expect(r.training).toMatchObject({
             steps: 5,
@@ -246,7 +257,8 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
         // No batch-128 point in this run: no chart drawn from nothing.
         expect(existsSync(join(out, "inference-batch128.svg"))).toBe(false);
         expect(report.markdown).toContain(machine.cpu);
-        expect(report.markdown).toContain("| BSR cpu ratio | CSR cpu ratio |");
+        expect(report.markdown).toContain("| BSR cpu ratio | CSR cpu ratio | plan dense ms |");
+        expect(report.markdown).toContain("the targets are judged on the plans");
         expect(report.markdown).toContain("sum of both threads");
         expect(report.markdown).toMatch(
           /4x4 BSR inference, batch 128, any thread\(s\).*not measured/,
@@ -276,6 +288,13 @@ describe("speedTable", () => {
               ? {
                   cpuSeconds: { dense: 0.012, bsr: 0.003, csr: 0.004 },
                   cpuSpeedup: { bsr: 4, csr: 3 },
+                  plan: {
+                    seconds: { dense: 0.005, bsr: 0.001, csr: 0.0025 },
+                    speedup: { bsr: 5, csr: 2 },
+                    cpuSeconds: { dense: 0.01, bsr: 0.002, csr: 0.004 },
+                    cpuSpeedup: { bsr: 5, csr: 2.5 },
+                    maxAbsDiff: { dense: 0, bsr: 0, csr: 0 },
+                  },
                 }
               : {}),
           },
@@ -293,13 +312,13 @@ describe("speedTable", () => {
       },
     }) as unknown as SpeedPointResult;
 
-  it("puts the CPU-time ratios beside the wall-clock ones, and '-' for points timed without them", () => {
+  it("puts the CPU-time ratios and the plans' times beside the modules', and '-' for points timed without them", () => {
     const rows = speedTable([point(true), point(false)])
       .split("\n")
       .filter((l) => l.startsWith("| m-b4"));
     expect(rows).toEqual([
-      "| m-b4-magnitude-s1 | 10 | 10.8% | 128 | 2 | 6.000 | 2.000 | 3.000 | 3.00x | 2.00x | 4.00x | 3.00x |",
-      "| m-b4-magnitude-s1 | 10 | 10.8% | 128 | 2 | 6.000 | 2.000 | 3.000 | 3.00x | 2.00x | - | - |",
+      "| m-b4-magnitude-s1 | 10 | 10.8% | 128 | 2 | 6.000 | 2.000 | 3.000 | 3.00x | 2.00x | 4.00x | 3.00x | 5.000 | 1.000 | 2.500 | 5.00x | 2.00x | 5.00x | 2.50x |",
+      "| m-b4-magnitude-s1 | 10 | 10.8% | 128 | 2 | 6.000 | 2.000 | 3.000 | 3.00x | 2.00x | - | - | - | - | - | - | - | - | - |",
       "| m-b4-magnitude-s1 | 10 | 10.8% | 2 | full epoch (469 steps) | 6.00 | 2.00 | 3.00x | 3.50x |",
       "| m-b4-magnitude-s1 | 10 | 10.8% | 2 | full epoch (469 steps) | 6.00 | 2.00 | 3.00x | - |",
     ]);
@@ -313,6 +332,7 @@ describe("checkTargets", () => {
     density: number,
     b128: number[],
     train: number,
+    planned?: number[],
   ) =>
     ({
       config: { chain, blockSize, round: 1 },
@@ -322,6 +342,7 @@ describe("checkTargets", () => {
           batch: 128,
           threads: k + 1,
           speedup: { bsr: speedup },
+          ...(planned === undefined ? {} : { plan: { speedup: { bsr: planned[k] } } }),
         })),
         training: { speedup: train, fullEpoch: true, steps: 469, stepsPerEpoch: 469 },
       },
@@ -342,6 +363,18 @@ describe("checkTargets", () => {
     expect(checks[1]!.ratio).toBeCloseTo(0.8, 12);
     expect(checks[2]!.ratio).toBeCloseTo(0.8, 12);
     expect(targetsTable(checks)).toMatch(/\| NO: 4\.00x is 20% short of 5\.00x \|/);
+  });
+
+  it("judges inference on the plans where the point timed them, and says which it used", () => {
+    const checks = checkTargets([point("m-b4-magnitude-s1", 4, 0.108, [3, 2], 2.4, [5.5, 4.5])]);
+    expect(checks.map((c) => [c.target.includes("(inference plans)"), c.measured, c.met])).toEqual([
+      [true, 5.5, true],
+      [true, 4.5, false],
+      [false, 2.4, false],
+    ]);
+    const old = checkTargets([point("m-b4-magnitude-s1", 4, 0.108, [3, 2], 2.4)]);
+    expect(old[0]!.target).toContain("(module forward)");
+    expect(old[0]!.measured).toBe(3);
   });
 
   it("does not judge a target on a point far from 10% density", () => {
