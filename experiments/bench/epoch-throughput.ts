@@ -6,6 +6,7 @@
 // with the same model, loss, optimizer and batch. Beside the wall clock, each row has the CPU
 // seconds of its process (user + system, all threads; for PyTorch time.process_time()), scaled
 // the same way: on a machine shared with other jobs the CPU time is the steadier figure.
+// With TESSERA_WASM_FMA=1 the wasm rows run the fused micro-kernel and are labelled `wasm+fma`.
 //   pnpm tsx experiments/bench/epoch-throughput.ts [--kernels asm,wasm] [--tfjs-steps N] [--no-tfjs] [--no-torch]
 //   pnpm tsx experiments/bench/epoch-throughput.ts --model lenet5 --images 10000 --no-tfjs
 //   pnpm tsx experiments/bench/epoch-throughput.ts --model small-cnn --steps 50 --no-tfjs
@@ -19,7 +20,7 @@ import { join } from "node:path";
 import { loadDataset } from "@tessera/mnist-dataset-loader";
 import { Adam, arrayDataset, fit, lenet300100, lenet5, smallCnn } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
-import { createPool } from "@tessera/matrix";
+import { createPool, wasmFmaFromEnv } from "@tessera/matrix";
 import type { KernelPath } from "@tessera/matrix";
 import { setMatrixPool } from "@tessera/autograd";
 import { NORMALIZE } from "../src/data.ts";
@@ -209,9 +210,12 @@ await runMain("epoch-throughput", async () => {
     .join(", ");
   // Tessera first, then the peers (see tfjs() for why the order matters).
   const rows: [string, Timed | string][] = [];
+  // TESSERA_WASM_FMA=1 (process-wide) makes the wasm rows run the fused micro-kernel: say so.
+  const fma = wasmFmaFromEnv(process.env);
   for (const k of kernelPaths as KernelPath[]) {
-    rows.push([`Tessera \`${k}\`, 1 thread`, await tessera(1, k)]);
-    rows.push([`Tessera \`${k}\`, 2 threads (caller + 1 worker)`, await tessera(2, k)]);
+    const label = k === "wasm" && fma ? "wasm+fma" : k;
+    rows.push([`Tessera \`${label}\`, 1 thread`, await tessera(1, k)]);
+    rows.push([`Tessera \`${label}\`, 2 threads (caller + 1 worker)`, await tessera(2, k)]);
   }
   if (o.torch) {
     const dir = mkdtempSync(join(tmpdir(), "tessera-epoch-"));

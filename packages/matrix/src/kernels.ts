@@ -39,3 +39,26 @@ export function resolveKernels(
   checkKernelPath(`${fn}: options.kernels`, kernels);
   return kernels;
 }
+
+/**
+ * Whether the WebAssembly GEMM micro-kernel uses relaxed SIMD's fused multiply-add
+ * (TESSERA_WASM_FMA=1 in `env`; "0", "" or unset: separate multiply and add). An option beside
+ * the `wasm` path rather than a third path: only the micro-kernel's rounding changes (every
+ * kernel choice, pool job and recorded `kernels` field stays "wasm"), so results computed with
+ * it must say so where they are recorded (the benchmarks print "wasm+fma").
+ */
+export function wasmFmaFromEnv(env: Record<string, string | undefined>): boolean {
+  const v = env.TESSERA_WASM_FMA;
+  if (v === undefined || v === "" || v === "0") return false;
+  if (v === "1") return true;
+  throw new RangeError(`TESSERA_WASM_FMA must be "1" or "0", got ${JSON.stringify(v)}`);
+}
+
+let fmaFromProcess: boolean | undefined;
+/**
+ * The process default: TESSERA_WASM_FMA, read once. Read in every thread (workers inherit the
+ * environment), so a pool's workers run the same micro-kernel as its caller.
+ */
+export function defaultWasmFma(): boolean {
+  return (fmaFromProcess ??= wasmFmaFromEnv(process.env));
+}

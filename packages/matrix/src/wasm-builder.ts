@@ -7,6 +7,7 @@
 // kernel generator reads like the wasm text format, and an opcode is written in one place.
 // Binary format: https://webassembly.github.io/spec/core/binary/ (SIMD: opcode prefix 0xfd,
 // then the SIMD opcode as an unsigned LEB128).
+import { setFlagsFromString } from "node:v8";
 
 /** Value types (binary encodings). */
 export const I32 = 0x7f;
@@ -190,6 +191,9 @@ export class Code {
   f32Store(offset = 0): this {
     return this.op(0x38, ...this.mem(2, offset));
   }
+  f32Const(v: number): this {
+    return this.op(0x43, ...new Uint8Array(new Float32Array([v]).buffer));
+  }
   f32Add(): this {
     return this.op(0x92);
   }
@@ -215,6 +219,9 @@ export class Code {
   v128Zero(): this {
     return this.simd(0x0c, ...new Array<number>(16).fill(0));
   }
+  f32x4ExtractLane(lane: number): this {
+    return this.simd(0x1f, lane);
+  }
   f32x4Splat(): this {
     return this.simd(0x13);
   }
@@ -223,6 +230,14 @@ export class Code {
   }
   f32x4Mul(): this {
     return this.simd(0xe6);
+  }
+  /**
+   * Relaxed SIMD's f32x4.relaxed_madd: pops a, b, c and pushes a·b + c, fused (one rounding) or
+   * not as the engine chooses; V8 on x64 with FMA3 fuses it (vfmadd). Modules using it validate
+   * only where relaxed SIMD is enabled (see enableRelaxedSimd).
+   */
+  f32x4RelaxedMadd(): this {
+    return this.simd(0x105);
   }
   f32x4Max(): this {
     return this.simd(0xe9);
@@ -341,6 +356,47 @@ function simdProbe(): Uint8Array<ArrayBuffer> {
 /** True when this engine validates WebAssembly SIMD (128-bit) modules. */
 export function hasWasmSimd(): boolean {
   return typeof WebAssembly === "object" && WebAssembly.validate(simdProbe());
+}
+
+/**
+ * The smallest module using relaxed_madd: f() returns lane 0 of (1+2^-23)·(1-2^-23) + (-1), which
+ * is -2^-46 when the engine fuses the multiply-add and 0 when it rounds the product first.
+ */
+export function relaxedProbe(): Uint8Array<ArrayBuffer> {
+  const a = 1 + 2 ** -23;
+  const b = 1 - 2 ** -23;
+  return new ModuleBuilder()
+    .func("f", [], [F32], (c) => {
+      const v = c.local(V128);
+      for (const x of [a, b, -1]) c.f32Const(x).f32x4Splat();
+      c.f32x4RelaxedMadd().set(v);
+      c.get(v).f32x4ExtractLane(0);
+    })
+    .build();
+}
+
+/** True when this engine validates relaxed SIMD (it is behind a flag in Node 20's V8 11.3). */
+export function hasRelaxedSimd(): boolean {
+  return typeof WebAssembly === "object" && WebAssembly.validate(relaxedProbe());
+}
+
+/**
+ * Turns on relaxed SIMD where V8 has it behind --experimental-wasm-relaxed-simd (Node 20): the
+ * flag is set with v8.setFlagsFromString, which node also refuses in NODE_OPTIONS. V8 flags are
+ * per process, so worker threads (already running or not) see it too; modules compiled before
+ * are unaffected (measured on Node 20.20.2 / V8 11.3.244.8, docs/benchmarks/epoch-profile.md).
+ * Returns whether relaxed_madd fuses (true on x64 with FMA3). Throws, naming `what`, when the
+ * engine still refuses relaxed SIMD.
+ */
+export function enableRelaxedSimd(what: string): boolean {
+  if (!hasRelaxedSimd()) setFlagsFromString("--experimental-wasm-relaxed-simd");
+  if (!hasRelaxedSimd())
+    throw new Error(
+      `${what}: this engine does not support WebAssembly relaxed SIMD (f32x4.relaxed_madd), ` +
+        `even with --experimental-wasm-relaxed-simd; unset TESSERA_WASM_FMA to use the unfused kernels`,
+    );
+  const probe = new WebAssembly.Instance(new WebAssembly.Module(relaxedProbe()));
+  return (probe.exports.f as () => number)() !== 0;
 }
 
 /**

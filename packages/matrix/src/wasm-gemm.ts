@@ -3,9 +3,10 @@
 // Same Goto-style loop nest as gemm.ts (pack panels, multiply cache blocks, store or add each
 // block into C), but the panels are float32 in a WebAssembly memory and the micro-kernel keeps
 // an MR x NR tile of C in f32x4 registers: per k step it loads NR/4 vectors of B, and for each
-// of the MR rows splats one value of A and does NR/4 multiply-adds (mul, then add: relaxed
-// SIMD's fused multiply-add is not enabled in Node 20's V8). The tile sizes live in WASM_TILE
-// only: the kernel, the packers, the blocking and the pool's chunking all derive from it.
+// of the MR rows splats one value of A and does NR/4 multiply-adds: f32x4.mul then f32x4.add by
+// default, or relaxed SIMD's f32x4.relaxed_madd with TESSERA_WASM_FMA=1 (fused on x64 with FMA3;
+// Node 20's V8 has it behind a flag that enableRelaxedSimd sets). The tile sizes live in
+// WASM_TILE only: the kernel, the packers, the blocking and the pool's chunking all derive from it.
 //
 // Numerics: each C element is a float32 sum over p in order within a k-block (KC long), added
 // to C after each k-block. A lane is one element of C, so the sum never depends on which rows or
@@ -16,7 +17,8 @@
 // (SharedArrayBuffer-backed), laid out as per-thread scratch regions (A block, B block, C block)
 // followed, in a pool's memory, by whole-operand panels that every thread's kernel reads in
 // place. Without a pool each thread uses a small memory of its own (one scratch region).
-import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
+import { I32, ModuleBuilder, V128, compileModule, enableRelaxedSimd } from "./wasm-builder.ts";
+import { defaultWasmFma } from "./kernels.ts";
 import type { Code } from "./wasm-builder.ts";
 import type { FloatArray, Trans } from "./types.ts";
 import { packerFor } from "./pack.ts";
@@ -44,10 +46,14 @@ const PAGE = 1 << 16;
 /** The memory's declared maximum (1 GiB): a pool packs larger products chunk by chunk instead. */
 export const MAX_PAGES = 1 << 14;
 
-/** A register tile: mr rows of A by nr columns of B, nr a multiple of 4. */
+/**
+ * A register tile: mr rows of A by nr columns of B, nr a multiple of 4; `fma` makes each
+ * multiply-add one f32x4.relaxed_madd instead of f32x4.mul then f32x4.add.
+ */
 export interface GemmTile {
   readonly mr: number;
   readonly nr: number;
+  readonly fma?: boolean;
 }
 
 /**
@@ -58,7 +64,7 @@ export interface GemmTile {
  * same rounding as adding the block into C afterwards). m, n are positive multiples of MR, NR
  * and kc >= 1.
  */
-function emitBlock(c: Code, { mr: MR, nr: NR }: GemmTile): void {
+function emitBlock(c: Code, { mr: MR, nr: NR, fma = false }: GemmTile): void {
   const [aOff, bOff, cOff, m, n, kc, add] = c.paramTuple(7);
   const i = c.local(I32);
   const j = c.local(I32);
@@ -101,7 +107,8 @@ function emitBlock(c: Code, { mr: MR, nr: NR }: GemmTile): void {
             .v128Load32Splat(4 * r)
             .set(av);
           for (let q = 0; q < NR / 4; q++)
-            c.get(acc[r]![q]!).get(av).get(bv[q]!).f32x4Mul().f32x4Add().set(acc[r]![q]!);
+            if (fma) c.get(av).get(bv[q]!).get(acc[r]![q]!).f32x4RelaxedMadd().set(acc[r]![q]!);
+            else c.get(acc[r]![q]!).get(av).get(bv[q]!).f32x4Mul().f32x4Add().set(acc[r]![q]!);
         }
         c.get(a)
           .i32Const(4 * MR)
@@ -153,9 +160,12 @@ export function gemmKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuf
     .build();
 }
 
-let compiled: WebAssembly.Module | undefined;
-function kernelModule(): WebAssembly.Module {
-  return (compiled ??= compileModule("matrix wasm GEMM kernel", gemmKernelBytes()));
+// The compiled kernel of each variant (index: fma ? 1 : 0), compiled on first use in each thread.
+const compiled: (WebAssembly.Module | undefined)[] = [undefined, undefined];
+function kernelModule(fma: boolean): WebAssembly.Module {
+  const what = fma ? "matrix wasm GEMM kernel (TESSERA_WASM_FMA)" : "matrix wasm GEMM kernel";
+  if (fma) enableRelaxedSimd(what);
+  return (compiled[fma ? 1 : 0] ??= compileModule(what, gemmKernelBytes({ ...WASM_TILE, fma })));
 }
 
 /** A shared WebAssembly memory the kernels accept, of at least `bytes`. */
@@ -169,8 +179,9 @@ export function createKernelMemory(bytes: number): WebAssembly.Memory {
 }
 
 /**
- * One thread's kernel on a memory: its scratch region starts at byte `scratchAt`. The float32
- * view is rebuilt when the memory has grown (another thread may have grown a shared memory).
+ * One thread's kernel on a memory: its scratch region starts at byte `scratchAt`; `fma` picks
+ * the fused micro-kernel (default: TESSERA_WASM_FMA). The float32 view is rebuilt when the
+ * memory has grown (another thread may have grown a shared memory).
  */
 export class WasmThread {
   readonly block: (
@@ -187,8 +198,9 @@ export class WasmThread {
   constructor(
     readonly memory: WebAssembly.Memory,
     readonly scratchAt: number,
+    readonly fma: boolean = defaultWasmFma(),
   ) {
-    const instance = new WebAssembly.Instance(kernelModule(), { env: { memory } });
+    const instance = new WebAssembly.Instance(kernelModule(fma), { env: { memory } });
     this.block = instance.exports.block as WasmThread["block"];
     this.view = new Float32Array(memory.buffer);
   }

@@ -15,7 +15,14 @@ import {
   sharedFloat32,
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
-import { I32, ModuleBuilder, compileModule, sleb, uleb } from "../src/wasm-builder.ts";
+import {
+  I32,
+  ModuleBuilder,
+  compileModule,
+  enableRelaxedSimd,
+  sleb,
+  uleb,
+} from "../src/wasm-builder.ts";
 import { MAX_PAGES, createKernelMemory, gemmKernelBytes } from "../src/wasm-gemm.ts";
 import type { GemmTile } from "../src/wasm-gemm.ts";
 import {
@@ -138,14 +145,16 @@ describe("the generated GEMM block kernel", () => {
       H.subarray(cAt, cAt + m * n),
       refMatmulWithAbs(a, b, m, kc, n),
       kc,
-      `tile ${tile.mr}x${tile.nr}`,
+      `tile ${tile.mr}x${tile.nr}${tile.fma === true ? " fma" : ""}`,
     );
   }
 
   it("is correct for every tile shape it is generated for (the tile is a parameter, not a constant)", () => {
+    enableRelaxedSimd("tile test");
     const tile = fc.record({
       mr: fc.integer({ min: 1, max: 6 }),
       nr: fc.constantFrom(4, 8, 12, 16),
+      fma: fc.boolean(),
     });
     fc.assert(
       fc.property(
