@@ -2,7 +2,7 @@
 import type { FloatArray, SameFloat } from "./types.ts";
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 import { sharedInt32, sharedLike } from "./shared.ts";
-import type { SpmmArgs } from "./spmm-kernel.ts";
+import type { SpmmCall } from "./spmm-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { runSampled, runSpmm } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
@@ -19,6 +19,22 @@ export interface SparseProductOptions<T extends FloatArray = FloatArray> {
    * Float64 data always runs the JavaScript/asm.js kernels.
    */
   kernels?: KernelPath;
+}
+
+/**
+ * Options of the four products: SparseProductOptions plus an epilogue on the output, applied
+ * while the output lines are in cache (inside the asm.js kernel when it runs serially), so a
+ * Linear layer's bias and a following ReLU cost no pass of their own:
+ *   out[line, j] = relu?(out[line, j] + bias[line])
+ * where a line is an output feature (a row of A for matmul / rmatmulTranspose, a column of A
+ * for transposeMatmul / rmatmul). The sum is rounded to the output's type before the ReLU,
+ * i.e. the values of the product followed by a separate bias add and max(v, +0).
+ */
+export interface ProductOptions<T extends FloatArray = FloatArray> extends SparseProductOptions<T> {
+  /** One value per output line (same float type as the data), or null. */
+  bias?: T | null;
+  /** max(v, +0) after the bias (NaN stays NaN). */
+  relu?: boolean;
 }
 
 /** Options of the sampled product (which operand is stored transposed). */
@@ -257,22 +273,22 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
   }
 
   /** A·X: X is [cols, n] row-major; returns [rows, n]. */
-  matmul(x: T, n: number, options?: SparseProductOptions<T>): T {
+  matmul(x: T, n: number, options?: ProductOptions<T>): T {
     return this.product("matmul", false, false, x, n, options);
   }
 
   /** Aᵀ·X: X is [rows, n] row-major; returns [cols, n]. */
-  transposeMatmul(x: T, n: number, options?: SparseProductOptions<T>): T {
+  transposeMatmul(x: T, n: number, options?: ProductOptions<T>): T {
     return this.product("transposeMatmul", true, false, x, n, options);
   }
 
   /** X·A: X is [n, rows] row-major; returns [n, cols] (the input gradient of a batch-major Linear). */
-  rmatmul(x: T, n: number, options?: SparseProductOptions<T>): T {
+  rmatmul(x: T, n: number, options?: ProductOptions<T>): T {
     return this.product("rmatmul", true, true, x, n, options);
   }
 
   /** X·Aᵀ: X is [n, cols] row-major; returns [n, rows] (the forward pass of a batch-major Linear). */
-  rmatmulTranspose(x: T, n: number, options?: SparseProductOptions<T>): T {
+  rmatmulTranspose(x: T, n: number, options?: ProductOptions<T>): T {
     return this.product("rmatmulTranspose", false, true, x, n, options);
   }
 
@@ -371,7 +387,7 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
     batchMajor: boolean,
     x: T,
     n: number,
-    options?: SparseProductOptions<T>,
+    options?: ProductOptions<T>,
   ): T {
     const fn = `BsrMatrix.${name}`;
     checkDim(fn, "n", n);
@@ -395,8 +411,20 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
       );
     }
     const out: T = given ?? allocLike(x, outer * n);
+    const bias = options?.bias ?? null;
+    if (bias !== null) {
+      checkFloatArray(fn, "options.bias", bias);
+      checkSameType(fn, "options.bias", this.data, bias);
+      if (bias.length !== outer)
+        throw new RangeError(
+          `${fn}: options.bias has ${bias.length} values, expected one per output line = ${outer}`,
+        );
+    }
+    const relu = options?.relu;
+    if (relu !== undefined && typeof relu !== "boolean")
+      throw new TypeError(`${fn}: options.relu must be a boolean, got ${typeof relu}`);
     const t = viaColumns ? this.transposedIndex() : undefined;
-    const args: SpmmArgs = {
+    const args: SpmmCall = {
       ptr: t?.ptr ?? this.indptr,
       idx: t?.idx ?? this.indices,
       ids: t?.ids ?? identityOf(this.nnzBlocks),
@@ -415,6 +443,8 @@ export class BsrMatrix<T extends FloatArray = Float32Array> {
       soo: batchMajor ? 1 : n,
       soj: batchMajor ? outer : 1,
       n,
+      bias,
+      relu: relu === true,
     };
     const path = resolveKernels(fn, options?.kernels, options?.pool);
     runSpmm(args, viaColumns ? this.blockCols : this.blockRows, options?.pool, path);

@@ -1,8 +1,8 @@
 // Serial-or-pool dispatch: decides whether a product is worth splitting and cuts it into chunks
 // of equal multiply-add count, which the caller and the workers take from a shared counter. Any split gives bitwise the same result
 // because each output element is computed whole, by one thread, in a fixed order.
-import type { SpmmArgs } from "./spmm-kernel.ts";
-import { spmmRange } from "./spmm-kernel.ts";
+import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
+import { hasEpilogue, spmmEpilogue, spmmRange, withoutEpilogue } from "./spmm-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import { gemmRange, packedLengths, panelCounts } from "./gemm.ts";
@@ -282,17 +282,34 @@ function repackingChunks(
  * balanced. On the "wasm" path (float32 data) the product is staged in kernel memory: this
  * thread's own without a pool, else the pool's shared memory, which every thread's kernel reads
  * in place, each writing its own output lines there; the caller copies them out once.
+ * An epilogue (args.bias / args.relu) runs inside the serial asm.js kernel (bsz > 1) and the
+ * serial CSR loop; every other route runs it once over the whole output after the product.
  */
 export function runSpmm(
-  args: SpmmArgs,
+  args: SpmmCall,
   outerBlocks: number,
   pool: MatrixPool | undefined,
   path: KernelPath,
 ): void {
   const nnz = args.ptr[outerBlocks]!;
   const parallel = usePool(pool, (2 * nnz * args.bsz * args.n) / SPARSE_FLOP_DISCOUNT);
+  if (hasEpilogue(args) && (parallel || (path === "wasm" && args.data instanceof Float32Array))) {
+    runSpmmProduct(withoutEpilogue(args), outerBlocks, pool, path, parallel);
+    spmmEpilogue(args, 0, args.outerLimit, 0, args.n);
+    return;
+  }
+  runSpmmProduct(args, outerBlocks, pool, path, parallel);
+}
+
+function runSpmmProduct(
+  args: SpmmCall,
+  outerBlocks: number,
+  pool: MatrixPool | undefined,
+  path: KernelPath,
+  parallel: boolean,
+): void {
   if (path === "wasm" && args.data instanceof Float32Array) {
-    if (!parallel || outerBlocks === 0) {
+    if (!parallel || outerBlocks === 0 || pool === undefined) {
       wasmSpmmSerial(args, outerBlocks);
       return;
     }
@@ -307,7 +324,7 @@ export function runSpmm(
     unstageSpmm(args, at, buf, 0, args.outerLimit);
     return;
   }
-  if (!parallel) {
+  if (!parallel || pool === undefined) {
     spmmRange(args, 0, outerBlocks);
     return;
   }

@@ -9,7 +9,12 @@
 //   idx, ids (Int32): inner block index and block number of each slot;
 //   data (float):  the blocks (block b at element b*bsz);
 //   x    (float):  all of X, in its caller's layout (strides sxi, sxj);
-//   out  (float):  the output in its caller's layout (strides soo, soj); each chunk writes its lines.
+//   out  (float):  the output in its caller's layout (strides soo, soj); each chunk writes its lines;
+//   bias (float):  one value per output line when the epilogue adds a bias (biasAt 0: none).
+// The optional epilogue (epi 1: add bias, 2: ReLU, 3: both) runs over each outer block's lines
+// right after they are computed, while they are in cache: it reads the stored (rounded) value
+// back, adds the bias in double and stores it rounded, which is the float32 sum a separate pass
+// forms, then max(v, +0) branch-free as autograd's relu (non-finite values fixed up after).
 // Float32 and float64 versions are generated from one text (element shift 2 or 3).
 
 /** Int32 header slots (the layout both sides agree on). */
@@ -32,6 +37,8 @@ export const HEADER = {
   xAt: 15,
   outAt: 16,
   idsAt: 17,
+  biasAt: 18,
+  epi: 19,
 } as const;
 /** Bytes reserved for the header at the start of the heap. */
 export const HEADER_BYTES = 128;
@@ -41,9 +48,10 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
   var I = new stdlib.Int32Array(heap);
   var F = new stdlib.FLOAT_ARRAY(heap);
   var imul = stdlib.Math.imul;
+  var abs = stdlib.Math.abs;
   var ob = 0, ib = 0, eos = 0, eis = 0, bsz = 0, outerLimit = 0, innerLimit = 0;
   var sxi = 0, sxj = 0, soo = 0, soj = 0, n = 0;
-  var ptrAt = 0, idxAt = 0, dataAt = 0, xAt = 0, outAt = 0, idsAt = 0;
+  var ptrAt = 0, idxAt = 0, dataAt = 0, xAt = 0, outAt = 0, idsAt = 0, biasAt = 0, epiMode = 0;
 
   function readHeader() {
     ob = I[0] | 0;
@@ -64,6 +72,42 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     xAt = I[15] | 0;
     outAt = I[16] | 0;
     idsAt = I[17] | 0;
+    biasAt = I[18] | 0;
+    epiMode = I[19] | 0;
+  }
+
+  /* The epilogue over lines [line0, line0 + lines) in columns [j0, j1): bias and/or ReLU. */
+  function epilogue(line0, lines, j0, j1) {
+    line0 = line0 | 0;
+    lines = lines | 0;
+    j0 = j0 | 0;
+    j1 = j1 | 0;
+    var l = 0, j = 0, r = 0, step = 0;
+    var b = 0.0, v = 0.0, m = 0.0;
+    step = soj << SHIFT;
+    for (l = 0; (l | 0) < (lines | 0); l = (l + 1) | 0) {
+      if (epiMode & 1) b = +F[(biasAt + (((line0 + l) | 0) << SHIFT)) >> SHIFT];
+      r = (outAt + (((imul((line0 + l) | 0, soo) | 0) + (imul(j0, soj) | 0)) << SHIFT)) | 0;
+      for (j = j0; (j | 0) < (j1 | 0); j = (j + 1) | 0) {
+        v = +F[r >> SHIFT];
+        if (epiMode & 1) {
+          v = v + b;
+          if (!(epiMode & 2)) {
+            F[r >> SHIFT] = v;
+            r = (r + step) | 0;
+            continue;
+          }
+        }
+        m = (v + +abs(v)) * 0.5;
+        if (m - m != 0.0) {
+          if (v > 0.0) m = v;
+          else if (v == v) m = 0.0;
+          else m = v;
+        }
+        F[r >> SHIFT] = m;
+        r = (r + step) | 0;
+      }
+    }
   }
 
   function tile4(o, line, t, j) {
@@ -323,6 +367,7 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
         t = (t + 2) | 0;
       }
       if ((t | 0) < (lines | 0)) rows(o, (line0 + t) | 0, t, 1, j0, j1);
+      if (epiMode) epilogue(line0, lines, j0, j1);
     }
   }
 

@@ -46,11 +46,70 @@ export interface SpmmArgs {
 }
 
 /**
+ * A product's optional epilogue: add bias[line] to every output of outer line `line` (an output
+ * feature of the forward product), then, with `relu`, take max(v, +0). The serial asm.js kernel
+ * applies it to each outer block's lines right after computing them, the serial CSR loop after
+ * its range; the other routes run spmmEpilogue over the whole output after the product. Kept
+ * out of SpmmArgs, which is what a pooled job carries: a pooled product's workers never see it.
+ */
+export interface SpmmEpilogue {
+  bias?: FloatArray | null;
+  relu?: boolean;
+}
+
+/** A product's arguments with its epilogue. */
+export type SpmmCall = SpmmArgs & SpmmEpilogue;
+
+/** Whether `s` asks for an epilogue. */
+export function hasEpilogue(s: SpmmCall): boolean {
+  return (s.bias !== undefined && s.bias !== null) || s.relu === true;
+}
+
+/** `s` without its epilogue fields (what a pooled job carries). */
+export function withoutEpilogue(s: SpmmCall): SpmmArgs {
+  if (!hasEpilogue(s)) return s;
+  const { bias: _bias, relu: _relu, ...rest } = s;
+  return rest;
+}
+
+/**
+ * The epilogue of `s` over output lines [line0, line1) and columns [j0, j1), in place: the bias
+ * sum formed in double and stored rounded (the float32 sum, as autograd's linear adds its
+ * bias), then relu's branch-free max(v, +0) with its fix-up for non-finite values. The asm.js
+ * kernel's epilogue computes the same values.
+ */
+export function spmmEpilogue(
+  s: SpmmCall,
+  line0: number,
+  line1: number,
+  j0: number,
+  j1: number,
+): void {
+  const { out, soo, soj } = s;
+  const bias = s.bias ?? null;
+  const relu = s.relu === true;
+  if (bias === null && !relu) return;
+  for (let l = line0; l < line1; l++) {
+    const b = bias === null ? 0 : bias[l]!;
+    for (let j = j0, o = l * soo + j0 * soj; j < j1; j++, o += soj) {
+      const v = bias === null ? out[o]! : out[o]! + b;
+      if (!relu) {
+        out[o] = v;
+        continue;
+      }
+      let m = (v + Math.abs(v)) * 0.5;
+      if (m - m !== 0) m = v > 0 ? v : v === v ? 0 : v;
+      out[o] = m;
+    }
+  }
+}
+
+/**
  * Computes the output of outer blocks [o0, o1) in columns [j0, j1) of X and the output (the
  * batch rows of the batch-major products). Every element is the same sum in the same order
  * whichever range computes it, so a product split by lines or by columns gives the same bits.
  */
-export function spmmRange(s: SpmmArgs, o0: number, o1: number, j0 = 0, j1 = s.n): void {
+export function spmmRange(s: SpmmCall, o0: number, o1: number, j0 = 0, j1 = s.n): void {
   if (o1 <= o0 || j1 <= j0) return;
   if (s.bsz === 1) {
     // CSR (1x1 blocks): one output line, 8 columns at a time, no block bookkeeping.
@@ -60,6 +119,7 @@ export function spmmRange(s: SpmmArgs, o0: number, o1: number, j0 = 0, j1 = s.n)
       for (; j + 4 <= j1; j += 4) tile1x4(s, o, o, 0, j);
       for (; j < j1; j++) tileHx1(s, o, o, 0, 1, j);
     }
+    if (hasEpilogue(s)) spmmEpilogue(s, o0, Math.min(o1, s.outerLimit), j0, j1);
     return;
   }
   spmmRangeAsm(s, o0, o1, j0, j1);
@@ -72,7 +132,7 @@ export function spmmRange(s: SpmmArgs, o0: number, o1: number, j0 = 0, j1 = s.n)
  * a chunk of columns (the batch rows of a batch-major X, one contiguous copy), so threads that
  * split the batch copy one share of X each; each chunk then runs and copies its output out.
  */
-function spmmRangeAsm(s: SpmmArgs, o0: number, o1: number, j0: number, j1: number): void {
+function spmmRangeAsm(s: SpmmCall, o0: number, o1: number, j0: number, j1: number): void {
   const st = stageJob(s);
   stageColumns(st, s, j0, j1);
   st.kernel.run(o0, o1, j0, j1);
@@ -154,7 +214,7 @@ function heapSize(bytes: number): number {
  * Copies the job's blocks and index arrays into this thread's heap (once per job) and writes the
  * header; X follows chunk by chunk (stageColumns).
  */
-function stageJob(s: SpmmArgs): Staged {
+function stageJob(s: SpmmCall): Staged {
   if (staged !== undefined && stagedFor?.deref() === s) return staged;
   const es = s.x instanceof Float64Array ? 8 : 4;
   const { n, innerLimit, outerLimit, sxi, sxj, soo, soj, ob, bsz } = s;
@@ -170,7 +230,9 @@ function stageJob(s: SpmmArgs): Staged {
   const ptrAt = align8(dataAt + es * blocks * bsz);
   const idxAt = ptrAt + 4 * (outerBlocks + 1);
   const idsAt = idxAt + 4 * slots;
-  const need = idsAt + 4 * slots;
+  const bias = s.bias ?? null;
+  const biasAt = bias === null ? 0 : align8(idsAt + 4 * slots);
+  const need = bias === null ? idsAt + 4 * slots : biasAt + es * outerLimit;
   if (heapState === undefined || heapState.heap.byteLength < need) {
     heapState = { heap: new ArrayBuffer(heapSize(need)), kernels: {} };
   }
@@ -192,6 +254,7 @@ function stageJob(s: SpmmArgs): Staged {
   I.set(s.ptr.subarray(0, outerBlocks + 1), ptrAt >> 2);
   I.set(s.idx.subarray(0, slots), idxAt >> 2);
   I.set(s.ids.subarray(0, slots), idsAt >> 2);
+  if (bias !== null) F.set(bias.subarray(0, outerLimit) as never, biasAt / es);
   I[HEADER.ob] = ob;
   I[HEADER.ib] = s.ib;
   I[HEADER.eos] = s.eos;
@@ -210,6 +273,8 @@ function stageJob(s: SpmmArgs): Staged {
   I[HEADER.dataAt] = dataAt;
   I[HEADER.xAt] = xAt;
   I[HEADER.outAt] = outAt;
+  I[HEADER.biasAt] = biasAt;
+  I[HEADER.epi] = (bias === null ? 0 : 1) | (s.relu === true ? 2 : 0);
   staged = st;
   stagedFor = new WeakRef(s);
   return st;

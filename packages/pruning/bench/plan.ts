@@ -1,6 +1,7 @@
 // The whole pruned LeNet-300-100 forward at one batch size: the modules' forward under noGrad
 // (fresh arrays for every product, bias and ReLU) against an InferencePlan (owned buffers, bias
-// and ReLU in the product's epilogue), dense (masked Linear) and BSR (toBsr), on 1 and 2
+// and ReLU in the product's epilogue; for BSR also as a separate pass after the product),
+// dense (masked Linear) and BSR (toBsr), on 1 and 2
 // threads. Variants alternate rep by rep; wall-clock fastest and median reps, CPU median
 // (process.cpuUsage(): every thread of the process), and minor page faults per call
 // (/proc/self/stat). The input is a seeded uniform [0, 1) batch (the products' cost does not
@@ -17,6 +18,7 @@ import { createPool, type MatrixPool } from "@tessera/matrix";
 import { lenet300100, type Module } from "@tessera/nn";
 import { Generator, rand } from "@tessera/tensor";
 import { biasReluEpilogue, loadPruned, planInference, toBsr } from "../src/index.ts";
+import type { InferencePlan } from "../src/index.ts";
 
 const checkpoint =
   (process.argv[2] || undefined) ??
@@ -54,6 +56,10 @@ interface Row {
   faults: number[];
 }
 
+const runner = (p: InferencePlan) => () => {
+  p.run(x);
+};
+
 function timeAll(label: string, pool: MatrixPool | undefined): Row[] {
   setMatrixPool(pool);
   // The epilogues alone (fc1's and fc2's bias + ReLU over the batch): what fusing them into the
@@ -71,21 +77,10 @@ function timeAll(label: string, pool: MatrixPool | undefined): Row[] {
       },
     ],
     ["dense module", () => noGrad(() => dense.forward(input))],
-    [
-      "dense plan",
-      (
-        (p) => () =>
-          p.run(x)
-      )(planInference(dense, { batch, pool })),
-    ],
+    ["dense plan", runner(planInference(dense, { batch, pool }))],
     ["BSR module", () => noGrad(() => bsr.forward(input))],
-    [
-      "BSR plan",
-      (
-        (p) => () =>
-          p.run(x)
-      )(planInference(bsr, { batch, pool })),
-    ],
+    ["BSR plan", runner(planInference(bsr, { batch, pool }))],
+    ["BSR plan, epilogue as a pass", runner(planInference(bsr, { batch, pool, epilogue: "pass" }))],
   ];
   const inner = Math.max(1, Math.round(256 / batch));
   const rows = tasks.map(
@@ -126,7 +121,7 @@ console.log(
 console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const r of all) {
   const denseRow = all.find(
-    (d) => d.threads === r.threads && d.name === r.name.replace("BSR", "dense"),
+    (d) => d.threads === r.threads && d.name === r.name.replace("BSR", "dense").split(",")[0],
   )!;
   const isBsr = r.name.startsWith("BSR");
   if (r.name.startsWith("epilogue") && r.threads !== "1") continue;

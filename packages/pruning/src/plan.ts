@@ -1,7 +1,10 @@
 // Inference plans: a feed-forward model (Linear, BsrLinear, ReLU, Flatten inside Sequentials)
 // compiled once for a batch size and a pool into a list of products that write straight into
-// buffers the plan owns, with each layer's bias and a following ReLU applied in one pass over
-// the product's output (the epilogue). A call allocates no array: on this 2-core VM a fresh
+// buffers the plan owns, with each layer's bias and a following ReLU applied as the product's
+// epilogue: inside the sparse product (BsrMatrix's bias / relu options: in the asm.js kernel
+// over each block row's outputs right after they are computed, when it runs on one thread),
+// or as one pass over the output right after a dense product (the GEMM has no epilogue).
+// A call allocates no array: on this 2-core VM a fresh
 // [128, 300] float32 output cost ~0.6 ms of page faults, more than the sparse products of the
 // whole pruned LeNet-300-100 at 10% density once the layers, the bias and the ReLU each made
 // one (docs/benchmarks/bsr-linear.md). It lives in @tessera/pruning because it runs BsrLinear;
@@ -23,6 +26,14 @@ export interface InferencePlanOptions {
   batch: number;
   /** Runs the products on this pool (the caller keeps ownership); default: the calling thread. */
   pool?: MatrixPool;
+  /**
+   * Where a BsrLinear's bias and following ReLU run: "fused" (default) hands them to the sparse
+   * product as its epilogue (inside the asm.js kernel, over each block row's outputs right after
+   * they are computed, when the product runs on one thread), "pass" runs them as one pass over
+   * the output after the product (what dense layers always do: the dense GEMM has no epilogue).
+   * Same values either way; "pass" is there to measure the difference.
+   */
+  epilogue?: "fused" | "pass";
 }
 
 /** One step of a plan, as `InferencePlan.steps` describes it. */
@@ -37,6 +48,8 @@ export interface PlanStep {
   bias: boolean;
   /** Whether a following ReLU runs in the epilogue (fused). */
   relu: boolean;
+  /** Where the epilogue runs: inside the sparse product, or as a pass after the product. */
+  epilogue: "product" | "pass" | "none";
 }
 
 interface Product {
@@ -119,6 +132,7 @@ export class InferencePlan {
   private readonly inputShape: readonly number[] | null;
   private readonly options: { pool: MatrixPool } | undefined;
   private readonly output: Float32Array;
+  private readonly fused: boolean;
 
   /** @internal Use planInference. */
   constructor(
@@ -127,8 +141,10 @@ export class InferencePlan {
     program: Step[],
     inFeatures: number,
     flattens: boolean,
+    fused: boolean,
   ) {
     this.batch = batch;
+    this.fused = fused;
     this.pool = pool;
     this.options = pool === undefined ? undefined : { pool };
     this.program = program;
@@ -146,6 +162,7 @@ export class InferencePlan {
             outFeatures: s.width,
             bias: false,
             relu: true,
+            epilogue: "pass",
           }
         : {
             kind: s.kind,
@@ -154,6 +171,12 @@ export class InferencePlan {
             outFeatures: s.outF,
             bias: s.layer.bias !== null,
             relu: s.relu,
+            epilogue:
+              s.layer.bias === null && !s.relu
+                ? "none"
+                : s.kind === "bsr" && fused
+                  ? "product"
+                  : "pass",
           },
     );
   }
@@ -200,9 +223,18 @@ export class InferencePlan {
         biasReluEpilogue(s.out, biasOf(l), n, s.outF, s.relu);
       } else {
         const l = s.layer as BsrLinear;
-        const opts = this.options === undefined ? { out: s.out } : { out: s.out, pool: this.pool };
-        (l.weight as BsrMatrix<Float32Array>).rmatmulTranspose(cur, n, opts);
-        biasReluEpilogue(s.out, biasOf(l), n, s.outF, s.relu);
+        const w = l.weight as BsrMatrix<Float32Array>;
+        if (this.fused)
+          w.rmatmulTranspose(cur, n, {
+            out: s.out,
+            pool: this.pool,
+            bias: biasOf(l),
+            relu: s.relu,
+          });
+        else {
+          w.rmatmulTranspose(cur, n, { out: s.out, pool: this.pool });
+          biasReluEpilogue(s.out, biasOf(l), n, s.outF, s.relu);
+        }
       }
       cur = s.out;
     }
@@ -283,5 +315,17 @@ export function planInference(model: Module, options: InferencePlanOptions): Inf
   }
   if (inFeatures === null)
     throw new Error(`${fn}: the model has no Linear or BsrLinear layer to plan`);
-  return new InferencePlan(batch, options.pool, program, inFeatures, flattens);
+  const epilogue = options.epilogue ?? "fused";
+  if (epilogue !== "fused" && epilogue !== "pass")
+    throw new RangeError(
+      `${fn}: options.epilogue must be "fused" or "pass", got ${JSON.stringify(epilogue)}`,
+    );
+  return new InferencePlan(
+    batch,
+    options.pool,
+    program,
+    inFeatures,
+    flattens,
+    epilogue === "fused",
+  );
 }

@@ -131,8 +131,11 @@ function checkCase(c: {
   const x = new Tensor(xs, shape);
   const serial = planInference(model, { batch: c.batch });
   const pooled = planInference(model, { batch: c.batch, pool: pool2 });
+  const passes = planInference(model, { batch: c.batch, epilogue: "pass" });
   const y1 = serial.run(x).slice();
   const y2 = pooled.run(xs).slice();
+  // The sparse products' fused epilogue gives the separate pass's bits.
+  expect(bitsOf(passes.run(xs))).toEqual(bitsOf(y1));
   expect(bitsOf(y1)).toEqual(bitsOf(moduleForward(model, x, undefined)));
   expect(bitsOf(y2)).toEqual(bitsOf(moduleForward(model, x, pool2)));
   expect(bitsOf(y2)).toEqual(bitsOf(y1));
@@ -182,9 +185,9 @@ describe("planInference", () => {
     expect(yb).toBe(ya);
     expect(bitsOf(yb)).toEqual(bitsOf(moduleForward(model, new Tensor(b, [5, 13]), undefined)));
     expect(bitsOf(plan.run(a))).toEqual(bitsOf(first));
-    expect(plan.steps.map((s) => [s.kind, s.modules, s.relu, s.bias])).toEqual([
-      ["bsr", "fc0+relu0", true, true],
-      ["dense", "fc1+relu1", true, true],
+    expect(plan.steps.map((s) => [s.kind, s.modules, s.relu, s.bias, s.epilogue])).toEqual([
+      ["bsr", "fc0+relu0", true, true, "product"],
+      ["dense", "fc1+relu1", true, true, "pass"],
     ]);
   });
 
@@ -246,6 +249,9 @@ describe("planInference", () => {
     expect(() => planInference(Sequential.named([["f", new Flatten()]]), { batch: 1 })).toThrow(
       /no Linear or BsrLinear layer/,
     );
+    expect(() =>
+      planInference(Sequential.named([["fc", lin]]), { batch: 1, epilogue: "kernel" as never }),
+    ).toThrow(/options.epilogue must be "fused" or "pass", got "kernel"/);
     const plan = planInference(Sequential.named([["fc", lin]]), { batch: 2 });
     expect(() => plan.run(new Float32Array(7))).toThrow(
       /InferencePlan.run: x has 7 values, expected batch x inFeatures = 2 x 4 = 8/,
