@@ -197,6 +197,14 @@ export class Code {
   f32Add(): this {
     return this.op(0x92);
   }
+  /** The f32's bits as an i32 (i32.reinterpret_f32). */
+  i32ReinterpretF32(): this {
+    return this.op(0xbc);
+  }
+  /** The i32's bits as an f32 (f32.reinterpret_i32). */
+  f32ReinterpretI32(): this {
+    return this.op(0xbe);
+  }
   /** a > b (ordered: false when either is NaN), as i32. */
   f32Gt(): this {
     return this.op(0x5e);

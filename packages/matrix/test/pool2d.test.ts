@@ -34,8 +34,9 @@ const caseArb = fc
   .record({
     n: fc.integer({ min: 1, max: 3 }),
     c: fc.integer({ min: 1, max: 3 }),
-    kh: fc.integer({ min: 1, max: 4 }),
-    kw: fc.integer({ min: 1, max: 4 }),
+    // Up to 6x6: windows of more than UNROLL_TAPS (16) taps take the generic loop.
+    kh: fc.integer({ min: 1, max: 6 }),
+    kw: fc.integer({ min: 1, max: 6 }),
     strideH: fc.integer({ min: 1, max: 5 }),
     strideW: fc.integer({ min: 1, max: 5 }),
     eh: fc.integer({ min: 0, max: 9 }),
@@ -69,12 +70,16 @@ describe("wasm max pooling", () => {
         for (let i = 0; i < arg.length; i++) ref[arg[i]!]! += gy[i]!;
         expect(bits(gx)).toEqual(bits(ref));
       }),
-      { numRuns: 60 },
+      { numRuns: 120 },
     );
   });
 
   it("validates its module and names bad arguments", () => {
     expect(WebAssembly.validate(maxPoolKernelBytes())).toBe(true);
+    expect(WebAssembly.validate(maxPoolKernelBytes({ kh: 4, kw: 4 }))).toBe(true);
+    expect(() => maxPoolKernelBytes({ kh: 3, kw: 6 })).toThrow(
+      "maxPoolKernelBytes: an unrolled window needs 1 to 16 taps, got 3x6",
+    );
     const g = { n: 1, c: 1, h: 4, w: 4, kh: 2, kw: 2, strideH: 2, strideW: 2 };
     expect(() =>
       wasmMaxPool2d(new Float32Array(15), g, new Float32Array(4), new Int32Array(4)),
