@@ -1,6 +1,6 @@
 // Affine layer y = x·Wᵀ + b whose weight W [out, in] is a @tessera/matrix BsrMatrix; the
 // trainable values are W.data, the nnzBlocks R x C blocks, wrapped by the Variable `data`:
-//   forward  y     = W.rmatmulTranspose(x [N,in], N)                   (+ b on every row)
+//   forward  y     = W.rmatmulTranspose(x [N,in], N, { bias: b })      (b in the epilogue)
 //   backward dx    = W.rmatmul(dy [N,out], N)                          (skipped when x needs none)
 //            ddata = sampledMatmul(W, dy, x, N, { transA }) = dyᵀ·x at W's stored blocks only
 //            db    = column sums of dy
@@ -87,11 +87,12 @@ export function bsrLinear(
   for (let i = 0; i < xs.length - 1; i++) rows *= xs[i]!;
   const W = weight.data;
   const X = denseFloat(x.data);
-  const y = weight.rmatmulTranspose(X, rows, productOptions(allocLike(W, rows * outF)));
-  if (bias) {
-    const b = denseFloat(bias.data);
-    for (let r = 0, o = 0; r < rows; r++) for (let j = 0; j < outF; j++, o++) y[o] = y[o]! + b[j]!;
-  }
+  // The bias is the product's epilogue (added while each block row's outputs are in cache, the
+  // same rounded sums as a separate pass).
+  const y = weight.rmatmulTranspose(X, rows, {
+    ...productOptions(allocLike(W, rows * outF)),
+    bias: bias ? denseFloat(bias.data) : null,
+  });
   const outShape = [...xs.slice(0, -1), outF];
   const parents = bias ? [x, data, bias] : [x, data];
   return record(fn, wrap(y, outShape), parents, (g) => {
