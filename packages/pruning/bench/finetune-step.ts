@@ -8,15 +8,18 @@
 //
 //   pnpm tsx packages/pruning/bench/finetune-step.ts [checkpoint] [steps=60] [threads=1] [order]
 //   (default checkpoint: the MNIST 4x4 chain's round 10 under results/block-sweep)
-//   order: "alternate" (default: dense, sparse, dense, ... on the same batch) or "sequential"
-//   (all dense steps, then all sparse steps, as an epoch runs them: each model's fresh arrays
-//   then meet the heap its own previous steps left, not the other model's).
+//   order: "alternate" (default: dense, sparse, dense, ... on the same batch), "sequential"
+//   (all dense steps, then all sparse steps: each model's fresh arrays then meet the heap its
+//   own previous steps left, not the other model's), or "epoch" (sequential, and every step
+//   draws a new batch through nn's arrayDataset from 60000 random uint8 images [1, 28, 28],
+//   MNIST's size and layout, as an epoch of pnpm speed does; the step's first phase is then
+//   getBatch, 0 in the other orders).
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { Variable, setMatrixPool, softmaxCrossEntropy } from "@tessera/autograd";
 import { BsrMatrix, createPool, matmul, matmulTransA, matmulTransB } from "@tessera/matrix";
 import type { Linear } from "@tessera/nn";
-import { Adam, lenet300100, type Module } from "@tessera/nn";
+import { Adam, arrayDataset, lenet300100, type Module } from "@tessera/nn";
 import { Generator, Tensor, rand } from "@tessera/tensor";
 import type { BsrLinear } from "../src/index.ts";
 import { loadPruned, toBsr } from "../src/index.ts";
@@ -27,8 +30,10 @@ const checkpoint =
 const steps = Number(process.argv[3] ?? 60);
 const threads = Number(process.argv[4] ?? 1);
 const order = process.argv[5] ?? "alternate";
-if (order !== "alternate" && order !== "sequential")
-  throw new Error(`finetune-step: order must be "alternate" or "sequential", got ${order}`);
+if (order !== "alternate" && order !== "sequential" && order !== "epoch")
+  throw new Error(
+    `finetune-step: order must be "alternate", "sequential" or "epoch", got ${order}`,
+  );
 const batch = 128;
 
 const fresh = (): Module => lenet300100({ generator: new Generator(0) });
@@ -46,9 +51,20 @@ await pool?.ready();
 setMatrixPool(pool);
 
 const g = new Generator(3);
-const x = new Variable(rand([batch, 784], g));
-const labels = new Int32Array(batch).map(() => Math.floor(g.nextFloat() * 10));
-const y = new Tensor(labels, [batch]);
+const fixedX = rand([batch, 784], g);
+const fixedY = new Tensor(
+  new Int32Array(batch).map(() => Math.floor(g.nextFloat() * 10)),
+  [batch],
+);
+// The "epoch" order's data: MNIST-sized random bytes, batches drawn in a seeded order.
+const images = order === "epoch" ? 60000 : 0;
+const data = arrayDataset(
+  new Uint8Array(images * 784).map(() => Math.floor(g.nextFloat() * 256)),
+  new Uint8Array(images).map(() => Math.floor(g.nextFloat() * 10)),
+  [1, 28, 28],
+);
+const perm = images === 0 ? new Int32Array(0) : g.permutation(images);
+let cursor = 0;
 
 const faults = (): number =>
   Number(readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ")[7]);
@@ -62,7 +78,15 @@ const load = () =>
     .map((l) => l.toFixed(2))
     .join(" / ");
 
-const PHASES = ["forward", "loss", "backward", "optimizer step", "zeroGrad", "whole step"];
+const PHASES = [
+  "getBatch",
+  "forward",
+  "loss",
+  "backward",
+  "optimizer step",
+  "zeroGrad",
+  "whole step",
+];
 type Samples = Map<string, { wall: number[]; cpu: number[]; faults: number[] }>;
 const newSamples = (): Samples =>
   new Map(
@@ -77,7 +101,17 @@ function step(model: Module, opt: Adam, s: Samples | null): void {
     t.push(performance.now());
     c.push(cpuMs());
   };
-  const out = model.forward(x);
+  let x = fixedX;
+  let y = fixedY;
+  if (order === "epoch") {
+    if (cursor + batch > images) cursor = 0;
+    const b = data.getBatch(perm.subarray(cursor, cursor + batch));
+    cursor += batch;
+    x = b.x;
+    y = new Tensor(b.y, [batch]);
+  }
+  mark();
+  const out = model.forward(new Variable(x));
   mark();
   const loss = softmaxCrossEntropy(out, y);
   mark();
@@ -89,13 +123,13 @@ function step(model: Module, opt: Adam, s: Samples | null): void {
   mark();
   if (s === null) return;
   const f1 = faults();
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 6; i++) {
     s.get(PHASES[i]!)!.wall.push(t[i + 1]! - t[i]!);
     s.get(PHASES[i]!)!.cpu.push(c[i + 1]! - c[i]!);
   }
   const w = s.get("whole step")!;
-  w.wall.push(t[5]! - t[0]!);
-  w.cpu.push(c[5]! - c[0]!);
+  w.wall.push(t[6]! - t[0]!);
+  w.cpu.push(c[6]! - c[0]!);
   w.faults.push(f1 - f0);
 }
 
