@@ -2,9 +2,9 @@
 // the pruning masks registered, as the block chain fine-tunes) against sparse (toBsr, Adam on
 // the kept blocks): the phases of a step (forward with the graph, cross-entropy, backward,
 // optimizer step, zeroGrad) timed inside each step, and the products alone (preallocated
-// outputs) per layer. Steps alternate dense / sparse on the same batches; wall-clock fastest
-// and median, CPU median (process.cpuUsage(): every thread of the process) and minor page
-// faults per step (/proc/self/stat).
+// outputs) per layer and Adam alone (dense with and without the masks, sparse). Wall-clock
+// fastest and median, CPU median (process.cpuUsage(): every thread of the process) and minor
+// page faults per step (/proc/self/stat).
 //
 //   pnpm tsx packages/pruning/bench/finetune-step.ts [checkpoint] [steps=60] [threads=1] [order]
 //   (default checkpoint: the MNIST 4x4 chain's round 10 under results/block-sweep)
@@ -185,6 +185,25 @@ function productTasks(): [string, string, () => void][] {
         [name, "BSR dx = dy·W", () => m.rmatmul(G, batch, { out: xOut, ...o })],
       );
   }
+  // Adam over the dense model's parameters with and without the pruning masks registered (the
+  // difference is the mask application: gradient times mask, pruned weights zeroed), and over
+  // the sparse model's (kept blocks only). Each is a separate optimizer over the same
+  // parameters, whose gradients are set to fixed values before every step.
+  const adamTask = (model: Module, masked: boolean): (() => void) => {
+    const params = model.parameters();
+    const opt = new Adam(params, { lr: 1e-9 });
+    if (masked) state!.attach(opt);
+    const grads = params.map((p) => rand(p.data.shape, gen));
+    return () => {
+      params.forEach((p, i) => (p.grad = grads[i]!));
+      opt.step();
+    };
+  };
+  tasks.push(
+    ["all", "dense Adam, masks registered", adamTask(dense, true)],
+    ["all", "dense Adam, no masks", adamTask(dense, false)],
+    ["all", "BSR Adam (kept blocks)", adamTask(sparse, false)],
+  );
   return tasks;
 }
 const tasks = productTasks();
