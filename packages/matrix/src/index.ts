@@ -25,6 +25,6 @@ export type { KepGeometry } from "./kep.ts";
 export type { KernelPath } from "./kernels.ts";
 export { kernelsFromEnv, wasmFmaFromEnv } from "./kernels.ts";
 export { hasWasmSimd, hasRelaxedSimd, enableRelaxedSimd } from "./wasm-builder.ts";
-export { wasmMaxPool2d, wasmMaxPool2dBackward } from "./wasm-pool2d.ts";
+export { wasmMaxPool2d } from "./wasm-pool2d.ts";
 export type { MaxPool2dGeometry } from "./wasm-pool2d.ts";
 export { wasmRelu, wasmReluBackward } from "./wasm-relu.ts";

@@ -7,9 +7,10 @@
 // UNROLL_TAPS taps, one module per window size), and the maxima and their flat input indices
 // are copied out. Same rule as the JS loop: the first maximum of a window in
 // row-major order wins (a strictly greater value replaces it; a NaN never does), so the outputs
-// are bitwise the JS loop's. The backward adds each output gradient at its index, in output
-// order, with float32 adds: bitwise the JS loop's too. Serial on the calling thread (the work is
-// a copy's worth; a pool's dispatch would cost as much).
+// are bitwise the JS loop's. Serial on the calling thread (the work is a copy's worth; a pool's
+// dispatch would cost as much). There is no backward kernel: autograd's scatter loop
+// (gx[arg[i]] += gy[i]) reads 2 and writes 1 array once, where a kernel needs gx zeroed and
+// copied in and out of kernel memory, and ran 2.4x slower (bench/lenet5-step.ts).
 import { I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
 import type { Code, Local } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
@@ -138,36 +139,11 @@ function emitForward(c: Code, window?: { kh: number; kw: number }): void {
   });
 }
 
-/**
- * unpool(g, arg, gx, count, size) -> bad: gx[arg[i]] += g[i] for i in [0, count) (byte
- * addresses, count >= 1). An index outside [0, size) (unsigned compare) is sent to gx[size], a
- * spare slot, and counted: the caller throws when the count is not 0, so a bad index never
- * writes past the gradient, without a JavaScript pass over arg to check it first.
- */
-function emitBackward(c: Code): void {
-  const [gAt, argAt, gxAt, count, size] = c.paramTuple(5);
-  const end = c.local(I32);
-  const a = c.local(I32);
-  const idx = c.local(I32);
-  const ok = c.local(I32);
-  const bad = c.local(I32);
-  c.get(gAt).get(count).i32Const(2).i32Shl().i32Add().set(end);
-  c.loop((top) => {
-    c.get(argAt).i32Load().tee(idx).get(size).i32LtU().set(ok);
-    c.get(bad).get(ok).i32Eqz().i32Add().set(bad);
-    c.get(idx).get(size).get(ok).select().i32Const(2).i32Shl().get(gxAt).i32Add().tee(a);
-    c.get(a).f32Load().get(gAt).f32Load().f32Add().f32Store();
-    c.get(argAt).i32Const(4).i32Add().set(argAt);
-    c.get(gAt).i32Const(4).i32Add().tee(gAt).get(end).i32LtU().brIf(top);
-  });
-  c.get(bad);
-}
-
 /** Windows of at most this many taps get a module of their own with the taps unrolled. */
 export const UNROLL_TAPS = 16;
 
 /**
- * The max-pooling module's bytes (two exported functions over an imported shared memory); with
+ * The max-pooling module's bytes (one exported function over an imported shared memory); with
  * `window`, maxpool is unrolled for that window size (see emitForward).
  */
 export function maxPoolKernelBytes(window?: { kh: number; kw: number }): Uint8Array<ArrayBuffer> {
@@ -178,14 +154,12 @@ export function maxPoolKernelBytes(window?: { kh: number; kw: number }): Uint8Ar
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
     .func("maxpool", new Array<typeof I32>(12).fill(I32), [], (c) => emitForward(c, window))
-    .func("unpool", [I32, I32, I32, I32, I32], [I32], emitBackward)
     .build();
 }
 
 interface PoolKernels {
   memory: WebAssembly.Memory;
   maxpool: (...args: number[]) => void;
-  unpool: (g: number, arg: number, gx: number, count: number, size: number) => number;
 }
 /** Compiled modules by window ("generic", or "kh x kw" when unrolled) and their instances. */
 const compiled = new Map<string, WebAssembly.Module>();
@@ -206,11 +180,7 @@ function poolKernels(kh = 0, kw = 0): PoolKernels {
       compiled.set(key, mod);
     }
     const e = new WebAssembly.Instance(mod, { env: { memory } }).exports;
-    k = {
-      memory,
-      maxpool: e.maxpool as PoolKernels["maxpool"],
-      unpool: e.unpool as PoolKernels["unpool"],
-    };
+    k = { memory, maxpool: e.maxpool as PoolKernels["maxpool"] };
     instances.set(key, k);
   }
   return k;
@@ -268,40 +238,4 @@ export function wasmMaxPool2d(
   k.maxpool(xAt, yAt, argAt, planes, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, oh, ow);
   y.set(new Float32Array(buf, yAt, count));
   arg.set(new Int32Array(buf, argAt, count));
-}
-
-/**
- * The gradient of max pooling: gx (float32, `size` elements, overwritten) = 0, then
- * gx[arg[i]] += gy[i] for every output i in order. Every arg must lie in [0, size).
- */
-export function wasmMaxPool2dBackward(
-  gy: Float32Array,
-  arg: Int32Array,
-  gx: Float32Array,
-  size: number,
-): void {
-  const fn = "wasmMaxPool2dBackward";
-  checkDim(fn, "size", size);
-  const count = arg.length;
-  checkLen(fn, "gy", gy, count, `arg's ${count} outputs`);
-  checkLen(fn, "gx", gx, size, `${size} inputs`);
-  if (count === 0) {
-    gx.fill(0, 0, size);
-    return;
-  }
-  const k = poolKernels();
-  // size + 1: the spare slot bad indices are sent to.
-  const gxAt = reserve(4 * (size + 1 + 2 * count));
-  const gAt = gxAt + 4 * (size + 1);
-  const argAt = gAt + 4 * count;
-  const buf = k.memory.buffer;
-  const H = new Float32Array(buf);
-  H.fill(0, gxAt >> 2, (gxAt >> 2) + size);
-  H.set(gy.subarray(0, count), gAt >> 2);
-  new Int32Array(buf).set(arg, argAt >> 2);
-  if (k.unpool(gAt, argAt, gxAt, count, size) !== 0) {
-    const i = arg.findIndex((v) => !(v >= 0 && v < size));
-    throw new RangeError(`${fn}: arg[${i}] = ${arg[i]} is outside [0, ${size})`);
-  }
-  gx.set(new Float32Array(buf, gxAt, size));
 }

@@ -1,10 +1,12 @@
 // 2-D max and average pooling over NCHW input, no padding. Max pooling remembers the flat
 // input index of each window's maximum (first one on ties) and its backward scatters the
 // gradient there; average pooling spreads each output gradient evenly over its window.
-// On the WebAssembly kernel path (float32) max pooling runs @tessera/matrix's generated kernels
-// instead of the loops below (same first-maximum rule and summation order: the same bits); the
-// loops stay as the reference and the asm.js path.
-import { kernelPath, wasmMaxPool2d, wasmMaxPool2dBackward } from "@tessera/matrix";
+// On the WebAssembly kernel path (float32) max pooling's forward runs @tessera/matrix's
+// generated kernel instead of the loop below (same first-maximum rule: the same bits); the loop
+// stays as the reference and the asm.js path. The backward's scatter loop serves both paths: it
+// passes over its arrays once, and a kernel (which needs gx zeroed, copied in and out of kernel
+// memory) ran 2.4x slower on LeNet-5's first pooling (matrix's bench/lenet5-step.ts).
+import { kernelPath, wasmMaxPool2d } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
@@ -100,8 +102,7 @@ export function maxPool2d(x: Variable, options: Pool2dOptions): Variable {
   return record(fn, wrap(y, [n, c, oh, ow]), [x], (g) => {
     const G = denseFloat(g);
     const gx = allocLike(y, size);
-    if (wasm && G instanceof Float32Array) wasmMaxPool2dBackward(G, arg, gx as Float32Array, size);
-    else for (let i = 0; i < arg.length; i++) gx[arg[i]!] = gx[arg[i]!]! + G[i]!;
+    for (let i = 0; i < arg.length; i++) gx[arg[i]!] = gx[arg[i]!]! + G[i]!;
     return [freshGrad(gx, x.data.shape)];
   });
 }
