@@ -19,7 +19,7 @@ import {
   matmulTransB,
 } from "../src/index.ts";
 import type { Conv2dGeometry, KernelPath, MatrixPool } from "../src/index.ts";
-import { convKernelBytes } from "../src/wasm-conv.ts";
+import { convKernelBytes, convTables } from "../src/wasm-conv.ts";
 import { expectWithinRoundoff, randomArray, refMatmulWithAbs, transpose, bits } from "./helpers.ts";
 
 interface Case {
@@ -278,6 +278,50 @@ describe("convolution products", () => {
         for (let i = 0; i < 3; i++) expect(many[i]).toEqual(one[i]);
       }
     }
+  });
+
+  it("convTables: the offsets of the definition, also when geometries differing in one field alternate (cached)", () => {
+    const fields = ["n", "c", "h", "w", "kh", "kw", "strideH", "strideW", "padH", "padW"] as const;
+    fc.assert(
+      fc.property(
+        caseArb,
+        fc.constantFrom(...fields, "dilationH" as const, "dilationW" as const),
+        (c, field) => {
+          const g = conv2dGeometry("test", c.g);
+          // One field one larger (skipped where the window then no longer fits).
+          const changed = { ...c.g, [field]: c.g[field] + 1 };
+          let other: ReturnType<typeof conv2dGeometry>;
+          try {
+            other = conv2dGeometry("test", changed);
+          } catch {
+            return;
+          }
+          for (const geo of [g, other, g, other]) {
+            const t = convTables(geo);
+            const Hp = geo.h + 2 * geo.padH;
+            const Wp = geo.w + 2 * geo.padW;
+            const K = geo.patchSize;
+            const NP = geo.n * geo.positions;
+            for (let r = 0; r < K; r++) {
+              const ch = Math.floor(r / (geo.kh * geo.kw));
+              const u = Math.floor(r / geo.kw) % geo.kh;
+              const v = r % geo.kw;
+              expect(t.rowOff[r]).toBe(ch * Hp * Wp + u * geo.dilationH * Wp + v * geo.dilationW);
+            }
+            for (let j = 0; j < NP; j++) {
+              const i = Math.floor(j / geo.positions);
+              const oy = Math.floor(j / geo.outW) % geo.outH;
+              const ox = j % geo.outW;
+              expect(t.colOff[j]).toBe(
+                i * geo.c * Hp * Wp + oy * geo.strideH * Wp + ox * geo.strideW,
+              );
+            }
+            expect(t.xpLength).toBe(geo.n * geo.c * Hp * Wp);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it("the kernel generator validates for panel widths 4 to 16", () => {
