@@ -48,7 +48,11 @@ export interface PlanStep {
   bias: boolean;
   /** Whether a following ReLU runs in the epilogue (fused). */
   relu: boolean;
-  /** Where the epilogue runs: inside the sparse product, or as a pass after the product. */
+  /**
+   * Where bias and ReLU run: "product" hands them to the sparse product (inside its asm.js
+   * kernel when it runs serially, else as the product's own pass after it), "pass" is a pass
+   * after the product, "none" when the layer has neither.
+   */
   epilogue: "product" | "pass" | "none";
 }
 
