@@ -28,8 +28,9 @@ export type Packer = (
 
 /**
  * Two loop orders, chosen by which stride is 1, so the source is always read along memory:
- * lines contiguous in k (a row-major A, a transposed B) are copied line by line; lines that are
- * adjacent in memory (a transposed A, a row-major B) are copied k step by k step, `width`
+ * lines contiguous in k (a row-major A, a transposed B) are copied k step by k step reading
+ * `width` lines side by side for whole panels of 4 or 8 lines, else line by line; lines that
+ * are adjacent in memory (a transposed A, a row-major B) are copied k step by k step, `width`
  * neighbours at a time. Reading the other way strides through memory by a whole row per element.
  *
  * Kept as source text and compiled once per kind of source array (float32/float64, plain or
@@ -42,7 +43,32 @@ const PACK_SOURCE = `return function pack(src, off, lineStride, kStride, count, 
     const base = dOff + (q - q0) * panelStride;
     const first = q * width;
     const lines = Math.min(width, count - first);
-    if (kStride === 1 || lines < width) {
+    if (kStride === 1 && lines === width && (width === 4 || width === 8)) {
+      // Lines contiguous in k, a whole panel: k outer, one read stream per line and one
+      // sequential write stream (the per-line loop below writes with a stride of width and ran
+      // 1.9x slower on LeNet-5's conv1 weight gradient, 20 x 73,728).
+      const s0 = off + first * lineStride, s1 = s0 + lineStride, s2 = s1 + lineStride, s3 = s2 + lineStride;
+      if (width === 4) {
+        for (let p = 0, d = base; p < kc; p++, d += 4) {
+          dst[d] = src[s0 + p];
+          dst[d + 1] = src[s1 + p];
+          dst[d + 2] = src[s2 + p];
+          dst[d + 3] = src[s3 + p];
+        }
+      } else {
+        const s4 = s3 + lineStride, s5 = s4 + lineStride, s6 = s5 + lineStride, s7 = s6 + lineStride;
+        for (let p = 0, d = base; p < kc; p++, d += 8) {
+          dst[d] = src[s0 + p];
+          dst[d + 1] = src[s1 + p];
+          dst[d + 2] = src[s2 + p];
+          dst[d + 3] = src[s3 + p];
+          dst[d + 4] = src[s4 + p];
+          dst[d + 5] = src[s5 + p];
+          dst[d + 6] = src[s6 + p];
+          dst[d + 7] = src[s7 + p];
+        }
+      }
+    } else if (kStride === 1 || lines < width) {
       for (let l = 0; l < width; l++) {
         if (l >= lines) {
           for (let p = 0, d = base + l; p < kc; p++, d += width) dst[d] = 0;
