@@ -174,6 +174,9 @@ export class Code {
   i32GeU(): this {
     return this.op(0x4f);
   }
+  i32And(): this {
+    return this.op(0x71);
+  }
   i32Eqz(): this {
     return this.op(0x45);
   }
@@ -229,6 +232,24 @@ export class Code {
   }
   f32x4ExtractLane(lane: number): this {
     return this.simd(0x1f, lane);
+  }
+  /** v128.const with the four given i32 lanes. */
+  v128ConstI32(lanes: readonly [number, number, number, number]): this {
+    return this.simd(0x0c, ...new Uint8Array(Int32Array.from(lanes).buffer));
+  }
+  i32x4Splat(): this {
+    return this.simd(0x11);
+  }
+  i32x4Add(): this {
+    return this.simd(0xae);
+  }
+  /** Lane-wise a == b: all ones where equal, else zero. */
+  i32x4Eq(): this {
+    return this.simd(0x37);
+  }
+  /** 1 when every i32 lane is non-zero, else 0. */
+  i32x4AllTrue(): this {
+    return this.simd(0xa3);
   }
   f32x4Splat(): this {
     return this.simd(0x13);

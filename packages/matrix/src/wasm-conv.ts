@@ -18,7 +18,7 @@
 // Determinism: each output element of the two products is one float32 sum over k in the dense
 // kernel's order whatever the chunk (the pool cuts C on panel boundaries); each input pixel of
 // dx is summed by one thread (the pool cuts by images), in patch-row order.
-import { I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
+import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
 import {
   A_BYTES,
@@ -112,6 +112,10 @@ function emitGather(c: Code, width: number): void {
  * scatter(cols, ldc, dxp, rowTab, rows, colTab, count): for r in [0, rows), then j in
  * [0, count): dxp[rowTab[r] + colTab[j]] += cols[r·ldc + j] (float32 adds; cols and dxp byte
  * addresses, ldc in bytes, tables int32 element offsets). rows, count >= 1.
+ *
+ * Four j at a time: where their offsets are consecutive (positions along an output row, stride
+ * 1) the four adds are one f32x4 add; elsewhere four scalar ones. The addresses of one row r are
+ * distinct, so each dxp element gets the same adds in the same order (r ascending) either way.
  */
 function emitScatter(c: Code): void {
   const [cols, ldc, dxp, rowTab, rows, colTab, count] = c.paramTuple(7);
@@ -120,19 +124,60 @@ function emitScatter(c: Code): void {
   const s = c.local(I32);
   const jt = c.local(I32);
   const end = c.local(I32);
+  const end4 = c.local(I32);
   const a = c.local(I32);
+  const first = c.local(I32);
+  const iota = c.local(V128);
+  c.v128ConstI32([0, 1, 2, 3]).set(iota);
+  c.get(colTab).get(count).i32Const(2).i32Shl().i32Add().set(end);
+  c.get(colTab).get(count).i32Const(-4).i32And().i32Const(2).i32Shl().i32Add().set(end4);
+  /** dxp[ro + 4·colTab entry at jt + 4q] += cols at s + 4q, scalar. */
+  const one = (q: number) => {
+    c.get(jt)
+      .i32Load(4 * q)
+      .i32Const(2)
+      .i32Shl()
+      .get(ro)
+      .i32Add()
+      .tee(a);
+    c.get(a)
+      .f32Load()
+      .get(s)
+      .f32Load(4 * q)
+      .f32Add()
+      .f32Store();
+  };
   c.i32Const(0).set(r);
   c.loop((row) => {
     c.get(rowTab).get(r).i32Const(2).i32Shl().i32Add().i32Load().i32Const(2).i32Shl();
     c.get(dxp).i32Add().set(ro);
     c.get(cols).get(r).get(ldc).i32Mul().i32Add().set(s);
     c.get(colTab).set(jt);
-    c.get(colTab).get(count).i32Const(2).i32Shl().i32Add().set(end);
-    c.loop((step) => {
-      c.get(jt).i32Load().i32Const(2).i32Shl().get(ro).i32Add().tee(a);
-      c.get(a).f32Load().get(s).f32Load().f32Add().f32Store();
-      c.get(s).i32Const(4).i32Add().set(s);
-      c.get(jt).i32Const(4).i32Add().tee(jt).get(end).i32LtU().brIf(step);
+    c.block((done4) => {
+      c.get(jt).get(end4).i32GeU().brIf(done4);
+      c.loop((step4) => {
+        c.get(jt).i32Load().set(first);
+        c.get(jt).v128Load().get(first).i32x4Splat().get(iota).i32x4Add().i32x4Eq().i32x4AllTrue();
+        c.ifElse(
+          () => {
+            c.get(first).i32Const(2).i32Shl().get(ro).i32Add().tee(a);
+            c.get(a).v128Load().get(s).v128Load().f32x4Add().v128Store();
+          },
+          () => {
+            for (let q = 0; q < 4; q++) one(q);
+          },
+        );
+        c.get(s).i32Const(16).i32Add().set(s);
+        c.get(jt).i32Const(16).i32Add().tee(jt).get(end4).i32LtU().brIf(step4);
+      });
+    });
+    c.block((done) => {
+      c.get(jt).get(end).i32GeU().brIf(done);
+      c.loop((step) => {
+        one(0);
+        c.get(s).i32Const(4).i32Add().set(s);
+        c.get(jt).i32Const(4).i32Add().tee(jt).get(end).i32LtU().brIf(step);
+      });
     });
     c.get(r).i32Const(1).i32Add().tee(r).get(rows).i32LtU().brIf(row);
   });
