@@ -62,6 +62,23 @@ function scatter(gy: Float32Array, arg: Int32Array, gx: Float32Array): void {
   gx.fill(0);
   for (let i = 0; i < arg.length; i++) gx[arg[i]!] = gx[arg[i]!]! + gy[i]!;
 }
+const b1 = rand(20, 11);
+// Outputs allocated once: a fresh multi-megabyte array per call costs page faults that vary
+// from run to run by more than the calls themselves.
+const out = {
+  dW1: new Float32Array(20 * 25),
+  dW2: new Float32Array(50 * 500),
+  dx2: new Float32Array(N * 20 * 144),
+  f1: new Float32Array(N * 500),
+  dWf1: new Float32Array(500 * 800),
+  dh: new Float32Array(N * 800),
+};
+/** autograd's former bias loop over an NCHW output (one float32 add per element). */
+function biasPass(y: Float32Array, b: Float32Array, f: number, P: number): void {
+  for (let i = 0; i < y.length / (f * P); i++)
+    for (let j = 0; j < f; j++)
+      for (let e = (i * f + j) * P; e < (i * f + j + 1) * P; e++) y[e] = y[e]! + b[j]!;
+}
 const poolArgs = [0, 4 * size, 4 * (size + count), N * 20, 24, 24, 2, 2, 2, 2, 12, 12];
 
 const tasks: [string, number, () => void][] = [
@@ -71,9 +88,22 @@ const tasks: [string, number, () => void][] = [
     () => conv2dForward(x1, W1, 20, g1, y1, { ...wasm, layout: "nchw" }),
   ],
   [
+    "conv1 forward, then a bias pass over y",
+    2 * 20 * 25 * N * 576,
+    () => {
+      conv2dForward(x1, W1, 20, g1, y1, { ...wasm, layout: "nchw" });
+      biasPass(y1, b1, 20, 576);
+    },
+  ],
+  [
+    "conv1 forward, bias added in kernel memory",
+    2 * 20 * 25 * N * 576,
+    () => conv2dForward(x1, W1, 20, g1, y1, { ...wasm, layout: "nchw", bias: b1 }),
+  ],
+  [
     "conv1 weight gradient",
     2 * 20 * 25 * N * 576,
-    () => conv2dWeightGrad(G1, x1, 20, g1, undefined, wasm),
+    () => conv2dWeightGrad(G1, x1, 20, g1, out.dW1, wasm),
   ],
   [
     "conv2 forward",
@@ -83,20 +113,20 @@ const tasks: [string, number, () => void][] = [
   [
     "conv2 weight gradient",
     2 * 50 * 500 * N * 64,
-    () => conv2dWeightGrad(G2, x2, 50, g2, undefined, wasm),
+    () => conv2dWeightGrad(G2, x2, 50, g2, out.dW2, wasm),
   ],
   [
     "conv2 input gradient",
     2 * 50 * 500 * N * 64,
-    () => conv2dInputGrad(W2, G2, 50, g2, undefined, wasm),
+    () => conv2dInputGrad(W2, G2, 50, g2, out.dx2, wasm),
   ],
-  ["fc1 forward", 2 * N * 800 * 500, () => matmulTransB(h, Wf1, N, 800, 500, undefined, wasm)],
+  ["fc1 forward", 2 * N * 800 * 500, () => matmulTransB(h, Wf1, N, 800, 500, out.f1, wasm)],
   [
     "fc1 weight gradient",
     2 * N * 800 * 500,
-    () => matmulTransA(gf1, h, 500, N, 800, undefined, wasm),
+    () => matmulTransA(gf1, h, 500, N, 800, out.dWf1, wasm),
   ],
-  ["fc1 input gradient", 2 * N * 800 * 500, () => matmul(gf1, Wf1, N, 500, 800, undefined, wasm)],
+  ["fc1 input gradient", 2 * N * 800 * 500, () => matmul(gf1, Wf1, N, 500, 800, out.dh, wasm)],
   ["pool1 forward (wasmMaxPool2d)", 0, () => wasmMaxPool2d(y1, pool1, p1.y, p1.arg)],
   ["pool1 backward (scatter loop)", 0, () => scatter(p1.y, p1.arg, gx1)],
   ["pool2 forward", 0, () => wasmMaxPool2d(y2, pool2, p2.y, p2.arg)],

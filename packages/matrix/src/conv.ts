@@ -73,11 +73,17 @@ export interface ConvForwardOptions extends DenseOptions {
    * "nchw": y [N, F, P], the convolution's output as is (no permute needed after the call).
    */
   layout?: "batched" | "nchw";
+  /**
+   * [F], same type as x: added to every output of filter f after its sum (one add per element,
+   * the rounding of adding it afterwards). On the wasm path it is added to each block of the
+   * product in kernel memory before the block is stored, which saves a pass over y.
+   */
+  bias?: FloatArray;
 }
 
 /**
- * y = W [F, K] · im2col(x, "batched"): the convolution of x [N, C, H, W] with F filters (no
- * bias), as [F, N·P] or, with layout "nchw", [N, F, P].
+ * y = W [F, K] · im2col(x, "batched") (+ bias): the convolution of x [N, C, H, W] with F
+ * filters, as [F, N·P] or, with layout "nchw", [N, F, P].
  */
 export function conv2dForward<T extends FloatArray>(
   x: T,
@@ -94,11 +100,22 @@ export function conv2dForward<T extends FloatArray>(
     [
       ["x", x, g0.n * g0.c * g0.h * g0.w, xShape(g0)],
       ["weight", weight, filters * g0.patchSize, `[F=${filters}, K=${g0.patchSize}]`],
+      ...(options?.bias === undefined
+        ? []
+        : [
+            ["bias", options.bias, filters, `[F=${filters}]`] as [
+              string,
+              FloatArray,
+              number,
+              string,
+            ],
+          ]),
     ],
     filters,
     geometry,
     options,
   );
+  const bias = options?.bias;
   const layout = options?.layout ?? "batched";
   if (layout !== "batched" && layout !== "nchw")
     throw new TypeError(
@@ -123,6 +140,7 @@ export function conv2dForward<T extends FloatArray>(
       filters,
       options?.pool,
       nchw,
+      bias as Float32Array | undefined,
     );
   else {
     const cols = im2col(x, g, undefined, "batched", options);
@@ -136,6 +154,15 @@ export function conv2dForward<T extends FloatArray>(
             yb.subarray((j * g.n + i) * P, (j * g.n + i + 1) * P) as never,
             (i * filters + j) * P,
           );
+    }
+    if (bias !== undefined) {
+      // Filter j's outputs: run (i, j) of P elements in NCHW, or row j of N·P when batched.
+      const P = g.positions;
+      const [runs, runLen] = nchw ? [g.n * filters, P] : [filters, NP];
+      for (let r = 0; r < runs; r++) {
+        const b = bias[nchw ? r % filters : r]!;
+        for (let e = r * runLen; e < (r + 1) * runLen; e++) y[e] = y[e]! + b;
+      }
     }
   }
   return y as SameFloat<T>;

@@ -287,7 +287,7 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     run: (g, r, w) => wasmSampledRange(need(w), g, g.k, g, r[0]!, r[1]!),
   }),
   [KIND_WASM_CONV]: job<ImplicitArgs>()({
-    nums: ["apAt", "xpAt", "kTabAt", "lTabAt", "lFlagsAt", "m", "k", "n", "P"],
+    nums: ["apAt", "xpAt", "kTabAt", "lTabAt", "lFlagsAt", "m", "k", "n", "P", "biasAt"],
     arrays: ["c"],
     outputs: ["c"],
     fullWrite: true,

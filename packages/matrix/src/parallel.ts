@@ -526,15 +526,19 @@ export function runWasmConvProduct(
   F: number,
   pool: MatrixPool | undefined,
   imagesFirst = false,
+  bias?: Float32Array,
 ): void {
   const K = g.c * g.kh * g.kw;
   const NP = g.n * g.outH * g.outW;
   const [m, k, n] = which === "forward" ? [F, K, NP] : [F, NP, K];
   const pooled = usePool(pool, 2 * m * k * n) ? pool : undefined;
   const [la] = wasmPackedBytes(m, k, n);
-  const { t, stage, H } = convMemory(pooled, g, () => la);
+  const { t, stage, H } = convMemory(pooled, g, () => la + (bias ? roundUp16(4 * m) : 0));
   stagePadded(H, x, g, stage.xpAt);
   const apAt = stage.end;
+  // The bias (one per row of C) after the A panels; -1: none.
+  const biasAt = bias ? apAt + la : -1;
+  if (bias) H.set(bias.subarray(0, m), biasAt >> 2);
   packWhole(t, pooled, TRANS_NONE, a, apAt, m, k);
   const forward = which === "forward";
   const args: ImplicitArgs = {
@@ -548,6 +552,7 @@ export function runWasmConvProduct(
     k,
     n,
     P: forward && imagesFirst ? g.outH * g.outW : 0,
+    biasAt,
   };
   if (pooled === undefined) implicitRange(t, args, 0, m, 0, n);
   else

@@ -183,6 +183,29 @@ function emitScatter(c: Code): void {
   });
 }
 
+/**
+ * addRows(c, rowBytes, v, rows, vecs): for r in [0, rows): the vecs·4 floats at c + r·rowBytes
+ * each get v[r] added (float32; c, v byte addresses; rows, vecs >= 1). The bias of a block of
+ * the forward product, added in kernel memory before the block is copied out.
+ */
+function emitAddRows(c: Code): void {
+  const [cAt, rowBytes, vAt, rows, vecs] = c.paramTuple(5);
+  const r = c.local(I32);
+  const o = c.local(I32);
+  const end = c.local(I32);
+  const b = c.local(V128);
+  c.loop((row) => {
+    c.get(vAt).get(r).i32Const(2).i32Shl().i32Add().v128Load32Splat().set(b);
+    c.get(cAt).get(r).get(rowBytes).i32Mul().i32Add().tee(o);
+    c.get(vecs).i32Const(4).i32Shl().i32Add().set(end);
+    c.loop((step) => {
+      c.get(o).get(o).v128Load().get(b).f32x4Add().v128Store();
+      c.get(o).i32Const(16).i32Add().tee(o).get(end).i32LtU().brIf(step);
+    });
+    c.get(r).i32Const(1).i32Add().tee(r).get(rows).i32LtU().brIf(row);
+  });
+}
+
 /** The convolution module for a tile (gather packs B panels of tile.nr lines) over shared memory. */
 export function convKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuffer> {
   if (!(tile.nr >= 4 && tile.nr % 4 === 0))
@@ -194,6 +217,7 @@ export function convKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuf
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
     .func("gather", seven, [], (c) => emitGather(c, tile.nr))
     .func("scatter", seven, [], emitScatter)
+    .func("addRows", [I32, I32, I32, I32, I32], [], emitAddRows)
     .build();
 }
 
@@ -201,6 +225,7 @@ type Seven = (a: number, b: number, c: number, d: number, e: number, f: number, 
 interface ConvKernels {
   gather: Seven;
   scatter: Seven;
+  addRows: (c: number, rowBytes: number, v: number, rows: number, vecs: number) => void;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -211,7 +236,11 @@ function kernelsOf(t: WasmThread): ConvKernels {
   if (k === undefined) {
     compiled ??= compileModule("matrix wasm convolution kernel", convKernelBytes());
     const inst = new WebAssembly.Instance(compiled, { env: { memory: t.memory } });
-    k = { gather: inst.exports.gather as Seven, scatter: inst.exports.scatter as Seven };
+    k = {
+      gather: inst.exports.gather as Seven,
+      scatter: inst.exports.scatter as Seven,
+      addRows: inst.exports.addRows as ConvKernels["addRows"],
+    };
     instances.set(t, k);
   }
   return k;
@@ -392,6 +421,8 @@ export interface ImplicitArgs {
   k: number;
   n: number;
   P: number;
+  /** Byte address of m float32 added to C's rows (row i gets bias[i]) before storing; -1: none. */
+  biasAt: number;
 }
 
 /**
@@ -441,7 +472,7 @@ export function implicitRange(
 ): void {
   if (r1 <= r0 || c1 <= c0) return;
   const { m, k } = g;
-  const { gather } = kernelsOf(t);
+  const { gather, addRows } = kernelsOf(t);
   const H = t.f32();
   const bAt = t.scratchAt + A_BYTES;
   const cAt = bAt + B_BYTES;
@@ -473,6 +504,7 @@ export function implicitRange(
           pc > 0 ? 1 : 0,
         );
       }
+      if (g.biasAt >= 0) addRows(cAt, 4 * nr, g.biasAt + 4 * ic, mc, nr / 4);
       storeBlock(H, cAt >> 2, nr, g, ic, mc, jc, nc);
     }
   }

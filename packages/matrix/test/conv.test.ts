@@ -266,6 +266,42 @@ describe("convolution products", () => {
     ).toThrow('conv2dForward: options.layout must be "batched" or "nchw", got "nhwc"');
   });
 
+  it("add options.bias to every output of its filter after the sum (both layouts, paths, 1-3 threads)", () => {
+    fc.assert(
+      fc.property(caseArb, fc.constantFrom(undefined, 2, 3), (c, threads) => {
+        const { x, w } = data(c);
+        const g = conv2dGeometry("test", c.g);
+        const P = g.positions;
+        const bias = randomArray(c.f, c.seed + 7) as Float32Array;
+        const pool = threads === 2 ? pool2 : threads === 3 ? pool3 : undefined;
+        for (const kernels of ["asm", "wasm"] as const)
+          for (const layout of ["batched", "nchw"] as const) {
+            const plain = conv2dForward(x, w, c.f, c.g, undefined, { kernels, pool, layout });
+            const want = plain.map((v, e) => {
+              const filter =
+                layout === "nchw" ? Math.floor(e / P) % c.f : Math.floor(e / (g.n * P));
+              return v + bias[filter]!;
+            });
+            const got = conv2dForward(x, w, c.f, c.g, undefined, { kernels, pool, layout, bias });
+            expect(bits(got)).toEqual(bits(want));
+          }
+      }),
+      { numRuns: 30 },
+    );
+    expect(() =>
+      conv2dForward(
+        new Float32Array(4),
+        new Float32Array(2),
+        2,
+        { n: 1, c: 1, h: 2, w: 2, kh: 1, kw: 1 },
+        undefined,
+        {
+          bias: new Float32Array(1),
+        },
+      ),
+    ).toThrow("conv2dForward: bias has 1 elements but shape [F=2] needs at least 2");
+  });
+
   it("give the same bits on 1, 2 and 3 threads", () => {
     const cases = [
       large,

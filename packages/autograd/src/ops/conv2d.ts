@@ -130,13 +130,17 @@ export function conv2d(
   const y = allocLike(W, n * f * P);
   const biasData = bias ? denseFloat(bias.data) : null;
   if (cols === undefined) {
-    // The wasm products write NCHW directly: no [F, N, P] temporary and no permute.
-    if (K === 0 || NP === 0) y.fill(0);
-    else conv2dForward(X, W, f, geom, y, { ...opts, layout: "nchw" });
-    if (biasData)
-      for (let i = 0; i < n; i++)
-        for (let j = 0; j < f; j++)
-          addConstant(y, (i * f + j) * P, (i * f + j + 1) * P, biasData[j]!);
+    // The wasm products write NCHW directly (no [F, N, P] temporary, no permute) and add the
+    // bias to each block in kernel memory (no pass over y; the same float32 adds).
+    if (K > 0 && NP > 0)
+      conv2dForward(X, W, f, geom, y, { ...opts, layout: "nchw", bias: biasData ?? undefined });
+    else {
+      y.fill(0);
+      if (biasData)
+        for (let i = 0; i < n; i++)
+          for (let j = 0; j < f; j++)
+            addConstant(y, (i * f + j) * P, (i * f + j + 1) * P, biasData[j]!);
+    }
   } else {
     const yFirst = temporary("conv2d.y", W, f * NP); // [F, N, P]
     if (K === 0 || NP === 0) yFirst.fill(0);
