@@ -237,8 +237,16 @@ for (const p of PHASES) {
     `| ${p} | ${f3(Math.min(...a.wall))} | ${f3(median(a.wall))} | ${f3(median(a.cpu))} | ${f3(Math.min(...b.wall))} | ${f3(median(b.wall))} | ${f3(median(b.cpu))} | ${(median(a.cpu) / median(b.cpu)).toFixed(2)}x |`,
   );
 }
+// Means beside the medians: page faults (and the GC work that comes with them) arrive in bursts
+// every few steps, so the median step hides them while an epoch pays the mean.
+const mean = (a: number[]) => a.reduce((p, q) => p + q, 0) / a.length;
+const ws = (m: Samples) => m.get("whole step")!;
 console.log(
-  `\nMinor page faults per step (median): dense ${median(sd.get("whole step")!.faults)}, sparse ${median(ss.get("whole step")!.faults)}\n`,
+  `\nWhole step, mean over the timed steps: dense wall ${f3(mean(ws(sd).wall))} ms, CPU ${f3(mean(ws(sd).cpu))} ms, ` +
+    `${mean(ws(sd).faults).toFixed(1)} minor page faults (median ${median(ws(sd).faults)}); ` +
+    `sparse wall ${f3(mean(ws(ss).wall))} ms, CPU ${f3(mean(ws(ss).cpu))} ms, ` +
+    `${mean(ws(ss).faults).toFixed(1)} faults (median ${median(ws(ss).faults)}); ` +
+    `dense/sparse mean CPU ${(mean(ws(sd).cpu) / mean(ws(ss).cpu)).toFixed(2)}x\n`,
 );
 console.log("| layer | product | wall fastest | wall median | CPU median |");
 console.log("| --- | --- | ---: | ---: | ---: |");
