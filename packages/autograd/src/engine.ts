@@ -5,6 +5,7 @@
 import type { Tensor } from "@tessera/tensor";
 import type { Variable } from "./variable.ts";
 import { adoptFresh, fmt, sameShape } from "./util.ts";
+import { activeArena } from "./arena.ts";
 
 /** Parents (that need a gradient) of `v`, or none for leaves. */
 function children(v: Variable): readonly Variable[] {
@@ -77,8 +78,11 @@ class GradTable {
 export function accumulateGrad(v: Variable, g: Tensor): void {
   if (v.grad === null) {
     // adopt an op's freshly allocated gradient; copy anything that may be shared
-    if (g.dtype === v.data.dtype && adoptFresh(g)) v.grad = g;
-    else v.grad = g.dtype === v.data.dtype ? g.clone() : g.astype(v.data.dtype);
+    if (g.dtype === v.data.dtype && adoptFresh(g)) {
+      v.grad = g;
+      // g may be a BufferArena's array: the arena must not recycle it while v still holds it
+      activeArena()?.noteGrad(v);
+    } else v.grad = g.dtype === v.data.dtype ? g.clone() : g.astype(v.data.dtype);
   } else {
     v.grad.addInPlace(g);
   }

@@ -4,6 +4,8 @@ import "./methods.ts"; // installs Variable's method sugar (x.add(y), ...)
 export { Variable } from "./variable.ts";
 export type { BackwardFn, GradNode, VariableOptions } from "./variable.ts";
 export { noGrad, enableGrad, isGradEnabled } from "./grad-mode.ts";
+export { BufferArena } from "./arena.ts";
+export type { BufferArenaOptions, BufferArenaStats } from "./arena.ts";
 export { setMatrixPool, getMatrixPool } from "./matrix-pool.ts";
 export { record, needsGraph, toVariable } from "./record.ts";
 export type { Input } from "./record.ts";

@@ -2,6 +2,7 @@
 // argument checks. Kept here so each op file holds only its own math.
 import { Tensor } from "@tessera/tensor";
 import type { DType, TypedArray } from "@tessera/tensor";
+import { activeArena } from "./arena.ts";
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -24,12 +25,20 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /** A zero-filled float array of `dtype` (int32 is never a gradient or op output here). */
 export function allocFloat(dtype: DType, n: number): FloatArray {
-  return dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
+  return alloc(dtype === "float64", n);
 }
 
-/** Same element type as `like`. */
+/** A zero-filled array of `n` elements of `like`'s element type. */
 export function allocLike(like: FloatArray, n: number): FloatArray {
-  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+  return alloc(like instanceof Float64Array, n);
+}
+
+// Every op output, saved temporary and gradient comes through here: inside a BufferArena's
+// step() it is the arena's (zero-filled, recycled when the step ends; see arena.ts), else new.
+function alloc(f64: boolean, n: number): FloatArray {
+  const arena = activeArena();
+  if (arena !== null && n > 0) return arena.take(f64, n);
+  return f64 ? new Float64Array(n) : new Float32Array(n);
 }
 
 /**
@@ -39,7 +48,7 @@ export function allocLike(like: FloatArray, n: number): FloatArray {
  * every layer that shares this gets the same bits for the same numbers.
  */
 export function channelSums(g: FloatArray, n: number, c: number, p: number, like: FloatArray) {
-  const acc = new Float64Array(c);
+  const acc = alloc(true, c);
   for (let i = 0, o = 0; i < n; i++) {
     for (let j = 0; j < c; j++) {
       let s = 0;
