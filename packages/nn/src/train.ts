@@ -4,6 +4,7 @@ import type { Tensor } from "@tessera/tensor";
 import { Generator } from "@tessera/tensor";
 import type { MatrixPool } from "@tessera/matrix";
 import {
+  BufferArena,
   Variable,
   getMatrixPool,
   noGrad,
@@ -56,6 +57,17 @@ export interface FitOptions {
   pool?: MatrixPool;
   /** Batch size for the test pass (default: batchSize). */
   evalBatchSize?: number;
+  /**
+   * Run every training step inside this @tessera/autograd BufferArena's step(): the arrays a
+   * step's forward, backward and gradients allocate are recycled after the optimizer step and
+   * zeroGrad, so later steps allocate (and page-fault) nothing new. Same numbers bit for bit.
+   * Default: none (every step allocates fresh arrays). The loss and the logits are read inside
+   * the step; nothing a step allocated is handed out of fit, and the parameters' gradients are
+   * cleared at the end of every step, so fit itself keeps nothing the arena recycles. A
+   * beforeStep hook must not keep references to the gradients it sees (it may read and write
+   * them in place).
+   */
+  arena?: BufferArena;
   /**
    * Called after backward() and before optimizer.step(): the place to add penalty gradients
    * (ADMM, KEP regularisation) to the parameters' .grad in place.
@@ -207,6 +219,9 @@ export function fit(model: Module, options: FitOptions): FitResult {
   const lossFn = options.lossFn ?? crossEntropyLoss;
   const logger = options.logFile !== undefined ? new MetricsLogger(options.logFile) : null;
   const reporter = makeReporter(options.progress);
+  const arena = options.arena;
+  if (arena !== undefined && !(arena instanceof BufferArena))
+    throw new TypeError(`${fn}: arena must be a BufferArena from @tessera/autograd`);
   const startEpoch = checkPositiveInt(fn, "startEpoch", options.startEpoch ?? 1);
   if (startEpoch > epochs)
     throw new RangeError(`${fn}: startEpoch ${startEpoch} is beyond epochs ${epochs}`);
@@ -236,28 +251,33 @@ export function fit(model: Module, options: FitOptions): FitResult {
         const start = (step - 1) * batchSize;
         const end = Math.min(start + batchSize, train.count);
         const batch = train.getBatch(order.subarray(start, end));
-        const logits = model.forward(new Variable(batch.x));
-        const loss = lossFn(logits, batch.y);
-        const lv = loss.data.item();
-        if (!Number.isFinite(lv)) {
-          throw new Error(
-            `${fn}: loss is ${lv} at epoch ${epoch}, step ${step} of ${steps} (global step ${opt.stepCount}); lower the learning rate or check the inputs`,
-          );
-        }
-        loss.backward();
-        lr = opt.lr;
-        options.beforeStep?.({
-          epoch,
-          step,
-          globalStep: opt.stepCount,
-          loss: lv,
-          model,
-          optimizer: opt,
-        });
-        opt.step();
-        model.zeroGrad();
+        const run = (): number => {
+          const logits = model.forward(new Variable(batch.x));
+          const loss = lossFn(logits, batch.y);
+          const lv = loss.data.item();
+          if (!Number.isFinite(lv)) {
+            throw new Error(
+              `${fn}: loss is ${lv} at epoch ${epoch}, step ${step} of ${steps} (global step ${opt.stepCount}); lower the learning rate or check the inputs`,
+            );
+          }
+          loss.backward();
+          lr = opt.lr;
+          options.beforeStep?.({
+            epoch,
+            step,
+            globalStep: opt.stepCount,
+            loss: lv,
+            model,
+            optimizer: opt,
+          });
+          opt.step();
+          model.zeroGrad();
+          // read before the arena (if any) takes the logits' array back
+          correct += countCorrect(logits.data, batch.y);
+          return lv;
+        };
+        const lv = arena === undefined ? run() : arena.step(run);
         lossSum += lv * (end - start);
-        correct += countCorrect(logits.data, batch.y);
         reporter.step(step, lv);
       }
       const summary: EpochSummary = {
