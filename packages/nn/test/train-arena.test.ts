@@ -71,7 +71,9 @@ const caseArb = fc.record({
   seed: fc.integer({ min: 0, max: 1_000_000 }),
 });
 
-function run(c: fc.RecordValue<typeof caseArb>, extra: Partial<FitOptions>) {
+type Case = typeof caseArb extends fc.Arbitrary<infer C> ? C : never;
+
+function run(c: Case, extra: Partial<FitOptions>) {
   const shape = c.kind === "mlp" ? [5] : [1, 6, 6];
   const m = model(c.kind, c.hidden, c.seed);
   const { history } = fit(m, {
