@@ -4,7 +4,10 @@
 // optimizer step, zeroGrad) timed inside each step, and the products alone (preallocated
 // outputs) per layer and Adam alone (dense with and without the masks, sparse). Wall-clock
 // fastest and median, CPU median (process.cpuUsage(): every thread of the process) and minor
-// page faults per step (/proc/self/stat).
+// page faults per step (/proc/self/stat). Each model also runs as a second copy whose steps go
+// through an autograd BufferArena (arena.step around the whole step, as fit's `arena` option
+// does), so the step with fresh arrays and the step with reused ones are timed side by side:
+// whole-step means and medians of wall time, CPU and page faults for all four.
 //
 //   pnpm tsx packages/pruning/bench/finetune-step.ts [checkpoint] [steps=60] [threads=1] [order]
 //   (default checkpoint: the MNIST 4x4 chain's round 10 under results/block-sweep)
@@ -16,7 +19,7 @@
 //   getBatch, 0 in the other orders).
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { Variable, setMatrixPool, softmaxCrossEntropy } from "@tessera/autograd";
+import { BufferArena, Variable, setMatrixPool, softmaxCrossEntropy } from "@tessera/autograd";
 import { BsrMatrix, createPool, matmul, matmulTransA, matmulTransB } from "@tessera/matrix";
 import type { Linear } from "@tessera/nn";
 import { Adam, arrayDataset, lenet300100, type Module } from "@tessera/nn";
@@ -46,6 +49,17 @@ toBsr(sparse, state);
 const denseOpt = new Adam(dense.parameters(), { lr: 2e-4 });
 state.attach(denseOpt);
 const sparseOpt = new Adam(sparse.parameters(), { lr: 2e-4 });
+// The arena copies: same checkpoint, same masks, their own optimizers and arenas.
+const denseA = fresh();
+const stateA = loadPruned(checkpoint, denseA).state!;
+const denseAOpt = new Adam(denseA.parameters(), { lr: 2e-4 });
+stateA.attach(denseAOpt);
+const sparseA = fresh();
+loadPruned(checkpoint, sparseA);
+toBsr(sparseA, stateA);
+const sparseAOpt = new Adam(sparseA.parameters(), { lr: 2e-4 });
+const denseArena = new BufferArena();
+const sparseArena = new BufferArena();
 const pool = threads > 1 ? createPool({ threads }) : undefined;
 await pool?.ready();
 setMatrixPool(pool);
@@ -85,15 +99,17 @@ const PHASES = [
   "backward",
   "optimizer step",
   "zeroGrad",
+  "arena release",
   "whole step",
 ];
+const LAST = PHASES.length - 1;
 type Samples = Map<string, { wall: number[]; cpu: number[]; faults: number[] }>;
 const newSamples = (): Samples =>
   new Map(
     PHASES.map((p) => [p, { wall: [] as number[], cpu: [] as number[], faults: [] as number[] }]),
   );
 
-function step(model: Module, opt: Adam, s: Samples | null): void {
+function step(model: Module, opt: Adam, s: Samples | null, arena?: BufferArena): void {
   const f0 = s === null ? 0 : faults();
   const t: number[] = [performance.now()];
   const c: number[] = [cpuMs()];
@@ -111,45 +127,48 @@ function step(model: Module, opt: Adam, s: Samples | null): void {
     y = new Tensor(b.y, [batch]);
   }
   mark();
-  const out = model.forward(new Variable(x));
-  mark();
-  const loss = softmaxCrossEntropy(out, y);
-  mark();
-  loss.backward();
-  mark();
-  opt.step();
-  mark();
-  model.zeroGrad();
-  mark();
+  const body = () => {
+    const out = model.forward(new Variable(x));
+    mark();
+    const loss = softmaxCrossEntropy(out, y);
+    mark();
+    loss.backward();
+    mark();
+    opt.step();
+    mark();
+    model.zeroGrad();
+    mark();
+  };
+  if (arena === undefined) body();
+  else arena.step(body);
+  mark(); // the arena's release (free-list bookkeeping) when there is one
   if (s === null) return;
   const f1 = faults();
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < LAST; i++) {
     s.get(PHASES[i]!)!.wall.push(t[i + 1]! - t[i]!);
     s.get(PHASES[i]!)!.cpu.push(c[i + 1]! - c[i]!);
   }
   const w = s.get("whole step")!;
-  w.wall.push(t[6]! - t[0]!);
-  w.cpu.push(c[6]! - c[0]!);
+  w.wall.push(t[LAST]! - t[0]!);
+  w.cpu.push(c[LAST]! - c[0]!);
   w.faults.push(f1 - f0);
 }
 
-dense.train();
-sparse.train();
-for (let i = 0; i < 5; i++) {
-  step(dense, denseOpt, null);
-  step(sparse, sparseOpt, null);
-}
+for (const m of [dense, sparse, denseA, sparseA]) m.train();
 const sd = newSamples();
 const ss = newSamples();
+const sdA = newSamples();
+const ssA = newSamples();
+const variants: [Module, Adam, Samples, BufferArena | undefined][] = [
+  [dense, denseOpt, sd, undefined],
+  [denseA, denseAOpt, sdA, denseArena],
+  [sparse, sparseOpt, ss, undefined],
+  [sparseA, sparseAOpt, ssA, sparseArena],
+];
+for (let i = 0; i < 5; i++) for (const [m, o, , a] of variants) step(m, o, null, a);
 if (order === "alternate")
-  for (let i = 0; i < steps; i++) {
-    step(dense, denseOpt, sd);
-    step(sparse, sparseOpt, ss);
-  }
-else {
-  for (let i = 0; i < steps; i++) step(dense, denseOpt, sd);
-  for (let i = 0; i < steps; i++) step(sparse, sparseOpt, ss);
-}
+  for (let i = 0; i < steps; i++) for (const [m, o, s, a] of variants) step(m, o, s, a);
+else for (const [m, o, s, a] of variants) for (let i = 0; i < steps; i++) step(m, o, s, a);
 
 // The products alone, outputs preallocated, alternating dense / sparse rep by rep.
 function productTasks(): [string, string, () => void][] {
@@ -226,27 +245,51 @@ console.log(
 console.log(
   `Checkpoint: ${checkpoint}; batch ${batch}; ${threads} thread(s); ${steps} steps each, ${order} (ms); GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? "(unset)"}\n`,
 );
-console.log(
-  "| phase | dense fastest | dense median | dense CPU median | sparse fastest | sparse median | sparse CPU median | dense/sparse CPU |",
-);
-console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-for (const p of PHASES) {
-  const a = sd.get(p)!;
-  const b = ss.get(p)!;
+function phaseTable(title: string, a: Samples, b: Samples): void {
+  console.log(`${title}\n`);
   console.log(
-    `| ${p} | ${f3(Math.min(...a.wall))} | ${f3(median(a.wall))} | ${f3(median(a.cpu))} | ${f3(Math.min(...b.wall))} | ${f3(median(b.wall))} | ${f3(median(b.cpu))} | ${(median(a.cpu) / median(b.cpu)).toFixed(2)}x |`,
+    "| phase | dense fastest | dense median | dense CPU median | sparse fastest | sparse median | sparse CPU median | dense/sparse CPU |",
   );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const p of PHASES) {
+    const x = a.get(p)!;
+    const y = b.get(p)!;
+    console.log(
+      `| ${p} | ${f3(Math.min(...x.wall))} | ${f3(median(x.wall))} | ${f3(median(x.cpu))} | ${f3(Math.min(...y.wall))} | ${f3(median(y.wall))} | ${f3(median(y.cpu))} | ${(median(x.cpu) / median(y.cpu)).toFixed(2)}x |`,
+    );
+  }
+  console.log("");
 }
+phaseTable("Fresh arrays (no arena):", sd, ss);
+phaseTable("Through a BufferArena:", sdA, ssA);
 // Means beside the medians: page faults (and the GC work that comes with them) arrive in bursts
 // every few steps, so the median step hides them while an epoch pays the mean.
 const mean = (a: number[]) => a.reduce((p, q) => p + q, 0) / a.length;
 const ws = (m: Samples) => m.get("whole step")!;
 console.log(
-  `\nWhole step, mean over the timed steps: dense wall ${f3(mean(ws(sd).wall))} ms, CPU ${f3(mean(ws(sd).cpu))} ms, ` +
-    `${mean(ws(sd).faults).toFixed(1)} minor page faults (median ${median(ws(sd).faults)}); ` +
-    `sparse wall ${f3(mean(ws(ss).wall))} ms, CPU ${f3(mean(ws(ss).cpu))} ms, ` +
-    `${mean(ws(ss).faults).toFixed(1)} faults (median ${median(ws(ss).faults)}); ` +
-    `dense/sparse mean CPU ${(mean(ws(sd).cpu) / mean(ws(ss).cpu)).toFixed(2)}x\n`,
+  "\nWhole step, fresh arrays against a BufferArena (mean and median over the timed steps):\n",
+);
+console.log(
+  "| model | arrays | wall mean | wall median | CPU mean | CPU median | faults mean | faults median |",
+);
+console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+for (const [name, arrays, m] of [
+  ["dense", "fresh", sd],
+  ["dense", "arena", sdA],
+  ["sparse", "fresh", ss],
+  ["sparse", "arena", ssA],
+] as const) {
+  const w = ws(m);
+  console.log(
+    `| ${name} | ${arrays} | ${f3(mean(w.wall))} | ${f3(median(w.wall))} | ${f3(mean(w.cpu))} | ${f3(median(w.cpu))} | ${mean(w.faults).toFixed(1)} | ${median(w.faults)} |`,
+  );
+}
+const ratio = (a: number[], b: number[]) => (mean(a) / mean(b)).toFixed(2);
+console.log(
+  `\ndense/sparse by mean: fresh arrays wall ${ratio(ws(sd).wall, ws(ss).wall)}x, CPU ${ratio(ws(sd).cpu, ws(ss).cpu)}x; ` +
+    `arena wall ${ratio(ws(sdA).wall, ws(ssA).wall)}x, CPU ${ratio(ws(sdA).cpu, ws(ssA).cpu)}x. ` +
+    `Arena arrays: dense ${denseArena.stats.allocated} made, ${(denseArena.stats.freeBytes / 1e6).toFixed(2)} MB held; ` +
+    `sparse ${sparseArena.stats.allocated} made, ${(sparseArena.stats.freeBytes / 1e6).toFixed(2)} MB held\n`,
 );
 console.log("| layer | product | wall fastest | wall median | CPU median |");
 console.log("| --- | --- | ---: | ---: | ---: |");
