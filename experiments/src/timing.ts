@@ -5,6 +5,7 @@
 // it covers every thread of the process, so with a pool it sums the caller's and the workers'
 // time (their spin-waits included), and it is what other jobs on a shared machine distort least.
 import {
+  type BufferArena,
   Variable,
   noGrad,
   setMatrixPool,
@@ -114,6 +115,8 @@ export interface TimedTraining {
   name: string;
   model: Module;
   optimizer: Optimizer;
+  /** Run each step inside this arena's step() (as fit's `arena` option); default none. */
+  arena?: BufferArena;
 }
 
 export interface TrainingTimingOptions {
@@ -187,11 +190,14 @@ export function timeTraining(
   };
   const step = (v: TimedTraining, idx: Int32Array): number => {
     const batch = data.getBatch(idx);
-    const loss = softmaxCrossEntropy(v.model.forward(new Variable(batch.x)), batch.y);
-    loss.backward();
-    v.optimizer.step();
-    v.model.zeroGrad();
-    return loss.data.item();
+    const body = (): number => {
+      const loss = softmaxCrossEntropy(v.model.forward(new Variable(batch.x)), batch.y);
+      loss.backward();
+      v.optimizer.step();
+      v.model.zeroGrad();
+      return loss.data.item();
+    };
+    return v.arena === undefined ? body() : v.arena.step(body);
   };
   const all = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const allCpu = new Map<string, number[]>(variants.map((v) => [v.name, []]));

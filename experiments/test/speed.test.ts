@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { BufferArena } from "@tessera/autograd";
 import { createPool } from "@tessera/matrix";
 import { Adam, lenet300100, type Module } from "@tessera/nn";
 import { BsrLinear } from "@tessera/pruning";
@@ -126,13 +127,14 @@ describe("loadVariants", () => {
 });
 
 describe("timeTraining", () => {
-  it("gives every variant the same batches: identical models stay identical", () => {
+  it("gives every variant the same batches: identical models stay identical (with or without an arena)", () => {
     const a = fresh();
     const b = fresh();
+    const arena = new BufferArena({ poison: true });
     const t = timeTraining(
       [
         { name: "a", model: a, optimizer: new Adam(a.parameters(), { lr: 1e-3 }) },
-        { name: "b", model: b, optimizer: new Adam(b.parameters(), { lr: 1e-3 }) },
+        { name: "b", model: b, optimizer: new Adam(b.parameters(), { lr: 1e-3 }), arena },
       ],
       train,
       { batchSize: 32, steps: 7, reps: 2, seed: 4 },
@@ -142,7 +144,9 @@ describe("timeTraining", () => {
     expect(t.all.get("a")).toHaveLength(2);
     expect(t.lastLoss.get("a")).toBe(t.lastLoss.get("b"));
     for (const name of ["a", "b"]) expect(t.cpuSeconds.get(name)).toBeGreaterThan(0);
-    expect(a.getParameter("fc1.weight").data.data).toEqual(b.getParameter("fc1.weight").data.data);
+    for (const name of ["fc1.weight", "fc2.weight", "fc3.bias"])
+      expect(a.getParameter(name).data.data).toEqual(b.getParameter(name).data.data);
+    expect(arena.stats.reused).toBeGreaterThan(0);
     expect(() => timeTraining([], train, { batchSize: 32, steps: 0, seed: 1 })).toThrow(
       /timeTraining: steps must be a positive integer, got 0/,
     );
@@ -217,6 +221,7 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
             stepsPerEpoch: 5,
             fullEpoch: true,
             reps: 1,
+            arena: true,
           });
           expect(r.training.speedup).toBeCloseTo(
             r.training.seconds.dense / r.training.seconds.sparse,
@@ -260,6 +265,8 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
         expect(report.markdown).toContain("| BSR cpu ratio | CSR cpu ratio | plan dense ms |");
         expect(report.markdown).toContain("the targets are judged on the plans");
         expect(report.markdown).toContain("sum of both threads");
+        expect(report.markdown).toContain("| cpu ratio | step arrays |");
+        expect(report.markdown).toContain("each stepped through a BufferArena of their own");
         expect(report.markdown).toMatch(
           /4x4 BSR inference, batch 128, any thread\(s\).*not measured/,
         );
@@ -307,20 +314,20 @@ describe("speedTable", () => {
           stepsPerEpoch: 469,
           epochSeconds: { dense: 6, sparse: 2 },
           speedup: 3,
-          ...(cpu ? { cpuSpeedup: 3.5 } : {}),
+          ...(cpu ? { cpuSpeedup: 3.5, arena: true } : {}),
         },
       },
     }) as unknown as SpeedPointResult;
 
-  it("puts the CPU-time ratios and the plans' times beside the modules', and '-' for points timed without them", () => {
+  it("puts the CPU-time ratios and the plans' times beside the modules', '-' for points timed without them, and whether training reused its arrays", () => {
     const rows = speedTable([point(true), point(false)])
       .split("\n")
       .filter((l) => l.startsWith("| m-b4"));
     expect(rows).toEqual([
       "| m-b4-magnitude-s1 | 10 | 10.8% | 128 | 2 | 6.000 | 2.000 | 3.000 | 3.00x | 2.00x | 4.00x | 3.00x | 5.000 | 1.000 | 2.500 | 5.00x | 2.00x | 5.00x | 2.50x |",
       "| m-b4-magnitude-s1 | 10 | 10.8% | 128 | 2 | 6.000 | 2.000 | 3.000 | 3.00x | 2.00x | - | - | - | - | - | - | - | - | - |",
-      "| m-b4-magnitude-s1 | 10 | 10.8% | 2 | full epoch (469 steps) | 6.00 | 2.00 | 3.00x | 3.50x |",
-      "| m-b4-magnitude-s1 | 10 | 10.8% | 2 | full epoch (469 steps) | 6.00 | 2.00 | 3.00x | - |",
+      "| m-b4-magnitude-s1 | 10 | 10.8% | 2 | full epoch (469 steps) | 6.00 | 2.00 | 3.00x | 3.50x | arena, both |",
+      "| m-b4-magnitude-s1 | 10 | 10.8% | 2 | full epoch (469 steps) | 6.00 | 2.00 | 3.00x | - | fresh |",
     ]);
   });
 });
