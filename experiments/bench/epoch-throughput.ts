@@ -6,7 +6,9 @@
 // with the same model, loss, optimizer and batch. Beside the wall clock, each row has the CPU
 // seconds of its process (user + system, all threads; for PyTorch time.process_time()), scaled
 // the same way: on a machine shared with other jobs the CPU time is the steadier figure.
-// With TESSERA_WASM_FMA=1 the wasm rows run the fused micro-kernel and are labelled `wasm+fma`.
+// With TESSERA_WASM_FMA=1 the wasm rows run the fused micro-kernel and are labelled `wasm+fma`;
+// with --arena Tessera's steps run through an autograd BufferArena (fit's arena option: the
+// arrays a step allocates are reused by the next) and the rows say "+ arena".
 //   pnpm tsx experiments/bench/epoch-throughput.ts [--kernels asm,wasm] [--tfjs-steps N] [--no-tfjs] [--no-torch]
 //   pnpm tsx experiments/bench/epoch-throughput.ts --model lenet5 --images 10000 --no-tfjs
 //   pnpm tsx experiments/bench/epoch-throughput.ts --model small-cnn --steps 50 --no-tfjs
@@ -22,7 +24,7 @@ import { Adam, arrayDataset, fit, lenet300100, lenet5, smallCnn } from "@tessera
 import { Generator } from "@tessera/tensor";
 import { createPool, wasmFmaFromEnv } from "@tessera/matrix";
 import type { KernelPath } from "@tessera/matrix";
-import { setMatrixPool } from "@tessera/autograd";
+import { BufferArena, setMatrixPool } from "@tessera/autograd";
 import { NORMALIZE } from "../src/data.ts";
 import { createCommand, positiveInt, runMain } from "../src/cli.ts";
 
@@ -40,6 +42,10 @@ await runMain("epoch-throughput", async () => {
       1,
     )
     .option("--kernels <list>", "Tessera kernel paths to time, comma-separated", "asm,wasm")
+    .option(
+      "--arena",
+      "run Tessera's steps through an autograd BufferArena (arrays reused from step to step)",
+    )
     .option("--no-tfjs", "do not time TensorFlow.js")
     .option("--no-torch", "do not time PyTorch")
     .option("--model <name>", "lenet300100, lenet5 or small-cnn", "lenet300100")
@@ -58,6 +64,7 @@ await runMain("epoch-throughput", async () => {
       tfjsSteps?: number;
       epochs: number;
       kernels: string;
+      arena?: boolean;
       tfjs: boolean;
       torch: boolean;
       model: string;
@@ -131,6 +138,7 @@ await runMain("epoch-throughput", async () => {
         batchSize: BATCH,
         optimizer: new Adam(model.parameters(), { lr: 1e-3 }),
         seed: 1,
+        arena: o.arena === true ? new BufferArena() : undefined,
       });
       const c = process.cpuUsage(c0);
       return {
@@ -213,9 +221,9 @@ await runMain("epoch-throughput", async () => {
   // TESSERA_WASM_FMA=1 (process-wide) makes the wasm rows run the fused micro-kernel: say so.
   const fma = wasmFmaFromEnv(process.env);
   for (const k of kernelPaths as KernelPath[]) {
-    const label = k === "wasm" && fma ? "wasm+fma" : k;
-    rows.push([`Tessera \`${label}\`, 1 thread`, await tessera(1, k)]);
-    rows.push([`Tessera \`${label}\`, 2 threads (caller + 1 worker)`, await tessera(2, k)]);
+    const label = `\`${k === "wasm" && fma ? "wasm+fma" : k}\`${o.arena === true ? " + arena" : ""}`;
+    rows.push([`Tessera ${label}, 1 thread`, await tessera(1, k)]);
+    rows.push([`Tessera ${label}, 2 threads (caller + 1 worker)`, await tessera(2, k)]);
   }
   if (o.torch) {
     const dir = mkdtempSync(join(tmpdir(), "tessera-epoch-"));
