@@ -12,6 +12,9 @@ import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
 import { allocLike, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
+/** Any float32 array: tells allocLike the element type wanted. */
+const F32_LIKE = new Float32Array(0);
+
 export interface Pool2dOptions {
   /** Window size: one number or [kh, kw]. */
   kernel: number | readonly [number, number];
@@ -69,7 +72,11 @@ export function maxPool2d(x: Variable, options: Pool2dOptions): Variable {
   const X = denseFloat(x.data);
   const planes = n * c;
   const y = allocLike(X, planes * oh * ow);
-  const arg = new Int32Array(planes * oh * ow);
+  // The window maxima's indices, kept for the backward: int32 on the bytes of a float32 array
+  // from allocLike, so inside a BufferArena's step they are reused like the op's other arrays
+  // (LeNet-5's two poolings: 1.9 MB a step that would otherwise be fresh).
+  const argStore = allocLike(F32_LIKE, planes * oh * ow);
+  const arg = new Int32Array(argStore.buffer, argStore.byteOffset, planes * oh * ow);
   const wasm = X instanceof Float32Array && kernelPath(gemmOptions()) === "wasm";
   let o = 0;
   if (wasm) {
