@@ -249,6 +249,24 @@ describe("BufferArena, one thread", () => {
     expect(accumulate(new BufferArena({ poison: true }))).toEqual(accumulate());
   });
 
+  it("keeps float32 and float64 arrays of one length apart", () => {
+    const arena = new BufferArena();
+    const x32 = new Variable(T.ones([2, 3], "float32"));
+    const w32 = param(T.ones([2, 3], "float32"));
+    const x64 = new Variable(T.ones([2, 3], "float64"));
+    const w64 = new Variable(T.ones([2, 3], "float64"), { requiresGrad: true });
+    arena.step(() => {
+      linear(x32, w32);
+    });
+    // same length (4), other type: a new float64 array, not the free float32 one
+    const y = arena.step(() => linear(x64, w64).data.data);
+    expect(y).toBeInstanceOf(Float64Array);
+    expect(arena.stats).toMatchObject({ allocated: 2, reused: 0, free: 1 });
+    const z = arena.step(() => linear(x32, w32).data.data);
+    expect(z).toBeInstanceOf(Float32Array);
+    expect(arena.stats).toMatchObject({ allocated: 2, reused: 1, free: 0 });
+  });
+
   it("keep() and a returned Variable / Tensor / array survive the step; the rest is recycled", () => {
     const arena = new BufferArena({ poison: true });
     const x = new Variable(new T.Tensor(Float32Array.of(0, 1, 2, 3, 4, 5), [2, 3]));
