@@ -121,6 +121,12 @@ export class BufferArena {
     let ok = false;
     try {
       const result = fn();
+      if (typeof (result as { then?: unknown } | null)?.then === "function") {
+        // the arena stops being active when this call returns, before any awaited work runs
+        throw new TypeError(
+          "BufferArena.step: fn returned a promise; a step must run synchronously (await outside it)",
+        );
+      }
       if (
         isVariable(result) ||
         result instanceof Tensor ||

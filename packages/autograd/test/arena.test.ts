@@ -322,6 +322,11 @@ describe("BufferArena, one thread", () => {
       }),
     ).toThrow("boom");
     expect(outer.stats.free).toBe(before - 1);
+    // an async fn: loud, and (like a throwing step) nothing is recycled
+    expect(() => outer.step(async () => linear(x, w))).toThrow(
+      /BufferArena.step: fn returned a promise; a step must run synchronously/,
+    );
+    expect(outer.stats.free).toBe(before - 1);
     outer.clear();
     expect(outer.stats).toEqual({ allocated: 0, reused: 0, free: 0, freeBytes: 0 });
   });
