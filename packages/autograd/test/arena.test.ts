@@ -151,6 +151,19 @@ function sameBitsSuite(): void {
     );
   });
 
+  it("LeNet-sized layers (past the kernels' blocking, ragged 4x4 blocks) train to the same bits", () => {
+    for (const block of [null, [4, 4]] as const) {
+      const data = batches([33, 203], 10, 3, 11);
+      const ref = train(mlp(203, 70, 10, block === null ? null : [...block], 12), data);
+      const run = train(
+        mlp(203, 70, 10, block === null ? null : [...block], 12),
+        data,
+        new BufferArena(),
+      );
+      expectSameRun(ref, run);
+    }
+  });
+
   it("a conv + max-pool net trains to the same bits with and without an arena", () => {
     fc.assert(
       fc.property(
