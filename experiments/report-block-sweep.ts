@@ -191,7 +191,7 @@ ${[...configs].map((c) => "```json\n" + JSON.stringify(JSON.parse(c), null, 2) +
       );
     }
   }
-  for (const ps of variants) parts.push(variantSection(ps, cs));
+  for (const ps of variants) parts.push(variantSection(ps, plain));
   parts.push(PAPER);
   writeFileAtomic(mdPath, new TextEncoder().encode(parts.join("\n")));
   console.error(`report-block-sweep: ${points.length} chains -> ${mdPath}`);

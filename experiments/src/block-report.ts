@@ -291,12 +291,18 @@ export function anchor(title: string): string {
 
 /**
  * The section of one late budget: its targets, and per dataset and tile size its rounds from
- * the late budget's first round on beside the plain budget's (rounds before it are the same
- * protocol, and the same numbers when branched from the plain chains).
+ * the late budget's first round on beside the plain budget's chains of the same seeds (rounds
+ * before it are the same protocol, and the same numbers when branched from the plain chains).
  */
-export function variantSection(ps: readonly BlockPoint[], plainCells: readonly Cell[]): string {
+export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockPoint[]): string {
   const late = ps[0]!.config.fineTune.late!;
   const cs = cells(ps).filter((c) => c.round >= late.fromRound);
+  // The plain chains beside them are the same (dataset, tile size, method, seed) chains only,
+  // so both columns average over the same seeds.
+  const chain = (p: BlockPoint) =>
+    `${p.config.dataset}|${p.config.blockSize}|${p.config.method}|${p.config.seed}`;
+  const mine = new Set(ps.map(chain));
+  const plainCells = cells(plain.filter((p) => mine.has(chain(p))));
   const epochs = (n: number) => `${n} epoch${n === 1 ? "" : "s"}`;
   const plainEpochs = ps[0]!.config.fineTune.epochs;
   const out = [
@@ -323,7 +329,7 @@ export function variantSection(ps: readonly BlockPoint[], plainCells: readonly C
       }));
     out.push(
       `### ${d}, ${b === 1 ? "element-wise (1x1)" : `${b}x${b} tiles`}: ${epochs(late.epochs)} against ${epochs(plainEpochs)} per round\n\n` +
-        `Fine-tuned test accuracy %, mean (min-max over seeds; seed lists may differ, see the counts).\n\n` +
+        `Fine-tuned test accuracy %, mean (min-max over seeds); the plain column is the same seeds' plain chains.\n\n` +
         markdownTable(rows, [
           { header: "round", value: (x) => x.c.round },
           { header: "density %", value: (x) => (100 * x.c.density.mean).toFixed(1) },
