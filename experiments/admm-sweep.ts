@@ -18,6 +18,7 @@
 //   pnpm admm-sweep --experiments lenet300100-block --datasets mnist --block-rounds 13
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
+import { BufferArena } from "@tessera/autograd";
 import { createPool, type MatrixPool } from "@tessera/matrix";
 import type { Module } from "@tessera/nn";
 import { choice, createCommand, list, positiveInt, positiveNumber, runMain } from "./src/cli.ts";
@@ -95,6 +96,11 @@ const program = addSweepOptions(
       "threads for matrix products (results do not depend on it)",
       positiveInt("--threads"),
       2,
+    )
+    .option(
+      "--no-arena",
+      "allocate every training step's arrays afresh instead of reusing them through an autograd " +
+        "BufferArena (the same numbers bit for bit; the arena takes ~1/4 off a LeNet-5 epoch)",
     ),
 );
 
@@ -113,6 +119,7 @@ interface Options {
   denseEpochs: number;
   dataDir?: string;
   threads: number;
+  arena: boolean;
   out?: string;
   shard?: string;
   shards?: number;
@@ -133,6 +140,7 @@ await runMain("admm-sweep", async () => {
   const splits = splitsCache({ dir: o.dataDir });
   const pool: MatrixPool | undefined =
     o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
+  const arena = o.arena ? new BufferArena() : undefined;
   try {
     const outcome = await runSweep<AdmmPointConfig, AdmmPointResult>({
       dir: out,
@@ -146,7 +154,7 @@ await runMain("admm-sweep", async () => {
         const denseDir = join(out, "dense", `${d.model}-${d.dataset}-s${d.seed}`);
         const denseModel = (): Module => {
           ctx.progress(`dense ${d.model} ${d.epochs} epochs -> ${denseDir}`);
-          return runTraining({ config: d, train, test, dir: denseDir, pool }).model;
+          return runTraining({ config: d, train, test, dir: denseDir, pool, arena }).model;
         };
         return runAdmmPoint(c, {
           train,
@@ -154,6 +162,7 @@ await runMain("admm-sweep", async () => {
           denseModel,
           scratchDir: ctx.scratchDir,
           pool,
+          arena,
           progress: ctx.progress,
         });
       },

@@ -52,6 +52,7 @@
 // (a shard that needs a dense model another process is training waits for it).
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
+import { BufferArena } from "@tessera/autograd";
 import { createPool, type MatrixPool } from "@tessera/matrix";
 import {
   choice,
@@ -218,6 +219,11 @@ const program = addSweepOptions(
       "threads for matrix products (results do not depend on it)",
       positiveInt("--threads"),
       1,
+    )
+    .option(
+      "--no-arena",
+      "allocate every training step's arrays afresh instead of reusing them through an autograd " +
+        "BufferArena (the same numbers bit for bit; the arena takes ~1/4 off a LeNet-5 epoch)",
     ),
 );
 
@@ -250,6 +256,7 @@ interface Options {
   denseOnly: boolean;
   dataDir?: string;
   threads: number;
+  arena: boolean;
   out?: string;
   shard?: string;
   shards?: number;
@@ -303,6 +310,7 @@ await runMain("kep-sweep", async () => {
   });
   const pool: MatrixPool | undefined =
     o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
+  const arena = o.arena ? new BufferArena() : undefined;
   const denseDir = o.denseDir ?? join(root, "results", "kep-sweep", "dense");
   const splits = splitsCache({ dir: o.dataDir });
   try {
@@ -311,13 +319,14 @@ await runMain("kep-sweep", async () => {
         denseDir,
         splits,
         pool,
+        arena,
         progress: (t) => console.error(`kep-sweep: ${t}`),
       });
       for (const d of done)
         console.error(`kep-sweep: dense ${d.dir}: ${(100 * d.accuracy).toFixed(2)}%`);
       return;
     }
-    const outcome = await runKepSweep(configs, { out, denseDir, shard, splits, pool });
+    const outcome = await runKepSweep(configs, { out, denseDir, shard, splits, pool, arena });
     console.error(
       `kep-sweep: ${outcome.ran.length} points run, ${outcome.skipped.length} already done; points in ${join(out, "points")}`,
     );

@@ -20,7 +20,7 @@
 //     block sweep's points (experiments/block-sweep.ts) at the same round.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { Variable } from "@tessera/autograd";
+import type { BufferArena, Variable } from "@tessera/autograd";
 import type { MatrixPool } from "@tessera/matrix";
 import {
   Adam,
@@ -200,6 +200,8 @@ export interface AdmmPointIo {
   /** Survives a kill: ADMM / fine-tuning checkpoints live here. */
   scratchDir: string;
   pool?: MatrixPool;
+  /** Every training step runs inside it (reused step arrays; the same numbers bit for bit). */
+  arena?: BufferArena;
   progress?: (text: string) => void;
   /** Forward timing repetitions (structured points). Default 9. */
   timingReps?: number;
@@ -278,6 +280,7 @@ function runMagnitude(
       optimizer,
       seed: c.seed + 1,
       pool: io.pool,
+      arena: io.arena,
       onEpochEnd: (s) => {
         save(s.epoch);
         io.progress?.(
@@ -318,6 +321,7 @@ export function runAdmmPoint(c: AdmmPointConfig, io: AdmmPointIo): AdmmPointResu
         checkpoint: join(io.scratchDir, "admm.safetensors"),
         logFile: join(io.scratchDir, "admm.jsonl"),
         pool: io.pool,
+        arena: io.arena,
         onLog: (l: AdmmLogLine) =>
           io.progress?.(
             l.event === "admm"

@@ -21,7 +21,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Generator, type Tensor } from "@tessera/tensor";
-import { Variable } from "@tessera/autograd";
+import { type BufferArena, Variable } from "@tessera/autograd";
 import type { MatrixPool } from "@tessera/matrix";
 import {
   Adam,
@@ -272,6 +272,7 @@ export function denseKepModel(
     test: Dataset;
     dir: string;
     pool?: MatrixPool;
+    arena?: BufferArena;
     progress?: (t: string) => void;
     /** How often to look again while another process trains this model (ms; default 30 s). */
     pollMs?: number;
@@ -317,6 +318,7 @@ export function denseKepModel(
         optimizer,
         seed: c.seed,
         pool: io.pool,
+        arena: io.arena,
         onEpochEnd: (s) => {
           const r = checkpointRecords(model, optimizer, null);
           saveSafetensors(ck, r.records, { epoch: String(s.epoch) });
@@ -344,6 +346,8 @@ export interface KepPointIo {
   /** Survives a kill: the point's checkpoint lives here. */
   scratchDir: string;
   pool?: MatrixPool;
+  /** Every training step runs inside it (fit's `arena`: reused step arrays, same bits). */
+  arena?: BufferArena;
   progress?: (text: string) => void;
   evalBatchSize?: number;
 }
@@ -501,6 +505,7 @@ export function runKepPoint(c: KepPointConfig, io: KepPointIo): KepPointResult {
         optimizer,
         seed,
         pool: io.pool,
+        arena: io.arena,
         beforeStep: penalty?.beforeStep,
         onEpochEnd: (summary) => {
           p.epochs = [

@@ -7,6 +7,7 @@
 // directories carry "lenet5").
 import { join } from "node:path";
 import type { DatasetName } from "@tessera/mnist-dataset-loader";
+import type { BufferArena } from "@tessera/autograd";
 import type { MatrixPool } from "@tessera/matrix";
 import type { SplitPair } from "./data.ts";
 import {
@@ -171,6 +172,7 @@ export async function trainKepDenseModels(
     denseDir: string;
     splits: (name: DatasetName) => Promise<SplitPair>;
     pool?: MatrixPool;
+    arena?: BufferArena;
     progress?: (t: string) => void;
   },
 ): Promise<{ dir: string; accuracy: number }[]> {
@@ -184,7 +186,14 @@ export async function trainKepDenseModels(
     const progress = (t: string) => io.progress?.(`${dir}: ${t}`);
     out.push({
       dir,
-      accuracy: denseKepModel(c.dense, { train, test, dir, pool: io.pool, progress }).accuracy,
+      accuracy: denseKepModel(c.dense, {
+        train,
+        test,
+        dir,
+        pool: io.pool,
+        arena: io.arena,
+        progress,
+      }).accuracy,
     });
   }
   return out;
@@ -203,6 +212,8 @@ export async function runKepSweep(
     shard?: Shard;
     splits: (name: DatasetName) => Promise<SplitPair>;
     pool?: MatrixPool;
+    /** Every training step runs inside it (reused step arrays; the same numbers bit for bit). */
+    arena?: BufferArena;
     progress?: SweepSpec<KepPointConfig, KepPointResult>["progress"];
   },
 ): Promise<SweepOutcome<KepPointConfig, KepPointResult>> {
@@ -218,7 +229,14 @@ export async function runKepSweep(
       const d = c.dense;
       const denseDir = denseDirOf(io.denseDir ?? join(io.out, "dense"), c);
       const dense = () =>
-        denseKepModel(d, { train, test, dir: denseDir, pool: io.pool, progress: ctx.progress });
+        denseKepModel(d, {
+          train,
+          test,
+          dir: denseDir,
+          pool: io.pool,
+          arena: io.arena,
+          progress: ctx.progress,
+        });
       return runKepPoint(c, {
         train,
         test,
@@ -226,6 +244,7 @@ export async function runKepSweep(
         freshModel: () => kepModel(d, train.inputShape, 0),
         scratchDir: ctx.scratchDir,
         pool: io.pool,
+        arena: io.arena,
         progress: ctx.progress,
       });
     },

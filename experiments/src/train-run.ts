@@ -27,6 +27,7 @@ import {
   type TensorRecord,
 } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
+import type { BufferArena } from "@tessera/autograd";
 import type { MatrixPool } from "@tessera/matrix";
 import { removeAtomicTemporaries, writeFileAtomic } from "@tessera/mnist-dataset-loader";
 import { LOCK_FILE, acquireRunLock, type RunLock } from "./run-lock.ts";
@@ -182,6 +183,8 @@ export interface RunOptions {
   progress?: boolean | ProgressReporter;
   /** Run the matrix products on this pool (fit's option; the numbers do not depend on it). */
   pool?: MatrixPool;
+  /** Run every training step inside this arena (fit's option; the numbers do not depend on it). */
+  arena?: BufferArena;
   /** Stop after this many epochs in this call (the run stays resumable); for tests. */
   maxEpochsThisCall?: number;
 }
@@ -348,6 +351,7 @@ function trainLocked(
       optimizer,
       seed: config.seed,
       pool: options.pool,
+      arena: options.arena,
       progress: options.progress ?? false,
       onEpochEnd: (summary) => {
         history = [...history, summary];

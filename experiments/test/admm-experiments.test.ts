@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Generator } from "@tessera/tensor";
+import { BufferArena } from "@tessera/autograd";
 import { arrayDataset, lenet300100, type Dataset, type Module } from "@tessera/nn";
 import { PruningState } from "@tessera/pruning";
 import { runSweep } from "../src/sweep/index.ts";
@@ -184,6 +185,21 @@ describe("ADMM experiments", () => {
     const again = await run();
     expect(again.ran).toHaveLength(0);
     expect(again.skipped).toHaveLength(configs.length);
+  }, 300_000);
+
+  it("ADMM and magnitude points train through a BufferArena (admm-sweep's default) to the same result", () => {
+    const configs = admmSweepConfigs({ ...tiny, experiments: ["lenet5-nonstructured"] });
+    expect(configs.slice(0, 2).map((c) => c.method)).toEqual(["admm", "magnitude"]);
+    const arena = new BufferArena({ poison: true });
+    for (const c of configs.slice(0, 2)) {
+      const out = tmp();
+      const dirs = ["plain", "arena"].map((d) => join(out, d));
+      for (const d of dirs) mkdirSync(d);
+      const plain = runAdmmPoint(c, io(c, out, dirs[0]!));
+      const withArena = runAdmmPoint(c, { ...io(c, out, dirs[1]!), arena });
+      expect({ ...withArena, seconds: 0 }, c.method).toEqual({ ...plain, seconds: 0 });
+    }
+    expect(arena.stats.reused).toBeGreaterThan(0);
   }, 300_000);
 
   it("a magnitude point killed during fine-tuning resumes to the same result", () => {

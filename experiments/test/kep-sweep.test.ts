@@ -20,6 +20,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { writeIdxFile } from "@tessera/mnist-dataset-loader";
 import { arrayDataset, loadSafetensors, type Dataset } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
+import { BufferArena } from "@tessera/autograd";
 import type { KepConv2d } from "@tessera/pruning";
 import { loadKepModel } from "@tessera/pruning";
 import {
@@ -245,6 +246,28 @@ describe("runKepPoint", () => {
     );
     const resumed = runKepPoint(c, io(dir));
     expect(timeless(resumed)).toEqual(timeless(whole));
+  });
+});
+
+describe("runKepPoint and denseKepModel through a BufferArena (kep-sweep's default)", () => {
+  it("train to the same bits as without one, the dense model and points with penalty, KEP form and masks", () => {
+    const arena = new BufferArena({ poison: true });
+    const a = dense();
+    const b = denseKepModel(denseConfig, { train, test, dir: join(root, "dense-arena"), arena });
+    expect(b.accuracy).toBe(a.accuracy);
+    for (const [name, p] of a.model.namedParameters())
+      expect(b.model.getParameter(name).data.data, name).toEqual(p.data.data);
+    for (const method of ["kep-pattern", "filter"] as const) {
+      // the ramp (a beforeStep writing into gradients), the cut, masked / KepConv2d fine-tuning
+      const c = point({ method });
+      const plain = runKepPoint(c, io(join(root, `arena-off-${method}`)));
+      const withArena = runKepPoint(c, {
+        ...io(join(root, `arena-on-${method}`)),
+        arena,
+      });
+      expect(timeless(withArena), method).toEqual(timeless(plain));
+    }
+    expect(arena.stats.reused).toBeGreaterThan(0);
   });
 });
 

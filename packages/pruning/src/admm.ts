@@ -12,7 +12,7 @@
 // penalty is added to the float32 gradient elementwise, in a fixed order, so runs are
 // bitwise reproducible.
 import { renameSync, writeFileSync, existsSync } from "node:fs";
-import type { Variable } from "@tessera/autograd";
+import type { BufferArena, Variable } from "@tessera/autograd";
 import type { MatrixPool } from "@tessera/matrix";
 import {
   evaluate,
@@ -330,6 +330,11 @@ export interface AdmmRunOptions {
   /** JSONL log, rewritten from the checkpointed history each time (so a resume never duplicates lines). */
   logFile?: string;
   pool?: MatrixPool;
+  /**
+   * Run every training step inside this arena (fit's `arena` option: the step's arrays are
+   * reused by the next; the same numbers bit for bit). Default none.
+   */
+  arena?: BufferArena;
   /** Called after each line is logged and checkpointed (a throw here acts like a kill). */
   onLog?: (line: AdmmLogLine) => void;
 }
@@ -455,6 +460,7 @@ export function runAdmm(model: Module, config: AdmmConfig, options: AdmmRunOptio
       optimizer,
       seed: options.seed + i,
       pool: options.pool,
+      arena: options.arena,
       beforeStep: () => pruner.addPenaltyGradients(),
     });
     const layers = pruner.update();
@@ -491,6 +497,7 @@ export function runAdmm(model: Module, config: AdmmConfig, options: AdmmRunOptio
       optimizer,
       seed: retrainSeed,
       pool: options.pool,
+      arena: options.arena,
       onEpochEnd: (s) => {
         retrainDone = s.epoch;
         emit(

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Generator, Tensor } from "@tessera/tensor";
 import { createPool } from "@tessera/matrix";
-import type { Variable } from "@tessera/autograd";
+import { BufferArena, type Variable } from "@tessera/autograd";
 import { Adam, arrayDataset, evaluate, fit, type Dataset, type Sequential } from "@tessera/nn";
 import {
   AdmmPruner,
@@ -283,6 +283,23 @@ describe("runAdmm", () => {
       "retrain",
     ]);
     expect(strip(readFileSync(logB, "utf8"))).toEqual(linesA);
+  });
+
+  it("runs every step through a BufferArena (option arena) to the same bits as without one", () => {
+    const short = { ...opts, iterations: 2, epochsPerIteration: 1, retrainEpochs: 1 };
+    const a = pretrained();
+    const ra = runAdmm(a, config, short);
+    const arena = new BufferArena({ poison: true });
+    const b = pretrained();
+    const rb = runAdmm(b, config, { ...short, arena });
+    expect(arena.stats.reused).toBeGreaterThan(0);
+    for (const [n] of a.namedParameters()) expect(weights(b, n)).toEqual(weights(a, n));
+    for (const n of ra.pruner.names()) {
+      expect([...rb.pruner.z(n)]).toEqual([...ra.pruner.z(n)]);
+      expect([...rb.pruner.u(n)]).toEqual([...ra.pruner.u(n)]);
+    }
+    const noTime = (r: typeof ra) => r.log.map((l) => ({ ...l, seconds: 0 }));
+    expect(noTime(rb)).toEqual(noTime(ra));
   });
 
   it("is bitwise the same on a 2-thread pool, and refuses a checkpoint of another configuration", async () => {
