@@ -26,6 +26,50 @@ export type Packer = (
   panelStride: number,
 ) => void;
 
+/** Panel widths with an unrolled copy for lines contiguous in k, and for adjacent lines. */
+const CONTIGUOUS_WIDTHS = [4, 8] as const;
+const STRIDED_WIDTHS = [2, 4, 8] as const;
+
+const range = (w: number): number[] => Array.from({ length: w }, (_, l) => l);
+const plus = (l: number): string => (l === 0 ? "" : ` + ${l}`);
+
+/**
+ * A whole panel of `w` lines contiguous in k, unrolled: line l read from s<l> + p, written to
+ * d + l, k step by k step (one sequential write stream).
+ */
+function contiguousPanel(w: number): string {
+  const starts = range(w).map((l) =>
+    l === 0 ? "s0 = off + first * lineStride" : `s${l} = s${l - 1} + lineStride`,
+  );
+  const copies = range(w).map((l) => `          dst[d${plus(l)}] = src[s${l} + p];`);
+  return [
+    `        const ${starts.join(", ")};`,
+    `        for (let p = 0, d = base; p < kc; p++, d += ${w}) {`,
+    ...copies,
+    "        }",
+  ].join("\n");
+}
+
+/**
+ * A panel of `w` lines adjacent in memory (kStride > 1), unrolled: line l read at s + l·lineStride
+ * (offsets o<l> hoisted out of the loop), written to d + l.
+ */
+function stridedPanel(w: number): string {
+  const offsets = range(w)
+    .slice(1)
+    .map((l) => `o${l} = ${l === 1 ? "" : `${l} * `}lineStride`);
+  const copies = range(w).map(
+    (l) => `        dst[d${plus(l)}] = src[s${l === 0 ? "" : ` + o${l}`}];`,
+  );
+  return [
+    `      const ${offsets.join(", ")};`,
+    "      let s = off + first * lineStride;",
+    `      for (let p = 0, d = base; p < kc; p++, d += ${w}, s += kStride) {`,
+    ...copies,
+    "      }",
+  ].join("\n");
+}
+
 /**
  * Two loop orders, chosen by which stride is 1, so the source is always read along memory:
  * lines contiguous in k (a row-major A, a transposed B) are copied k step by k step reading
@@ -33,6 +77,8 @@ export type Packer = (
  * are adjacent in memory (a transposed A, a row-major B) are copied k step by k step, `width`
  * neighbours at a time. Reading the other way strides through memory by a whole row per element.
  *
+ * The unrolled panels are generated for each width in CONTIGUOUS_WIDTHS / STRIDED_WIDTHS from
+ * one template each (contiguousPanel, stridedPanel); other widths take the generic loops.
  * Kept as source text and compiled once per kind of source array (float32/float64, plain or
  * SharedArrayBuffer-backed) and of destination (a thread's heap, or the pool's shared panels): V8 optimises each element access for the array kinds it has seen,
  * and one packer fed both plain and shared arrays (as training does: pooled weights are shared,
@@ -43,31 +89,11 @@ const PACK_SOURCE = `return function pack(src, off, lineStride, kStride, count, 
     const base = dOff + (q - q0) * panelStride;
     const first = q * width;
     const lines = Math.min(width, count - first);
-    if (kStride === 1 && lines === width && (width === 4 || width === 8)) {
+    if (kStride === 1 && lines === width && (${CONTIGUOUS_WIDTHS.map((w) => `width === ${w}`).join(" || ")})) {
       // Lines contiguous in k, a whole panel: k outer, one read stream per line and one
       // sequential write stream (the per-line loop below writes with a stride of width and ran
       // 1.9x slower on LeNet-5's conv1 weight gradient, 20 x 73,728).
-      const s0 = off + first * lineStride, s1 = s0 + lineStride, s2 = s1 + lineStride, s3 = s2 + lineStride;
-      if (width === 4) {
-        for (let p = 0, d = base; p < kc; p++, d += 4) {
-          dst[d] = src[s0 + p];
-          dst[d + 1] = src[s1 + p];
-          dst[d + 2] = src[s2 + p];
-          dst[d + 3] = src[s3 + p];
-        }
-      } else {
-        const s4 = s3 + lineStride, s5 = s4 + lineStride, s6 = s5 + lineStride, s7 = s6 + lineStride;
-        for (let p = 0, d = base; p < kc; p++, d += 8) {
-          dst[d] = src[s0 + p];
-          dst[d + 1] = src[s1 + p];
-          dst[d + 2] = src[s2 + p];
-          dst[d + 3] = src[s3 + p];
-          dst[d + 4] = src[s4 + p];
-          dst[d + 5] = src[s5 + p];
-          dst[d + 6] = src[s6 + p];
-          dst[d + 7] = src[s7 + p];
-        }
-      }
+      ${CONTIGUOUS_WIDTHS.map((w) => `if (width === ${w}) {\n${contiguousPanel(w)}\n      }`).join(" else ")}
     } else if (kStride === 1 || lines < width) {
       for (let l = 0; l < width; l++) {
         if (l >= lines) {
@@ -77,36 +103,7 @@ const PACK_SOURCE = `return function pack(src, off, lineStride, kStride, count, 
         let s = off + (first + l) * lineStride;
         for (let p = 0, d = base + l; p < kc; p++, d += width, s += kStride) dst[d] = src[s];
       }
-    } else if (width === 2) {
-      let s = off + first * lineStride;
-      for (let p = 0, d = base; p < kc; p++, d += 2, s += kStride) {
-        dst[d] = src[s];
-        dst[d + 1] = src[s + lineStride];
-      }
-    } else if (width === 4) {
-      const s1 = lineStride, s2 = 2 * lineStride, s3 = 3 * lineStride;
-      let s = off + first * lineStride;
-      for (let p = 0, d = base; p < kc; p++, d += 4, s += kStride) {
-        dst[d] = src[s];
-        dst[d + 1] = src[s + s1];
-        dst[d + 2] = src[s + s2];
-        dst[d + 3] = src[s + s3];
-      }
-    } else if (width === 8) {
-      const s1 = lineStride, s2 = 2 * lineStride, s3 = 3 * lineStride, s4 = 4 * lineStride;
-      const s5 = 5 * lineStride, s6 = 6 * lineStride, s7 = 7 * lineStride;
-      let s = off + first * lineStride;
-      for (let p = 0, d = base; p < kc; p++, d += 8, s += kStride) {
-        dst[d] = src[s];
-        dst[d + 1] = src[s + s1];
-        dst[d + 2] = src[s + s2];
-        dst[d + 3] = src[s + s3];
-        dst[d + 4] = src[s + s4];
-        dst[d + 5] = src[s + s5];
-        dst[d + 6] = src[s + s6];
-        dst[d + 7] = src[s + s7];
-      }
-    } else {
+    } else ${STRIDED_WIDTHS.map((w) => `if (width === ${w}) {\n${stridedPanel(w)}\n    } else `).join("")}{
       let s = off + first * lineStride;
       for (let p = 0, d = base; p < kc; p++, d += width, s += kStride)
         for (let l = 0; l < width; l++) dst[d + l] = src[s + l * lineStride];
