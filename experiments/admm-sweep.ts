@@ -18,10 +18,18 @@
 //   pnpm admm-sweep --experiments lenet300100-block --datasets mnist --block-rounds 13
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
-import { BufferArena } from "@tessera/autograd";
 import { createPool, type MatrixPool } from "@tessera/matrix";
 import type { Module } from "@tessera/nn";
-import { choice, createCommand, list, positiveInt, positiveNumber, runMain } from "./src/cli.ts";
+import {
+  addTrainingOptions,
+  choice,
+  createCommand,
+  list,
+  positiveInt,
+  positiveNumber,
+  runMain,
+  trainingArena,
+} from "./src/cli.ts";
 import { splitsCache } from "./src/data.ts";
 import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts";
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
@@ -36,72 +44,63 @@ import {
 } from "./src/admm-experiments.ts";
 
 const program = addSweepOptions(
-  createCommand("admm-sweep")
-    .description("ADMM pruning (StructADMM) of LeNet-5 and LeNet-300-100: issue 12's experiments")
-    .option(
-      "--experiments <names>",
-      `experiments, comma-separated (${ADMM_EXPERIMENTS.join(", ")})`,
-      list("--experiments", choice("--experiments", ADMM_EXPERIMENTS)),
-      [...ADMM_EXPERIMENTS] as AdmmExperiment[],
-    )
-    .option(
-      "--datasets <names>",
-      "datasets of the structured and block experiments",
-      list("--datasets", choice("--datasets", DATASET_NAMES)),
-      ["mnist", "fashion-mnist"] as DatasetName[],
-    )
-    .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1])
-    .option("--iterations <n>", "LeNet-5: ADMM iterations K", positiveInt("--iterations"), 10)
-    .option(
-      "--epochs-per-iteration <n>",
-      "LeNet-5: epochs E per ADMM iteration",
-      positiveInt("--epochs-per-iteration"),
-      1,
-    )
-    .option(
-      "--retrain-epochs <n>",
-      "LeNet-5: masked retraining epochs R",
-      positiveInt("--retrain-epochs"),
-      5,
-    )
-    .option("--rho <x>", "ADMM penalty rho (all layers)", positiveNumber("--rho"), 1e-3)
-    .option(
-      "--rho-growth <x>",
-      "rho factor per ADMM iteration",
-      positiveNumber("--rho-growth"),
-      1.5,
-    )
-    .option("--lr <x>", "Adam learning rate (ADMM and retraining)", positiveNumber("--lr"), 1e-3)
-    .option(
-      "--block-rounds <list>",
-      "block chain rounds whose kept tile counts the block points use",
-      list("--block-rounds", positiveInt("--block-rounds")),
-      [10, 13, 14, 15, 16],
-    )
-    .option(
-      "--block-epochs-per-round <n>",
-      "the block chain's fine-tuning epochs per round (budget of a round-r point: r times it)",
-      positiveInt("--block-epochs-per-round"),
-      2,
-    )
-    .option(
-      "--dense-epochs <n>",
-      "epochs of the dense models (pnpm train's recipe)",
-      positiveInt("--dense-epochs"),
-      DEFAULT_CONFIG.epochs,
-    )
-    .option("--data-dir <dir>", "directory holding the dataset files (default: search, fetching)")
-    .option(
-      "--threads <n>",
-      "threads for matrix products (results do not depend on it)",
-      positiveInt("--threads"),
-      2,
-    )
-    .option(
-      "--no-arena",
-      "allocate every training step's arrays afresh instead of reusing them through an autograd " +
-        "BufferArena (the same numbers bit for bit; the arena takes ~1/4 off a LeNet-5 epoch)",
-    ),
+  addTrainingOptions(
+    createCommand("admm-sweep")
+      .description("ADMM pruning (StructADMM) of LeNet-5 and LeNet-300-100: issue 12's experiments")
+      .option(
+        "--experiments <names>",
+        `experiments, comma-separated (${ADMM_EXPERIMENTS.join(", ")})`,
+        list("--experiments", choice("--experiments", ADMM_EXPERIMENTS)),
+        [...ADMM_EXPERIMENTS] as AdmmExperiment[],
+      )
+      .option(
+        "--datasets <names>",
+        "datasets of the structured and block experiments",
+        list("--datasets", choice("--datasets", DATASET_NAMES)),
+        ["mnist", "fashion-mnist"] as DatasetName[],
+      )
+      .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1])
+      .option("--iterations <n>", "LeNet-5: ADMM iterations K", positiveInt("--iterations"), 10)
+      .option(
+        "--epochs-per-iteration <n>",
+        "LeNet-5: epochs E per ADMM iteration",
+        positiveInt("--epochs-per-iteration"),
+        1,
+      )
+      .option(
+        "--retrain-epochs <n>",
+        "LeNet-5: masked retraining epochs R",
+        positiveInt("--retrain-epochs"),
+        5,
+      )
+      .option("--rho <x>", "ADMM penalty rho (all layers)", positiveNumber("--rho"), 1e-3)
+      .option(
+        "--rho-growth <x>",
+        "rho factor per ADMM iteration",
+        positiveNumber("--rho-growth"),
+        1.5,
+      )
+      .option("--lr <x>", "Adam learning rate (ADMM and retraining)", positiveNumber("--lr"), 1e-3)
+      .option(
+        "--block-rounds <list>",
+        "block chain rounds whose kept tile counts the block points use",
+        list("--block-rounds", positiveInt("--block-rounds")),
+        [10, 13, 14, 15, 16],
+      )
+      .option(
+        "--block-epochs-per-round <n>",
+        "the block chain's fine-tuning epochs per round (budget of a round-r point: r times it)",
+        positiveInt("--block-epochs-per-round"),
+        2,
+      )
+      .option(
+        "--dense-epochs <n>",
+        "epochs of the dense models (pnpm train's recipe)",
+        positiveInt("--dense-epochs"),
+        DEFAULT_CONFIG.epochs,
+      ),
+    2,
+  ),
 );
 
 interface Options {
@@ -140,7 +139,7 @@ await runMain("admm-sweep", async () => {
   const splits = splitsCache({ dir: o.dataDir });
   const pool: MatrixPool | undefined =
     o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
-  const arena = o.arena ? new BufferArena() : undefined;
+  const arena = trainingArena(o);
   try {
     const outcome = await runSweep<AdmmPointConfig, AdmmPointResult>({
       dir: out,

@@ -14,6 +14,8 @@ import { lenet300100, type Module } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
 import {
   choice,
+  addTrainingOptions,
+  trainingArena,
   createCommand,
   list,
   positiveInt,
@@ -46,75 +48,68 @@ export function sweepKey(c: SweepConfig): string {
 }
 
 const program = addSweepOptions(
-  createCommand("block-sweep")
-    .description(
-      "Iterative block pruning of LeNet-300-100 (Huang et al. 2021): accuracy, density and storage per round",
-    )
-    .option(
-      "--dataset <names>",
-      "datasets, comma-separated",
-      list("--dataset", choice("--dataset", DATASET_NAMES)),
-      ["mnist", "fashion-mnist"] as DatasetName[],
-    )
-    .option(
-      "--block-sizes <list>",
-      "tile sizes b (b x b; 1 = element-wise)",
-      list("--block-sizes", positiveInt("--block-sizes")),
-      [1, 2, 3, 4, 5, 6, 8],
-    )
-    .option(
-      "--methods <list>",
-      "tile scores: magnitude (mean |w|), random (baseline)",
-      list("--methods", choice("--methods", BLOCK_METHODS)),
-      [...BLOCK_METHODS],
-    )
-    .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1, 2, 3])
-    .option("--rounds <n>", "prune / fine-tune rounds", positiveInt("--rounds"), 16)
-    .option(
-      "--rate-hidden <x>",
-      "tiles removed per round, hidden layers",
-      fraction("--rate-hidden"),
-      0.2,
-    )
-    .option(
-      "--rate-output <x>",
-      "tiles removed per round, output layer",
-      fraction("--rate-output"),
-      0.1,
-    )
-    .option("--ft-epochs <n>", "fine-tuning epochs per round", positiveInt("--ft-epochs"), 2)
-    .option(
-      "--ft-late <round:epochs>",
-      "a longer budget for the late rounds: from <round> on, <epochs> per round (keys get -late<round>x<epochs>)",
-      (v: string) => parseLateBudget("--ft-late", v),
-    )
-    .option(
-      "--branch-from <dirs>",
-      "with --ft-late: start each chain from the finished plain chain of the same key in these block-sweep output directories (comma-separated), copying its rounds before the late budget (same numbers, fewer epochs)",
-      list("--branch-from", (v: string) => v),
-    )
-    .option(
-      "--ft-lr <x>",
-      "fine-tuning Adam learning rate (cosine within a round)",
-      positiveNumber("--ft-lr"),
-      1e-3,
-    )
-    .option(
-      "--dense-epochs <n>",
-      "epochs of the dense model (pnpm train's recipe)",
-      positiveInt("--dense-epochs"),
-      DEFAULT_CONFIG.epochs,
-    )
-    .option(
-      "--data-dir <dir>",
-      "directory holding the dataset files (default: search, fetching if missing)",
-    )
-    .option(
-      "--threads <n>",
-      "threads for matrix products (results do not depend on it)",
-      positiveInt("--threads"),
-      2,
-    ),
+  addTrainingOptions(
+    createCommand("block-sweep")
+      .description(
+        "Iterative block pruning of LeNet-300-100 (Huang et al. 2021): accuracy, density and storage per round",
+      )
+      .option(
+        "--dataset <names>",
+        "datasets, comma-separated",
+        list("--dataset", choice("--dataset", DATASET_NAMES)),
+        ["mnist", "fashion-mnist"] as DatasetName[],
+      )
+      .option(
+        "--block-sizes <list>",
+        "tile sizes b (b x b; 1 = element-wise)",
+        list("--block-sizes", positiveInt("--block-sizes")),
+        [1, 2, 3, 4, 5, 6, 8],
+      )
+      .option(
+        "--methods <list>",
+        "tile scores: magnitude (mean |w|), random (baseline)",
+        list("--methods", choice("--methods", BLOCK_METHODS)),
+        [...BLOCK_METHODS],
+      )
+      .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1, 2, 3])
+      .option("--rounds <n>", "prune / fine-tune rounds", positiveInt("--rounds"), 16)
+      .option(
+        "--rate-hidden <x>",
+        "tiles removed per round, hidden layers",
+        fraction("--rate-hidden"),
+        0.2,
+      )
+      .option(
+        "--rate-output <x>",
+        "tiles removed per round, output layer",
+        fraction("--rate-output"),
+        0.1,
+      )
+      .option("--ft-epochs <n>", "fine-tuning epochs per round", positiveInt("--ft-epochs"), 2)
+      .option(
+        "--ft-late <round:epochs>",
+        "a longer budget for the late rounds: from <round> on, <epochs> per round (keys get -late<round>x<epochs>)",
+        (v: string) => parseLateBudget("--ft-late", v),
+      )
+      .option(
+        "--branch-from <dirs>",
+        "with --ft-late: start each chain from the finished plain chain of the same key in these block-sweep output directories (comma-separated), copying its rounds before the late budget (same numbers, fewer epochs)",
+        list("--branch-from", (v: string) => v),
+      )
+      .option(
+        "--ft-lr <x>",
+        "fine-tuning Adam learning rate (cosine within a round)",
+        positiveNumber("--ft-lr"),
+        1e-3,
+      )
+      .option(
+        "--dense-epochs <n>",
+        "epochs of the dense model (pnpm train's recipe)",
+        positiveInt("--dense-epochs"),
+        DEFAULT_CONFIG.epochs,
+      ),
+    2,
+  ),
 );
 
 interface Options {
@@ -132,6 +127,7 @@ interface Options {
   denseEpochs: number;
   dataDir?: string;
   threads: number;
+  arena: boolean;
   out?: string;
   shard?: string;
   shards?: number;
@@ -186,6 +182,7 @@ await runMain("block-sweep", async () => {
   const splits = splitsCache({ dir: o.dataDir });
   const pool: MatrixPool | undefined =
     o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
+  const arena = trainingArena(o);
   try {
     const outcome = await runSweep<SweepConfig, ChainResult>({
       dir: out,
@@ -198,7 +195,7 @@ await runMain("block-sweep", async () => {
         const denseDir = join(out, "dense", `${c.dataset}-s${c.seed}`);
         const dense = (): Module => {
           ctx.progress(`dense model ${c.dense.epochs} epochs -> ${denseDir}`);
-          return runTraining({ config: c.dense, train, test, dir: denseDir, pool }).model;
+          return runTraining({ config: c.dense, train, test, dir: denseDir, pool, arena }).model;
         };
         const dir = join(out, "chains", sweepKey(c));
         for (const from of o.branchFrom ?? []) {
@@ -217,6 +214,7 @@ await runMain("block-sweep", async () => {
           freshModel: () => lenet300100({ generator: new Generator(0) }),
           dir,
           pool,
+          arena,
           progress: ctx.progress,
         });
       },

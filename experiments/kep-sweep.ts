@@ -52,10 +52,11 @@
 // (a shard that needs a dense model another process is training waits for it).
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
-import { BufferArena } from "@tessera/autograd";
 import { createPool, type MatrixPool } from "@tessera/matrix";
 import {
   choice,
+  addTrainingOptions,
+  trainingArena,
   createCommand,
   fraction,
   intInRange,
@@ -89,142 +90,135 @@ const DEFAULT_N: Record<KepModelName, number[]> = {
 };
 
 const program = addSweepOptions(
-  createCommand("kep-sweep")
-    .description(
-      "Kernel-element pruning (KEP) of a narrow small CNN (3x3 planes) and LeNet-5 (5x5 planes): accuracy against n kept per plane, free and pattern modes, with and without the penalty ramp, against magnitude and filter pruning",
-    )
-    .option(
-      "--dataset <names>",
-      "datasets, comma-separated",
-      list("--dataset", choice("--dataset", DATASET_NAMES)),
-      ["mnist", "fashion-mnist"] as DatasetName[],
-    )
-    .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1])
-    .option(
-      "--models <list>",
-      `models (${KEP_MODELS.join(", ")})`,
-      list("--models", choice("--models", KEP_MODELS)),
-      [...KEP_MODELS] as KepModelName[],
-    )
-    .option(
-      "--n <list>",
-      "narrow-cnn: elements kept per 3x3 plane",
-      list("--n", intInRange("--n", 1, 9)),
-      DEFAULT_N["narrow-cnn"],
-    )
-    .option(
-      "--lenet5-n <list>",
-      "lenet5: elements kept per 5x5 plane",
-      list("--lenet5-n", intInRange("--lenet5-n", 1, 25)),
-      DEFAULT_N.lenet5,
-    )
-    .option(
-      "--full-grid",
-      "n = 1..k² for every model (9 for narrow-cnn, 25 for lenet5) instead of the default subsets",
-      false,
-    )
-    .option(
-      "--methods <list>",
-      `methods (${KEP_METHODS.join(", ")})`,
-      list("--methods", choice("--methods", KEP_METHODS)),
-      [...KEP_METHODS] as KepMethod[],
-    )
-    .option(
-      "--scores <list>",
-      "mask scores: magnitude (|w|), taylor (|w · dL/dw| over --taylor-batches batches)",
-      list("--scores", choice("--scores", KEP_SCORES)),
-      ["magnitude"] as KepScore[],
-    )
-    .option(
-      "--taylor-batches <n>",
-      "training batches the Taylor score averages",
-      positiveInt("--taylor-batches"),
-      20,
-    )
-    .option(
-      "--penalty <list>",
-      "KEP variants: ramp (penalty phase, then the cut), cut (the cut at once)",
-      list("--penalty", choice("--penalty", ["ramp", "cut"] as const)),
-      ["ramp", "cut"],
-    )
-    .option("--baseline-penalty", "also run the baselines with the penalty ramp", false)
-    .option(
-      "--channels <list>",
-      "narrow-cnn: output channels of conv1..conv4",
-      list("--channels", positiveInt("--channels")),
-      [8, 8, 16, 16],
-    )
-    .option(
-      "--hidden <n>",
-      "narrow-cnn: units of the hidden Linear layer",
-      positiveInt("--hidden"),
-      64,
-    )
-    .option(
-      "--layers <list>",
-      "narrow-cnn: pruned conv layers",
-      list("--layers", choice("--layers", ["conv1", "conv2", "conv3", "conv4"] as const)),
-      ["conv2", "conv3", "conv4"],
-    )
-    .option(
-      "--lenet5-layers <list>",
-      "lenet5: pruned conv layers (conv1 has 1 input channel and 500 weights: left dense by default)",
-      list("--lenet5-layers", choice("--lenet5-layers", ["conv1", "conv2"] as const)),
-      ["conv2"],
-    )
-    .option("--library-size <n>", "pattern library size L", positiveInt("--library-size"), 8)
-    .option(
-      "--plane-fraction <x>",
-      "connectivity sparsity: fraction of each layer's planes removed (KEP), same kept count for the baselines",
-      fraction("--plane-fraction"),
-      0,
-    )
-    .option(
-      "--lambda <x>",
-      "penalty lambda at the end of the ramp",
-      nonNegativeNumber("--lambda"),
-      1,
-    )
-    .option("--ramp-power <x>", "ramp shape: 1 linear, 3 cubic", positiveNumber("--ramp-power"), 1)
-    .option("--dense-epochs <n>", "epochs of the dense model", positiveInt("--dense-epochs"), 8)
-    .option(
-      "--penalty-epochs <n>",
-      "E1: epochs of the penalty phase (cut variants fine-tune E1 + E2)",
-      positiveInt("--penalty-epochs"),
-      1,
-    )
-    .option("--ft-epochs <n>", "E2: masked fine-tuning epochs", positiveInt("--ft-epochs"), 1)
-    .option(
-      "--lr <x>",
-      "Adam learning rate (cosine within each phase)",
-      positiveNumber("--lr"),
-      1e-3,
-    )
-    .option("--batch-size <n>", "batch size", positiveInt("--batch-size"), 128)
-    .option(
-      "--dense-dir <dir>",
-      "where the dense models live, shared by the shards (default results/kep-sweep/dense)",
-    )
-    .option(
-      "--dense-only",
-      "only train the dense models the selected points need (run one per dataset in parallel before the shards)",
-      false,
-    )
-    .option(
-      "--data-dir <dir>",
-      "directory holding the dataset files (default: search, fetching if missing)",
-    )
-    .option(
-      "--threads <n>",
-      "threads for matrix products (results do not depend on it)",
-      positiveInt("--threads"),
-      1,
-    )
-    .option(
-      "--no-arena",
-      "allocate every training step's arrays afresh instead of reusing them through an autograd " +
-        "BufferArena (the same numbers bit for bit; the arena takes ~1/4 off a LeNet-5 epoch)",
-    ),
+  addTrainingOptions(
+    createCommand("kep-sweep")
+      .description(
+        "Kernel-element pruning (KEP) of a narrow small CNN (3x3 planes) and LeNet-5 (5x5 planes): accuracy against n kept per plane, free and pattern modes, with and without the penalty ramp, against magnitude and filter pruning",
+      )
+      .option(
+        "--dataset <names>",
+        "datasets, comma-separated",
+        list("--dataset", choice("--dataset", DATASET_NAMES)),
+        ["mnist", "fashion-mnist"] as DatasetName[],
+      )
+      .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1])
+      .option(
+        "--models <list>",
+        `models (${KEP_MODELS.join(", ")})`,
+        list("--models", choice("--models", KEP_MODELS)),
+        [...KEP_MODELS] as KepModelName[],
+      )
+      .option(
+        "--n <list>",
+        "narrow-cnn: elements kept per 3x3 plane",
+        list("--n", intInRange("--n", 1, 9)),
+        DEFAULT_N["narrow-cnn"],
+      )
+      .option(
+        "--lenet5-n <list>",
+        "lenet5: elements kept per 5x5 plane",
+        list("--lenet5-n", intInRange("--lenet5-n", 1, 25)),
+        DEFAULT_N.lenet5,
+      )
+      .option(
+        "--full-grid",
+        "n = 1..k² for every model (9 for narrow-cnn, 25 for lenet5) instead of the default subsets",
+        false,
+      )
+      .option(
+        "--methods <list>",
+        `methods (${KEP_METHODS.join(", ")})`,
+        list("--methods", choice("--methods", KEP_METHODS)),
+        [...KEP_METHODS] as KepMethod[],
+      )
+      .option(
+        "--scores <list>",
+        "mask scores: magnitude (|w|), taylor (|w · dL/dw| over --taylor-batches batches)",
+        list("--scores", choice("--scores", KEP_SCORES)),
+        ["magnitude"] as KepScore[],
+      )
+      .option(
+        "--taylor-batches <n>",
+        "training batches the Taylor score averages",
+        positiveInt("--taylor-batches"),
+        20,
+      )
+      .option(
+        "--penalty <list>",
+        "KEP variants: ramp (penalty phase, then the cut), cut (the cut at once)",
+        list("--penalty", choice("--penalty", ["ramp", "cut"] as const)),
+        ["ramp", "cut"],
+      )
+      .option("--baseline-penalty", "also run the baselines with the penalty ramp", false)
+      .option(
+        "--channels <list>",
+        "narrow-cnn: output channels of conv1..conv4",
+        list("--channels", positiveInt("--channels")),
+        [8, 8, 16, 16],
+      )
+      .option(
+        "--hidden <n>",
+        "narrow-cnn: units of the hidden Linear layer",
+        positiveInt("--hidden"),
+        64,
+      )
+      .option(
+        "--layers <list>",
+        "narrow-cnn: pruned conv layers",
+        list("--layers", choice("--layers", ["conv1", "conv2", "conv3", "conv4"] as const)),
+        ["conv2", "conv3", "conv4"],
+      )
+      .option(
+        "--lenet5-layers <list>",
+        "lenet5: pruned conv layers (conv1 has 1 input channel and 500 weights: left dense by default)",
+        list("--lenet5-layers", choice("--lenet5-layers", ["conv1", "conv2"] as const)),
+        ["conv2"],
+      )
+      .option("--library-size <n>", "pattern library size L", positiveInt("--library-size"), 8)
+      .option(
+        "--plane-fraction <x>",
+        "connectivity sparsity: fraction of each layer's planes removed (KEP), same kept count for the baselines",
+        fraction("--plane-fraction"),
+        0,
+      )
+      .option(
+        "--lambda <x>",
+        "penalty lambda at the end of the ramp",
+        nonNegativeNumber("--lambda"),
+        1,
+      )
+      .option(
+        "--ramp-power <x>",
+        "ramp shape: 1 linear, 3 cubic",
+        positiveNumber("--ramp-power"),
+        1,
+      )
+      .option("--dense-epochs <n>", "epochs of the dense model", positiveInt("--dense-epochs"), 8)
+      .option(
+        "--penalty-epochs <n>",
+        "E1: epochs of the penalty phase (cut variants fine-tune E1 + E2)",
+        positiveInt("--penalty-epochs"),
+        1,
+      )
+      .option("--ft-epochs <n>", "E2: masked fine-tuning epochs", positiveInt("--ft-epochs"), 1)
+      .option(
+        "--lr <x>",
+        "Adam learning rate (cosine within each phase)",
+        positiveNumber("--lr"),
+        1e-3,
+      )
+      .option("--batch-size <n>", "batch size", positiveInt("--batch-size"), 128)
+      .option(
+        "--dense-dir <dir>",
+        "where the dense models live, shared by the shards (default results/kep-sweep/dense)",
+      )
+      .option(
+        "--dense-only",
+        "only train the dense models the selected points need (run one per dataset in parallel before the shards)",
+        false,
+      ),
+    1,
+  ),
 );
 
 interface Options {
@@ -310,7 +304,7 @@ await runMain("kep-sweep", async () => {
   });
   const pool: MatrixPool | undefined =
     o.threads > 1 ? createPool({ threads: o.threads }) : undefined;
-  const arena = o.arena ? new BufferArena() : undefined;
+  const arena = trainingArena(o);
   const denseDir = o.denseDir ?? join(root, "results", "kep-sweep", "dense");
   const splits = splitsCache({ dir: o.dataDir });
   try {

@@ -11,6 +11,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Generator } from "@tessera/tensor";
+import type { BufferArena } from "@tessera/autograd";
 import type { MatrixPool } from "@tessera/matrix";
 import {
   Adam,
@@ -151,6 +152,8 @@ export interface ChainIo {
   /** Where round checkpoints and rows are kept (survives a kill). */
   dir: string;
   pool?: MatrixPool;
+  /** Every fine-tuning step runs inside it (reused step arrays; the same numbers bit for bit). */
+  arena?: BufferArena;
   /** Per-round progress text ("round 3/16: 51.3% ..."). */
   progress?: (text: string) => void;
   /** Fit's progress reporter for the fine-tuning epochs (default: silent). */
@@ -244,6 +247,7 @@ export function runChain(config: ChainConfig, io: ChainIo): ChainResult {
       optimizer,
       seed: roundSeed,
       pool: io.pool,
+      arena: io.arena,
       progress: io.fitProgress ?? false,
     });
     const fineTuneSeconds = (performance.now() - t0) / 1000;

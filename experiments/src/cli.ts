@@ -10,6 +10,7 @@
 //     ...
 //   });
 import { Command, CommanderError } from "commander";
+import { BufferArena } from "@tessera/autograd";
 
 /** Exit status of a failed command (commander's own usage errors keep theirs, also 1). */
 export const EXIT_FAILURE = 1;
@@ -188,4 +189,33 @@ export function list<T>(option: string, item: OptionParser<T>): OptionParser<T[]
       }
     });
   };
+}
+
+/**
+ * The options of the training sweeps (block-sweep, kep-sweep, admm-sweep): --data-dir,
+ * --threads (default `threads`) and --no-arena. Read them back with `trainingArena`.
+ */
+export function addTrainingOptions(command: Command, threads: number): Command {
+  return command
+    .option(
+      "--data-dir <dir>",
+      "directory holding the dataset files (default: search, fetching if missing)",
+    )
+    .option(
+      "--threads <n>",
+      "threads for matrix products (results do not depend on it)",
+      positiveInt("--threads"),
+      threads,
+    )
+    .option(
+      "--no-arena",
+      "allocate every training step's arrays afresh instead of reusing them through an autograd " +
+        "BufferArena (the same numbers bit for bit; the arena took a LeNet-5 epoch from 46.4 " +
+        "to 34.6 CPU s, docs/benchmarks/epoch-profile.md)",
+    );
+}
+
+/** The BufferArena the training steps of a run go through (none with --no-arena). */
+export function trainingArena(o: { arena: boolean }): BufferArena | undefined {
+  return o.arena ? new BufferArena() : undefined;
 }

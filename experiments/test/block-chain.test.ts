@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { lenet300100, type Module } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
+import { BufferArena } from "@tessera/autograd";
 import { loadPruned } from "@tessera/pruning";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import {
@@ -84,6 +85,24 @@ describe("runChain", () => {
       whole.rounds.map(({ fineTuneSeconds: _s, ...r }) => r),
     );
     expect(readdirSync(dir).filter((f) => f.endsWith(".safetensors"))).toHaveLength(3);
+  });
+
+  it("fine-tunes through a BufferArena (block-sweep's default) to the same rounds and weights", () => {
+    const plainDir = fresh();
+    const arenaDir = fresh();
+    const plain = runChain(config(), io(plainDir));
+    const arena = new BufferArena({ poison: true });
+    const withArena = runChain(config(), { ...io(arenaDir), arena });
+    expect(arena.stats.reused).toBeGreaterThan(0);
+    expect(withArena.rounds.map(({ fineTuneSeconds: _s, ...r }) => r)).toEqual(
+      plain.rounds.map(({ fineTuneSeconds: _s, ...r }) => r),
+    );
+    const weights = (dir: string) => {
+      const m = lenet300100({ generator: new Generator(0) });
+      loadPruned(chainCheckpoint(dir, 3), m);
+      return m.namedParameters().map(([n, p]) => [n, Array.from(p.data.data)]);
+    };
+    expect(weights(arenaDir)).toEqual(weights(plainDir));
   });
 
   it("random tiles are a different, seeded selection of as many tiles", () => {
