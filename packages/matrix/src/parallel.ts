@@ -451,9 +451,22 @@ export function runCol2im(args: PatchArgs, pool: MatrixPool | undefined): void {
   runByLines(KIND_COL2IM, args, args.n, flops, 4, pool, (lo, hi) => col2imImages(args, lo, hi));
 }
 
+/**
+ * KEP jobs count their flops divided by this against minParallelFlops (with the default, pooled
+ * from 7.2 MFLOP): the plain-JavaScript KEP loops run at ~2-3 GFLOP/s, so a small job is over
+ * before a pooled one has staged its arrays and woken a worker. Forward, serial against a
+ * 2-thread pool, medians on an idle machine (sweeps stopped), n = 3 of 9: 32 -> 64 channels at
+ * 14x14, batch 1 / 2 / 4 / 8 (2.4 / 4.8 / 9.6 / 19.3 MFLOP): 1.10 vs 2.00, 2.13 vs 3.18, 3.27 vs
+ * 2.94, 6.44 vs 5.27 ms; 32 -> 32 at 28x28, batch 1 / 2 (4.8 / 9.6 MFLOP): 1.57 vs 1.53, 3.89 vs
+ * 3.64 ms. bench/kep-conv.ts in @tessera/pruning times whole layers.
+ */
+const KEP_FLOP_DISCOUNT = 24;
+
 /** The KEP convolution, split over the pool by lines (each output plane or filter whole on one thread). */
 export function runKep(args: KepArgs, flops: number, pool: MatrixPool | undefined): void {
-  runByLines(KIND_KEP, args, kepLines(args), flops, 4, pool, (lo, hi) => kepRange(args, lo, hi));
+  runByLines(KIND_KEP, args, kepLines(args), flops / KEP_FLOP_DISCOUNT, 4, pool, (lo, hi) =>
+    kepRange(args, lo, hi),
+  );
 }
 
 /**

@@ -233,6 +233,41 @@ describe("the KEP kernels on a pool", () => {
     expect(pool.jobsByKind.get(KIND_KEP) ?? 0).toBeGreaterThan(before);
   });
 
+  it("with the default threshold, small jobs stay on the calling thread (the same bits either way)", async () => {
+    // minParallelFlops 300,000 and KEP's discount of 24: pooled from 7.2 MFLOP.
+    const byDefault = createPool({ threads: 2 });
+    try {
+      const g = {
+        n: 1,
+        c: 32,
+        h: 14,
+        w: 14,
+        kh: 3,
+        kw: 3,
+        strideH: 1,
+        strideW: 1,
+        padH: 1,
+        padW: 1,
+      };
+      const layout = KepLayout.fromMask(randomMask(64, 32, 3, 3, 3, 5), 64, 32, 3, 3);
+      const values = randomArray(layout.nnz, 6) as Float32Array;
+      const jobs = () => byDefault.jobsByKind.get(KIND_KEP) ?? 0;
+      for (const [n, pooled] of [
+        [1, false], // 2 · 196 · 6,144 = 2.4 MFLOP
+        [4, true], // 9.6 MFLOP
+      ] as const) {
+        const geom = { ...g, n };
+        const xp = kepPad(randomArray(n * 32 * 196, 7) as Float32Array, geom);
+        const before = jobs();
+        const y = kepForward(xp, values, layout, geom, undefined, { pool: byDefault });
+        expect(jobs() - before, `batch ${n}`).toBe(pooled ? 1 : 0);
+        expect(Array.from(y)).toEqual(Array.from(kepForward(xp, values, layout, geom)));
+      }
+    } finally {
+      await byDefault.close();
+    }
+  });
+
   it("write only the first elements of a longer caller-given output", () => {
     const g: Case = {
       n: 2,
