@@ -7,10 +7,17 @@
 // Inputs arrive zero-padded (xp [N, C, H + 2 padH, W + 2 padW]), so no sweep tests for the
 // padding. Loop order: the inner loop runs over output columns (contiguous in y, dx and dy, unit
 // or `stride` apart in xp), and the kept elements of one output plane, across all its input
-// channels, are taken four at a time: one sweep loads and stores the float64 accumulator once
-// per 4 multiply-adds instead of once per multiply-add (docs/benchmarks/kep-conv.md measures
-// this against one sweep per kept element and against a per-pixel loop over the kept elements).
+// channels, are taken several at a time (SWEEP_WIDTHS: 8, then 4, then 1): one sweep loads and
+// stores the float64 accumulator once per 8 multiply-adds instead of once per multiply-add
+// (docs/benchmarks/kep-conv.md measures 4 per sweep against one sweep per kept element and
+// against a per-pixel loop over the kept elements; 8 per sweep ran the forward 1.29-1.53x
+// faster than 4 on the small CNN's conv2 and conv3 shapes, n = 2 and 3, one thread, idle).
+// The sweeps of the forward, the gathered input gradient and the weight gradient are generated
+// from one template each for every width, as source text compiled once per kind of array
+// (float32/float64, plain or shared: V8 specialises element access to the kinds it has seen,
+// see pack.ts).
 import type { FloatArray } from "./types.ts";
+import { arrayKind } from "./pack.ts";
 
 /** Job modes (one pool job kind carries all four). */
 export const KEP_FORWARD = 0;
@@ -86,57 +93,7 @@ function inputOffsets(g: KepArgs): Int32Array {
 }
 
 function kepForwardLines(g: KepArgs, t0: number, t1: number): void {
-  const { f, c, outH, outW, strideH, strideW, ptr, values } = g;
-  const xp = g.a;
-  const y = g.out;
-  const wp = g.w + 2 * g.padW;
-  const imageSize = c * (g.h + 2 * g.padH) * wp;
-  const P = outH * outW;
-  const off = inputOffsets(g);
-  const acc = new Float64Array(P);
-  const rowStep = strideH * wp;
-  for (let t = t0; t < t1; t++) {
-    const img = Math.floor(t / f);
-    const fo = t - img * f;
-    acc.fill(0);
-    const base = img * imageSize;
-    const end = ptr[(fo + 1) * c]!;
-    let e = ptr[fo * c]!;
-    for (; e + 4 <= end; e += 4) {
-      const o0 = base + off[e]!;
-      const o1 = base + off[e + 1]!;
-      const o2 = base + off[e + 2]!;
-      const o3 = base + off[e + 3]!;
-      const w0 = values[e]!;
-      const w1 = values[e + 1]!;
-      const w2 = values[e + 2]!;
-      const w3 = values[e + 3]!;
-      for (let oy = 0, a = 0, r = 0; oy < outH; oy++, r += rowStep) {
-        if (strideW === 1) {
-          for (let ox = 0; ox < outW; ox++, a++) {
-            const i = r + ox;
-            acc[a] =
-              acc[a]! + (w0 * xp[o0 + i]! + w1 * xp[o1 + i]! + w2 * xp[o2 + i]! + w3 * xp[o3 + i]!);
-          }
-        } else {
-          for (let ox = 0, i = r; ox < outW; ox++, a++, i += strideW) {
-            acc[a] =
-              acc[a]! + (w0 * xp[o0 + i]! + w1 * xp[o1 + i]! + w2 * xp[o2 + i]! + w3 * xp[o3 + i]!);
-          }
-        }
-      }
-    }
-    // The last 1-3 kept elements of the plane list: one sweep each.
-    for (; e < end; e++) {
-      const o0 = base + off[e]!;
-      const w0 = values[e]!;
-      for (let oy = 0, a = 0, r = o0; oy < outH; oy++, r += rowStep) {
-        for (let ox = 0, i = r; ox < outW; ox++, a++, i += strideW) acc[a] = acc[a]! + w0 * xp[i]!;
-      }
-    }
-    const dst = t * P;
-    for (let a = 0; a < P; a++) y[dst + a] = acc[a]!;
-  }
+  compiled(FORWARD, g.a, g.out)(g, t0, t1, inputOffsets(g));
 }
 
 /**
@@ -145,7 +102,7 @@ function kepForwardLines(g: KepArgs, t0: number, t1: number): void {
  * sweeps as the forward. Lists per input channel are built once per range.
  */
 function kepInputGatherLines(g: KepArgs, t0: number, t1: number): void {
-  const { f, c, h, w, kh, kw, ptr, pos, values } = g;
+  const { f, c, kh, kw, ptr, pos, values } = g;
   const dyq = g.a;
   const dx = g.out;
   const hq = g.outH + 2 * (kh - 1);
@@ -171,43 +128,7 @@ function kepInputGatherLines(g: KepArgs, t0: number, t1: number): void {
       wv[k] = values[e]!;
     }
   }
-  const HW = h * w;
-  const acc = new Float64Array(HW);
-  for (let t = t0; t < t1; t++) {
-    const img = Math.floor(t / c);
-    const ch = t - img * c;
-    acc.fill(0);
-    const base = img * f * qPlane;
-    const end = cptr[ch + 1]!;
-    let e = cptr[ch]!;
-    for (; e + 4 <= end; e += 4) {
-      const o0 = base + off[e]!;
-      const o1 = base + off[e + 1]!;
-      const o2 = base + off[e + 2]!;
-      const o3 = base + off[e + 3]!;
-      const w0 = wv[e]!;
-      const w1 = wv[e + 1]!;
-      const w2 = wv[e + 2]!;
-      const w3 = wv[e + 3]!;
-      for (let yy = 0, a = 0, r = 0; yy < h; yy++, r += wq) {
-        for (let xx = 0; xx < w; xx++, a++) {
-          const i = r + xx;
-          acc[a] =
-            acc[a]! +
-            (w0 * dyq[o0 + i]! + w1 * dyq[o1 + i]! + w2 * dyq[o2 + i]! + w3 * dyq[o3 + i]!);
-        }
-      }
-    }
-    for (; e < end; e++) {
-      const o0 = base + off[e]!;
-      const w0 = wv[e]!;
-      for (let yy = 0, a = 0, r = o0; yy < h; yy++, r += wq) {
-        for (let xx = 0; xx < w; xx++, a++) acc[a] = acc[a]! + w0 * dyq[r + xx]!;
-      }
-    }
-    const dst = t * HW;
-    for (let a = 0; a < HW; a++) dx[dst + a] = acc[a]!;
-  }
+  compiled(GATHER, dyq, dx)(g, t0, t1, off, wv, cptr);
 }
 
 /**
@@ -253,56 +174,190 @@ function kepInputScatterLines(g: KepArgs, t0: number, t1: number): void {
  * columns, in that order, whatever the split.
  */
 function kepWeightLines(g: KepArgs, t0: number, t1: number): void {
-  const { n, f, c, outH, outW, strideH, strideW, ptr } = g;
-  const dy = g.a;
-  const xp = g.b;
-  const dv = g.out;
+  compiled(WEIGHT, g.b, g.out)(g, t0, t1, inputOffsets(g));
+}
+
+/** Kept elements per sweep, widest first: a plane list is taken 8 at a time, then 4, then 1. */
+const SWEEP_WIDTHS = [8, 4, 1] as const;
+
+const range = (w: number): number[] => Array.from({ length: w }, (_, k) => k);
+/** `const o0 = base + off[e], ...` and `const w0 = values[e], ...` for a sweep of width w. */
+const offsets = (w: number): string =>
+  `const ${range(w)
+    .map((k) => `o${k} = base + off[e${k === 0 ? "" : ` + ${k}`}]`)
+    .join(", ")};`;
+const weights = (w: number, from: string): string =>
+  `const ${range(w)
+    .map((k) => `w${k} = ${from}[e${k === 0 ? "" : ` + ${k}`}]`)
+    .join(", ")};`;
+/**
+ * The w products of one sweep, w0 · src[o0 + i] + ...: in groups of four, each summed left to
+ * right, the groups added left to right (two independent chains for the CPU at width 8).
+ */
+function products(w: number, src: string): string {
+  const groups: string[] = [];
+  for (let k = 0; k < w; k += 4)
+    groups.push(
+      range(Math.min(4, w - k))
+        .map((j) => `w${k + j} * ${src}[o${k + j} + i]`)
+        .join(" + "),
+    );
+  return groups.map((x, j) => (j === 0 ? x : `(${x})`)).join(" + ");
+}
+/** The loop over a plane list's kept elements in sweeps of each width, `body(w)` per sweep. */
+const sweeps = (body: (w: number) => string): string =>
+  SWEEP_WIDTHS.map((w) => `for (; e + ${w} <= end; e += ${w}) {\n${body(w)}\n}`).join("\n");
+
+type ForwardSweeps = (g: KepArgs, t0: number, t1: number, off: Int32Array) => void;
+type GatherSweeps = (
+  g: KepArgs,
+  t0: number,
+  t1: number,
+  off: Int32Array,
+  wv: Float64Array,
+  cptr: Int32Array,
+) => void;
+type WeightSweeps = (g: KepArgs, t0: number, t1: number, off: Int32Array) => void;
+
+/** y[t] for lines t (image, filter): the accumulator row swept once per group of kept elements. */
+const FORWARD = {
+  name: "forward",
+  source: `return function kepForwardSweeps(g, t0, t1, off) {
+  const f = g.f, c = g.c, outH = g.outH, outW = g.outW, strideW = g.strideW;
+  const ptr = g.ptr, values = g.values, xp = g.a, y = g.out;
   const wp = g.w + 2 * g.padW;
   const imageSize = c * (g.h + 2 * g.padH) * wp;
   const P = outH * outW;
-  const off = inputOffsets(g);
-  const rowStep = strideH * wp;
+  const acc = new Float64Array(P);
+  const rowStep = g.strideH * wp;
+  for (let t = t0; t < t1; t++) {
+    const img = Math.floor(t / f);
+    const fo = t - img * f;
+    acc.fill(0);
+    const base = img * imageSize;
+    const end = ptr[(fo + 1) * c];
+    let e = ptr[fo * c];
+    ${sweeps(
+      (w) => `${offsets(w)}
+      ${weights(w, "values")}
+      for (let oy = 0, a = 0, r = 0; oy < outH; oy++, r += rowStep) {
+        if (strideW === 1) {
+          for (let ox = 0; ox < outW; ox++, a++) {
+            const i = r + ox;
+            acc[a] = acc[a] + (${products(w, "xp")});
+          }
+        } else {
+          for (let ox = 0, i = r; ox < outW; ox++, a++, i += strideW)
+            acc[a] = acc[a] + (${products(w, "xp")});
+        }
+      }`,
+    )}
+    const dst = t * P;
+    for (let a = 0; a < P; a++) y[dst + a] = acc[a];
+  }
+};`,
+  cache: new Map<number, ForwardSweeps>(),
+};
+
+/** dx[t] for lines t (image, channel) from the channel's gathered lists (kepInputGatherLines). */
+const GATHER = {
+  name: "input gather",
+  source: `return function kepGatherSweeps(g, t0, t1, off, wv, cptr) {
+  const f = g.f, c = g.c, h = g.h, w = g.w, kh = g.kh, kw = g.kw;
+  const dyq = g.a, dx = g.out;
+  const wq = g.outW + 2 * (kw - 1);
+  const qPlane = (g.outH + 2 * (kh - 1)) * wq;
+  const HW = h * w;
+  const acc = new Float64Array(HW);
+  for (let t = t0; t < t1; t++) {
+    const img = Math.floor(t / c);
+    const ch = t - img * c;
+    acc.fill(0);
+    const base = img * f * qPlane;
+    const end = cptr[ch + 1];
+    let e = cptr[ch];
+    ${sweeps(
+      (k) => `${offsets(k)}
+      ${weights(k, "wv")}
+      for (let yy = 0, a = 0, r = 0; yy < h; yy++, r += wq) {
+        for (let xx = 0; xx < w; xx++, a++) {
+          const i = r + xx;
+          acc[a] = acc[a] + (${products(k, "dyq")});
+        }
+      }`,
+    )}
+    const dst = t * HW;
+    for (let a = 0; a < HW; a++) dx[dst + a] = acc[a];
+  }
+};`,
+  cache: new Map<number, GatherSweeps>(),
+};
+
+/**
+ * dValues of filters t0..t1-1: per image, the dot products of dy[img, f] with the shifted xp of
+ * a group of kept elements in one sweep of dy (one dy load per group, sums in registers), added
+ * to the element's float64 sum; each sum runs over images, then rows, then columns.
+ */
+const WEIGHT = {
+  name: "weight",
+  source: `return function kepWeightSweeps(g, t0, t1, off) {
+  const n = g.n, f = g.f, c = g.c, outH = g.outH, outW = g.outW, strideW = g.strideW;
+  const ptr = g.ptr, dy = g.a, xp = g.b, dv = g.out;
+  const wp = g.w + 2 * g.padW;
+  const imageSize = c * (g.h + 2 * g.padH) * wp;
+  const P = outH * outW;
+  const rowStep = g.strideH * wp;
   for (let fo = t0; fo < t1; fo++) {
-    const begin = ptr[fo * c]!;
-    const end = ptr[(fo + 1) * c]!;
+    const begin = ptr[fo * c];
+    const end = ptr[(fo + 1) * c];
     if (end === begin) continue;
     const acc = new Float64Array(end - begin);
     for (let img = 0; img < n; img++) {
       const base = img * imageSize;
       const src = (img * f + fo) * P;
       let e = begin;
-      for (; e + 4 <= end; e += 4) {
-        const o0 = base + off[e]!;
-        const o1 = base + off[e + 1]!;
-        const o2 = base + off[e + 2]!;
-        const o3 = base + off[e + 3]!;
-        let s0 = 0;
-        let s1 = 0;
-        let s2 = 0;
-        let s3 = 0;
+      ${sweeps(
+        (w) => `${offsets(w)}
+        ${range(w)
+          .map((k) => `let s${k} = 0;`)
+          .join(" ")}
         for (let oy = 0, s = src, r = 0; oy < outH; oy++, r += rowStep) {
           for (let ox = 0, i = r; ox < outW; ox++, s++, i += strideW) {
-            const d = dy[s]!;
-            s0 += d * xp[o0 + i]!;
-            s1 += d * xp[o1 + i]!;
-            s2 += d * xp[o2 + i]!;
-            s3 += d * xp[o3 + i]!;
+            const d = dy[s];
+            ${range(w)
+              .map((k) => `s${k} += d * xp[o${k} + i];`)
+              .join("\n            ")}
           }
         }
-        acc[e - begin] = acc[e - begin]! + s0;
-        acc[e + 1 - begin] = acc[e + 1 - begin]! + s1;
-        acc[e + 2 - begin] = acc[e + 2 - begin]! + s2;
-        acc[e + 3 - begin] = acc[e + 3 - begin]! + s3;
-      }
-      for (; e < end; e++) {
-        const o0 = base + off[e]!;
-        let s0 = 0;
-        for (let oy = 0, s = src, r = o0; oy < outH; oy++, r += rowStep) {
-          for (let ox = 0, i = r; ox < outW; ox++, s++, i += strideW) s0 += dy[s]! * xp[i]!;
-        }
-        acc[e - begin] = acc[e - begin]! + s0;
-      }
+        ${range(w)
+          .map((k) => `acc[e${k === 0 ? "" : ` + ${k}`} - begin] += s${k};`)
+          .join("\n        ")}`,
+      )}
     }
-    for (let e = begin; e < end; e++) dv[e] = acc[e - begin]!;
+    for (let e = begin; e < end; e++) dv[e] = acc[e - begin];
   }
+};`,
+  cache: new Map<number, WeightSweeps>(),
+};
+
+/** The sweeps of `k` compiled for these kinds of source and output array (see pack.ts). */
+function compiled<F>(
+  k: { source: string; cache: Map<number, F> },
+  src: FloatArray,
+  out: FloatArray,
+): F {
+  const kind = arrayKind(src) + 4 * arrayKind(out);
+  let fn = k.cache.get(kind);
+  if (fn === undefined) {
+    fn = new Function(k.source)() as F;
+    k.cache.set(kind, fn);
+  }
+  return fn;
 }
+
+/** @internal The generated source of each sweep template (for tests). */
+export const KEP_SWEEP_SOURCES = {
+  forward: FORWARD.source,
+  gather: GATHER.source,
+  weight: WEIGHT.source,
+};
