@@ -5,7 +5,7 @@
 // Times are medians of interleaved repetitions (dense and KEP alternate, so load from other
 // processes hits both); ratio = dense time / KEP time (> 1: KEP faster).
 // A second table measures the loop order of the forward kernel (why the inner loop runs over
-// output columns, four kept elements per sweep).
+// output columns, several kept elements per sweep: 8, then 4, then 1 since a618a35; 4 before).
 //
 //   NODE_OPTIONS=--expose-gc pnpm tsx packages/pruning/bench/kep-conv.ts [--reps 3]
 //     [--reps-small 15] [--batches 1,128] [--threads 1,2] [--cases conv2,conv3,lenet5-conv2]
@@ -260,7 +260,7 @@ function loopOrder(): void {
     `\nForward loop order, ${cs.name} shape, batch ${batch}, 1 thread (ms, median of ${reps}; ratio = variant / kepForward):\n`,
   );
   console.log(
-    "| n | kepForward (4 kept per sweep over columns) | one sweep per kept element | ratio | per pixel, kept innermost | ratio | one-sweep CPU ratio | per-pixel CPU ratio |",
+    "| n | kepForward (8, 4, 1 kept per sweep over columns) | one sweep per kept element | ratio | per pixel, kept innermost | ratio | one-sweep CPU ratio | per-pixel CPU ratio |",
   );
   console.log("| - | - | - | - | - | - | - | - |");
   for (const n of [1, 3, 5, 9]) {
