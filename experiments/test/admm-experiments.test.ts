@@ -191,9 +191,9 @@ describe("ADMM experiments", () => {
     const configs = admmSweepConfigs({ ...tiny, experiments: ["lenet5-nonstructured"] });
     expect(configs.slice(0, 2).map((c) => c.method)).toEqual(["admm", "magnitude"]);
     const arena = new BufferArena({ poison: true });
+    const out = tmp(); // one dense model for both points
     for (const c of configs.slice(0, 2)) {
-      const out = tmp();
-      const dirs = ["plain", "arena"].map((d) => join(out, d));
+      const dirs = ["plain", "arena"].map((d) => join(out, `${c.method}-${d}`));
       for (const d of dirs) mkdirSync(d);
       const plain = runAdmmPoint(c, io(c, out, dirs[0]!));
       const withArena = runAdmmPoint(c, { ...io(c, out, dirs[1]!), arena });
