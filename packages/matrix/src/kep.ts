@@ -20,7 +20,6 @@ import type { KepArgs } from "./kep-kernel.ts";
 import { KEP_FORWARD, KEP_INPUT_GATHER, KEP_INPUT_SCATTER, KEP_WEIGHT } from "./kep-kernel.ts";
 import { runKep } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
-import { sharedFloat32, sharedFloat64 } from "./shared.ts";
 import type { FloatArray, SameFloat } from "./types.ts";
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 
@@ -326,16 +325,29 @@ function run(g: KepArgs, nnz: number, options: DenseOptions | undefined): void {
 }
 
 /**
- * A zeroed array like `like`: on shared memory with a pool, so its jobs read and write it in
- * place instead of through staging copies.
+ * A zeroed ordinary array like `like` for an output, with or without a pool: a pooled job reads
+ * and writes it through the pool's reused shared scratch (one copy in or out). Outputs used to
+ * be fresh SharedArrayBuffers, which a synchronous loop never gives back (each is posted to the
+ * workers, who hold it until a finalizer runs; autograd's shared-buffers.ts): 300 pooled
+ * kepPad + kepForward calls on a 32 -> 64 channel 14x14 layer at batch 32 grew the process from
+ * 91 to 928 MB, 2.7 MB a call, which a training loop would have run out of memory on.
  */
-function alloc<T extends FloatArray>(
+function alloc<T extends FloatArray>(like: T, n: number): SameFloat<T> {
+  return allocLike(like, n) as SameFloat<T>;
+}
+
+/** `n` elements like `like` for a temporary that dies in this call: the pool's reused scratch. */
+function temporary<T extends FloatArray>(
   like: T,
   n: number,
   pool: MatrixPool | undefined,
 ): SameFloat<T> {
   if (pool === undefined) return allocLike(like, n) as SameFloat<T>;
-  return (like instanceof Float32Array ? sharedFloat32(n) : sharedFloat64(n)) as SameFloat<T>;
+  return (
+    like instanceof Float32Array
+      ? pool.scratchFloat32("kep.dyq", n)
+      : pool.scratchFloat64("kep.dyq", n)
+  ) as SameFloat<T>;
 }
 
 /**
@@ -348,21 +360,22 @@ function output<T extends FloatArray>(
   out: FloatArray | undefined,
   need: number,
   shape: string,
-  pool: MatrixPool | undefined,
 ): SameFloat<T> {
-  if (out === undefined) return alloc(like, need, pool);
+  if (out === undefined) return alloc(like, need);
   checkFloatArray(fn, "out", out);
   checkSameType(fn, "out", like, out);
   checkLength(fn, "out", out, need, shape);
   return out.subarray(0, need) as SameFloat<T>;
 }
 
-/** Copies x [N, C, H, W] into a zero border: [N, C, H + 2·padH, W + 2·padW]. */
+/**
+ * Copies x [N, C, H, W] into a zero border: [N, C, H + 2·padH, W + 2·padW], on the calling
+ * thread, into `out` or a new ordinary array.
+ */
 export function kepPad<T extends FloatArray>(
   x: T,
   geometry: KepGeometry,
   out?: SameFloat<T>,
-  options?: DenseOptions,
 ): SameFloat<T> {
   const fn = "kepPad";
   const r = conv2dGeometry(fn, { ...geometry, dilationH: 1, dilationW: 1 });
@@ -370,14 +383,7 @@ export function kepPad<T extends FloatArray>(
   checkLength(fn, "x", x, r.n * r.c * r.h * r.w, `[N=${r.n}, C=${r.c}, H=${r.h}, W=${r.w}]`);
   const hp = r.h + 2 * r.padH;
   const wp = r.w + 2 * r.padW;
-  const xp = output(
-    fn,
-    x,
-    out,
-    r.n * r.c * hp * wp,
-    `[N=${r.n}, C=${r.c}, Hp=${hp}, Wp=${wp}]`,
-    options?.pool,
-  );
+  const xp = output(fn, x, out, r.n * r.c * hp * wp, `[N=${r.n}, C=${r.c}, Hp=${hp}, Wp=${wp}]`);
   padPlanes(x, xp, r.n * r.c, r.h, r.w, r.padH, r.padW);
   return xp;
 }
@@ -437,7 +443,6 @@ export function kepForward<T extends FloatArray>(
     out,
     r.n * layout.f * P,
     `[N=${r.n}, F=${layout.f}, outH=${r.outH}, outW=${r.outW}]`,
-    options?.pool,
   );
   run(args(KEP_FORWARD, r, layout, values, xp, xp, y), layout.nnz, options);
   return y;
@@ -468,17 +473,10 @@ export function kepBackwardInput<T extends FloatArray>(
   checkFloatArray(fn, "values", values);
   checkSameType(fn, "values", dy, values);
   checkLength(fn, "values", values, layout.nnz, `[nnz=${layout.nnz}]`);
-  const dx = output(
-    fn,
-    dy,
-    out,
-    r.n * r.c * r.h * r.w,
-    `[N=${r.n}, C=${r.c}, H=${r.h}, W=${r.w}]`,
-    options?.pool,
-  );
+  const dx = output(fn, dy, out, r.n * r.c * r.h * r.w, `[N=${r.n}, C=${r.c}, H=${r.h}, W=${r.w}]`);
   if (r.strideH === 1 && r.strideW === 1) {
     // Gather form (four kept elements per sweep): needs dy with a (kh-1, kw-1) zero border.
-    const dyq = alloc(
+    const dyq = temporary(
       dy,
       r.n * layout.f * (r.outH + 2 * r.kh - 2) * (r.outW + 2 * r.kw - 2),
       options?.pool,
@@ -522,7 +520,7 @@ export function kepBackwardWeight<T extends FloatArray>(
     r.n * r.c * hp * wp,
     `[N=${r.n}, C=${r.c}, H+2padH=${hp}, W+2padW=${wp}]`,
   );
-  const dv = output(fn, dy, out, layout.nnz, `[nnz=${layout.nnz}]`, options?.pool);
+  const dv = output(fn, dy, out, layout.nnz, `[nnz=${layout.nnz}]`);
   // Filters with nothing kept own no entries; every kept entry is written by its filter's line.
   run(args(KEP_WEIGHT, r, layout, dv, dy, xp, dv), layout.nnz, options);
   return dv;

@@ -318,6 +318,11 @@ export class MatrixPool {
     return new Float64Array(this.scratchBuffer(name, 8 * length), 0, length);
   }
 
+  /** @internal The same for a Float32Array. */
+  scratchFloat32(name: string, length: number): Float32Array {
+    return new Float32Array(this.scratchBuffer(name, 4 * length), 0, length);
+  }
+
   /** Staging copy of `like` (same element type and length) on scratch memory named `name`. */
   private scratchFor(name: string, like: AnyArray): AnyArray {
     const Ctor = like.constructor as new (b: SharedArrayBuffer, o: number, n: number) => AnyArray;

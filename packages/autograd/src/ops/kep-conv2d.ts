@@ -19,7 +19,7 @@ import type { KepGeometry } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { channelSums, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
+import { allocLike, channelSums, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
 
 export interface KepConv2dOptions {
   /** Step between windows: one number or [h, w]. Default 1. */
@@ -86,11 +86,14 @@ export function kepConv2d(
   const geom: KepGeometry = { n, c, h, w, kh, kw, strideH, strideW, padH, padW };
   const V = denseFloat(values.data);
   const opts = gemmOptions();
-  const xp = kepPad(denseFloat(x.data), geom, undefined, opts);
-  const y = kepForward(xp, V, layout, geom, undefined, opts);
   const outH = Math.floor((h + 2 * padH - kh) / strideH) + 1;
   const outW = Math.floor((w + 2 * padW - kw) / strideW) + 1;
   const P = outH * outW;
+  // The padded input and every output from allocLike: ordinary arrays (a pool stages them
+  // through its reused shared scratch), recycled by a BufferArena when one is active.
+  const X = denseFloat(x.data);
+  const xp = kepPad(X, geom, allocLike(X, n * c * (h + 2 * padH) * (w + 2 * padW)));
+  const y = kepForward(xp, V, layout, geom, allocLike(X, n * f * P), opts);
   const biasData = bias ? denseFloat(bias.data) : null;
   if (biasData) {
     for (let i = 0, o = 0; i < n; i++) {
@@ -104,10 +107,10 @@ export function kepConv2d(
   return record(fn, wrap(y, [n, f, outH, outW]), parents, (g) => {
     const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
     const gx = x.requiresGrad
-      ? freshGrad(kepBackwardInput(G, V, layout, geom, undefined, opts), xs)
+      ? freshGrad(kepBackwardInput(G, V, layout, geom, allocLike(G, n * c * h * w), opts), xs)
       : null;
     const gv = values.requiresGrad
-      ? freshGrad(kepBackwardWeight(G, xp, layout, geom, undefined, opts), [nnz])
+      ? freshGrad(kepBackwardWeight(G, xp, layout, geom, allocLike(G, nnz), opts), [nnz])
       : null;
     const gb = bias?.requiresGrad ? freshGrad(channelSums(G, n, f, P, V), [f]) : null;
     return [gx, gv, gb];
