@@ -43,6 +43,10 @@
 //     16 + 120 = 136 epochs, ~2.7 h of one core at 71 s per epoch (7.3 h on asm.js)
 // i.e. ~5.8 h of one core, about 3 h on two shards with the cores free (wasm); --models
 // narrow-cnn or lenet5 runs one model.
+// Measured in the recorded run (docs/results/kep.md; two sweeps side by side on the 2 cores,
+// wasm path): a LeNet-5 point took a median 81 s with the BufferArena (the default since
+// 1e882e6), i.e. ~40 min per dataset for the 30 default points; a narrow-CNN point 150-180 s
+// without it (the narrow points ran on 83089bb).
 //
 // Suggested run on 2 cores (the shards share the dense models in results/kep-sweep/dense):
 //   export TESSERA_KERNELS=wasm
