@@ -1,8 +1,13 @@
+import { availableParallelism } from "node:os";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["packages/*/test/**/*.test.ts", "experiments/test/**/*.test.ts"],
     testTimeout: 60_000,
+    // vitest's default for `run` is one worker fewer than the cores: a single worker on the
+    // 2-core machines CI runs on, where much of a file's time is spent waiting on spawned CLIs,
+    // worker pools starting and loopback servers rather than computing.
+    maxWorkers: availableParallelism(),
   },
 });
