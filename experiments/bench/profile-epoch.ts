@@ -4,6 +4,7 @@
 // self time on the calling thread.
 //   pnpm tsx experiments/bench/profile-epoch.ts --images 20000 --threads 2
 //   pnpm tsx experiments/bench/profile-epoch.ts --model lenet5 --images 5000 --kernels wasm
+// --arena reuses each step's arrays (fit's arena option), as the sweeps and the epoch bench do.
 // --no-profile times the same loop without the profiler, which inflates ordinary JS (sampled)
 // against the asm.js kernels, so compare variants with it before trusting a profile's shares.
 // No TF.js and no benchmark harness in the process: this is the bare `fit` loop.
@@ -12,7 +13,7 @@ import { Session } from "node:inspector/promises";
 import { loadDataset } from "@tessera/mnist-dataset-loader";
 import { Adam, arrayDataset, fit } from "@tessera/nn";
 import { createPool, kernelPath } from "@tessera/matrix";
-import { setMatrixPool } from "@tessera/autograd";
+import { BufferArena, setMatrixPool } from "@tessera/autograd";
 import { NORMALIZE } from "../src/data.ts";
 import { DEFAULT_CONFIG, MODEL_NAMES, buildModel, type ModelName } from "../src/train-run.ts";
 import { createCommand, nonNegativeInt, positiveInt, runMain } from "../src/cli.ts";
@@ -37,6 +38,10 @@ await runMain("profile-epoch", async () => {
       ]),
     )
     .option("--no-profile", "only time the epoch (no profiler attached)")
+    .option(
+      "--arena",
+      "run the steps through an autograd BufferArena (fit's arena option: arrays reused from step to step)",
+    )
     .parse()
     .opts<{
       images: number;
@@ -45,6 +50,7 @@ await runMain("profile-epoch", async () => {
       model: ModelName;
       kernels?: "asm" | "wasm";
       profile: boolean;
+      arena?: boolean;
     }>();
 
   interface ProfileNode {
@@ -88,6 +94,7 @@ await runMain("profile-epoch", async () => {
     optimizer: new Adam(model.parameters(), { lr: 1e-3 }),
     seed: 1,
     progress: false,
+    arena: o.arena === true ? new BufferArena() : undefined,
   });
   const cpu = process.cpuUsage(cpu0);
   const profile = o.profile
@@ -101,7 +108,7 @@ await runMain("profile-epoch", async () => {
   // shared machine; the same scaling to 60k images.
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   console.log(
-    `${o.model}, ${n} images, ${o.threads} thread(s), ${pool?.kernels ?? kernelPath()} kernels: ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch, ${((cpuSeconds * 60000) / n).toFixed(1)} CPU s${o.profile ? "" : " (no profiler)"}`,
+    `${o.model}, ${n} images, ${o.threads} thread(s), ${pool?.kernels ?? kernelPath()} kernels: ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch, ${((cpuSeconds * 60000) / n).toFixed(1)} CPU s${o.profile ? "" : " (no profiler)"}${o.arena === true ? ", arena" : ""}`,
   );
   if (profile === undefined) process.exit(0);
 
