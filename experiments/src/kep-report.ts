@@ -167,12 +167,25 @@ export function kepTargets(cells: readonly KepCell[]): KepTarget[] {
           .sort((a, b) => a.r.n - b.r.n);
         if (pairs.length === 0) continue;
         const wins = pairs.filter((p) => p.r.afterCut > p.c.afterCut).length;
+        // Equal accuracies are not a win (the target stays unmet), but they are named, with
+        // whether the cut at once had lost anything against dense there: a tie at dense accuracy
+        // leaves the ramp nothing to recover.
+        const ties = pairs.filter((p) => p.r.afterCut === p.c.afterCut);
+        const tieNote =
+          ties.length === 0
+            ? ""
+            : `, equal at ${ties
+                .map(
+                  (p) =>
+                    `n=${p.r.n} (the cut at once ${p.c.afterCut >= p.c.dense ? "at or above" : "below"} dense ${pct(p.c.dense)})`,
+                )
+                .join(", ")}`;
         out.push({
           target: `${mode}: ramp above the cut at once, right after the cut`,
           model,
           dataset,
           measured:
-            `${wins} of ${pairs.length} n: ` +
+            `${wins} of ${pairs.length} n${tieNote}: ` +
             pairs.map((p) => `n=${p.r.n} ${pct(p.r.afterCut)} vs ${pct(p.c.afterCut)}`).join("; "),
           met: wins === pairs.length,
         });

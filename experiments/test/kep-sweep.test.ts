@@ -690,5 +690,20 @@ describe("kep-report targets", () => {
       ["kep-free: ramp above the cut at once, right after the cut", false],
     ]);
     expect(t[2]!.measured).toBe("1 of 2 n: n=2 40.00 vs 60.00; n=4 90.00 vs 50.00");
+    // A tie is no win, and is named with where the cut at once stood against dense.
+    const tied = kepTargets(
+      kepCells([
+        mk("kep-free ramp", 4, 0.9, 0.988),
+        mk("kep-free cut", 4, 0.5, 0.985),
+        mk("kep-free ramp", 8, 0.991, 0.99),
+        mk("kep-free cut", 8, 0.991, 0.99),
+        mk("kep-free ramp", 6, 0.95, 0.99),
+        mk("kep-free cut", 6, 0.95, 0.99),
+      ] as never[]),
+    ).find((x) => x.target.startsWith("kep-free: ramp"))!;
+    expect(tied.met).toBe(false);
+    expect(tied.measured).toBe(
+      "1 of 3 n, equal at n=6 (the cut at once below dense 99.00), n=8 (the cut at once at or above dense 99.00): n=4 90.00 vs 50.00; n=6 95.00 vs 95.00; n=8 99.10 vs 99.10",
+    );
   });
 });
