@@ -40,10 +40,16 @@ export function fastestMs(tasks: [string, () => void][], timeMs = 150): number[]
 
 /**
  * Runs a python script from this folder and parses the JSON it prints. OPENBLAS_CORETYPE and
- * OPENBLAS_L2_SIZE are removed for this command only (they mis-tune OpenBLAS on this machine kind).
- * Returns undefined when python3 or numpy/scipy is missing.
+ * OPENBLAS_L2_SIZE are removed from its environment, and OPENBLAS_NUM_THREADS / OMP_NUM_THREADS
+ * set to `threads`. `python` is the interpreter (default python3). Returns undefined, with a
+ * note on stderr, when the interpreter or the script's imports are missing.
  */
-export function runPython(script: string, args: string[], threads: number): unknown {
+export function runPython(
+  script: string,
+  args: string[],
+  threads: number,
+  python = "python3",
+): unknown {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     OPENBLAS_NUM_THREADS: String(threads),
@@ -52,7 +58,7 @@ export function runPython(script: string, args: string[], threads: number): unkn
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   try {
-    const out = execFileSync("python3", [new URL(script, import.meta.url).pathname, ...args], {
+    const out = execFileSync(python, [new URL(script, import.meta.url).pathname, ...args], {
       env,
       encoding: "utf8",
       maxBuffer: 1 << 24,

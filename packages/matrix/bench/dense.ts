@@ -1,6 +1,7 @@
 // Dense GEMM GFLOP/s side by side in one run: ours on both kernel paths (asm.js and WebAssembly
 // SIMD) on 1 and 2 threads, TensorFlow.js `cpu` and `wasm` (XNNPACK, one thread), numpy 1 and 2
-// threads.
+// threads, and PyTorch 1 and 2 threads where its python imports torch (TESSERA_PYTHON, default
+// /usr/bin/python3, where Debian's python3-torch installs; its columns say n/a otherwise).
 // Run: pnpm tsx packages/matrix/bench/dense.ts
 import { execFileSync } from "node:child_process";
 import { createPool, matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
@@ -76,10 +77,16 @@ async function main(): Promise<void> {
     Record<string, number> | undefined;
   const py2 = runPython("dense_numpy.py", [JSON.stringify(shapes)], 2) as
     Record<string, number> | undefined;
-  lines.push(
-    "\n| product | m×k×n | asm 1T | asm 2T | wasm 1T | wasm 2T | wasm 2T/1T | wasm/asm 1T | TF.js cpu | TF.js wasm 1T | wasm 1T / TF.js wasm | numpy 1T | numpy 2T |",
+  const torchPython = process.env.TESSERA_PYTHON || "/usr/bin/python3";
+  const torch = [1, 2].map(
+    (t) =>
+      runPython("dense_torch.py", [JSON.stringify(shapes), String(t)], t, torchPython) as
+        Record<string, number> | undefined,
   );
-  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  lines.push(
+    "\n| product | m×k×n | asm 1T | asm 2T | wasm 1T | wasm 2T | wasm 2T/1T | wasm/asm 1T | TF.js cpu | TF.js wasm 1T | wasm 1T / TF.js wasm | numpy 1T | numpy 2T | PyTorch 1T | PyTorch 2T | wasm best / PyTorch best |",
+  );
+  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   const notes: string[] = [];
   const tfCpu = timeTfjs("cpu", notes);
   const tfWasm = timeTfjs("wasm", notes);
@@ -110,7 +117,7 @@ async function main(): Promise<void> {
     const gf = (ms: number | undefined) => (2 * m * k * n) / ms! / 1e6;
     const tw = tfWasm[s.label];
     lines.push(
-      `| ${s.label} | ${m}×${k}×${n} | ${fmt(gf(a1))} | ${fmt(gf(a2))} | ${fmt(gf(w1))} | ${fmt(gf(w2))} | ${fmt(w1! / w2!)} | ${fmt(a1! / w1!)} | ${fmt(gf(tfCpu[s.label]))} | ${fmt(gf(tw))} | ${fmt(tw! / w1!)} | ${fmt(py1?.[s.label])} | ${fmt(py2?.[s.label])} |`,
+      `| ${s.label} | ${m}×${k}×${n} | ${fmt(gf(a1))} | ${fmt(gf(a2))} | ${fmt(gf(w1))} | ${fmt(gf(w2))} | ${fmt(w1! / w2!)} | ${fmt(a1! / w1!)} | ${fmt(gf(tfCpu[s.label]))} | ${fmt(gf(tw))} | ${fmt(tw! / w1!)} | ${fmt(py1?.[s.label])} | ${fmt(py2?.[s.label])} | ${fmt(torch[0]?.[s.label])} | ${fmt(torch[1]?.[s.label])} | ${fmt(Math.max(gf(w1), gf(w2)) / Math.max(torch[0]?.[s.label] ?? NaN, torch[1]?.[s.label] ?? NaN))} |`,
     );
   }
   lines.push(...notes.map((l) => `\n${l}`));
