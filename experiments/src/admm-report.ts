@@ -118,6 +118,27 @@ export interface TargetCheck {
 }
 
 /** The issue's targets, each met / not met / not measured, with the numbers. */
+/**
+ * Where the paper's rate misses 99.0%, the issue asks for the largest rate that reaches it: the
+ * highest ADMM compression whose every seed ends at >= 99.0%, as "; largest at >= 99.0%: ...".
+ */
+function largestAt99(ns: readonly AdmmPoint[]): string {
+  const byRate = new Map<string, AdmmPoint[]>();
+  for (const p of ns)
+    if (p.config.method === "admm")
+      byRate.set(p.config.rate, [...(byRate.get(p.config.rate) ?? []), p]);
+  let best: AdmmPoint[] | undefined;
+  for (const ps of byRate.values())
+    if (
+      ps.every((p) => p.result.accuracyFinal >= 0.99) &&
+      (best === undefined || ps[0]!.result.compression > best[0]!.result.compression)
+    )
+      best = ps;
+  if (best === undefined) return "; no ADMM rate reaches 99.0%";
+  const accs = best.map((p) => pct(p.result.accuracyFinal)).join(", ");
+  return `; largest at >= 99.0%: ${best[0]!.result.compression.toFixed(1)}x (${best[0]!.config.rate}, ${accs}%)`;
+}
+
 export function checkAdmmTargets(
   points: readonly AdmmPoint[],
   chains: readonly ChainPoint[],
@@ -131,12 +152,13 @@ export function checkAdmmTargets(
       : {
           target: "LeNet-5 MNIST 71.2x at >= 99.0% (published 99.2%)",
           met: paper.every((p) => p.result.accuracyFinal >= 0.99),
-          detail: paper
-            .map(
-              (p) =>
-                `seed ${p.config.seed}: ${pct(p.result.accuracyFinal)}% at ${p.result.compression.toFixed(1)}x`,
-            )
-            .join("; "),
+          detail:
+            paper
+              .map(
+                (p) =>
+                  `seed ${p.config.seed}: ${pct(p.result.accuracyFinal)}% at ${p.result.compression.toFixed(1)}x`,
+              )
+              .join("; ") + largestAt99(ns),
         },
   );
   const pairs = ns
