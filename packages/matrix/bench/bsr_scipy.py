@@ -2,18 +2,10 @@
 # Prints JSON {"<shape>|<product>|<block>|<sparsity>": speedup over numpy dense}.
 # scipy's BSR needs the shape to be a multiple of the block, so ragged shapes are zero-padded
 # up to the next multiple (noted in the docs); the dense reference uses the logical shape.
-import json, sys, time
+import json, sys
 import numpy as np
 import scipy.sparse as sp
-
-def fastest_time(f, min_time=0.05):
-    f(); f()
-    times = []
-    t_end = time.perf_counter() + min_time
-    while time.perf_counter() < t_end or len(times) < 5:
-        t0 = time.perf_counter(); f(); times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[0]
+from timing import fastest_time
 
 cfg = json.loads(sys.argv[1])
 rng = np.random.default_rng(0)

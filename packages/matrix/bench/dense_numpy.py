@@ -1,15 +1,7 @@
 # Times numpy float32 products for bench/dense.ts; prints JSON {label: GFLOP/s}.
-import json, sys, time
+import json, sys
 import numpy as np
-
-def best_rate(f, flops, min_time=0.3):
-    f(); f()
-    times = []
-    t_end = time.perf_counter() + min_time
-    while time.perf_counter() < t_end or len(times) < 5:
-        t0 = time.perf_counter(); f(); times.append(time.perf_counter() - t0)
-    times.sort()
-    return flops / times[0] / 1e9
+from timing import best_rate
 
 rng = np.random.default_rng(0)
 out = {}

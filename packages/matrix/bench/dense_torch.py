@@ -1,16 +1,8 @@
 # Times PyTorch float32 products for bench/dense.ts with torch.set_num_threads(argv[2]); prints
 # JSON {label: GFLOP/s}. The transposed operands are views (.t()), as a model's Linear uses them.
-import json, sys, time
+import json, sys
 import torch
-
-def best_rate(f, flops, min_time=0.3):
-    f(); f()
-    times = []
-    t_end = time.perf_counter() + min_time
-    while time.perf_counter() < t_end or len(times) < 5:
-        t0 = time.perf_counter(); f(); times.append(time.perf_counter() - t0)
-    times.sort()
-    return flops / times[0] / 1e9
+from timing import best_rate
 
 torch.set_num_threads(int(sys.argv[2]))
 g = torch.Generator().manual_seed(0)
