@@ -47,7 +47,7 @@
 // wasm path): a LeNet-5 point took a median 81 s with the BufferArena (the default since
 // 1e882e6), i.e. ~40 min per dataset for the 30 default points; a narrow-CNN point 150-180 s
 // without it (the narrow points ran on 83089bb). The recorded narrow CNN also has n = 1, 7, 8
-// (--n 1,7,8: 36 more points, ~3.7 min each beside the ADMM runs).
+// (--n 1,7,8: 36 more points, 3-5 min each with both datasets' sweeps side by side).
 //
 // Suggested run on 2 cores (the shards share the dense models in results/kep-sweep/dense):
 //   export TESSERA_KERNELS=wasm

@@ -117,7 +117,6 @@ export interface TargetCheck {
   detail: string;
 }
 
-/** The issue's targets, each met / not met / not measured, with the numbers. */
 /**
  * Where the paper's rate misses 99.0%, the issue asks for the largest rate that reaches it: the
  * highest ADMM compression whose every seed ends at >= 99.0%, as "; largest at >= 99.0%: ...".
@@ -139,6 +138,7 @@ function largestAt99(ns: readonly AdmmPoint[]): string {
   return `; largest at >= 99.0%: ${best[0]!.result.compression.toFixed(1)}x (${best[0]!.config.rate}, ${accs}%)`;
 }
 
+/** The issue's targets, each met / not met / not measured, with the numbers. */
 export function checkAdmmTargets(
   points: readonly AdmmPoint[],
   chains: readonly ChainPoint[],
