@@ -8,14 +8,15 @@
 // Epoch budgets with the defaults (a LeNet-5 epoch is ~1 minute on an idle machine here):
 //   dense models: 20 epochs each (LeNet-5 on MNIST and Fashion-MNIST; LeNet-300-100 on both)
 //   lenet5-nonstructured: 6 points x (K·E + R = 10·1 + 5 = 15) = 90 LeNet-5 epochs per seed
-//   lenet5-structured: 2 datasets x 2 rates x 15 = 60 LeNet-5 epochs per seed
+//   lenet5-structured: 2 datasets x 3 rates x 15 = 90 LeNet-5 epochs per seed
 //   lenet300100-block: 2 datasets x rounds 10,13,14,15,16 x 2·round epochs = 136 LeNet-300-100
 //     epochs per seed (several times cheaper than LeNet-5's)
-// so one seed of everything is ~190 LeNet-5 epochs (40 dense + 150), over 3 hours on an idle
+// so one seed of everything is ~220 LeNet-5 epochs (40 dense + 180), over 3 hours on an idle
 // machine: split it with --shard i/n (e.g. --experiments lenet5-nonstructured --shard 0/3).
 //
 //   pnpm admm-sweep --experiments lenet5-nonstructured --seeds 1
 //   pnpm admm-sweep --experiments lenet300100-block --datasets mnist --block-rounds 13
+//   pnpm admm-sweep --experiments lenet5-structured --datasets mnist --structured-rates s1.5
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
 import { createPool, type MatrixPool } from "@tessera/matrix";
@@ -35,6 +36,7 @@ import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
 import {
   ADMM_EXPERIMENTS,
+  STRUCTURED_RATE_NAMES,
   admmPointKey,
   admmSweepConfigs,
   runAdmmPoint,
@@ -60,6 +62,12 @@ const program = addSweepOptions(
         ["mnist", "fashion-mnist"] as DatasetName[],
       )
       .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1])
+      .option(
+        "--structured-rates <names>",
+        `structured rates, comma-separated (${STRUCTURED_RATE_NAMES.join(", ")})`,
+        list("--structured-rates", choice("--structured-rates", STRUCTURED_RATE_NAMES)),
+        [...STRUCTURED_RATE_NAMES],
+      )
       .option("--iterations <n>", "LeNet-5: ADMM iterations K", positiveInt("--iterations"), 10)
       .option(
         "--epochs-per-iteration <n>",
@@ -107,6 +115,7 @@ interface Options {
   experiments: AdmmExperiment[];
   datasets: DatasetName[];
   seeds: number[];
+  structuredRates: string[];
   iterations: number;
   epochsPerIteration: number;
   retrainEpochs: number;

@@ -103,11 +103,12 @@ describe("ADMM experiments", () => {
       "lenet5-nonstructured-mnist-x4-admm-s1",
       "lenet5-nonstructured-mnist-x4-magnitude-s1",
       "lenet5-structured-mnist-s1-admm-s1",
+      "lenet5-structured-mnist-s1.5-admm-s1",
       "lenet5-structured-mnist-s2-admm-s1",
       "lenet300100-block-mnist-round13-admm-s1",
     ]);
     // Round 13 of the chain: 26 epochs = 18 ADMM iterations of one epoch + 8 retraining.
-    const blk = configs[8]!.budget;
+    const blk = configs[9]!.budget;
     expect([blk.iterations, blk.epochsPerIteration, blk.retrainEpochs]).toEqual([18, 1, 8]);
   });
 
@@ -148,6 +149,14 @@ describe("ADMM experiments", () => {
       [10, 125],
     ]);
     expect(s1.compact!.accuracy).toBe(s1.accuracyFinal);
+    // The middle rate keeps what STRUCTURED_RATES' comment says: 39480 weights, 10.9x.
+    const s15 = byKey.get("lenet5-structured-mnist-s1.5-admm-s1")!;
+    expect(s15.compact!.layers.map((l) => l.after)).toEqual([
+      [12, 1, 5, 5],
+      [22, 12, 5, 5],
+      [90, 352],
+      [10, 90],
+    ]);
     expect(s1.compact!.forward.map((f) => f.batch)).toEqual([1, 128]);
     // Block: BSR with the chain's tile counts after 3 rounds, same accuracy in BSR form.
     const blk = byKey.get("lenet300100-block-mnist-round3-admm-s1")!;
