@@ -2,18 +2,28 @@
 //
 // The product is the one of spmm-kernel.ts (SpmmArgs: outer block lines, stored blocks read
 // through element strides, so A·X, Aᵀ·X, X·A and X·Aᵀ are one kernel), staged through kernel
-// memory: X is copied in as [inner lines (padded to whole blocks), nPad] with nPad = n rounded
-// up to 8 and zero padding (a padded block entry times a zero is zero, never 0·NaN), the block
-// data and index arrays are copied in, the kernel writes [outer lines (padded), nPad] and the
-// caller copies the logical part out through the output strides. Staging through a layout of
-// our choosing is what lets one kernel serve the transposed and batch-major products.
+// memory: the block data and index arrays are copied in, X is copied in with its inner lines
+// padded to whole blocks and its n columns to nPad (a multiple of 8), every padded entry zero
+// (a padded block entry times a zero is zero, never 0·NaN), the kernel writes [outer lines
+// (padded), nPad] and the caller copies the logical part out through the output strides.
+// Staging through a layout of our choosing is what lets one kernel serve the transposed and
+// batch-major products. Two X layouts, one kernel (both strides are arguments):
+//   rows   [innerPad, nPad], for a row-major X: a bulk copy per line (or one for all of X);
+//   panels [nPad / 8][innerPad][8], for a batch-major X, which must be transposed anyway:
+//          written 8 of its lines side by side, one sequential pass per panel.
+// Measured on 1024x1024 by 1024x128 (4x4 and 8x8, 90-95% sparse; idle, one thread), panels for
+// the row-major products took 0-28% longer in all (the JS copy; the kernel gained nothing),
+// rows for the batch-major one 30-42% longer (its transpose scattered over nPad-wide rows).
 //
-// Kernel: for each outer block line and each 8 columns of X, up to 4 output lines are kept in
-// f32x4 accumulators (4 x 2 vectors) across every stored block of the line; per inner line of a
-// block it loads 8 values of X and splats one block element per output line (the element offsets
-// are constants of the generated code, from the block shape and strides). Lines beyond 4 run as
-// further groups over the same blocks. Each output element is a float32 sum in stored-block
-// order, then inner-line order: the same whatever range of block lines a thread computes.
+// Kernel: for each 8 columns of X (a panel, or 8 columns of the rows), and each outer block
+// line, up to 4 output lines are kept in f32x4 accumulators (4 x 2 vectors) across every stored
+// block of the line; per inner line of a block (a loop, not unrolled) it loads 8 values of X and
+// splats one block element per output line, a pointer stepping through the block. Unrolling a
+// block's lines with constant offsets made TurboFan hoist every splat's address out of the
+// block, run out of xmm registers and spill (8x8 at 90%: 17.6 GFLOP/s against 33.4 as a loop,
+// the dense kernel's shape, with the dense product at ~42). Lines beyond 4 run as further groups over the same blocks.
+// Each output element is a float32 sum in stored-block order, then inner-line order: the same
+// whatever range of block lines a thread computes.
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
@@ -34,35 +44,44 @@ const GROUP = 4;
 export const SPMM_COLS = 8;
 
 /**
- * run(o0, o1, ptrAt, idxAt, idsAt, dataAt, xAt, outAt, nPad): byte offsets into memory;
- * ptr/idx/ids are Int32, data the blocks (bsz floats each), X [innerPad, nPad], out
- * [outerPad, nPad]. Requires o0 < o1 and nPad a positive multiple of 8.
+ * run(o0, o1, ptrAt, idxAt, idsAt, dataAt, xAt, outAt, nPad, panelBytes, xLine): byte offsets
+ * into memory; ptr/idx/ids are Int32, data the blocks (bsz floats each), X's element (i, 8p + t)
+ * at xAt + p·panelBytes + i·xLine + 4t (rows: panelBytes 32, xLine 4·nPad; panels: panelBytes
+ * 32·innerPad, xLine 32), out [outerPad, nPad]. Requires o0 < o1 and nPad a positive multiple
+ * of 8.
  */
 function emitRun(c: Code, { ob, ib, eos, eis }: SpmmShape): void {
-  const [o0, o1, ptrAt, idxAt, idsAt, dataAt, xAt, outAt, nPad] = c.paramTuple(9);
+  const [o0, o1, ptrAt, idxAt, idsAt, dataAt, xAt, outAt, nPad, panelBytes, xLine] =
+    c.paramTuple(11);
+  const blockLines = c.local(I32); // bytes of X under one block: ib * xLine
   const o = c.local(I32);
   const s = c.local(I32);
   const s0 = c.local(I32);
   const s1 = c.local(I32);
-  const j = c.local(I32); // byte offset of the column step within a row
+  const j = c.local(I32); // byte offset of the panel's columns within an output row
+  const panel = c.local(I32); // byte offset of the panel
   const rowBytes = c.local(I32);
   const blk = c.local(I32);
   const xp = c.local(I32);
+  const xEnd = c.local(I32);
   const op = c.local(I32);
   const x0 = c.local(V128);
   const x1 = c.local(V128);
   const av = c.local(V128);
   const acc = Array.from({ length: GROUP }, () => [c.local(V128), c.local(V128)] as const);
   const bsz4 = 4 * ob * ib;
+  const lineBytes = 4 * SPMM_COLS; // one inner line of a panel
 
   c.get(nPad).i32Const(2).i32Shl().set(rowBytes);
-  c.get(o0).set(o);
-  c.loop((outer) => {
-    // s0, s1 = ptr[o], ptr[o + 1]
-    c.get(ptrAt).get(o).i32Const(2).i32Shl().i32Add().tee(s).i32Load(0).set(s0);
-    c.get(s).i32Load(4).set(s1);
-    c.i32Const(0).set(j);
-    c.loop((columns) => {
+  c.get(xLine).i32Const(ib).i32Mul().set(blockLines);
+  c.i32Const(0).set(j);
+  c.get(xAt).set(panel);
+  c.loop((columns) => {
+    c.get(o0).set(o);
+    c.loop((outer) => {
+      // s0, s1 = ptr[o], ptr[o + 1]
+      c.get(ptrAt).get(o).i32Const(2).i32Shl().i32Add().tee(s).i32Load(0).set(s0);
+      c.get(s).i32Load(4).set(s1);
       for (let g0 = 0; g0 < ob; g0 += GROUP) {
         const rows = Math.min(GROUP, ob - g0);
         for (let r = 0; r < rows; r++) for (const v of acc[r]!) c.v128Zero().set(v);
@@ -70,32 +89,38 @@ function emitRun(c: Code, { ob, ib, eos, eis }: SpmmShape): void {
         c.block((done) => {
           c.get(s).get(s1).i32GeU().brIf(done);
           c.loop((slots) => {
-            // blk = dataAt + ids[s]*bsz*4; xp = xAt + idx[s]*ib*rowBytes + j
+            // blk = dataAt + ids[s]*bsz*4; xp = panel + idx[s]*ib*32; xEnd = xp + ib*32
             c.get(idsAt).get(s).i32Const(2).i32Shl().i32Add().i32Load(0);
             c.i32Const(bsz4).i32Mul().get(dataAt).i32Add().set(blk);
             c.get(idxAt).get(s).i32Const(2).i32Shl().i32Add().i32Load(0);
-            c.i32Const(ib)
+            c.get(blockLines)
               .i32Mul()
-              .get(rowBytes)
-              .i32Mul()
-              .get(xAt)
+              .get(panel)
               .i32Add()
-              .get(j)
+              .tee(xp)
+              .get(blockLines)
               .i32Add()
-              .set(xp);
-            for (let q = 0; q < ib; q++) {
+              .set(xEnd);
+            // One inner line per trip, a pointer into the block and one into the panel: the
+            // fully unrolled block (constant offsets per line) made TurboFan hoist every splat's
+            // address and spill, and ran at half this speed (see the file header).
+            c.loop((lines) => {
               c.get(xp).v128Load(0).set(x0);
               c.get(xp).v128Load(16).set(x1);
               for (let r = 0; r < rows; r++) {
                 c.get(blk)
-                  .v128Load32Splat(4 * ((g0 + r) * eos + q * eis))
+                  .v128Load32Splat(4 * (g0 + r) * eos)
                   .set(av);
                 const [a0, a1] = acc[r]!;
                 c.get(a0).get(av).get(x0).f32x4Mul().f32x4Add().set(a0);
                 c.get(a1).get(av).get(x1).f32x4Mul().f32x4Add().set(a1);
               }
-              if (q + 1 < ib) c.get(xp).get(rowBytes).i32Add().set(xp);
-            }
+              c.get(blk)
+                .i32Const(4 * eis)
+                .i32Add()
+                .set(blk);
+              c.get(xp).get(xLine).i32Add().tee(xp).get(xEnd).i32LtU().brIf(lines);
+            });
             c.get(s).i32Const(1).i32Add().tee(s).get(s1).i32LtU().brIf(slots);
           });
         });
@@ -109,15 +134,10 @@ function emitRun(c: Code, { ob, ib, eos, eis }: SpmmShape): void {
           if (r + 1 < rows) c.get(op).get(rowBytes).i32Add().set(op);
         }
       }
-      c.get(j)
-        .i32Const(4 * SPMM_COLS)
-        .i32Add()
-        .tee(j)
-        .get(rowBytes)
-        .i32LtU()
-        .brIf(columns);
+      c.get(o).i32Const(1).i32Add().tee(o).get(o1).i32LtU().brIf(outer);
     });
-    c.get(o).i32Const(1).i32Add().tee(o).get(o1).i32LtU().brIf(outer);
+    c.get(panel).get(panelBytes).i32Add().set(panel);
+    c.get(j).i32Const(lineBytes).i32Add().tee(j).get(rowBytes).i32LtU().brIf(columns);
   });
 }
 
@@ -125,7 +145,7 @@ function emitRun(c: Code, { ob, ib, eos, eis }: SpmmShape): void {
 export function spmmKernelBytes(shape: SpmmShape): Uint8Array<ArrayBuffer> {
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
-    .func("run", new Array<typeof I32>(9).fill(I32), [], (c) => emitRun(c, shape))
+    .func("run", new Array<typeof I32>(11).fill(I32), [], (c) => emitRun(c, shape))
     .build();
 }
 
@@ -151,6 +171,8 @@ export type SpmmRun = (
   xAt: number,
   outAt: number,
   nPad: number,
+  panelBytes: number,
+  xLine: number,
 ) => void;
 
 /** Where a staged product lives in kernel memory (byte offsets), and its padded sizes. */
@@ -162,6 +184,10 @@ export interface SpmmLayout {
   xAt: number;
   outAt: number;
   nPad: number;
+  /** Bytes from one panel of X (8 columns) to the next. */
+  panelBytes: number;
+  /** Bytes from one inner line of X to the next within a panel. */
+  xLine: number;
   /** Bytes from the first offset to the end of the output. */
   bytes: number;
 }
@@ -178,9 +204,15 @@ export function spmmLayout(s: SpmmArgs, outerBlocks: number, at: number): SpmmLa
   const idsAt = align16(idxAt + 4 * nnz);
   const dataAt = align16(idsAt + 4 * nnz);
   const xAt = align16(dataAt + 4 * s.data.length);
+  // Row-major X (sxj = 1) is staged in rows: one bulk copy per line, or one for all of it.
+  // Batch-major X is transposed while staged, into panels of 8 columns, each line's 8 values
+  // together: its columns are X's lines, so a panel is written in one sequential pass.
+  const rows = s.sxj === 1;
+  const panelBytes = rows ? 4 * SPMM_COLS : 4 * SPMM_COLS * innerBlocks * s.ib;
+  const xLine = rows ? 4 * nPad : 4 * SPMM_COLS;
   const outAt = align16(xAt + 4 * innerBlocks * s.ib * nPad);
   const end = outAt + 4 * outerBlocks * s.ob * nPad;
-  return { ptrAt, idxAt, idsAt, dataAt, xAt, outAt, nPad, bytes: end - at };
+  return { ptrAt, idxAt, idsAt, dataAt, xAt, outAt, nPad, panelBytes, xLine, bytes: end - at };
 }
 
 /** Copies the structure, the blocks and X (zero-padded) into memory `buf` at `l`. */
@@ -199,20 +231,43 @@ export function stageSpmm(
   const { nPad } = l;
   const X = new Float32Array(buf, l.xAt, innerPad * nPad);
   const { x, sxi, sxj, n, innerLimit } = s;
+  // Every padded entry is written as 0: a padded block entry is 0, and 0 times a NaN left there
+  // by an earlier product would be NaN (padded columns only reach padded outputs, but stale
+  // denormals there could slow the kernel).
   if (sxj === 1) {
-    for (let i = 0; i < innerLimit; i++) {
-      X.set(x.subarray(i * sxi, i * sxi + n), i * nPad);
-      X.fill(0, i * nPad + n, (i + 1) * nPad);
-    }
-  } else {
-    // Batch-major X (sxi = 1): column j of X is a contiguous line; write it down a column.
-    for (let i = 0; i < innerLimit; i++) X.fill(0, i * nPad + n, (i + 1) * nPad);
-    for (let jj = 0; jj < n; jj++) {
-      const src = jj * sxj;
-      for (let i = 0, d = jj; i < innerLimit; i++, d += nPad) X[d] = x[src + i * sxi]!;
-    }
+    // Rows (spmmLayout's choice for this X; with nPad = 8 rows and panels are the same bytes).
+    if (sxi === n && nPad === n) X.set(x.subarray(0, innerLimit * n));
+    else
+      for (let i = 0; i < innerLimit; i++) {
+        X.set(x.subarray(i * sxi, i * sxi + n), i * nPad);
+        X.fill(0, i * nPad + n, (i + 1) * nPad);
+      }
+    X.fill(0, innerLimit * nPad);
+    return;
   }
-  X.fill(0, innerLimit * nPad);
+  // Panels: X[p][i][t] = x(i, 8p + t), reading 8 of x's lines side by side.
+  const panel = innerPad * SPMM_COLS;
+  for (let p = 0, d0 = 0; d0 < X.length; p++, d0 += panel) {
+    const j0 = p * SPMM_COLS;
+    const cols = Math.min(SPMM_COLS, n - j0);
+    if (cols === SPMM_COLS) {
+      const [c0, c1, c2, c3] = [j0 * sxj, (j0 + 1) * sxj, (j0 + 2) * sxj, (j0 + 3) * sxj];
+      const [c4, c5, c6, c7] = [(j0 + 4) * sxj, (j0 + 5) * sxj, (j0 + 6) * sxj, (j0 + 7) * sxj];
+      for (let i = 0, d = d0, q = 0; i < innerLimit; i++, d += SPMM_COLS, q += sxi) {
+        X[d] = x[c0 + q]!;
+        X[d + 1] = x[c1 + q]!;
+        X[d + 2] = x[c2 + q]!;
+        X[d + 3] = x[c3 + q]!;
+        X[d + 4] = x[c4 + q]!;
+        X[d + 5] = x[c5 + q]!;
+        X[d + 6] = x[c6 + q]!;
+        X[d + 7] = x[c7 + q]!;
+      }
+    } else
+      for (let i = 0, d = d0; i < innerLimit; i++, d += SPMM_COLS)
+        for (let t = 0; t < SPMM_COLS; t++) X[d + t] = t < cols ? x[(j0 + t) * sxj + i * sxi]! : 0;
+    X.fill(0, d0 + innerLimit * SPMM_COLS, d0 + panel);
+  }
 }
 
 /** Copies output lines [line0, line1) from memory into the caller's out through its strides. */
@@ -227,7 +282,8 @@ export function unstageSpmm(
   if (line1 <= line0 || n === 0) return;
   const { nPad } = l;
   const Y = new Float32Array(buf, l.outAt + 4 * line0 * nPad, (line1 - line0) * nPad);
-  if (soj === 1) {
+  if (soj === 1 && soo === nPad && n === nPad) out.set(Y, line0 * soo);
+  else if (soj === 1) {
     for (let o = line0; o < line1; o++) {
       const r = (o - line0) * nPad;
       out.set(Y.subarray(r, r + n), o * soo);
@@ -262,7 +318,19 @@ export function wasmSpmmRange(
   o1: number,
 ): void {
   if (o1 <= o0) return;
-  runFor(t, shape)(o0, o1, l.ptrAt, l.idxAt, l.idsAt, l.dataAt, l.xAt, l.outAt, l.nPad);
+  runFor(t, shape)(
+    o0,
+    o1,
+    l.ptrAt,
+    l.idxAt,
+    l.idsAt,
+    l.dataAt,
+    l.xAt,
+    l.outAt,
+    l.nPad,
+    l.panelBytes,
+    l.xLine,
+  );
 }
 
 /** The whole product on this thread: staged into its own memory after the GEMM scratch. */

@@ -419,4 +419,31 @@ describe("sparse products on the wasm kernel", () => {
     expectWithinRoundoff(out.subarray(0, 65), refMatmulWithAbs(dense, x, 13, 11, 5), 11, "matmul");
     expect(Number.isNaN(out[65]!) && Number.isNaN(out[66]!)).toBe(true);
   });
+
+  it("a ragged product after one that left NaN in kernel memory reads zeros in its padded lines", () => {
+    // Same staged layout (8 rows, 4x4 blocks, all 8 stored, n = 8), so the second product's X
+    // panels lie where the first one's were: its padded inner lines 13..15 hold the first X's NaN
+    // unless staging zeroes them (0 · NaN would be NaN in every output).
+    const full = BsrMatrix.fromDense(randomArray(8 * 16, 11) as Float32Array, 8, 16, [4, 4]);
+    full.matmul(new Float32Array(16 * 8).fill(Number.NaN), 8, wasm);
+    const dense = randomArray(8 * 13, 12) as Float32Array;
+    const ragged = BsrMatrix.fromDense(dense, 8, 13, [4, 4]);
+    expect(ragged.data.length).toBe(full.data.length);
+    const x = randomArray(13 * 8, 13) as Float32Array;
+    expectWithinRoundoff(
+      ragged.matmul(x, 8, wasm),
+      refMatmulWithAbs(dense, x, 8, 13, 8),
+      13,
+      "ragged",
+    );
+    // The same through the batch-major staging (X transposed into panels): x·Wᵀ, x [8, 13].
+    full.rmatmulTranspose(new Float32Array(8 * 16).fill(Number.NaN), 8, wasm);
+    const xb = transpose(x, 13, 8);
+    expectWithinRoundoff(
+      ragged.rmatmulTranspose(xb, 8, wasm),
+      refMatmulWithAbs(xb, transpose(dense, 8, 13), 8, 13, 8),
+      13,
+      "ragged batch-major",
+    );
+  });
 });
