@@ -294,7 +294,7 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     run: (g, r, w) => wasmSpmmRange(need(w), g, g, r[0]!, r[1]!),
   }),
   [KIND_WASM_SAMPLED]: job<WasmSampledArgs>()({
-    nums: ["R", "C", "k", "rowOfAt", "idxAt", "atAt", "bAt", "outAt", "rowsPad", "colsPad"],
+    nums: ["R", "C", "k", "rowOfAt", "idxAt", "atAt", "bAt", "outAt"],
     arrays: [],
     outputs: [],
     wasm: true,

@@ -1,13 +1,16 @@
 // The sampled product (A·B at a block pattern's stored blocks: a block-sparse layer's weight
 // gradient) on a WebAssembly SIMD kernel generated per block shape.
 //
-// Staged through kernel memory: A transposed to [k, rowsPad] and B as [k, colsPad] (both
-// zero-padded, so the padding of ragged edge blocks comes out 0), a block row per stored slot,
-// and the output as [nnz, R, C4] with C4 = C rounded up to 4 lanes (copied out to [nnz, R, C]).
-// For each slot the kernel walks k once per group of up to 4 block rows x 8 block columns,
-// keeping that group in f32x4 accumulators: per k step it loads the group's B values and
-// splats one A value per row. Each element is a float32 sum over k in order, so any split of
-// the slots over threads gives the same bits.
+// Staged through kernel memory as panels, so a stored block's walk over k reads two short
+// sequential runs: A as [block rows][k][R] and B as [block columns][k][C4], C4 = C rounded up
+// to 4 lanes (both zero-padded, so the padding of ragged edge blocks comes out 0), a block row
+// per stored slot, and the output as [nnz, R, C4] (copied out to [nnz, R, C]). Before
+// (2026-12-02) A was staged as [k, rows] and B as [k, cols]: each k step of a block read two
+// cache lines 4 KB apart, and the 4x4 product at 90% ran at 2.2-2.6x the dense one
+// (docs/benchmarks/matrix.md). For each slot the kernel walks k once per group of up to 4 block
+// rows x 8 block columns, keeping that group in f32x4 accumulators: per k step it loads the
+// group's B values and splats one A value per row. Each element is a float32 sum over k in
+// order, so any split of the slots over threads gives the same bits.
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
@@ -23,11 +26,12 @@ export interface SampledShape {
 const roundUp = (x: number, to: number) => Math.ceil(x / to) * to;
 
 /**
- * run(p0, p1, rowOfAt, idxAt, atAt, bAt, outAt, k, rowsPad, colsPad): slots [p0, p1) (p0 < p1),
- * byte offsets; rowOf/idx are Int32 (block row and block column of each slot).
+ * run(p0, p1, rowOfAt, idxAt, atAt, bAt, outAt, k): slots [p0, p1) (p0 < p1), byte offsets;
+ * rowOf/idx are Int32 (block row and block column of each slot); A's panels are 4·k·R bytes
+ * apart, B's 4·k·C4.
  */
 function emitRun(c: Code, { R, C }: SampledShape): void {
-  const [p0, p1, rowOfAt, idxAt, atAt, bAt, outAt, k, rowsPad, colsPad] = c.paramTuple(10);
+  const [p0, p1, rowOfAt, idxAt, atAt, bAt, outAt, k] = c.paramTuple(8);
   const C4 = roundUp(C, 4);
   const s = c.local(I32);
   const br = c.local(I32);
@@ -36,13 +40,19 @@ function emitRun(c: Code, { R, C }: SampledShape): void {
   const b = c.local(I32);
   const p = c.local(I32);
   const o = c.local(I32);
-  const aStep = c.local(I32);
-  const bStep = c.local(I32);
+  const aPanel = c.local(I32);
+  const bPanel = c.local(I32);
   const av = c.local(V128);
   const bv = [c.local(V128), c.local(V128)];
   const acc = Array.from({ length: 4 }, () => [c.local(V128), c.local(V128)]);
-  c.get(rowsPad).i32Const(2).i32Shl().set(aStep);
-  c.get(colsPad).i32Const(2).i32Shl().set(bStep);
+  c.get(k)
+    .i32Const(4 * R)
+    .i32Mul()
+    .set(aPanel);
+  c.get(k)
+    .i32Const(4 * C4)
+    .i32Mul()
+    .set(bPanel);
   c.get(p0).set(s);
   c.loop((slots) => {
     c.get(rowOfAt).get(s).i32Const(2).i32Shl().i32Add().i32Load(0).set(br);
@@ -52,25 +62,21 @@ function emitRun(c: Code, { R, C }: SampledShape): void {
       for (let h0 = 0; h0 < C4; h0 += 8) {
         const vecs = Math.min(2, (C4 - h0) / 4);
         for (let r = 0; r < rows; r++) for (let q = 0; q < vecs; q++) c.v128Zero().set(acc[r]![q]!);
-        // a = atAt + (br*R + g0)*4; b = bAt + (bc*C + h0)*4
+        // a = atAt + br*aPanel + g0*4; b = bAt + bc*bPanel + h0*4
         c.get(br)
-          .i32Const(R)
+          .get(aPanel)
           .i32Mul()
-          .i32Const(g0)
-          .i32Add()
-          .i32Const(2)
-          .i32Shl()
           .get(atAt)
+          .i32Add()
+          .i32Const(4 * g0)
           .i32Add()
           .set(a);
         c.get(bc)
-          .i32Const(C)
+          .get(bPanel)
           .i32Mul()
-          .i32Const(h0)
-          .i32Add()
-          .i32Const(2)
-          .i32Shl()
           .get(bAt)
+          .i32Add()
+          .i32Const(4 * h0)
           .i32Add()
           .set(b);
         c.i32Const(0).set(p);
@@ -88,8 +94,14 @@ function emitRun(c: Code, { R, C }: SampledShape): void {
               for (let q = 0; q < vecs; q++)
                 c.get(acc[r]![q]!).get(av).get(bv[q]!).f32x4Mul().f32x4Add().set(acc[r]![q]!);
             }
-            c.get(a).get(aStep).i32Add().set(a);
-            c.get(b).get(bStep).i32Add().set(b);
+            c.get(a)
+              .i32Const(4 * R)
+              .i32Add()
+              .set(a);
+            c.get(b)
+              .i32Const(4 * C4)
+              .i32Add()
+              .set(b);
             c.get(p).i32Const(1).i32Add().tee(p).get(k).i32LtU().brIf(steps);
           });
         });
@@ -116,7 +128,7 @@ function emitRun(c: Code, { R, C }: SampledShape): void {
 export function sampledKernelBytes(shape: SampledShape): Uint8Array<ArrayBuffer> {
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
-    .func("run", new Array<typeof I32>(10).fill(I32), [], (c) => emitRun(c, shape))
+    .func("run", new Array<typeof I32>(8).fill(I32), [], (c) => emitRun(c, shape))
     .build();
 }
 
@@ -142,15 +154,13 @@ function runFor(t: WasmThread, shape: SampledShape): SampledRun {
 
 const align16 = (x: number) => roundUp(x, 16);
 
-/** Where a staged sampled product lives in kernel memory (byte offsets) and its padded sizes. */
+/** Where a staged sampled product lives in kernel memory (byte offsets). */
 export interface SampledLayout {
   rowOfAt: number;
   idxAt: number;
   atAt: number;
   bAt: number;
   outAt: number;
-  rowsPad: number;
-  colsPad: number;
   /** Bytes from the first offset to the end of the output. */
   bytes: number;
 }
@@ -158,40 +168,48 @@ export interface SampledLayout {
 export function sampledLayout(s: SampledArgs, at: number): SampledLayout {
   const { indptr, R, C, cols, k } = s;
   const blockRows = indptr.length - 1;
+  const blockCols = Math.ceil(cols / C);
   const nnz = indptr[blockRows]!;
   const C4 = roundUp(C, 4);
-  const rowsPad = blockRows * R;
-  const colsPad = roundUp(Math.ceil(cols / C) * C + (C4 - C), 4);
   const rowOfAt = at;
   const idxAt = align16(rowOfAt + 4 * nnz);
   const atAt = align16(idxAt + 4 * nnz);
-  const bAt = align16(atAt + 4 * k * rowsPad);
-  const outAt = align16(bAt + 4 * k * colsPad);
+  const bAt = align16(atAt + 4 * blockRows * k * R);
+  const outAt = align16(bAt + 4 * blockCols * k * C4);
   const end = outAt + 4 * nnz * R * C4;
-  return { rowOfAt, idxAt, atAt, bAt, outAt, rowsPad, colsPad, bytes: end - at };
+  return { rowOfAt, idxAt, atAt, bAt, outAt, bytes: end - at };
 }
 
-/** Copies the slot structure, Aᵀ and B (zero-padded) into memory `buf` at `l`. */
+/** Copies the slot structure and A, B as panels (zero-padded) into memory `buf` at `l`. */
 export function stageSampled(s: SampledArgs, l: SampledLayout, buf: ArrayBufferLike): void {
-  const { indptr, indices, rows, cols, k } = s;
+  const { indptr, indices, rows, cols, k, R, C } = s;
   const blockRows = indptr.length - 1;
+  const blockCols = Math.ceil(cols / C);
   const nnz = indptr[blockRows]!;
-  const { rowsPad, colsPad } = l;
+  const C4 = roundUp(C, 4);
   const rowOf = new Int32Array(buf, l.rowOfAt, nnz);
   for (let i = 0; i < blockRows; i++) rowOf.fill(i, indptr[i]!, indptr[i + 1]!);
   new Int32Array(buf, l.idxAt, nnz).set(indices.subarray(0, nnz));
-  const At = new Float32Array(buf, l.atAt, k * rowsPad);
-  const Bs = new Float32Array(buf, l.bAt, k * colsPad);
   const { a, b, sai, sap, sbp, sbj } = s;
-  for (let p = 0; p < k; p++) {
-    const ro = p * rowsPad;
-    if (sai === 1) At.set(a.subarray(p * sap, p * sap + rows), ro);
-    else for (let i = 0; i < rows; i++) At[ro + i] = a[i * sai + p * sap]!;
-    At.fill(0, ro + rows, ro + rowsPad);
-    const co = p * colsPad;
-    if (sbj === 1) Bs.set(b.subarray(p * sbp, p * sbp + cols), co);
-    else for (let j = 0; j < cols; j++) Bs[co + j] = b[p * sbp + j * sbj]!;
-    Bs.fill(0, co + cols, co + colsPad);
+  // A panel bi: [k][R], element (p, r) = A(bi*R + r, p); rows past `rows` are 0.
+  const At = new Float32Array(buf, l.atAt, blockRows * k * R);
+  for (let bi = 0, d = 0; bi < blockRows; bi++) {
+    const live = Math.min(R, rows - bi * R);
+    const base = bi * R * sai;
+    for (let p = 0, q = base; p < k; p++, q += sap) {
+      for (let r = 0, e = q; r < live; r++, e += sai) At[d++] = a[e]!;
+      for (let r = live; r < R; r++) At[d++] = 0;
+    }
+  }
+  // B panel bj: [k][C4], element (p, c) = B(p, bj*C + c); columns past `cols` and lanes C..C4 are 0.
+  const Bs = new Float32Array(buf, l.bAt, blockCols * k * C4);
+  for (let bj = 0, d = 0; bj < blockCols; bj++) {
+    const live = Math.min(C, cols - bj * C);
+    const base = bj * C * sbj;
+    for (let p = 0, q = base; p < k; p++, q += sbp) {
+      for (let c = 0, e = q; c < live; c++, e += sbj) Bs[d++] = b[e]!;
+      for (let c = live; c < C4; c++) Bs[d++] = 0;
+    }
   }
 }
 
@@ -205,7 +223,7 @@ export function wasmSampledRange(
   p1: number,
 ): void {
   if (p1 <= p0) return;
-  runFor(t, shape)(p0, p1, l.rowOfAt, l.idxAt, l.atAt, l.bAt, l.outAt, k, l.rowsPad, l.colsPad);
+  runFor(t, shape)(p0, p1, l.rowOfAt, l.idxAt, l.atAt, l.bAt, l.outAt, k);
 }
 
 /** Copies the [nnz, R, C4] result out to the caller's [nnz, R, C] blocks. */
