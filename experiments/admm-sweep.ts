@@ -17,6 +17,7 @@
 //   pnpm admm-sweep --experiments lenet5-nonstructured --seeds 1
 //   pnpm admm-sweep --experiments lenet300100-block --datasets mnist --block-rounds 13
 //   pnpm admm-sweep --experiments lenet5-structured --datasets mnist --structured-rates s1.5
+//   pnpm admm-sweep --experiments lenet5-structured --retrain-lr 1e-4   (a gentler retraining)
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
 import { createPool, type MatrixPool } from "@tessera/matrix";
@@ -90,6 +91,11 @@ const program = addSweepOptions(
       )
       .option("--lr <x>", "Adam learning rate (ADMM and retraining)", positiveNumber("--lr"), 1e-3)
       .option(
+        "--retrain-lr <x>",
+        "Adam learning rate of the ADMM points' masked retraining (default --lr; named in the point key)",
+        positiveNumber("--retrain-lr"),
+      )
+      .option(
         "--block-rounds <list>",
         "block chain rounds whose kept tile counts the block points use",
         list("--block-rounds", positiveInt("--block-rounds")),
@@ -122,6 +128,7 @@ interface Options {
   rho: number;
   rhoGrowth: number;
   lr: number;
+  retrainLr?: number;
   blockRounds: number[];
   blockEpochsPerRound: number;
   denseEpochs: number;

@@ -18,7 +18,7 @@ export interface ChainPoint {
 const pct = (x: number, digits = 2): string => (100 * x).toFixed(digits);
 const budget = (c: AdmmPointConfig): string =>
   c.method === "admm"
-    ? `K=${c.budget.iterations} x E=${c.budget.epochsPerIteration} + R=${c.budget.retrainEpochs}`
+    ? `K=${c.budget.iterations} x E=${c.budget.epochsPerIteration} + R=${c.budget.retrainEpochs}${c.budget.retrainLr === undefined ? "" : ` at lr ${c.budget.retrainLr}`}`
     : `fine-tune ${c.budget.iterations * c.budget.epochsPerIteration + c.budget.retrainEpochs}`;
 
 /** One row per point of an experiment: accuracy before / after retraining, rate, epochs, time. */

@@ -323,6 +323,11 @@ export interface AdmmRunOptions {
    */
   optimizer: (params: Variable[]) => Optimizer;
   /**
+   * Makes the retraining optimizer when it should differ from the ADMM phase's (a lower learning
+   * rate, say); default `optimizer`.
+   */
+  retrainOptimizer?: (params: Variable[]) => Optimizer;
+  /**
    * Checkpoint file (safetensors): written after every ADMM iteration and every retraining
    * epoch; when it exists the run resumes from it.
    */
@@ -407,7 +412,7 @@ export function runAdmm(model: Module, config: AdmmConfig, options: AdmmRunOptio
     if (meta["admm.phase"] === "retrain") {
       state = pruningFromRecords(model, file.tensors, meta);
       if (state === null) throw new Error(`${fn}: checkpoint in the retrain phase has no masks`);
-      optimizer = options.optimizer(model.parameters());
+      optimizer = (options.retrainOptimizer ?? options.optimizer)(model.parameters());
       state.attach(optimizer);
       retrainDone = Number(meta["admm.retrainEpochs"]);
     }
@@ -480,7 +485,7 @@ export function runAdmm(model: Module, config: AdmmConfig, options: AdmmRunOptio
   // Hard prune, then retraining with a fresh optimizer.
   if (state === null) {
     state = pruner.hardPrune();
-    optimizer = options.optimizer(model.parameters());
+    optimizer = (options.retrainOptimizer ?? options.optimizer)(model.parameters());
     state.attach(optimizer);
     const kept: Record<string, number> = {};
     for (const [n, d] of state.densities()) kept[n] = d;

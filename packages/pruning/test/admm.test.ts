@@ -285,6 +285,30 @@ describe("runAdmm", () => {
     expect(strip(readFileSync(logB, "utf8"))).toEqual(linesA);
   });
 
+  it("retrainOptimizer makes the retraining optimizer only; the ADMM phase is untouched", () => {
+    const short = { ...opts, iterations: 2, epochsPerIteration: 1, retrainEpochs: 1 };
+    const a = pretrained();
+    const ra = runAdmm(a, config, short);
+    // The same optimizer through retrainOptimizer: called once, the same bits.
+    let made = 0;
+    const b = pretrained();
+    runAdmm(b, config, {
+      ...short,
+      retrainOptimizer: (p: Variable[]) => (made++, new Adam(p, { lr: 0.01 })),
+    });
+    expect(made).toBe(1);
+    for (const [n] of a.namedParameters()) expect(weights(b, n)).toEqual(weights(a, n));
+    // A lower retraining rate: the hard prune is the same, the retrained weights are not.
+    const c = pretrained();
+    const rc = runAdmm(c, config, {
+      ...short,
+      retrainOptimizer: (p: Variable[]) => new Adam(p, { lr: 0.001 }),
+    });
+    const hard = (r: typeof ra) => r.log.find((l) => l.event === "hardPrune")!;
+    expect(hard(rc).testAccuracy).toBe(hard(ra).testAccuracy);
+    expect(weights(c, "fc1.weight")).not.toEqual(weights(a, "fc1.weight"));
+  });
+
   it("runs every step through a BufferArena (option arena) to the same bits as without one", () => {
     const short = { ...opts, iterations: 2, epochsPerIteration: 1, retrainEpochs: 1 };
     const a = pretrained();
