@@ -28,6 +28,7 @@ import {
   KIND_WASM_SAMPLED,
   KIND_WASM_SPMM,
   MAX_CHUNKS,
+  spmmJob,
 } from "./jobs.ts";
 import type {
   GemmArgs,
@@ -282,8 +283,9 @@ function repackingChunks(
  * balanced. On the "wasm" path (float32 data) the product is staged in kernel memory: this
  * thread's own without a pool, else the pool's shared memory, which every thread's kernel reads
  * in place, each writing its own output lines there; the caller copies them out once.
- * An epilogue (args.bias / args.relu) runs inside the serial asm.js kernel (bsz > 1) and the
- * serial CSR loop; every other route runs it once over the whole output after the product.
+ * An epilogue (args.bias / args.relu) runs inside the asm.js kernel (bsz > 1) and the CSR loop,
+ * serial or in each pooled chunk over the chunk's outputs; on the wasm path it runs once over
+ * the whole output after the product.
  */
 export function runSpmm(
   args: SpmmCall,
@@ -293,7 +295,7 @@ export function runSpmm(
 ): void {
   const nnz = args.ptr[outerBlocks]!;
   const parallel = usePool(pool, (2 * nnz * args.bsz * args.n) / SPARSE_FLOP_DISCOUNT);
-  if (hasEpilogue(args) && (parallel || (path === "wasm" && args.data instanceof Float32Array))) {
+  if (hasEpilogue(args) && path === "wasm" && args.data instanceof Float32Array) {
     runSpmmProduct(withoutEpilogue(args), outerBlocks, pool, path, parallel);
     spmmEpilogue(args, 0, args.outerLimit, 0, args.n);
     return;
@@ -329,9 +331,12 @@ function runSpmmProduct(
     return;
   }
   // The jobs write every element of the output (fullWrite: an ordinary `out` is not copied into
-  // the shared staging first), so hand them exactly its outerLimit*n elements.
+  // the shared staging first), so hand them exactly its outerLimit*n elements. Each chunk runs
+  // the epilogue on its own outputs (SpmmJobArgs).
   const size = args.outerLimit * args.n;
-  const job = args.out.length === size ? args : { ...args, out: args.out.subarray(0, size) };
+  const job = spmmJob(
+    args.out.length === size ? args : { ...args, out: args.out.subarray(0, size) },
+  );
   pool.run(
     KIND_SPMM,
     job as unknown as Record<string, unknown>,

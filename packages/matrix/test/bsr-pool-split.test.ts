@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { BsrMatrix, CsrMatrix, sharedFloat32, sharedFloat64 } from "../src/index.ts";
-import { KIND_SPMM } from "../src/jobs.ts";
+import { KIND_SPMM, spmmJob } from "../src/jobs.ts";
 import { spmmChunks } from "../src/parallel.ts";
 import type { SpmmArgs } from "../src/spmm-kernel.ts";
 import {
@@ -166,11 +166,12 @@ describe("pooled batch-major sparse products split by batch rows", () => {
       const chunks = spmmChunks(args, w.blockRows, pool);
       expect(chunks.length).toBeGreaterThan(1);
       expect(chunks[0]![3]).toBeLessThan(n); // split by batch rows
-      pool.run(KIND_SPMM, args as unknown as Record<string, unknown>, chunks, false);
+      pool.run(KIND_SPMM, spmmJob(args) as unknown as Record<string, unknown>, chunks, false);
       expect(bits(out)).toEqual(bits(want));
       // Planted fault: X's row stride one short, so each batch row reads a shifted row of X.
       const bad = new Float32Array(n * rows);
-      pool.run(KIND_SPMM, job(bad, cols - 1) as unknown as Record<string, unknown>, chunks, false);
+      const badJob = spmmJob(job(bad, cols - 1));
+      pool.run(KIND_SPMM, badJob as unknown as Record<string, unknown>, chunks, false);
       expect(bits(bad)).not.toEqual(bits(want));
     }
   });
