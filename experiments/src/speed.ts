@@ -15,7 +15,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { BufferArena, Variable, noGrad } from "@tessera/autograd";
-import type { MatrixPool } from "@tessera/matrix";
+import { kernelsFromEnv, type KernelPath, type MatrixPool } from "@tessera/matrix";
 import { Adam, Module, type Dataset } from "@tessera/nn";
 import {
   loadPruned,
@@ -477,6 +477,8 @@ export interface MachineInfo {
   loadEnd?: number[];
   /** The command that timed the points (a report rewritten later names both). */
   command?: string;
+  /** The kernel path every product ran on (TESSERA_KERNELS); absent in runs before 2026-12-02 (asm). */
+  kernels?: KernelPath;
 }
 
 export function machineInfo(): MachineInfo {
@@ -485,6 +487,7 @@ export function machineInfo(): MachineInfo {
     cores: cpus().length,
     node: process.version,
     loadStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    kernels: kernelsFromEnv(process.env),
   };
 }
 
@@ -775,7 +778,8 @@ export async function writeSpeedReport(
       ? `Command: \`${command}\``
       : `Command: \`${machine.command}\` (this report rewritten by \`${command}\`)`,
     ``,
-    `Machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; load average ` +
+    `Kernels: ${machine.kernels ?? "asm"} (TESSERA_KERNELS${machine.kernels === undefined ? ", not recorded then: the only path before 2026-12-01's wasm kernels, and the default since" : ""}). ` +
+      `Machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; load average ` +
       `(1/5/15 min) ${load(machine.loadStart)} at start, ${load(machine.loadEnd)} at end. ` +
       `Every ratio is measured side by side within its point (variants alternate rep by rep); ` +
       `CSR is toBsr with 1x1 blocks.` +

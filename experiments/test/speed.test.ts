@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BufferArena } from "@tessera/autograd";
-import { createPool } from "@tessera/matrix";
+import { createPool, kernelsFromEnv } from "@tessera/matrix";
 import { Adam, lenet300100, type Module } from "@tessera/nn";
 import { BsrLinear } from "@tessera/pruning";
 import { Generator } from "@tessera/tensor";
@@ -262,6 +262,12 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
         // No batch-128 point in this run: no chart drawn from nothing.
         expect(existsSync(join(out, "inference-batch128.svg"))).toBe(false);
         expect(report.markdown).toContain(machine.cpu);
+        expect(report.markdown).toContain(
+          `Kernels: ${kernelsFromEnv(process.env)} (TESSERA_KERNELS)`,
+        );
+        expect(JSON.parse(readFileSync(join(out, "machine.json"), "utf8")).kernels).toBe(
+          kernelsFromEnv(process.env),
+        );
         expect(report.markdown).toContain("| BSR cpu ratio | CSR cpu ratio | plan dense ms |");
         expect(report.markdown).toContain("the targets are judged on the plans");
         expect(report.markdown).toContain("sum of both threads");
