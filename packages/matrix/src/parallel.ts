@@ -73,16 +73,22 @@ function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPoo
 }
 
 /**
- * Sparse products count their flops divided by this against minParallelFlops (with the default,
- * pooled from 3.6 MFLOP): a pooled sparse product has every thread stage the blocks and its
- * share of X before it starts, so it needs far more work than a dense one to gain. LeNet-300-100
- * at batch 128, 2 threads against 1, fastest of 30-60 alternating reps on a busy machine: 0.8
- * MFLOP products (fc2 at 10.7% of 4x4 blocks) gained nothing on either kernel path; 1.8 MFLOP
- * (fc1 at 2.9%) gained 9-25% in one run and lost 12-33% in the next; 3.4 MFLOP (fc1 at 5.6%)
- * lost (forward 0.77 vs 0.62 ms); 6.5 MFLOP (fc1 at 10.7%) gained 1.6x. The whole BSR model was
- * slower on 2 threads than on 1 at 5.6% and 2.9% in pnpm speed's morning run, too.
+ * The sparse products' flops are divided by these before the comparison with minParallelFlops
+ * (default 300 000): a pooled sparse product stages its operands before any thread starts, which
+ * a dense one amortises over far more work. Measured 2026-12-02 on an idle machine, 4x4 blocks,
+ * batch-major x·Wᵀ at batch 128 with bias + ReLU, one thread against two (forced), fastest of
+ * alternating reps (packages/matrix/bench scratch, docs/results/block-pruning-speed/README.md):
+ * - asm.js, where each chunk copies its own batch rows of X: 0.11 MFLOP 0.47x, 0.22 MFLOP
+ *   0.96-0.98x, 0.43 MFLOP 1.11-1.17x, 0.83 MFLOP 1.38-1.39x, 1.7 MFLOP 1.59-1.65x, 3.4 MFLOP
+ *   1.65-1.72x: pooled from 0.3 MFLOP (discount 1). The earlier 12 came from runs on a busy
+ *   machine, before each chunk ran its own epilogue, where 3.4 MFLOP lost.
+ * - wasm, where the caller stages X, the blocks and the output serially around the pooled
+ *   kernel: 0.11-6.5 MFLOP 0.78-0.99x, 13.4 MFLOP 1.04x, 26.8 MFLOP 0.98x (x·Wᵀ) and 1.30x
+ *   (W·X): pooled from 15 MFLOP (discount 50).
  */
-const SPARSE_FLOP_DISCOUNT = 12;
+const SPMM_FLOP_DISCOUNT = { asm: 1, wasm: 50 } as const;
+/** The sampled product's (weight gradient) discount, from the earlier busy-machine runs. */
+const SAMPLED_FLOP_DISCOUNT = 12;
 
 /** Cuts [0, count) into `parts` pieces at multiples of `align`, as equal as possible. */
 function evenCuts(count: number, parts: number, align: number): number[] {
@@ -294,8 +300,10 @@ export function runSpmm(
   path: KernelPath,
 ): void {
   const nnz = args.ptr[outerBlocks]!;
-  const parallel = usePool(pool, (2 * nnz * args.bsz * args.n) / SPARSE_FLOP_DISCOUNT);
-  if (hasEpilogue(args) && path === "wasm" && args.data instanceof Float32Array) {
+  const wasm = path === "wasm" && args.data instanceof Float32Array;
+  const discount = SPMM_FLOP_DISCOUNT[wasm ? "wasm" : "asm"];
+  const parallel = usePool(pool, (2 * nnz * args.bsz * args.n) / discount);
+  if (hasEpilogue(args) && wasm) {
     runSpmmProduct(withoutEpilogue(args), outerBlocks, pool, path, parallel);
     spmmEpilogue(args, 0, args.outerLimit, 0, args.n);
     return;
@@ -372,7 +380,7 @@ export function runSampled(
   pool: MatrixPool | undefined,
   path: KernelPath,
 ): void {
-  const flops = (2 * nnz * args.R * args.C * args.k) / SPARSE_FLOP_DISCOUNT;
+  const flops = (2 * nnz * args.R * args.C * args.k) / SAMPLED_FLOP_DISCOUNT;
   if (path === "wasm" && args.a instanceof Float32Array) {
     if (!usePool(pool, flops) || nnz < 2) {
       wasmSampledSerial(args);
