@@ -192,23 +192,31 @@ export function stageSampled(s: SampledArgs, l: SampledLayout, buf: ArrayBufferL
   new Int32Array(buf, l.idxAt, nnz).set(indices.subarray(0, nnz));
   const { a, b, sai, sap, sbp, sbj } = s;
   // A panel bi: [k][R], element (p, r) = A(bi*R + r, p); rows past `rows` are 0.
-  const At = new Float32Array(buf, l.atAt, blockRows * k * R);
-  for (let bi = 0, d = 0; bi < blockRows; bi++) {
-    const live = Math.min(R, rows - bi * R);
-    const base = bi * R * sai;
-    for (let p = 0, q = base; p < k; p++, q += sap) {
-      for (let r = 0, e = q; r < live; r++, e += sai) At[d++] = a[e]!;
-      for (let r = live; r < R; r++) At[d++] = 0;
-    }
-  }
+  stagePanels(new Float32Array(buf, l.atAt, blockRows * k * R), a, rows, R, R, k, sai, sap);
   // B panel bj: [k][C4], element (p, c) = B(p, bj*C + c); columns past `cols` and lanes C..C4 are 0.
-  const Bs = new Float32Array(buf, l.bAt, blockCols * k * C4);
-  for (let bj = 0, d = 0; bj < blockCols; bj++) {
-    const live = Math.min(C, cols - bj * C);
-    const base = bj * C * sbj;
-    for (let p = 0, q = base; p < k; p++, q += sbp) {
-      for (let c = 0, e = q; c < live; c++, e += sbj) Bs[d++] = b[e]!;
-      for (let c = live; c < C4; c++) Bs[d++] = 0;
+  stagePanels(new Float32Array(buf, l.bAt, blockCols * k * C4), b, cols, C, C4, k, sbj, sbp);
+}
+
+/**
+ * Writes `src`'s lines in panels of `width` lines, each panel [k][lanes]: panel q's element
+ * (p, t) = src[(q*width + t)*sLine + p*sK] for t < width and q*width + t < lines, else 0.
+ */
+function stagePanels(
+  dst: Float32Array,
+  src: ArrayLike<number>,
+  lines: number,
+  width: number,
+  lanes: number,
+  k: number,
+  sLine: number,
+  sK: number,
+): void {
+  const panels = Math.ceil(lines / width);
+  for (let q = 0, d = 0; q < panels; q++) {
+    const live = Math.min(width, lines - q * width);
+    for (let p = 0, e0 = q * width * sLine; p < k; p++, e0 += sK) {
+      for (let t = 0, e = e0; t < live; t++, e += sLine) dst[d++] = src[e]!;
+      for (let t = live; t < lanes; t++) dst[d++] = 0;
     }
   }
 }
