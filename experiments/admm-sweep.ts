@@ -18,6 +18,7 @@
 //   pnpm admm-sweep --experiments lenet300100-block --datasets mnist --block-rounds 13
 //   pnpm admm-sweep --experiments lenet5-structured --datasets mnist --structured-rates s1.5
 //   pnpm admm-sweep --experiments lenet5-structured --retrain-lr 1e-4   (a gentler retraining)
+//   pnpm admm-sweep --experiments lenet5-nonstructured --nonstructured-rates paper --retrain-lr 1e-4
 import { join } from "node:path";
 import { DATASET_NAMES, findWorkspaceRoot, type DatasetName } from "@tessera/mnist-dataset-loader";
 import { createPool, type MatrixPool } from "@tessera/matrix";
@@ -38,6 +39,7 @@ import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.t
 import {
   ADMM_EXPERIMENTS,
   STRUCTURED_RATE_NAMES,
+  NONSTRUCTURED_RATE_NAMES,
   admmPointKey,
   admmSweepConfigs,
   runAdmmPoint,
@@ -63,6 +65,12 @@ const program = addSweepOptions(
         ["mnist", "fashion-mnist"] as DatasetName[],
       )
       .option("--seeds <list>", "seeds", list("--seeds", positiveInt("--seeds")), [1])
+      .option(
+        "--nonstructured-rates <names>",
+        `non-structured rates, comma-separated (${NONSTRUCTURED_RATE_NAMES.join(", ")})`,
+        list("--nonstructured-rates", choice("--nonstructured-rates", NONSTRUCTURED_RATE_NAMES)),
+        [...NONSTRUCTURED_RATE_NAMES],
+      )
       .option(
         "--structured-rates <names>",
         `structured rates, comma-separated (${STRUCTURED_RATE_NAMES.join(", ")})`,
@@ -122,6 +130,7 @@ interface Options {
   datasets: DatasetName[];
   seeds: number[];
   structuredRates: string[];
+  nonstructuredRates: string[];
   iterations: number;
   epochsPerIteration: number;
   retrainEpochs: number;

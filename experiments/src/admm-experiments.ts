@@ -140,6 +140,10 @@ export function lenet5NonStructured(factor: number): Record<string, AdmmConstrai
   );
 }
 
+/** The non-structured rates: the paper's kept fractions times these factors. */
+export const NONSTRUCTURED_RATES: Record<string, number> = { paper: 1, x2: 2, x4: 4 };
+export const NONSTRUCTURED_RATE_NAMES = Object.keys(NONSTRUCTURED_RATES);
+
 /**
  * Filter + column on every LeNet-5 layer: `rows` kept fraction of filters / neurons and
  * `cols` of columns per layer. fc2's rows are the classes and stay.
@@ -435,6 +439,8 @@ export interface AdmmSweepOptions {
   datasets: string[];
   /** Structured rates to run (labels of STRUCTURED_RATES); default all. */
   structuredRates?: string[];
+  /** Non-structured rates to run (labels of NONSTRUCTURED_RATES); default all. */
+  nonstructuredRates?: string[];
   seeds: number[];
   /** LeNet-5 points: K, E, R. */
   iterations: number;
@@ -477,11 +483,8 @@ export function admmSweepConfigs(o: AdmmSweepOptions): AdmmPointConfig[] {
   });
   for (const seed of o.seeds) {
     if (o.experiments.includes("lenet5-nonstructured"))
-      for (const [rate, factor] of [
-        ["paper", 1],
-        ["x2", 2],
-        ["x4", 4],
-      ] as const)
+      for (const [rate, factor] of Object.entries(NONSTRUCTURED_RATES)) {
+        if (o.nonstructuredRates && !o.nonstructuredRates.includes(rate)) continue;
         for (const method of ADMM_METHODS)
           out.push({
             experiment: "lenet5-nonstructured",
@@ -493,6 +496,7 @@ export function admmSweepConfigs(o: AdmmSweepOptions): AdmmPointConfig[] {
             budget: lenet5Budget,
             dense: dense("lenet5", "mnist", seed),
           });
+      }
     if (o.experiments.includes("lenet5-structured"))
       for (const dataset of o.datasets)
         for (const [rate, layers] of Object.entries(STRUCTURED_RATES)) {
