@@ -75,16 +75,16 @@ function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPoo
 /**
  * The sparse products' flops are divided by these before the comparison with minParallelFlops
  * (default 300 000): a pooled sparse product stages its operands before any thread starts, which
- * a dense one amortises over far more work. Measured 2026-12-02 on an idle machine, 4x4 blocks,
- * batch-major x·Wᵀ at batch 128 with bias + ReLU, one thread against two (forced), fastest of
- * alternating reps (packages/matrix/bench scratch, docs/results/block-pruning-speed/README.md):
- * - asm.js, where each chunk copies its own batch rows of X: 0.11 MFLOP 0.47x, 0.22 MFLOP
- *   0.96-0.98x, 0.43 MFLOP 1.11-1.17x, 0.83 MFLOP 1.38-1.39x, 1.7 MFLOP 1.59-1.65x, 3.4 MFLOP
- *   1.65-1.72x: pooled from 0.3 MFLOP (discount 1). The earlier 12 came from runs on a busy
- *   machine, before each chunk ran its own epilogue, where 3.4 MFLOP lost.
+ * a dense one amortises over far more work. Measured by bench/pool-threshold.ts (4x4 blocks,
+ * batch 128, bias + ReLU, one thread against two with the threshold off; the run of 2026-12-02
+ * on an idle machine is in docs/benchmarks/matrix.md):
+ * - asm.js, where each chunk copies its own batch rows of X: 0.11 MFLOP 0.39x, 0.22 MFLOP 0.93x,
+ *   0.43 MFLOP 1.05x, 0.83 MFLOP 1.19x, 1.7 MFLOP 1.50x, 3.4 MFLOP 1.98x, 6.5 MFLOP 1.69x:
+ *   pooled from 0.3 MFLOP (discount 1). The earlier 12 came from runs on a busy machine, before
+ *   each chunk ran its own epilogue, where 3.4 MFLOP lost.
  * - wasm, where the caller stages X, the blocks and the output serially around the pooled
- *   kernel: 0.11-6.5 MFLOP 0.78-0.99x, 13.4 MFLOP 1.04x, 26.8 MFLOP 0.98x (x·Wᵀ) and 1.30x
- *   (W·X): pooled from 15 MFLOP (discount 50).
+ *   kernel: 0.65-1.25x up to 13.4 MFLOP (0.90x or less in 6 of 8), at 26.8 MFLOP 1.03x (x·Wᵀ)
+ *   and 1.32x (W·X): pooled from 15 MFLOP (discount 50).
  */
 const SPMM_FLOP_DISCOUNT = { asm: 1, wasm: 50 } as const;
 /** The sampled product's (weight gradient) discount, from the earlier busy-machine runs. */

@@ -21,9 +21,9 @@
 // splats one block element per output line, a pointer stepping through the block. Unrolling a
 // block's lines with constant offsets made TurboFan hoist every splat's address out of the
 // block, run out of xmm registers and spill (8x8 at 90%: 17.6 GFLOP/s against 33.4 as a loop,
-// the dense kernel's shape, with the dense product at ~42). Lines beyond 4 run as further groups over the same blocks.
-// Each output element is a float32 sum in stored-block order, then inner-line order: the same
-// whatever range of block lines a thread computes.
+// the dense kernel's shape, with the dense product at ~42). Lines beyond 4 run as further
+// groups over the same blocks. Each output element is a float32 sum in stored-block order,
+// then inner-line order: the same whatever range of block lines a thread computes.
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
@@ -70,7 +70,7 @@ function emitRun(c: Code, { ob, ib, eos, eis }: SpmmShape): void {
   const av = c.local(V128);
   const acc = Array.from({ length: GROUP }, () => [c.local(V128), c.local(V128)] as const);
   const bsz4 = 4 * ob * ib;
-  const lineBytes = 4 * SPMM_COLS; // one inner line of a panel
+  const lineBytes = 4 * SPMM_COLS; // 8 columns: the step of j
 
   c.get(nPad).i32Const(2).i32Shl().set(rowBytes);
   c.get(xLine).i32Const(ib).i32Mul().set(blockLines);
@@ -89,7 +89,7 @@ function emitRun(c: Code, { ob, ib, eos, eis }: SpmmShape): void {
         c.block((done) => {
           c.get(s).get(s1).i32GeU().brIf(done);
           c.loop((slots) => {
-            // blk = dataAt + ids[s]*bsz*4; xp = panel + idx[s]*ib*32; xEnd = xp + ib*32
+            // blk = dataAt + ids[s]*bsz*4; xp = panel + idx[s]*ib*xLine; xEnd = xp + ib*xLine
             c.get(idsAt).get(s).i32Const(2).i32Shl().i32Add().i32Load(0);
             c.i32Const(bsz4).i32Mul().get(dataAt).i32Add().set(blk);
             c.get(idxAt).get(s).i32Const(2).i32Shl().i32Add().i32Load(0);
