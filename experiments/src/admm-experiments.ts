@@ -474,6 +474,7 @@ export function admmSweepConfigs(o: AdmmSweepOptions): AdmmPointConfig[] {
     ...(o.retrainLr === undefined ? {} : { retrainLr: o.retrainLr }),
     batchSize: o.batchSize,
   };
+  const { retrainLr: _rlr, ...magnitudeBudget } = lenet5Budget;
   const dense = (model: "lenet5" | "lenet300100", dataset: string, seed: number): TrainConfig => ({
     model,
     dataset,
@@ -493,7 +494,8 @@ export function admmSweepConfigs(o: AdmmSweepOptions): AdmmPointConfig[] {
             method,
             seed,
             layers: lenet5NonStructured(factor),
-            budget: lenet5Budget,
+            // The retraining rate is ADMM's alone: a magnitude point keeps its key and config.
+            budget: method === "admm" ? lenet5Budget : magnitudeBudget,
             dense: dense("lenet5", "mnist", seed),
           });
       }

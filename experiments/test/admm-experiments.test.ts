@@ -125,6 +125,10 @@ describe("ADMM experiments", () => {
       "lenet5-structured-mnist-s1.5-admm-rlr0.0001-s1",
     ]);
     expect(picked[2]!.budget.retrainLr).toBe(1e-4);
+    // The magnitude point's config is the one it had without --retrain-lr (a re-run finds it).
+    expect(picked[1]!.budget).toEqual(
+      admmSweepConfigs({ ...tiny, experiments: ["lenet5-nonstructured"] })[1]!.budget,
+    );
     const fakeResult = {
       density: 0.1,
       compression: 10,
