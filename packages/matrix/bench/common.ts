@@ -3,15 +3,19 @@ import { Bench } from "tinybench";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
+import { kernelsFromEnv } from "../src/index.ts";
 
-/** CPU model, Node version, date and load, printed above every table. */
+/**
+ * CPU model, Node version, date, load and the default kernel path (TESSERA_KERNELS; a table whose
+ * columns name their paths overrides it per call), printed above every table.
+ */
 export function machineInfo(): string {
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
   const cores = (readFileSync("/proc/cpuinfo", "utf8").match(/^processor\s*:/gm) ?? []).length;
   const load = loadavg()
     .map((l) => l.toFixed(2))
     .join(", ");
-  return `cpu: ${cpu} (${cores} logical cores), node ${process.version}, ${new Date().toISOString()}, load average at start: ${load}`;
+  return `cpu: ${cpu} (${cores} logical cores), node ${process.version}, ${new Date().toISOString()}, load average at start: ${load}, default kernel path: ${kernelsFromEnv(process.env)}`;
 }
 
 /**
