@@ -6,7 +6,7 @@
 // Run: pnpm tsx packages/matrix/bench/bsr-paths.ts
 import { BsrMatrix, matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
 import type { KernelPath } from "../src/index.ts";
-import { blockMask, fastestMs, fillRandom, fmt, machineInfo, parallelCapacity } from "./common.ts";
+import { blockMask, fastestMs, fillRandom, fmt, tableHeader } from "./common.ts";
 
 const rows = 1024;
 const cols = 1024;
@@ -15,8 +15,7 @@ const paths: KernelPath[] = ["asm", "wasm"];
 
 async function main(): Promise<void> {
   const lines = [
-    machineInfo(),
-    `two-thread capacity of the machine at start (plain JS loop, 2.0 = two free cores): ${fmt(await parallelCapacity())}`,
+    ...(await tableHeader()),
     "",
     "One thread. Speedup of the BSR product over the dense product (>1 is faster); `wasm/wasm` is the",
     "issue-14 target (BSR on the new kernels against the new dense GEMM). GFLOP/s of the dense products beside.",

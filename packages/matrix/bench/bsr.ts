@@ -11,15 +11,7 @@ import {
   sharedFloat32,
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
-import {
-  blockMask,
-  fastestMs,
-  fillRandom,
-  fmt,
-  machineInfo,
-  parallelCapacity,
-  runPython,
-} from "./common.ts";
+import { blockMask, fastestMs, fillRandom, fmt, runPython, tableHeader } from "./common.ts";
 
 // Feature-major Linear layer (activations [features, batch]), W [out, in]:
 //   forward   Y  = W·X          ours: W.matmul(X, n)            dense: matmul(W, X)
@@ -84,10 +76,7 @@ function build(
 }
 
 async function main(): Promise<void> {
-  const lines: string[] = [
-    machineInfo(),
-    `two-thread capacity of the machine at start (plain JS loop, 2.0 = two free cores): ${fmt(await parallelCapacity())}`,
-  ];
+  const lines: string[] = [...(await tableHeader())];
   const pool = createPool({ threads: 2 });
   await pool.ready();
   const scipy = runPython("bsr_scipy.py", [JSON.stringify({ shapes, blocks, sparsities })], 1) as

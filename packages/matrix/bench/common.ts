@@ -123,6 +123,14 @@ export async function parallelCapacity(): Promise<number> {
   return (2 * one) / both;
 }
 
+/** The two lines above every table: the machine, and its two-thread capacity at start. */
+export async function tableHeader(): Promise<string[]> {
+  return [
+    machineInfo(),
+    `two-thread capacity of the machine at start (plain JS loop, 2.0 = two free cores): ${fmt(await parallelCapacity())}`,
+  ];
+}
+
 /** Exactly round(density * blocks) kept blocks, chosen by a seeded shuffle. */
 export function blockMask(count: number, sparsity: number, seed: number): Uint8Array {
   const keep = Math.round((1 - sparsity) * count);

@@ -5,7 +5,7 @@
 // Run: pnpm tsx packages/matrix/bench/dense.ts
 import { execFileSync } from "node:child_process";
 import { createPool, matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
-import { fastestMs, fillRandom, fmt, machineInfo, parallelCapacity, runPython } from "./common.ts";
+import { fastestMs, fillRandom, fmt, runPython, tableHeader } from "./common.ts";
 
 type Op = "matmul" | "matmulTransA" | "matmulTransB";
 interface Shape {
@@ -67,10 +67,7 @@ function timeTfjs(backend: "cpu" | "wasm", note: string[]): Record<string, numbe
 }
 
 async function main(): Promise<void> {
-  const lines = [
-    machineInfo(),
-    `two-thread capacity of the machine at start (plain JS loop, 2.0 = two free cores): ${fmt(await parallelCapacity())}`,
-  ];
+  const lines = [...(await tableHeader())];
   const pool = createPool({ threads: 2 });
   await pool.ready();
   const py1 = runPython("dense_numpy.py", [JSON.stringify(shapes)], 1) as

@@ -7,7 +7,7 @@
 // Run: pnpm tsx packages/matrix/bench/pool-threshold.ts
 import { BsrMatrix, createPool, sharedFloat32 } from "../src/index.ts";
 import type { KernelPath } from "../src/index.ts";
-import { blockMask, fastestMs, fillRandom, fmt, machineInfo, parallelCapacity } from "./common.ts";
+import { blockMask, fastestMs, fillRandom, tableHeader } from "./common.ts";
 
 const n = 128;
 /** [rows (outputs), cols (inputs), kept fraction of tiles, product]. */
@@ -26,8 +26,7 @@ const CASES: [number, number, number, "x·Wᵀ" | "W·X"][] = [
 
 async function main(): Promise<void> {
   const lines = [
-    machineInfo(),
-    `two-thread capacity of the machine at start (plain JS loop, 2.0 = two free cores): ${fmt(await parallelCapacity())}`,
+    ...(await tableHeader()),
     "",
     "Milliseconds per call (fastest of alternating reps); `2T / 1T` > 1 means the second thread pays.",
     "",
