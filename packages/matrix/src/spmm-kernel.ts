@@ -203,6 +203,13 @@ let heapState:
 /** The job whose operands are in the heap now (args objects are made anew for every call and job). */
 let stagedFor: WeakRef<SpmmArgs> | undefined;
 let staged: Staged | undefined;
+/** How many times this thread has staged a job (stageJob's cache misses), for tests. */
+let stagings = 0;
+
+/** @internal Jobs staged into this thread's asm.js heap so far (a job's chunks share one). */
+export function spmmStagings(): number {
+  return stagings;
+}
 
 /** asm.js heap sizes: a power of two from 64 KiB, or a multiple of 16 MiB. */
 function heapSize(bytes: number): number {
@@ -277,6 +284,7 @@ function stageJob(s: SpmmCall): Staged {
   I[HEADER.epi] = (bias === null ? 0 : 1) | (s.relu === true ? 2 : 0);
   staged = st;
   stagedFor = new WeakRef(s);
+  stagings++;
   return st;
 }
 
