@@ -164,21 +164,23 @@ export function spmmJob(s: SpmmCall): SpmmJobArgs {
 /**
  * The call a job's chunks run, one object per job: the asm.js kernel stages the blocks into its
  * heap once per call object (spmm-kernel.ts stageJob), so a fresh object per chunk would copy
- * them again for every chunk. It did from 32b9bb3 until this cache: LeNet-300-100's fc1 at 10.8%
- * (1578 4x4 blocks) on two threads took 0.71 ms in its 8 chunks against 0.64 ms in 2, and the
- * whole BSR plan 0.94 ms against 0.78 ms (one scratch run on an idle machine, 2026-12-02).
+ * them again for every chunk. It did from 32b9bb3 until this cache: on two threads LeNet-300-100's
+ * fc1 at 10.8% (1578 4x4 blocks, 8 chunks) took 0.72-0.79 ms with the copies and 0.63-0.66
+ * without, its whole BSR plan 0.88-0.94 ms and 0.76-0.80 (fastest reps, scratch runs on an idle
+ * machine, 2026-12-02).
+ * The last job's call is kept (a thread runs one job at a time, its chunks one after another).
  */
-const jobCalls = new WeakMap<SpmmJobArgs, SpmmCall>();
+let lastJob: SpmmJobArgs | undefined;
+let lastCall: SpmmCall | undefined;
 
 function withJobEpilogue(g: SpmmJobArgs): SpmmCall {
-  let call = jobCalls.get(g);
-  if (call === undefined) {
+  if (g !== lastJob || lastCall === undefined) {
     const { bias, epi, ...rest } = g;
-    call =
+    lastCall =
       epi === 0 ? rest : { ...rest, bias: (epi & 1) !== 0 ? bias : null, relu: (epi & 2) !== 0 };
-    jobCalls.set(g, call);
+    lastJob = g;
   }
-  return call;
+  return lastCall;
 }
 
 /** The staged sparse product: block shape (the kernel's specialisation) and byte offsets. */
