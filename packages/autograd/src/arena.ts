@@ -20,7 +20,8 @@
 // logits) must not be read after `step` returns. With `{ poison: true }` recycled arrays are
 // filled with NaN, so such a stale read shows up as NaN instead of silently wrong numbers.
 // Arrays handed out are always zero-filled, like fresh ones: several ops (pooling and
-// convolution input gradients, col2im) add into their output.
+// convolution input gradients, col2im) add into their output. While a matrix pool is set they
+// are on SharedArrayBuffers (util.ts asks), which the pool's workers use in place.
 //
 // The arena is an ordinary object the caller creates and passes (fit's `arena` option).
 // While `step` runs it is the active arena of this module (a dynamic scope like noGrad's
@@ -73,7 +74,9 @@ function isVariable(x: unknown): x is Variable {
   );
 }
 
-const keyOf = (f64: boolean, n: number): string => (f64 ? `d${n}` : `f${n}`);
+/** Free-list key: element type, memory (SharedArrayBuffer or not) and length. */
+const keyOf = (f64: boolean, shared: boolean, n: number): string =>
+  `${f64 ? "d" : "f"}${shared ? "s" : ""}${n}`;
 
 export class BufferArena {
   readonly poison: boolean;
@@ -181,13 +184,18 @@ export class BufferArena {
   }
 
   /**
-   * @internal A zero-filled array of `n` elements of `like`'s type, owned by the running step.
+   * @internal A zero-filled array of `n` elements of `like`'s type, owned by the running step;
+   * on a SharedArrayBuffer when `shared` (a matrix pool is set: its workers then read and write
+   * the array in place instead of through staging copies, and since the arena reuses it from
+   * step to step, it is posted to the workers once, not every step).
    */
-  take(f64: boolean, n: number): FloatArray {
-    const list = this.free.get(keyOf(f64, n));
+  take(f64: boolean, n: number, shared = false): FloatArray {
+    const list = this.free.get(keyOf(f64, shared, n));
     let a = list?.pop();
     if (a === undefined) {
-      a = f64 ? new Float64Array(n) : new Float32Array(n);
+      const bytes = (f64 ? 8 : 4) * n;
+      const buf = shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+      a = f64 ? new Float64Array(buf) : new Float32Array(buf);
       this.allocated++;
     } else {
       this.clearForReuse(a);
@@ -212,7 +220,7 @@ export class BufferArena {
     for (const a of this.live) {
       if (this.kept.has(a.buffer)) continue;
       if (this.poison) a.fill(NaN);
-      const key = keyOf(a instanceof Float64Array, a.length);
+      const key = keyOf(a instanceof Float64Array, a.buffer instanceof SharedArrayBuffer, a.length);
       const list = this.free.get(key);
       if (list === undefined) this.free.set(key, [a]);
       else list.push(a);

@@ -3,6 +3,7 @@
 import { Tensor } from "@tessera/tensor";
 import type { DType, TypedArray } from "@tessera/tensor";
 import { activeArena } from "./arena.ts";
+import { getMatrixPool } from "./matrix-pool.ts";
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -34,10 +35,11 @@ export function allocLike(like: FloatArray, n: number): FloatArray {
 }
 
 // Every op output, saved temporary and gradient comes through here: inside a BufferArena's
-// step() it is the arena's (zero-filled, recycled when the step ends; see arena.ts), else new.
+// step() it is the arena's (zero-filled, recycled when the step ends, on shared memory while a
+// matrix pool is set so the pool's workers use it in place; see arena.ts), else new.
 function alloc(f64: boolean, n: number): FloatArray {
   const arena = activeArena();
-  if (arena !== null && n > 0) return arena.take(f64, n);
+  if (arena !== null && n > 0) return arena.take(f64, n, getMatrixPool() !== undefined);
   return f64 ? new Float64Array(n) : new Float32Array(n);
 }
 

@@ -345,16 +345,30 @@ describe("BufferArena, one thread", () => {
   });
 });
 
-describe("BufferArena, two threads", () => {
-  let pool: MatrixPool;
-  beforeAll(async () => {
-    pool = createPool({ threads: 2, minParallelFlops: 0 });
-    await pool.ready();
-    setMatrixPool(pool);
+for (const kernels of ["asm", "wasm"] as const)
+  describe(`BufferArena, two threads (${kernels} kernels)`, () => {
+    let pool: MatrixPool;
+    beforeAll(async () => {
+      pool = createPool({ threads: 2, minParallelFlops: 0, kernels });
+      await pool.ready();
+      setMatrixPool(pool);
+    });
+    afterAll(async () => {
+      setMatrixPool(undefined);
+      await pool.close();
+    });
+    sameBitsSuite();
+
+    it("hands out arrays on shared memory while a pool is set (the workers use them in place)", () => {
+      const arena = new BufferArena();
+      const [inPool, noPool] = [true, false].map((withPool) => {
+        if (!withPool) setMatrixPool(undefined);
+        const a = arena.step(() =>
+          arena.keep(relu(new Variable(new T.Tensor(new Float32Array(6), [6])))),
+        );
+        setMatrixPool(pool);
+        return a.data.data.buffer instanceof SharedArrayBuffer;
+      });
+      expect([inPool, noPool]).toEqual([true, false]);
+    });
   });
-  afterAll(async () => {
-    setMatrixPool(undefined);
-    await pool.close();
-  });
-  sameBitsSuite();
-});

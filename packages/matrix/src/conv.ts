@@ -81,6 +81,38 @@ export interface ConvForwardOptions extends DenseOptions {
   bias?: FloatArray;
 }
 
+/** Options of conv2dWeightGrad and conv2dInputGrad: the dense products' options plus gy's layout. */
+export interface ConvGradOptions extends DenseOptions {
+  /**
+   * Layout of gy: "batched" (default) [F, N·P], as conv2dForward's default output; "nchw"
+   * [N, F, P], the gradient of an NCHW output as it is (no permute needed before the call). On
+   * the wasm path the kernels read it in place (same values as permuting it first); elsewhere
+   * it is permuted into a temporary.
+   */
+  layout?: "batched" | "nchw";
+}
+
+function gradLayout(fn: string, options: ConvGradOptions | undefined): boolean {
+  const layout = options?.layout ?? "batched";
+  if (layout !== "batched" && layout !== "nchw")
+    throw new TypeError(
+      `${fn}: options.layout must be "batched" or "nchw", got ${JSON.stringify(layout)}`,
+    );
+  return layout === "nchw";
+}
+
+/** gy [N, F, P] permuted to [F, N·P] in a new array. */
+function batchedFromNchw<T extends FloatArray>(gy: T, n: number, f: number, P: number): T {
+  const out = allocLike(gy, n * f * P) as T;
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < f; j++)
+      out.set(gy.subarray((i * f + j) * P, (i * f + j + 1) * P) as never, (j * n + i) * P);
+  return out;
+}
+
+const gyShape = (nchw: boolean, F: number, g: { n: number; positions: number }) =>
+  nchw ? `[N=${g.n}, F=${F}, P=${g.positions}]` : `[F=${F}, N*P=${g.n * g.positions}]`;
+
 /**
  * y = W [F, K] · im2col(x, "batched") (+ bias): the convolution of x [N, C, H, W] with F
  * filters, as [F, N·P] or, with layout "nchw", [N, F, P].
@@ -175,15 +207,16 @@ export function conv2dWeightGrad<T extends FloatArray>(
   filters: number,
   geometry: Conv2dGeometry,
   out?: SameFloat<T>,
-  options?: DenseOptions,
+  options?: ConvGradOptions,
 ): SameFloat<T> {
   const fn = "conv2dWeightGrad";
   const g0 = conv2dGeometry(fn, geometry);
   const NP0 = g0.n * g0.positions;
+  const nchw = gradLayout(fn, options);
   const { g, K, NP, wasm } = check(
     fn,
     [
-      ["gy", gy, filters * NP0, `[F=${filters}, N*P=${NP0}]`],
+      ["gy", gy, filters * NP0, gyShape(nchw, filters, g0)],
       ["x", x, g0.n * g0.c * g0.h * g0.w, xShape(g0)],
     ],
     filters,
@@ -201,10 +234,12 @@ export function conv2dWeightGrad<T extends FloatArray>(
       g,
       filters,
       options?.pool,
+      nchw,
     );
   else {
     const cols = im2col(x, g, undefined, "batched", options);
-    matmulTransB<FloatArray>(gy, cols, filters, NP, K, dW, options);
+    const G = nchw ? batchedFromNchw(gy, g.n, filters, g.positions) : gy;
+    matmulTransB<FloatArray>(G, cols, filters, NP, K, dW, options);
   }
   return dW as SameFloat<T>;
 }
@@ -216,16 +251,17 @@ export function conv2dInputGrad<T extends FloatArray>(
   filters: number,
   geometry: Conv2dGeometry,
   out?: SameFloat<T>,
-  options?: DenseOptions,
+  options?: ConvGradOptions,
 ): SameFloat<T> {
   const fn = "conv2dInputGrad";
   const g0 = conv2dGeometry(fn, geometry);
   const NP0 = g0.n * g0.positions;
+  const nchw = gradLayout(fn, options);
   const { g, K, NP, wasm } = check(
     fn,
     [
       ["weight", weight, filters * g0.patchSize, `[F=${filters}, K=${g0.patchSize}]`],
-      ["gy", gy, filters * NP0, `[F=${filters}, N*P=${NP0}]`],
+      ["gy", gy, filters * NP0, gyShape(nchw, filters, g0)],
     ],
     filters,
     geometry,
@@ -240,11 +276,13 @@ export function conv2dInputGrad<T extends FloatArray>(
       g,
       filters,
       options?.pool,
+      nchw,
     );
   else {
     const dcols = allocLike(weight, K * NP);
+    const G = nchw ? batchedFromNchw(gy, g.n, filters, g.positions) : gy;
     if (K * NP > 0 && filters > 0)
-      matmulTransA<FloatArray>(weight, gy, K, filters, NP, dcols, options);
+      matmulTransA<FloatArray>(weight, G, K, filters, NP, dcols, options);
     col2im<FloatArray>(dcols, g, dx, "batched", options);
   }
   return dx as SameFloat<T>;

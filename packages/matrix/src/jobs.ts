@@ -9,7 +9,12 @@
 // or mistyped field) and the function that runs rows/lines [r[0], r[1]) (and r[2], r[3]).
 import { gemmPackedRange, gemmRange, packRange } from "./gemm.ts";
 import { spmmRange } from "./spmm-kernel.ts";
-import { wasmGemmPackedRange, wasmGemmRange, wasmPackRange } from "./wasm-gemm.ts";
+import {
+  wasmGemmPackedRange,
+  wasmGemmRange,
+  wasmPackImagesFirstA,
+  wasmPackRange,
+} from "./wasm-gemm.ts";
 import type { WasmThread } from "./wasm-gemm.ts";
 import { wasmSpmmRange } from "./wasm-spmm.ts";
 import type { SpmmLayout, SpmmShape } from "./wasm-spmm.ts";
@@ -18,6 +23,8 @@ import { col2imRange, implicitRange } from "./wasm-conv.ts";
 import type { Col2imArgs, ImplicitArgs } from "./wasm-conv.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
+import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
+import type { MaxPoolBackwardArgs } from "./pool2d-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { col2imImages, im2colRows } from "./im2col-kernel.ts";
@@ -52,6 +59,8 @@ export const KIND_WASM_SAMPLED = 13;
 export const KIND_WASM_CONV = 14;
 /** The convolution's input gradient (wasm-conv.ts): Wᵀ·G by image chunks, scattered onto dxp. */
 export const KIND_WASM_COL2IM = 15;
+/** Max pooling's backward scatter (pool2d.ts), split by planes. */
+export const KIND_MAXPOOL_BACKWARD = 16;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -127,6 +136,8 @@ export interface WasmPackArgs {
   m: number;
   k: number;
   n: number;
+  /** 0, or A's images-first run length (wasmPackImagesFirstA: A only, trans "none"). */
+  P: number;
 }
 export interface WasmPackedGemmArgs {
   c: Float32Array;
@@ -302,12 +313,14 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
       wasmGemmRange(need(w), g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!),
   }),
   [KIND_WASM_PACK]: job<WasmPackArgs>()({
-    nums: ["trans", "m", "k", "n", "apAt", "bpAt"],
+    nums: ["trans", "m", "k", "n", "apAt", "bpAt", "P"],
     arrays: ["a", "b"],
     outputs: [],
     wasm: true,
     run: (g, r, w) =>
-      wasmPackRange(need(w), g.trans, g.a, g.b, g.apAt, g.bpAt, g.m, g.k, g.n, r[0]!, r[1]!),
+      g.P > 0
+        ? wasmPackImagesFirstA(need(w), g.a, g.apAt, g.m, g.k, g.P, r[0]!, r[1]!)
+        : wasmPackRange(need(w), g.trans, g.a, g.b, g.apAt, g.bpAt, g.m, g.k, g.n, r[0]!, r[1]!),
   }),
   [KIND_WASM_GEMM_PACKED]: job<WasmPackedGemmArgs>()({
     nums: ["m", "k", "n", "apAt", "bpAt"],
@@ -367,6 +380,7 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
       "chunkImages",
       "chunksAt",
       "chunkBytes",
+      "imagesFirst",
     ],
     arrays: ["b"],
     outputs: [],
@@ -393,6 +407,12 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     outputs: ["out"],
     fullWrite: true,
     run: (g, r) => spmmRange(withJobEpilogue(g), r[0]!, r[1]!, r[2]!, r[3]!),
+  }),
+  [KIND_MAXPOOL_BACKWARD]: job<MaxPoolBackwardArgs>()({
+    nums: ["inPlane", "outPlane"],
+    arrays: ["gy", "arg", "gx"],
+    outputs: ["gx"],
+    run: (g, r) => maxPoolBackwardRange(g, r[0]!, r[1]!),
   }),
   [KIND_SAMPLED]: job<SampledArgs>()({
     nums: ["R", "C", "rows", "cols", "sai", "sap", "sbp", "sbj", "k"],

@@ -4,6 +4,8 @@
 import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
 import { hasEpilogue, spmmEpilogue, spmmRange, withoutEpilogue } from "./spmm-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
+import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
+import type { MaxPoolBackwardArgs } from "./pool2d-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import { gemmRange, packedLengths, panelCounts } from "./gemm.ts";
 import { col2imImages, im2colRows } from "./im2col-kernel.ts";
@@ -20,6 +22,7 @@ import {
   KIND_PACK,
   KIND_SAMPLED,
   KIND_SPMM,
+  KIND_MAXPOOL_BACKWARD,
   KIND_WASM_GEMM,
   KIND_WASM_GEMM_PACKED,
   KIND_WASM_PACK,
@@ -48,6 +51,7 @@ import {
   WASM_TILE,
   localWasmThread,
   wasmGemmSerial,
+  wasmPackImagesFirstA,
   wasmPackRange,
   wasmPackedBytes,
   wasmPanelCounts,
@@ -200,6 +204,7 @@ function runWasmGemm(g: WasmGemmArgs, pool: MatrixPool | undefined): void {
     m,
     k,
     n,
+    P: 0,
   };
   pool.run(
     KIND_WASM_PACK,
@@ -451,6 +456,21 @@ function runByLines(
   pool.run(kind, args as Record<string, unknown>, chunks);
 }
 
+/**
+ * Max pooling's backward scatter by planes (pool2d.ts); a pooled output costs about as much as
+ * 8 flops of a product (a read of gy and arg and a read-modify-write of gx, scattered).
+ */
+export function runMaxPoolBackward(
+  args: MaxPoolBackwardArgs,
+  planes: number,
+  pool: MatrixPool | undefined,
+): void {
+  const flops = 8 * planes * args.outPlane;
+  runByLines(KIND_MAXPOOL_BACKWARD, args, planes, flops, 2, pool, (lo, hi) =>
+    maxPoolBackwardRange(args, lo, hi),
+  );
+}
+
 /** im2col, split over the pool by patch rows (each written by one thread). */
 export function runIm2col(args: PatchArgs, pool: MatrixPool | undefined): void {
   const rows = args.c * args.kh * args.kw;
@@ -523,13 +543,15 @@ function packWhole(
   apAt: number,
   m: number,
   k: number,
+  imagesFirstP = 0,
 ): void {
   const [pa] = wasmPanelCounts(m, 1);
   if (pool === undefined || pa < 2 * pool.threads) {
-    wasmPackRange(t, trans, a, a, apAt, apAt, m, k, 1, 0, pa);
+    if (imagesFirstP > 0) wasmPackImagesFirstA(t, a, apAt, m, k, imagesFirstP, 0, pa);
+    else wasmPackRange(t, trans, a, a, apAt, apAt, m, k, 1, 0, pa);
     return;
   }
-  const pack: WasmPackArgs = { trans, a, b: a, apAt, bpAt: apAt, m, k, n: 1 };
+  const pack: WasmPackArgs = { trans, a, b: a, apAt, bpAt: apAt, m, k, n: 1, P: imagesFirstP };
   const ranges = evenCuts(pa, 2 * pool.threads, 1).slice(1);
   const chunks: Range[] = ranges.map((hi, i) => [i === 0 ? 0 : ranges[i - 1]!, hi, 0, 0]);
   pool.run(
@@ -556,6 +578,7 @@ export function runWasmConvProduct(
 ): void {
   const K = g.c * g.kh * g.kw;
   const NP = g.n * g.outH * g.outW;
+  // imagesFirst: the forward writes y as [N, F, P]; the weight gradient reads G as [N, F, P].
   const [m, k, n] = which === "forward" ? [F, K, NP] : [F, NP, K];
   const pooled = usePool(pool, 2 * m * k * n) ? pool : undefined;
   const [la] = wasmPackedBytes(m, k, n);
@@ -565,8 +588,8 @@ export function runWasmConvProduct(
   // The bias (one per row of C) after the A panels; -1: none.
   const biasAt = bias ? apAt + la : -1;
   if (bias) H.set(bias.subarray(0, m), biasAt >> 2);
-  packWhole(t, pooled, TRANS_NONE, a, apAt, m, k);
   const forward = which === "forward";
+  packWhole(t, pooled, TRANS_NONE, a, apAt, m, k, !forward && imagesFirst ? g.outH * g.outW : 0);
   const args: ImplicitArgs = {
     c: c.length === m * n ? c : c.subarray(0, m * n),
     apAt,
@@ -589,7 +612,10 @@ export function runWasmConvProduct(
     );
 }
 
-/** The convolution's input gradient dx = col2im(Wᵀ·G) on the WebAssembly kernels (out: [N, C, H, W]). */
+/**
+ * The convolution's input gradient dx = col2im(Wᵀ·G) on the WebAssembly kernels (out: [N, C, H, W]);
+ * G is [F, N·P], or [N, F, P] with `imagesFirst`.
+ */
 export function runWasmConvInput(
   w: Float32Array,
   gy: Float32Array,
@@ -597,6 +623,7 @@ export function runWasmConvInput(
   g: ResolvedConv2d,
   F: number,
   pool: MatrixPool | undefined,
+  imagesFirst = false,
 ): void {
   const K = g.c * g.kh * g.kw;
   const P = g.outH * g.outW;
@@ -622,6 +649,7 @@ export function runWasmConvInput(
     chunkImages: chunkImagesFor(P),
     chunksAt: roundUp16(apAt + la),
     chunkBytes,
+    imagesFirst: imagesFirst ? 1 : 0,
   };
   if (pooled === undefined) col2imRange(t, args, 0, g.n);
   else

@@ -527,6 +527,12 @@ export interface Col2imArgs {
   chunkImages: number;
   chunksAt: number;
   chunkBytes: number;
+  /**
+   * 1: b is G as [N, F, P] (the forward's NCHW output gradient) instead of [F, N·P]. Then the
+   * columns are cut image by image (a B panel never spans two images); each output's sum over
+   * the filters is the same, so are the values.
+   */
+  imagesFirst: number;
 }
 
 /** Images per chunk of the input gradient: about 1024 positions, at least one image. */
@@ -555,15 +561,30 @@ export function col2imRange(t: WasmThread, g: Col2imArgs, i0: number, i1: number
   const pa = Math.ceil(K / MR);
   const packB = packerFor(b, H);
   const store = storerFor(H, H);
+  const imagesFirst = g.imagesFirst !== 0;
   for (let img = i0; img < i1; img += chunkImages) {
     const j0 = img * P;
     const j1 = Math.min(i1, img + chunkImages) * P;
-    for (let jc = j0; F > 0 && jc < j1; jc += WASM_NC) {
-      const nc = Math.min(WASM_NC, j1 - jc);
+    for (let jc = j0; F > 0 && jc < j1;) {
+      // Images first with P not a multiple of NR: a block of columns ends with its image, so
+      // no B panel spans two images (G's images are F·P apart). With P a multiple of NR the
+      // blocks cross images as in the batched layout, each image's run packed on its own.
+      const end = imagesFirst && P % NR !== 0 ? Math.min(j1, (Math.floor(jc / P) + 1) * P) : j1;
+      const nc = Math.min(WASM_NC, end - jc);
       const nr = roundUp(nc, NR);
       for (let pc = 0; pc < F; pc += WASM_KC) {
         const kc = Math.min(WASM_KC, F - pc);
-        packB(b, pc * NP + jc, 1, NP, nc, 0, nr / NR, kc, NR, H, bAt >> 2, NR * kc);
+        if (imagesFirst)
+          for (let s = jc; s < jc + nc;) {
+            const image = Math.floor(s / P);
+            const e = Math.min(jc + nc, (image + 1) * P);
+            const off = image * F * P + pc * P + (s - image * P);
+            const q = (s - jc) / NR; // whole panels before this run (s - jc is a multiple of NR)
+            const panels = Math.ceil((e - s) / NR);
+            packB(b, off, 1, P, e - s, 0, panels, kc, NR, H, (bAt >> 2) + q * NR * kc, NR * kc);
+            s = e;
+          }
+        else packB(b, pc * NP + jc, 1, NP, nc, 0, nr / NR, kc, NR, H, bAt >> 2, NR * kc);
         for (let ic = 0; ic < K; ic += WASM_MC) {
           const mc = Math.min(WASM_MC, K - ic);
           t.block(g.apAt + 4 * (pc * MR * pa + ic * kc), bAt, cAt, roundUp(mc, MR), nr, kc, 0);
@@ -575,6 +596,7 @@ export function col2imRange(t: WasmThread, g: Col2imArgs, i0: number, i1: number
               H.copyWithin(to + r * ldc, (cAt >> 2) + r * nr, (cAt >> 2) + r * nr + nc);
         }
       }
+      jc += nc;
     }
     scatter(chunkAt, 4 * ldc, g.xpAt, g.rowAt, K, g.colAt + 4 * j0, j1 - j0);
   }

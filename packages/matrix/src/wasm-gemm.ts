@@ -391,6 +391,40 @@ export function wasmPackRange(
 }
 
 /**
+ * The A panels of wasmPackRange (trans "none": A [m, k] row-major) for A held images first:
+ * A[r, i·P + p] = a[(i·m + r)·P + p], i.e. a is [k/P, m, P], a convolution's output gradient
+ * in NCHW read as [F, N·P] without permuting it first. Same panels, bit for bit: each k-block
+ * is packed one image's run of columns at a time (rows P apart, columns contiguous).
+ */
+export function wasmPackImagesFirstA(
+  t: WasmThread,
+  a: Float32Array,
+  apAt: number,
+  m: number,
+  k: number,
+  P: number,
+  u0: number,
+  u1: number,
+): void {
+  const [pa] = wasmPanelCounts(m, 1);
+  const q1 = Math.min(u1, pa);
+  if (u0 >= q1) return;
+  const H = t.f32();
+  const pack = packerFor(a, H);
+  for (let pc = 0; pc < k; pc += WASM_KC) {
+    const kc = Math.min(WASM_KC, k - pc);
+    const at = (apAt >> 2) + pc * MR * pa + u0 * MR * kc;
+    for (let s = pc; s < pc + kc;) {
+      const img = Math.floor(s / P);
+      const e = Math.min(pc + kc, (img + 1) * P);
+      const off = img * m * P + (s - img * P);
+      pack(a, off, P, 1, m, u0, q1, e - s, MR, H, at + (s - pc) * MR, MR * kc);
+      s = e;
+    }
+  }
+}
+
+/**
  * C[r0:r1, c0:c1] from panels packed whole by wasmPackRange, read in place from the shared
  * memory (no copy into the thread's scratch). r0 must be a multiple of MR and c0 of NR.
  */

@@ -266,6 +266,49 @@ describe("convolution products", () => {
     ).toThrow('conv2dForward: options.layout must be "batched" or "nchw", got "nhwc"');
   });
 
+  it('read gy in layout "nchw" as the batched gy permuted, in both gradients (both paths, 1-3 threads, past MC/KC/NC)', () => {
+    const check = (c: Case, threads: number | undefined) => {
+      const { x, w, gy } = data(c);
+      const g = conv2dGeometry("test", c.g);
+      const P = g.positions;
+      // gy as [N, F, P]: the same values as the batched gy [F, N·P].
+      const nchw = new Float32Array(gy.length);
+      for (let j = 0; j < c.f; j++)
+        for (let i = 0; i < g.n; i++)
+          for (let p = 0; p < P; p++) nchw[(i * c.f + j) * P + p] = gy[(j * g.n + i) * P + p]!;
+      const pool = threads === 2 ? pool2 : threads === 3 ? pool3 : undefined;
+      for (const kernels of ["asm", "wasm"] as const) {
+        const o = { kernels, pool };
+        const on = { kernels, pool, layout: "nchw" as const };
+        const dW = conv2dWeightGrad(gy, x, c.f, c.g, undefined, o);
+        expect(bits(conv2dWeightGrad(nchw, x, c.f, c.g, undefined, on))).toEqual(bits(dW));
+        const dx = conv2dInputGrad(w, gy, c.f, c.g, undefined, o);
+        expect(bits(conv2dInputGrad(w, nchw, c.f, c.g, undefined, on))).toEqual(bits(dx));
+      }
+    };
+    fc.assert(fc.property(caseArb, fc.constantFrom(undefined, 2, 3), check), { numRuns: 30 });
+    // P = 64, a multiple of the panel width: the input gradient's column blocks cross images
+    // (12 images, N·P = 768 past NC); and P = 36, not a multiple: blocks end with their image.
+    const across: Case = {
+      f: 9,
+      seed: 7,
+      g: { ...large.g, n: 12, c: 2, h: 10, w: 10, kh: 3, kw: 3, padH: 0, padW: 0 },
+    };
+    const ragged: Case = { f: 9, seed: 8, g: { ...across.g, h: 8, w: 8 } };
+    for (const threads of [undefined, 2, 3])
+      for (const c of [large, across, ragged]) check(c, threads);
+    expect(() =>
+      conv2dInputGrad(
+        new Float32Array(1),
+        new Float32Array(3),
+        1,
+        { n: 1, c: 1, h: 2, w: 2, kh: 1, kw: 1 },
+        undefined,
+        { layout: "nchw" },
+      ),
+    ).toThrow("conv2dInputGrad: gy has 3 elements but shape [N=1, F=1, P=4] needs at least 4");
+  });
+
   it("add options.bias to every output of its filter after the sum (both layouts, paths, 1-3 threads)", () => {
     fc.assert(
       fc.property(caseArb, fc.constantFrom(undefined, 2, 3), (c, threads) => {

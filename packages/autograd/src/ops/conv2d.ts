@@ -2,7 +2,7 @@
 // batch in one product (K = C·kh·kw, P = outH·outW, images side by side in each patch row):
 //   cols = im2col(x, "batched")            [K, N·P]
 //   forward   Y  = W [F,K] · cols          [F, N·P], permuted to NCHW [N, F, P] (+ bias)
-//   backward  G' = dy permuted to [F, N·P]
+//   backward  G' = dy permuted to [F, N·P] (the composed products; the wasm ones read dy as is)
 //             dW = G' · colsᵀ              (matmulTransB, cols read as "B stored [n,k]")
 //             dcols = Wᵀ · G'              (matmulTransA, W read as "A stored [k,m]")
 //             dx = col2im(dcols, "batched") (overlapping windows add up)
@@ -158,26 +158,31 @@ export function conv2d(
   }
   return record(fn, wrap(y, [n, f, g0.outH, g0.outW]), parents, (g) => {
     const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
-    // dy [N, F, P] -> [F, N, P], the layout the batched products take.
-    const gFirst = temporary("conv2d.g", W, f * NP);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < f; j++) {
-        const src = (i * f + j) * P;
-        gFirst.set(G.subarray(src, src + P), (j * n + i) * P);
+    // The wasm kernels read dy [N, F, P] as it is; the composed products take it permuted to
+    // [F, N, P] (that permute was ~6% of a two-thread LeNet-5 step on the wasm path).
+    let gFirst = G;
+    if (cols !== undefined) {
+      gFirst = temporary("conv2d.g", W, f * NP);
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < f; j++) {
+          const src = (i * f + j) * P;
+          gFirst.set(G.subarray(src, src + P), (j * n + i) * P);
+        }
       }
     }
+    const nchw = { ...opts, layout: "nchw" as const };
     let gw = null;
     if (weight.requiresGrad) {
       const dW = allocLike(W, f * K);
       if (NP > 0 && f > 0 && K > 0) {
-        if (cols === undefined) conv2dWeightGrad(gFirst, X, f, geom, dW, opts);
+        if (cols === undefined) conv2dWeightGrad(G, X, f, geom, dW, nchw);
         else matmulTransB(gFirst, cols, f, NP, K, dW, opts);
       }
       gw = freshGrad(dW, ws);
     }
     let gx = null;
     if (x.requiresGrad && cols === undefined) {
-      gx = freshGrad(conv2dInputGrad(W, gFirst, f, geom, allocLike(W, n * c * h * w), opts), xs);
+      gx = freshGrad(conv2dInputGrad(W, G, f, geom, allocLike(W, n * c * h * w), nchw), xs);
     } else if (x.requiresGrad) {
       const dcols = temporary("conv2d.dcols", W, K * NP);
       if (f > 0 && K > 0 && NP > 0) matmulTransA(W, gFirst, K, f, NP, dcols, opts);

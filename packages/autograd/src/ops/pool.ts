@@ -6,7 +6,7 @@
 // stays as the reference and the asm.js path. The backward's scatter loop serves both paths: it
 // passes over its arrays once, and a kernel (which needs gx zeroed, copied in and out of kernel
 // memory) ran 2.4x slower on LeNet-5's first pooling (matrix's bench/lenet5-step.ts).
-import { kernelPath, wasmMaxPool2d } from "@tessera/matrix";
+import { kernelPath, maxPool2dBackward, wasmMaxPool2d } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
@@ -109,7 +109,9 @@ export function maxPool2d(x: Variable, options: Pool2dOptions): Variable {
   return record(fn, wrap(y, [n, c, oh, ow]), [x], (g) => {
     const G = denseFloat(g);
     const gx = allocLike(y, size);
-    for (let i = 0; i < arg.length; i++) gx[arg[i]!] = gx[arg[i]!]! + G[i]!;
+    // gx[arg[i]] += G[i], split over the pool by planes when the arrays are shared (a pool
+    // inside a BufferArena's step); the same bits either way.
+    maxPool2dBackward(G, arg, gx, planes, h * w, oh * ow, gemmOptions());
     return [freshGrad(gx, x.data.shape)];
   });
 }
