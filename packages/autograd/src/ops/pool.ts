@@ -3,9 +3,11 @@
 // gradient there; average pooling spreads each output gradient evenly over its window.
 // On the WebAssembly kernel path (float32) max pooling's forward runs @tessera/matrix's
 // generated kernel instead of the loop below (same first-maximum rule: the same bits); the loop
-// stays as the reference and the asm.js path. The backward's scatter loop serves both paths: it
-// passes over its arrays once, and a kernel (which needs gx zeroed, copied in and out of kernel
-// memory) ran 2.4x slower on LeNet-5's first pooling (matrix's bench/lenet5-step.ts).
+// stays as the reference and the asm.js path. The backward's scatter loop (@tessera/matrix's
+// maxPool2dBackward) serves both paths: it passes over its arrays once, where a wasm kernel
+// (which needs gx zeroed, copied in and out of kernel memory) ran 2.4x slower on LeNet-5's
+// first pooling (matrix's bench/lenet5-step.ts); with a pool and the arena's shared arrays it
+// is split by planes over the threads.
 import { kernelPath, maxPool2dBackward, wasmMaxPool2d } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
