@@ -27,5 +27,7 @@ export { kernelsFromEnv, wasmFmaFromEnv } from "./kernels.ts";
 export { hasWasmSimd, hasRelaxedSimd, enableRelaxedSimd } from "./wasm-builder.ts";
 export { wasmMaxPool2d } from "./wasm-pool2d.ts";
 export { maxPool2dBackward } from "./pool2d.ts";
+export { adamUpdate } from "./adam.ts";
+export type { AdamStep } from "./adam.ts";
 export type { MaxPool2dGeometry } from "./wasm-pool2d.ts";
 export { wasmRelu, wasmReluBackward } from "./wasm-relu.ts";

@@ -24,6 +24,8 @@ import type { Col2imArgs, ImplicitArgs } from "./wasm-conv.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
+import { adamRange } from "./adam-kernel.ts";
+import type { AdamJobArgs } from "./adam-kernel.ts";
 import type { MaxPoolBackwardArgs } from "./pool2d-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
@@ -61,6 +63,8 @@ export const KIND_WASM_CONV = 14;
 export const KIND_WASM_COL2IM = 15;
 /** Max pooling's backward scatter (pool2d.ts), split by planes. */
 export const KIND_MAXPOOL_BACKWARD = 16;
+/** Adam's update (adam-kernel.ts), split by element ranges. */
+export const KIND_ADAM = 17;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -413,6 +417,12 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     arrays: ["gy", "arg", "gx"],
     outputs: ["gx"],
     run: (g, r) => maxPoolBackwardRange(g, r[0]!, r[1]!),
+  }),
+  [KIND_ADAM]: job<AdamJobArgs>()({
+    nums: [],
+    arrays: ["w", "g", "m", "v", "h"],
+    outputs: ["w", "m", "v"],
+    run: (g, r) => adamRange(g, r[0]!, r[1]!),
   }),
   [KIND_SAMPLED]: job<SampledArgs>()({
     nums: ["R", "C", "rows", "cols", "sai", "sap", "sbp", "sbj", "k"],

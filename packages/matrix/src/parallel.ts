@@ -5,6 +5,8 @@ import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
 import { hasEpilogue, spmmEpilogue, spmmRange, withoutEpilogue } from "./spmm-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
+import { adamRange } from "./adam-kernel.ts";
+import type { AdamJobArgs } from "./adam-kernel.ts";
 import type { MaxPoolBackwardArgs } from "./pool2d-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import { gemmRange, packedLengths, panelCounts } from "./gemm.ts";
@@ -23,6 +25,7 @@ import {
   KIND_SAMPLED,
   KIND_SPMM,
   KIND_MAXPOOL_BACKWARD,
+  KIND_ADAM,
   KIND_WASM_GEMM,
   KIND_WASM_GEMM_PACKED,
   KIND_WASM_PACK,
@@ -454,6 +457,14 @@ function runByLines(
   }
   const chunks = lineChunks(lines, Math.min(MAX_CHUNKS, perThread * pool.threads));
   pool.run(kind, args as Record<string, unknown>, chunks);
+}
+
+/**
+ * Adam's update (adam.ts) split over the pool by element ranges; an element costs about as much
+ * as 16 flops of a product (four arrays read, three written, a square root and a division).
+ */
+export function runAdam(args: AdamJobArgs, n: number, pool: MatrixPool | undefined): void {
+  runByLines(KIND_ADAM, args, n, 16 * n, 2, pool, (lo, hi) => adamRange(args, lo, hi));
 }
 
 /**
