@@ -374,12 +374,22 @@ export function stagePadded(
     H.set(x.subarray(0, len), at);
     return;
   }
-  H.fill(0, at, at + len);
-  for (let pl = 0; pl < g.n * g.c; pl++)
+  // One pass writing every element once, padding included, instead of a fill of the whole
+  // buffer and a subarray + set per row: the rows are short (28 or 14 values in smallCnn), and
+  // per row the call cost more than the copy (128x32x28x28 padded by 1: 5.2 -> 4.7 ms,
+  // 128x64x14x14: 4.9 -> 2.6 ms, one node script run each).
+  const { padH, padW } = g;
+  let d = at;
+  let s = 0;
+  for (let pl = 0; pl < g.n * g.c; pl++) {
+    for (let e = d + padH * Wp; d < e; d++) H[d] = 0;
     for (let y = 0; y < g.h; y++) {
-      const src = (pl * g.h + y) * g.w;
-      H.set(x.subarray(src, src + g.w), at + (pl * Hp + y + g.padH) * Wp + g.padW);
+      for (let e = d + padW; d < e; d++) H[d] = 0;
+      for (let e = d + g.w; d < e; d++, s++) H[d] = x[s]!;
+      for (let e = d + padW; d < e; d++) H[d] = 0;
     }
+    for (let e = d + padH * Wp; d < e; d++) H[d] = 0;
+  }
 }
 
 /** Copies the interior of xp (dropping the padding) into out [N, C, H, W]. */
@@ -396,10 +406,13 @@ export function unstagePadded(
     out.set(H.subarray(at, at + g.n * g.c * g.h * g.w));
     return;
   }
+  // Element loops, not a subarray + set per short row (see stagePadded): 128x32x28x28 padded
+  // by 1: 6.6 -> 5.1 ms, 128x64x14x14: 6.8 -> 2.6 ms (one node script run).
+  let o = 0;
   for (let pl = 0; pl < g.n * g.c; pl++)
     for (let y = 0; y < g.h; y++) {
       const from = at + (pl * Hp + y + g.padH) * Wp + g.padW;
-      out.set(H.subarray(from, from + g.w), (pl * g.h + y) * g.w);
+      for (let k = from, e = from + g.w; k < e; k++, o++) out[o] = H[k]!;
     }
 }
 
