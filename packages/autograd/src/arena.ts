@@ -19,8 +19,10 @@
 // Everything else made inside the step (the graph's saved tensors, the loss Variable, the
 // logits) must not be read after `step` returns. With `{ poison: true }` recycled arrays are
 // filled with NaN, so such a stale read shows up as NaN instead of silently wrong numbers.
-// Arrays handed out are always zero-filled, like fresh ones: several ops (pooling and
-// convolution input gradients, col2im) add into their output. While a matrix pool is set they
+// Arrays handed out are zero-filled, like fresh ones (several ops, like pooling's backward and
+// the bias sums, add into their output), except where an op asks for an array it writes whole
+// before reading (util.ts allocOutputLike: pointwise ops, the convolution's output and input
+// gradient); that fill was 4.5% of the calling thread in a two-thread smallCnn() step. While a matrix pool is set they
 // are on SharedArrayBuffers (util.ts asks), which the pool's workers use in place.
 //
 // The arena is an ordinary object the caller creates and passes (fit's `arena` option).
@@ -187,9 +189,10 @@ export class BufferArena {
    * @internal A zero-filled array of `n` elements of `like`'s type, owned by the running step;
    * on a SharedArrayBuffer when `shared` (a matrix pool is set: its workers then read and write
    * the array in place instead of through staging copies, and since the arena reuses it from
-   * step to step, it is posted to the workers once, not every step).
+   * step to step, it is posted to the workers once, not every step). With `zero` false a reused
+   * array keeps its old contents (poison mode: NaN), for ops that write every element first.
    */
-  take(f64: boolean, n: number, shared = false): FloatArray {
+  take(f64: boolean, n: number, shared = false, zero = true): FloatArray {
     const list = this.free.get(keyOf(f64, shared, n));
     let a = list?.pop();
     if (a === undefined) {
@@ -198,7 +201,7 @@ export class BufferArena {
       a = f64 ? new Float64Array(buf) : new Float32Array(buf);
       this.allocated++;
     } else {
-      this.clearForReuse(a);
+      if (zero) this.clearForReuse(a);
       this.reused++;
     }
     this.live.push(a);

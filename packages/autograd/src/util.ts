@@ -34,12 +34,23 @@ export function allocLike(like: FloatArray, n: number): FloatArray {
   return alloc(like instanceof Float64Array, n);
 }
 
+/**
+ * An array of `n` elements of `like`'s type for an op that writes every element before anything
+ * reads it: inside a BufferArena's step a reused array comes back as the last step left it,
+ * without allocLike's zero fill (poison mode fills recycled arrays with NaN, so an element the
+ * op failed to write shows up in the arena tests).
+ */
+export function allocOutputLike(like: FloatArray, n: number): FloatArray {
+  return alloc(like instanceof Float64Array, n, false);
+}
+
 // Every op output, saved temporary and gradient comes through here: inside a BufferArena's
-// step() it is the arena's (zero-filled, recycled when the step ends, on shared memory while a
-// matrix pool is set so the pool's workers use it in place; see arena.ts), else new.
-function alloc(f64: boolean, n: number): FloatArray {
+// step() it is the arena's (zero-filled unless `zero` is false, recycled when the step ends, on
+// shared memory while a matrix pool is set so the pool's workers use it in place; see
+// arena.ts), else new.
+function alloc(f64: boolean, n: number, zero = true): FloatArray {
   const arena = activeArena();
-  if (arena !== null && n > 0) return arena.take(f64, n, getMatrixPool() !== undefined);
+  if (arena !== null && n > 0) return arena.take(f64, n, getMatrixPool() !== undefined, zero);
   return f64 ? new Float64Array(n) : new Float32Array(n);
 }
 

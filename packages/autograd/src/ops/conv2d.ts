@@ -31,7 +31,16 @@ import type { Variable } from "../variable.ts";
 import { checkVariable, needsGraph, record } from "../record.ts";
 import { saveForBackward, temporary } from "../shared-buffers.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { allocLike, channelSums, denseFloat, fmt, freshGrad, pair, wrap } from "../util.ts";
+import {
+  allocLike,
+  allocOutputLike,
+  channelSums,
+  denseFloat,
+  fmt,
+  freshGrad,
+  pair,
+  wrap,
+} from "../util.ts";
 import type { FloatArray } from "../util.ts";
 
 export interface Conv2dOptions {
@@ -127,7 +136,7 @@ export function conv2d(
   const cols = implicit
     ? undefined
     : im2col(X, geom, saved?.data ?? temporary("conv2d.cols", X, K * NP), "batched", opts);
-  const y = allocLike(W, n * f * P);
+  const y = allocOutputLike(W, n * f * P); // every element written below
   const biasData = bias ? denseFloat(bias.data) : null;
   if (cols === undefined) {
     // The wasm products write NCHW directly (no [F, N, P] temporary, no permute) and add the
@@ -182,12 +191,13 @@ export function conv2d(
     }
     let gx = null;
     if (x.requiresGrad && cols === undefined) {
-      gx = freshGrad(conv2dInputGrad(W, G, f, geom, allocLike(W, n * c * h * w), nchw), xs);
+      // conv2dInputGrad and col2im write every element of dx (each image's planes zeroed first).
+      gx = freshGrad(conv2dInputGrad(W, G, f, geom, allocOutputLike(W, n * c * h * w), nchw), xs);
     } else if (x.requiresGrad) {
       const dcols = temporary("conv2d.dcols", W, K * NP);
       if (f > 0 && K > 0 && NP > 0) matmulTransA(W, gFirst, K, f, NP, dcols, opts);
       else dcols.fill(0);
-      gx = freshGrad(col2im(dcols, geom, allocLike(W, n * c * h * w), "batched", opts), xs);
+      gx = freshGrad(col2im(dcols, geom, allocOutputLike(W, n * c * h * w), "batched", opts), xs);
     }
     saved?.release(); // the engine runs a node's backward once, then frees the graph
     const gb = bias?.requiresGrad ? freshGrad(channelSums(G, n, f, P, W), [f]) : null;

@@ -4,12 +4,12 @@
 import type { Tensor } from "@tessera/tensor";
 import type { Variable } from "../variable.ts";
 import { record, checkVariable } from "../record.ts";
-import { allocLike, denseFloat, freshGrad, wrap } from "../util.ts";
+import { allocOutputLike, denseFloat, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
 
-/** y[i] = f(x[i]) for i < n; `p` is the op's scalar parameter (e.g. a slope). */
+/** y[i] = f(x[i]) for every i < n (y is not zeroed first); `p` is the op's scalar parameter (e.g. a slope). */
 export type ForwardLoop = (x: FloatArray, y: FloatArray, n: number, p: number) => void;
-/** gx[i] = g[i] * f'(x[i]) for i < n; may read the input x or the output y. */
+/** gx[i] = g[i] * f'(x[i]) for every i < n (gx is not zeroed first); may read the input x or the output y. */
 export type BackwardLoop = (
   g: FloatArray,
   x: FloatArray,
@@ -30,12 +30,12 @@ export function pointwise(
   checkVariable(op, "x", xv);
   const x = denseFloat(xv.data);
   const n = xv.data.size;
-  const y = allocLike(x, n);
+  const y = allocOutputLike(x, n);
   fwd(x, y, n, p);
   const out = wrap(y, xv.data.shape);
   return record(op, out, [xv], (g: Tensor) => {
     const gd = denseFloat(g.dtype === out.dtype ? g : g.astype(out.dtype));
-    const gx = allocLike(x, n);
+    const gx = allocOutputLike(x, n);
     bwd(gd, x, y, gx, n, p);
     return [freshGrad(gx, xv.data.shape)];
   });
