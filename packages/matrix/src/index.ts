@@ -30,4 +30,4 @@ export { maxPool2dBackward } from "./pool2d.ts";
 export { adamUpdate } from "./adam.ts";
 export type { AdamStep } from "./adam.ts";
 export type { MaxPool2dGeometry } from "./wasm-pool2d.ts";
-export { wasmRelu, wasmReluBackward } from "./wasm-relu.ts";
+export { wasmRelu, wasmReluBackward } from "./relu.ts";

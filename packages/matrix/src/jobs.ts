@@ -19,11 +19,13 @@ import type { WasmThread } from "./wasm-gemm.ts";
 import { wasmSpmmRange } from "./wasm-spmm.ts";
 import type { SpmmLayout, SpmmShape } from "./wasm-spmm.ts";
 import { wasmSampledRange } from "./wasm-sampled.ts";
-import { col2imRange, implicitRange } from "./wasm-conv.ts";
-import type { Col2imArgs, ImplicitArgs } from "./wasm-conv.ts";
+import { col2imRange, implicitRange, stagePlanes } from "./wasm-conv.ts";
+import type { Col2imArgs, ImplicitArgs, PadArgs } from "./wasm-conv.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
+import { reluBackwardRange, reluRange } from "./wasm-relu.ts";
+import type { ReluArgs, ReluBackwardArgs } from "./wasm-relu.ts";
 import { adamRange } from "./adam-kernel.ts";
 import type { AdamJobArgs } from "./adam-kernel.ts";
 import type { MaxPoolBackwardArgs } from "./pool2d-kernel.ts";
@@ -65,6 +67,11 @@ export const KIND_WASM_COL2IM = 15;
 export const KIND_MAXPOOL_BACKWARD = 16;
 /** Adam's update (adam-kernel.ts), split by element ranges. */
 export const KIND_ADAM = 17;
+/** Staging a convolution's zero-padded input into kernel memory (wasm-conv.ts), split by planes. */
+export const KIND_WASM_STAGE = 18;
+/** ReLU and its gradient on the WebAssembly kernels (wasm-relu.ts), split by element ranges. */
+export const KIND_WASM_RELU = 19;
+export const KIND_WASM_RELU_BACKWARD = 20;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -385,11 +392,40 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
       "chunksAt",
       "chunkBytes",
       "imagesFirst",
+      "C",
+      "H",
+      "W",
+      "padH",
+      "padW",
     ],
-    arrays: ["b"],
-    outputs: [],
+    arrays: ["b", "dx"],
+    outputs: ["dx"],
+    fullWrite: true,
     wasm: true,
     run: (g, r, w) => col2imRange(need(w), g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_STAGE]: job<PadArgs>()({
+    nums: ["xpAt", "h", "w", "padH", "padW"],
+    arrays: ["x"],
+    outputs: [],
+    wasm: true,
+    run: (g, r, w) => stagePlanes(need(w).f32(), g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_RELU]: job<ReluArgs>()({
+    nums: [],
+    arrays: ["x", "y"],
+    outputs: ["y"],
+    fullWrite: true,
+    wasm: true,
+    run: (g, r, w) => reluRange(need(w), g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_RELU_BACKWARD]: job<ReluBackwardArgs>()({
+    nums: [],
+    arrays: ["g", "y", "gx"],
+    outputs: ["gx"],
+    fullWrite: true,
+    wasm: true,
+    run: (g, r, w) => reluBackwardRange(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_SPMM]: job<SpmmJobArgs>()({
     nums: [

@@ -33,6 +33,7 @@ import {
   KIND_WASM_CONV,
   KIND_WASM_SAMPLED,
   KIND_WASM_SPMM,
+  KIND_WASM_STAGE,
   MAX_CHUNKS,
   spmmJob,
 } from "./jobs.ts";
@@ -67,9 +68,9 @@ import {
   convStageLayout,
   convTables,
   implicitRange,
-  stagePadded,
+  padArgs,
+  stagePlanes,
   stageTables,
-  unstagePadded,
 } from "./wasm-conv.ts";
 import type { Col2imArgs, ConvStage, ConvTables, ImplicitArgs } from "./wasm-conv.ts";
 import type { ResolvedConv2d } from "./im2col.ts";
@@ -482,6 +483,21 @@ export function runMaxPoolBackward(
   );
 }
 
+/**
+ * ReLU's forward or backward (KIND_WASM_RELU / KIND_WASM_RELU_BACKWARD) over n elements, split
+ * over the pool by element ranges; an element costs about as much as 4 flops of a product (a
+ * copy into kernel memory and one out, per operand).
+ */
+export function runRelu(
+  kind: number,
+  args: object,
+  n: number,
+  pool: MatrixPool | undefined,
+  serial: (lo: number, hi: number) => void,
+): void {
+  runByLines(kind, args, n, 4 * n, 2, pool, serial);
+}
+
 /** im2col, split over the pool by patch rows (each written by one thread). */
 export function runIm2col(args: PatchArgs, pool: MatrixPool | undefined): void {
   const rows = args.c * args.kh * args.kw;
@@ -594,7 +610,12 @@ export function runWasmConvProduct(
   const pooled = usePool(pool, 2 * m * k * n) ? pool : undefined;
   const [la] = wasmPackedBytes(m, k, n);
   const { t, stage, H } = convMemory(pooled, g, () => la + (bias ? roundUp16(4 * m) : 0));
-  stagePadded(H, x, g, stage.xpAt);
+  // The padded copy of x, split by planes over the pool when the product is (its memory is the
+  // pool's then); an element costs about as much as 4 flops of a product.
+  const pad = padArgs(x, g, stage.xpAt);
+  runByLines(KIND_WASM_STAGE, pad, g.n * g.c, 4 * convTables(g).xpLength, 2, pooled, (lo, hi) =>
+    stagePlanes(H, pad, lo, hi),
+  );
   const apAt = stage.end;
   // The bias (one per row of C) after the A panels; -1: none.
   const biasAt = bias ? apAt + la : -1;
@@ -643,8 +664,7 @@ export function runWasmConvInput(
   const [la] = wasmPackedBytes(K, F, NP);
   const chunkBytes = chunkBytesFor(K, P);
   const threads = pooled?.threads ?? 1;
-  const { t, stage, H } = convMemory(pooled, g, () => la + threads * chunkBytes);
-  stagePadded(H, undefined, g, stage.xpAt);
+  const { t, stage } = convMemory(pooled, g, () => la + threads * chunkBytes);
   const apAt = stage.end;
   packWhole(t, pooled, TRANS_A, w, apAt, K, F);
   const args: Col2imArgs = {
@@ -661,6 +681,12 @@ export function runWasmConvInput(
     chunksAt: roundUp16(apAt + la),
     chunkBytes,
     imagesFirst: imagesFirst ? 1 : 0,
+    dx: out.length === g.n * g.c * g.h * g.w ? out : out.subarray(0, g.n * g.c * g.h * g.w),
+    C: g.c,
+    H: g.h,
+    W: g.w,
+    padH: g.padH,
+    padW: g.padW,
   };
   if (pooled === undefined) col2imRange(t, args, 0, g.n);
   else
@@ -669,7 +695,6 @@ export function runWasmConvInput(
       args as unknown as Record<string, unknown>,
       lineChunks(g.n, Math.min(MAX_CHUNKS, 4 * pooled.threads)),
     );
-  unstagePadded(t.f32(), out, g, stage.xpAt);
 }
 
 const roundUp16 = (v: number) => Math.ceil(v / 16) * 16;

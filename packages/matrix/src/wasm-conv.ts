@@ -355,64 +355,70 @@ export function stageTables(buf: ArrayBufferLike, t: ConvTables, s: ConvStage): 
   I.set(t.colFlags, s.colFlagsAt >> 2);
 }
 
-/** Copies x [N, C, H, W] into xp with zero padding (or, with x undefined, zeroes xp). */
-export function stagePadded(
-  H: Float32Array,
-  x: Float32Array | undefined,
-  g: ResolvedConv2d,
-  xpAt: number,
-): void {
-  const Hp = g.h + 2 * g.padH;
-  const Wp = g.w + 2 * g.padW;
-  const at = xpAt >> 2;
-  const len = g.n * g.c * Hp * Wp;
-  if (x === undefined) {
-    H.fill(0, at, at + len);
+/**
+ * The padded input's planes: x [N·C planes of h x w] and its zero-padded copy xp at byte xpAt
+ * of kernel memory ([N·C planes of (h + 2padH) x (w + 2padW)]). A pooled staging job carries
+ * these (KIND_WASM_STAGE), each thread writing whole planes.
+ */
+export interface PadArgs {
+  x: Float32Array;
+  xpAt: number;
+  h: number;
+  w: number;
+  padH: number;
+  padW: number;
+}
+
+/** The PadArgs of geometry g (x [N, C, H, W]). */
+export function padArgs(x: Float32Array, g: ResolvedConv2d, xpAt: number): PadArgs {
+  return { x, xpAt, h: g.h, w: g.w, padH: g.padH, padW: g.padW };
+}
+
+/**
+ * Writes planes [p0, p1) of xp from x, padding included. One pass writing every element once
+ * instead of a fill of the whole buffer and a subarray + set per row: the rows are short (28 or
+ * 14 values in smallCnn), and per row the call cost more than the copy (128x32x28x28 padded by
+ * 1: 5.2 -> 4.7 ms, 128x64x14x14: 4.9 -> 2.6 ms, one node script run each).
+ */
+export function stagePlanes(H: Float32Array, a: PadArgs, p0: number, p1: number): void {
+  const { x, h, w, padH, padW } = a;
+  const Wp = w + 2 * padW;
+  const planeP = (h + 2 * padH) * Wp;
+  const at = a.xpAt >> 2;
+  if (padH === 0 && padW === 0) {
+    H.set(x.subarray(p0 * h * w, p1 * h * w), at + p0 * planeP);
     return;
   }
-  if (g.padH === 0 && g.padW === 0) {
-    H.set(x.subarray(0, len), at);
-    return;
-  }
-  // One pass writing every element once, padding included, instead of a fill of the whole
-  // buffer and a subarray + set per row: the rows are short (28 or 14 values in smallCnn), and
-  // per row the call cost more than the copy (128x32x28x28 padded by 1: 5.2 -> 4.7 ms,
-  // 128x64x14x14: 4.9 -> 2.6 ms, one node script run each).
-  const { padH, padW } = g;
-  let d = at;
-  let s = 0;
-  for (let pl = 0; pl < g.n * g.c; pl++) {
+  let d = at + p0 * planeP;
+  let s = p0 * h * w;
+  for (let pl = p0; pl < p1; pl++) {
     for (let e = d + padH * Wp; d < e; d++) H[d] = 0;
-    for (let y = 0; y < g.h; y++) {
+    for (let y = 0; y < h; y++) {
       for (let e = d + padW; d < e; d++) H[d] = 0;
-      for (let e = d + g.w; d < e; d++, s++) H[d] = x[s]!;
+      for (let e = d + w; d < e; d++, s++) H[d] = x[s]!;
       for (let e = d + padW; d < e; d++) H[d] = 0;
     }
     for (let e = d + padH * Wp; d < e; d++) H[d] = 0;
   }
 }
 
-/** Copies the interior of xp (dropping the padding) into out [N, C, H, W]. */
-export function unstagePadded(
-  H: Float32Array,
-  out: Float32Array,
-  g: ResolvedConv2d,
-  xpAt: number,
-): void {
-  const Hp = g.h + 2 * g.padH;
-  const Wp = g.w + 2 * g.padW;
-  const at = xpAt >> 2;
-  if (g.padH === 0 && g.padW === 0) {
-    out.set(H.subarray(at, at + g.n * g.c * g.h * g.w));
+/** Copies the interiors of planes [p0, p1) of xp (dropping the padding) into a.x. */
+export function unstagePlanes(H: Float32Array, a: PadArgs, p0: number, p1: number): void {
+  const { x: out, h, w, padH, padW } = a;
+  const Wp = w + 2 * padW;
+  const Hp = h + 2 * padH;
+  const at = a.xpAt >> 2;
+  if (padH === 0 && padW === 0) {
+    out.set(H.subarray(at + p0 * h * w, at + p1 * h * w), p0 * h * w);
     return;
   }
-  // Element loops, not a subarray + set per short row (see stagePadded): 128x32x28x28 padded
+  // Element loops, not a subarray + set per short row (see stagePlanes): 128x32x28x28 padded
   // by 1: 6.6 -> 5.1 ms, 128x64x14x14: 6.8 -> 2.6 ms (one node script run).
-  let o = 0;
-  for (let pl = 0; pl < g.n * g.c; pl++)
-    for (let y = 0; y < g.h; y++) {
-      const from = at + (pl * Hp + y + g.padH) * Wp + g.padW;
-      for (let k = from, e = from + g.w; k < e; k++, o++) out[o] = H[k]!;
+  let o = p0 * h * w;
+  for (let pl = p0; pl < p1; pl++)
+    for (let y = 0; y < h; y++) {
+      const from = at + (pl * Hp + y + padH) * Wp + padW;
+      for (let k = from, e = from + w; k < e; k++, o++) out[o] = H[k]!;
     }
 }
 
@@ -546,6 +552,16 @@ export interface Col2imArgs {
    * the filters is the same, so are the values.
    */
   imagesFirst: number;
+  /**
+   * The input gradient [N, C, H, W], written whole: each share zeroes its images' planes of
+   * dxp first and copies their interiors out at the end (no serial pass on the caller).
+   */
+  dx: Float32Array;
+  C: number;
+  H: number;
+  W: number;
+  padH: number;
+  padW: number;
 }
 
 /** Images per chunk of the input gradient: about 1024 positions, at least one image. */
@@ -558,12 +574,32 @@ export function chunkBytesFor(K: number, P: number): number {
   return roundUp(4 * K * chunkImagesFor(P) * P, 16);
 }
 
-/** Adds the input gradient of images [i0, i1) onto dxp (zeroed by the caller). */
+/**
+ * The input gradient of images [i0, i1): their planes of dxp zeroed, the products scattered onto
+ * them, their interiors copied to g.dx. The scatter of an image writes only that image's planes
+ * (every patch of image i lies inside i's padded planes), so shares of images are disjoint.
+ */
 export function col2imRange(t: WasmThread, g: Col2imArgs, i0: number, i1: number): void {
-  const { b, K, F, P, NP, chunkImages } = g;
-  if (i1 <= i0 || K === 0 || P === 0) return;
-  const { scatter } = kernelsOf(t);
+  if (i1 <= i0) return;
   const H = t.f32();
+  const pad: PadArgs = { x: g.dx, xpAt: g.xpAt, h: g.H, w: g.W, padH: g.padH, padW: g.padW };
+  const planeP = (g.H + 2 * g.padH) * (g.W + 2 * g.padW);
+  H.fill(0, (g.xpAt >> 2) + i0 * g.C * planeP, (g.xpAt >> 2) + i1 * g.C * planeP);
+  scatterImages(t, H, g, i0, i1);
+  unstagePlanes(H, pad, i0 * g.C, i1 * g.C);
+}
+
+/** Adds the products of images [i0, i1) onto dxp (zeroed). */
+function scatterImages(
+  t: WasmThread,
+  H: Float32Array,
+  g: Col2imArgs,
+  i0: number,
+  i1: number,
+): void {
+  const { b, K, F, P, NP, chunkImages } = g;
+  if (K === 0 || P === 0) return;
+  const { scatter } = kernelsOf(t);
   const chunkAt = g.chunksAt + Math.round(t.scratchAt / SCRATCH_BYTES) * g.chunkBytes;
   const ldc = chunkImages * P;
   if (F === 0) {

@@ -5,10 +5,14 @@
 // kernel memory and one f32x4 loop runs over them: forward max(x, +0) (f32x4.max: -0 gives +0,
 // NaN stays NaN, as the JS loop), backward (g + 0) where y > 0 else +0 (a compare mask ANDed
 // with g + 0, which turns -0 into +0 and keeps NaN where the gate is open, as the JS loop).
-// Serial on the calling thread: the work is a copy's worth.
+//
+// The operands go through the thread's scratch region RELU_BLOCK elements at a time (copy in,
+// kernel, copy out while the block is in cache) instead of whole arrays through kernel memory,
+// and with a pool the element range is split over its threads (each in its own scratch region).
 import { I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
-import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
+import { MAX_PAGES, SCRATCH_BYTES } from "./wasm-gemm.ts";
+import type { WasmThread } from "./wasm-gemm.ts";
 
 /** relu(x, y, end): y = max(x, 0) for vectors from x up to byte address end of x's range. */
 function emitForward(c: Code): void {
@@ -41,76 +45,73 @@ export function reluKernelBytes(): Uint8Array<ArrayBuffer> {
     .build();
 }
 
-interface ReluKernels {
-  memory: WebAssembly.Memory;
-  relu: (x: number, y: number, end: number) => void;
-  reluBack: (g: number, y: number, gx: number, end: number) => void;
-}
+type Relu = (x: number, y: number, end: number) => void;
+type ReluBack = (g: number, y: number, gx: number, end: number) => void;
 let compiled: WebAssembly.Module | undefined;
-let kernels: ReluKernels | undefined;
-/** This thread's instance on its own kernel memory, grown to hold `bytes` after the scratch. */
-function reluKernels(bytes: number): ReluKernels {
-  const t = localWasmThread();
-  const need = SCRATCH_BYTES + bytes;
-  const have = t.memory.buffer.byteLength;
-  if (need > have) t.memory.grow(Math.ceil((need - have) / 65536));
-  if (kernels === undefined || kernels.memory !== t.memory) {
+/** One instance per thread's kernel (one WasmThread per memory and thread). */
+const instances = new WeakMap<WasmThread, { relu: Relu; reluBack: ReluBack }>();
+function kernelsOf(t: WasmThread): { relu: Relu; reluBack: ReluBack } {
+  let k = instances.get(t);
+  if (k === undefined) {
     compiled ??= compileModule("matrix wasm ReLU kernel", reluKernelBytes());
     const e = new WebAssembly.Instance(compiled, { env: { memory: t.memory } }).exports;
-    kernels = {
-      memory: t.memory,
-      relu: e.relu as ReluKernels["relu"],
-      reluBack: e.reluBack as ReluKernels["reluBack"],
-    };
+    k = { relu: e.relu as Relu, reluBack: e.reluBack as ReluBack };
+    instances.set(t, k);
   }
-  return kernels;
+  return k;
 }
 
-function checkLengths(fn: string, n: number, arrays: [string, Float32Array][]): void {
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new RangeError(`${fn}: n must be a non-negative integer, got ${n}`);
-  for (const [name, a] of arrays)
-    if (a.length < n) throw new RangeError(`${fn}: ${name} has ${a.length} elements, need ${n}`);
+/**
+ * Elements per trip through the scratch region: three arrays of it (the backward's g, y, gx)
+ * take 48 KiB, well inside SCRATCH_BYTES and the L2 cache.
+ */
+export const RELU_BLOCK = 4096;
+if (3 * 4 * RELU_BLOCK > SCRATCH_BYTES)
+  throw new Error("wasm-relu: RELU_BLOCK exceeds a thread's scratch region");
+
+/** The forward's operands (a pool job: KIND_WASM_RELU). */
+export interface ReluArgs {
+  x: Float32Array;
+  y: Float32Array;
+}
+/** The backward's operands (KIND_WASM_RELU_BACKWARD). */
+export interface ReluBackwardArgs {
+  g: Float32Array;
+  y: Float32Array;
+  gx: Float32Array;
 }
 
-/** y[i] = max(x[i], +0) for i < n (NaN stays NaN), float32. */
-export function wasmRelu(x: Float32Array, y: Float32Array, n: number): void {
-  checkLengths("wasmRelu", n, [
-    ["x", x],
-    ["y", y],
-  ]);
-  if (n === 0) return;
-  const bytes = 16 * Math.ceil(n / 4);
-  const k = reluKernels(2 * bytes);
-  const xAt = SCRATCH_BYTES;
-  const yAt = xAt + bytes;
-  const H = new Float32Array(k.memory.buffer);
-  H.set(x.subarray(0, n), xAt >> 2);
-  k.relu(xAt, yAt, xAt + bytes);
-  y.set(H.subarray(yAt >> 2, (yAt >> 2) + n));
+/** y = max(x, +0) over elements [lo, hi), through t's scratch region. */
+export function reluRange(t: WasmThread, a: ReluArgs, lo: number, hi: number): void {
+  const { relu } = kernelsOf(t);
+  const H = t.f32();
+  const xAt = t.scratchAt;
+  const yAt = xAt + 4 * RELU_BLOCK;
+  for (let s = lo; s < hi; s += RELU_BLOCK) {
+    const len = Math.min(RELU_BLOCK, hi - s);
+    H.set(a.x.subarray(s, s + len), xAt >> 2);
+    relu(xAt, yAt, xAt + 16 * Math.ceil(len / 4));
+    a.y.set(H.subarray(yAt >> 2, (yAt >> 2) + len), s);
+  }
 }
 
-/** gx[i] = y[i] > 0 ? g[i] + 0 : +0 for i < n (the ReLU gradient from its output), float32. */
-export function wasmReluBackward(
-  g: Float32Array,
-  y: Float32Array,
-  gx: Float32Array,
-  n: number,
+/** gx = (g + 0) where y > 0, else +0, over elements [lo, hi), through t's scratch region. */
+export function reluBackwardRange(
+  t: WasmThread,
+  a: ReluBackwardArgs,
+  lo: number,
+  hi: number,
 ): void {
-  checkLengths("wasmReluBackward", n, [
-    ["g", g],
-    ["y", y],
-    ["gx", gx],
-  ]);
-  if (n === 0) return;
-  const bytes = 16 * Math.ceil(n / 4);
-  const k = reluKernels(3 * bytes);
-  const gAt = SCRATCH_BYTES;
-  const yAt = gAt + bytes;
-  const gxAt = yAt + bytes;
-  const H = new Float32Array(k.memory.buffer);
-  H.set(g.subarray(0, n), gAt >> 2);
-  H.set(y.subarray(0, n), yAt >> 2);
-  k.reluBack(gAt, yAt, gxAt, gAt + bytes);
-  gx.set(H.subarray(gxAt >> 2, (gxAt >> 2) + n));
+  const { reluBack } = kernelsOf(t);
+  const H = t.f32();
+  const gAt = t.scratchAt;
+  const yAt = gAt + 4 * RELU_BLOCK;
+  const gxAt = yAt + 4 * RELU_BLOCK;
+  for (let s = lo; s < hi; s += RELU_BLOCK) {
+    const len = Math.min(RELU_BLOCK, hi - s);
+    H.set(a.g.subarray(s, s + len), gAt >> 2);
+    H.set(a.y.subarray(s, s + len), yAt >> 2);
+    reluBack(gAt, yAt, gxAt, gAt + 16 * Math.ceil(len / 4));
+    a.gx.set(H.subarray(gxAt >> 2, (gxAt >> 2) + len), s);
+  }
 }

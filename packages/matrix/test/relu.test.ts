@@ -1,9 +1,10 @@
 // The WebAssembly ReLU kernels against the definition, element by element, on random lengths
 // (tails of 1-3 past a whole vector) and on the special values: ±0, ±Infinity, NaN, subnormals.
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { wasmRelu, wasmReluBackward } from "../src/index.ts";
-import { reluKernelBytes } from "../src/wasm-relu.ts";
+import { createPool, sharedFloat32, wasmRelu, wasmReluBackward } from "../src/index.ts";
+import type { MatrixPool } from "../src/index.ts";
+import { RELU_BLOCK, reluKernelBytes } from "../src/wasm-relu.ts";
 
 const specials = [0, -0, Infinity, -Infinity, NaN, 1e-45, -1e-45, 3.5, -2.25];
 const value = fc.oneof(fc.constantFrom(...specials), fc.float({ noNaN: false }));
@@ -12,6 +13,49 @@ const value = fc.oneof(fc.constantFrom(...specials), fc.float({ noNaN: false }))
 const same = (a: number, b: number) => Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b));
 
 describe("wasm ReLU", () => {
+  let pool: MatrixPool;
+  beforeAll(async () => {
+    // minParallelFlops 0: every call is split over the threads.
+    pool = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
+    await pool.ready();
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  it("gives the definition's values past RELU_BLOCK and on a pool, with shared or ordinary arrays", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 3 * RELU_BLOCK + 7 }),
+        fc.integer(),
+        fc.boolean(),
+        fc.boolean(),
+        (n, seed, pooled, shared) => {
+          const arr = (len: number) => (shared ? sharedFloat32(len) : new Float32Array(len));
+          const x = arr(n);
+          const g = arr(n);
+          let r = seed | 0;
+          const next = () => ((r = (Math.imul(r, 1103515245) + 12345) | 0) >> 8) / (1 << 22);
+          for (let i = 0; i < n; i++) {
+            x[i] = i % 97 === 0 ? specials[i % specials.length]! : next();
+            g[i] = next();
+          }
+          const p = pooled ? pool : undefined;
+          const y = arr(n);
+          wasmRelu(x, y, n, p);
+          const gx = arr(n);
+          wasmReluBackward(g, y, gx, n, p);
+          for (let i = 0; i < n; i++) {
+            const v = x[i]!;
+            if (!same(y[i]!, Number.isNaN(v) ? NaN : v > 0 ? v : 0)) expect([i, y[i]]).toBe(v);
+            if (!same(gx[i]!, y[i]! > 0 ? g[i]! + 0 : 0)) expect([i, gx[i]]).toBe(g[i]);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   it("forward is max(x, +0) and backward passes g + 0 where y > 0, else +0", () => {
     fc.assert(
       fc.property(

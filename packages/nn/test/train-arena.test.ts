@@ -45,6 +45,8 @@ function model(kind: Kind, hidden: number, seed: number): Module {
     new Conv2d(1, 2, 3, { padding: 1, generator: g }),
     new BatchNorm2d(2),
     new ReLU(),
+    // a second convolution, so one convolution's input gradient is computed too
+    new Conv2d(2, 2, 3, { padding: 1, generator: g }),
     new MaxPool2d(2),
     new Flatten(),
     new Dropout(0.2, { generator: g }),
@@ -162,6 +164,20 @@ describe("fit({ arena }), two threads", () => {
   let pool: MatrixPool;
   beforeAll(async () => {
     pool = createPool({ threads: 2, minParallelFlops: 0 });
+    await pool.ready();
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+  suite(() => pool);
+});
+
+// The WebAssembly path: the fused convolutions (their output and input gradient handed out by the
+// arena without a zero fill) and the pooled ReLU kernels, every job split over the threads.
+describe("fit({ arena }), two threads, wasm kernels", () => {
+  let pool: MatrixPool;
+  beforeAll(async () => {
+    pool = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
     await pool.ready();
   });
   afterAll(async () => {

@@ -2,12 +2,13 @@
 // arrays. The backward reads the saved output (y > 0 exactly where x > 0), so the input
 // array need not stay alive on its own.
 // On the WebAssembly kernel path (float32) both loops run @tessera/matrix's f32x4 kernels
-// instead (the same values: max(x, +0), and g + 0 where y > 0, else +0).
+// instead (the same values: max(x, +0), and g + 0 where y > 0, else +0), split over the
+// matrix pool when one is set.
 import { kernelPath, wasmRelu, wasmReluBackward } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { pointwise } from "./pointwise.ts";
 import type { FloatArray } from "../util.ts";
-import { gemmOptions } from "../matrix-pool.ts";
+import { getMatrixPool, gemmOptions } from "../matrix-pool.ts";
 
 const onWasm = (a: FloatArray): a is Float32Array =>
   a instanceof Float32Array && kernelPath(gemmOptions()) === "wasm";
@@ -19,7 +20,7 @@ const onWasm = (a: FloatArray): a is Float32Array =>
 // branch that is almost never taken.
 function reluFwd(x: FloatArray, y: FloatArray, n: number): void {
   if (onWasm(x)) {
-    wasmRelu(x, y as Float32Array, n);
+    wasmRelu(x, y as Float32Array, n, getMatrixPool());
     return;
   }
   for (let i = 0; i < n; i++) {
@@ -31,7 +32,7 @@ function reluFwd(x: FloatArray, y: FloatArray, n: number): void {
 }
 function reluBwd(g: FloatArray, _x: FloatArray, y: FloatArray, gx: FloatArray, n: number): void {
   if (onWasm(g) && y instanceof Float32Array) {
-    wasmReluBackward(g, y, gx as Float32Array, n);
+    wasmReluBackward(g, y, gx as Float32Array, n, getMatrixPool());
     return;
   }
   for (let i = 0; i < n; i++) {
