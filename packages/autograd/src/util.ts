@@ -1,5 +1,6 @@
 // Small private helpers shared by the ops: typed-array access, allocation, shape text and
 // argument checks. Kept here so each op file holds only its own math.
+import { channelSums as matrixChannelSums } from "@tessera/matrix";
 import { Tensor } from "@tessera/tensor";
 import type { DType, TypedArray } from "@tessera/tensor";
 import { activeArena } from "./arena.ts";
@@ -61,14 +62,9 @@ function alloc(f64: boolean, n: number, zero = true): FloatArray {
  * every layer that shares this gets the same bits for the same numbers.
  */
 export function channelSums(g: FloatArray, n: number, c: number, p: number, like: FloatArray) {
-  const acc = alloc(true, c);
-  for (let i = 0, o = 0; i < n; i++) {
-    for (let j = 0; j < c; j++) {
-      let s = 0;
-      for (let q = 0; q < p; q++, o++) s += g[o]!;
-      acc[j] = acc[j]! + s;
-    }
-  }
+  const acc = alloc(true, c) as Float64Array;
+  // Split over the matrix pool by channels when g and acc are shared (inside an arena's step).
+  matrixChannelSums(g, n, c, p, acc, { pool: getMatrixPool() });
   const out = allocLike(like, c);
   out.set(acc);
   return out;

@@ -25,6 +25,10 @@ import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
 import { reluBackwardRange, reluRange } from "./wasm-relu.ts";
+import { maxPoolRange } from "./wasm-pool2d.ts";
+import { channelSumsRange } from "./channel-sums-kernel.ts";
+import type { ChannelSumsArgs } from "./channel-sums-kernel.ts";
+import type { MaxPoolArgs } from "./wasm-pool2d.ts";
 import type { ReluArgs, ReluBackwardArgs } from "./wasm-relu.ts";
 import { adamRange } from "./adam-kernel.ts";
 import type { AdamJobArgs } from "./adam-kernel.ts";
@@ -72,6 +76,10 @@ export const KIND_WASM_STAGE = 18;
 /** ReLU and its gradient on the WebAssembly kernels (wasm-relu.ts), split by element ranges. */
 export const KIND_WASM_RELU = 19;
 export const KIND_WASM_RELU_BACKWARD = 20;
+/** Max pooling's forward on the WebAssembly kernel (wasm-pool2d.ts), split by planes. */
+export const KIND_WASM_MAXPOOL = 21;
+/** Per-channel sums (channel-sums-kernel.ts), split by channels. */
+export const KIND_CHANNEL_SUMS = 22;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -410,6 +418,20 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     outputs: [],
     wasm: true,
     run: (g, r, w) => stagePlanes(need(w).f32(), g, r[0]!, r[1]!),
+  }),
+  [KIND_CHANNEL_SUMS]: job<ChannelSumsArgs>()({
+    nums: ["n", "c", "p"],
+    arrays: ["g", "acc"],
+    outputs: ["acc"],
+    run: (g, r) => channelSumsRange(g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_MAXPOOL]: job<MaxPoolArgs>()({
+    nums: ["h", "w", "kh", "kw", "strideH", "strideW", "oh", "ow"],
+    arrays: ["x", "y", "arg"],
+    outputs: ["y", "arg"],
+    fullWrite: true,
+    wasm: true,
+    run: (g, r, w) => maxPoolRange(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_WASM_RELU]: job<ReluArgs>()({
     nums: [],

@@ -34,6 +34,8 @@ import {
   KIND_WASM_SAMPLED,
   KIND_WASM_SPMM,
   KIND_WASM_STAGE,
+  KIND_WASM_MAXPOOL,
+  KIND_CHANNEL_SUMS,
   MAX_CHUNKS,
   spmmJob,
 } from "./jobs.ts";
@@ -75,6 +77,8 @@ import {
 import type { Col2imArgs, ConvStage, ConvTables, ImplicitArgs } from "./wasm-conv.ts";
 import type { ResolvedConv2d } from "./im2col.ts";
 import { TRANS_A, TRANS_NONE } from "./types.ts";
+import { channelSumsRange } from "./channel-sums-kernel.ts";
+import type { ChannelSumsArgs } from "./channel-sums-kernel.ts";
 
 function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPool {
   return pool !== undefined && pool.threads > 1 && flops >= pool.minParallelFlops;
@@ -496,6 +500,31 @@ export function runRelu(
   serial: (lo: number, hi: number) => void,
 ): void {
   runByLines(kind, args, n, 4 * n, 2, pool, serial);
+}
+
+/**
+ * Max pooling's forward (KIND_WASM_MAXPOOL) by planes; an input element costs about as much as
+ * 4 flops of a product (copied into kernel memory, compared once or more).
+ */
+export function runMaxPoolForward(
+  args: object,
+  planes: number,
+  size: number,
+  pool: MatrixPool | undefined,
+  serial: (lo: number, hi: number) => void,
+): void {
+  runByLines(KIND_WASM_MAXPOOL, args, planes, 4 * size, 2, pool, serial);
+}
+
+/** Per-channel sums (channel-sums.ts) by channels; an element costs about one flop of a product. */
+export function runChannelSums(
+  args: ChannelSumsArgs,
+  elements: number,
+  pool: MatrixPool | undefined,
+): void {
+  runByLines(KIND_CHANNEL_SUMS, args, args.c, elements, 2, pool, (lo, hi) =>
+    channelSumsRange(args, lo, hi),
+  );
 }
 
 /** im2col, split over the pool by patch rows (each written by one thread). */

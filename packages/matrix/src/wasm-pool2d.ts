@@ -7,13 +7,16 @@
 // UNROLL_TAPS taps, one module per window size), and the maxima and their flat input indices
 // are copied out. Same rule as the JS loop: the first maximum of a window in
 // row-major order wins (a strictly greater value replaces it; a NaN never does), so the outputs
-// are bitwise the JS loop's. Serial on the calling thread (the work is a copy's worth; a pool's
-// dispatch would cost as much). There is no backward kernel: autograd's scatter loop
+// are bitwise the JS loop's. The planes go through the thread's scratch region a block at a
+// time, and pool2d.ts splits them over a pool (when x, y and arg are shared and the work pays:
+// 1.8% + 2.1% of the calling thread in a two-thread smallCnn() step when serial). There is no
+// backward kernel: autograd's scatter loop
 // (gx[arg[i]] += gy[i]) reads 2 and writes 1 array once, where a kernel needs gx zeroed and
 // copied in and out of kernel memory, and ran 2.4x slower (bench/lenet5-step.ts).
 import { I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
 import type { Code, Local } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
+import type { WasmThread } from "./wasm-gemm.ts";
 import { checkDim } from "./types.ts";
 
 /** Pooling geometry: input [n, c, h, w], window kh x kw moved by strideH, strideW. */
@@ -29,9 +32,11 @@ export interface MaxPool2dGeometry {
 }
 
 /**
- * maxpool(x, y, arg, planes, h, w, kh, kw, sh, sw, oh, ow): byte addresses x, y, arg; for each
- * of `planes` h x w planes and each output (oy, ox), y = the window's first maximum and arg = its
- * flat index into x (elements).
+ * maxpool(x, y, arg, planes, h, w, kh, kw, sh, sw, oh, ow, first): byte addresses x, y, arg; for
+ * each of `planes` h x w planes and each output (oy, ox), y = the window's first maximum and arg
+ * = its flat index into x (elements) plus `first`. Plane p is read at element first + p·h·w of
+ * x, so a caller holding planes from `first` on at byte s passes x = s - 4·first (i32
+ * arithmetic wraps) and gets indices into the whole input.
  *
  * With `window` given, the module is for that window size only (kh, kw are then ignored): the
  * window's kh·kw loads are unrolled, each at a constant offset from its row's address, and the
@@ -40,7 +45,7 @@ export interface MaxPool2dGeometry {
  * pooling: 7 ms of a 115 ms step); the comparisons, in the same order, give the same bits.
  */
 function emitForward(c: Code, window?: { kh: number; kw: number }): void {
-  const [xAt, yAt, argAt, planes, h, w, kh, kw, sh, sw, oh, ow] = c.paramTuple(12);
+  const [xAt, yAt, argAt, planes, h, w, kh, kw, sh, sw, oh, ow, first] = c.paramTuple(13);
   const [pl, oy, ox, u, v, base, top, row, idx, best, rowStep] = Array.from({ length: 11 }, () =>
     c.local(I32),
   ) as [Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local];
@@ -65,7 +70,7 @@ function emitForward(c: Code, window?: { kh: number; kw: number }): void {
   c.get(w).i32Const(2).i32Shl().set(wBytes);
   c.get(sh).get(w).i32Mul().set(rowStep);
   c.loop((planeLoop) => {
-    c.get(pl).get(h).i32Mul().get(w).i32Mul().set(base);
+    c.get(pl).get(h).i32Mul().get(w).i32Mul().get(first).i32Add().set(base);
     c.i32Const(0).set(oy);
     c.loop((oyLoop) => {
       c.i32Const(0).set(ox);
@@ -153,24 +158,23 @@ export function maxPoolKernelBytes(window?: { kh: number; kw: number }): Uint8Ar
     );
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
-    .func("maxpool", new Array<typeof I32>(12).fill(I32), [], (c) => emitForward(c, window))
+    .func("maxpool", new Array<typeof I32>(13).fill(I32), [], (c) => emitForward(c, window))
     .build();
 }
 
-interface PoolKernels {
-  memory: WebAssembly.Memory;
-  maxpool: (...args: number[]) => void;
-}
-/** Compiled modules by window ("generic", or "kh x kw" when unrolled) and their instances. */
+type MaxPoolFn = (...args: number[]) => void;
+/** Compiled modules by window ("generic", or "kh x kw" when unrolled). */
 const compiled = new Map<string, WebAssembly.Module>();
-const instances = new Map<string, PoolKernels>();
-/** This thread's instance on its own kernel memory (localWasmThread's), for a window size. */
-function poolKernels(kh = 0, kw = 0): PoolKernels {
-  const memory = localWasmThread().memory;
+/** Instances per thread's kernel (one WasmThread per memory and thread), by window. */
+const instances = new WeakMap<WasmThread, Map<string, MaxPoolFn>>();
+/** t's instance of the module for a window size. */
+function poolKernel(t: WasmThread, kh: number, kw: number): MaxPoolFn {
   const unrolled = kh >= 1 && kw >= 1 && kh * kw <= UNROLL_TAPS;
   const key = unrolled ? `${kh}x${kw}` : "generic";
-  let k = instances.get(key);
-  if (k === undefined || k.memory !== memory) {
+  let byKey = instances.get(t);
+  if (byKey === undefined) instances.set(t, (byKey = new Map()));
+  let k = byKey.get(key);
+  if (k === undefined) {
     let mod = compiled.get(key);
     if (mod === undefined) {
       mod = compileModule(
@@ -179,23 +183,92 @@ function poolKernels(kh = 0, kw = 0): PoolKernels {
       );
       compiled.set(key, mod);
     }
-    const e = new WebAssembly.Instance(mod, { env: { memory } }).exports;
-    k = { memory, maxpool: e.maxpool as PoolKernels["maxpool"] };
-    instances.set(key, k);
+    k = new WebAssembly.Instance(mod, { env: { memory: t.memory } }).exports.maxpool as MaxPoolFn;
+    byKey.set(key, k);
   }
   return k;
 }
 
-/** This thread's kernel memory grown to SCRATCH_BYTES + bytes; returns the first free byte. */
-function reserve(bytes: number): number {
-  const t = localWasmThread();
-  const need = SCRATCH_BYTES + bytes;
-  const have = t.memory.buffer.byteLength;
-  if (need > have) t.memory.grow(Math.ceil((need - have) / 65536));
-  return SCRATCH_BYTES;
+/** A pooling job's operands (KIND_WASM_MAXPOOL): x [planes, h, w] into y and arg [planes, oh, ow]. */
+export interface MaxPoolArgs {
+  x: Float32Array;
+  y: Float32Array;
+  arg: Int32Array;
+  h: number;
+  w: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  oh: number;
+  ow: number;
 }
 
-function outSize(fn: string, g: MaxPool2dGeometry): [number, number] {
+/** Planes per trip through a thread's scratch region (0: one plane does not fit). */
+export function planesPerBlock(a: { h: number; w: number; oh: number; ow: number }): number {
+  return Math.floor(SCRATCH_BYTES / (4 * (a.h * a.w + 2 * a.oh * a.ow)));
+}
+
+/**
+ * Pools planes [p0, p1) through t's scratch region, planesPerBlock planes at a time (which must
+ * be at least 1): copy the planes in, run the kernel, copy y and arg (indices into all of x) out.
+ */
+export function maxPoolRange(t: WasmThread, a: MaxPoolArgs, p0: number, p1: number): void {
+  const per = planesPerBlock(a);
+  const plane = a.h * a.w;
+  const outs = a.oh * a.ow;
+  const k = poolKernel(t, a.kh, a.kw);
+  const H = t.f32();
+  const xAt = t.scratchAt;
+  for (let q0 = p0; q0 < p1; q0 += per) {
+    const q1 = Math.min(p1, q0 + per);
+    const yAt = xAt + 4 * (q1 - q0) * plane;
+    const argAt = yAt + 4 * (q1 - q0) * outs;
+    H.set(a.x.subarray(q0 * plane, q1 * plane), xAt >> 2);
+    const first = q0 * plane;
+    k(
+      xAt - 4 * first,
+      yAt,
+      argAt,
+      q1 - q0,
+      a.h,
+      a.w,
+      a.kh,
+      a.kw,
+      a.strideH,
+      a.strideW,
+      a.oh,
+      a.ow,
+      first,
+    );
+    a.y.set(H.subarray(yAt >> 2, (yAt >> 2) + (q1 - q0) * outs), q0 * outs);
+    a.arg.set(new Int32Array(H.buffer, argAt, (q1 - q0) * outs), q0 * outs);
+  }
+}
+
+/**
+ * All planes on this thread in one call over memory past its scratch region (for planes too large
+ * for the scratch region).
+ */
+export function maxPoolWhole(a: MaxPoolArgs, planes: number): void {
+  const t = localWasmThread();
+  const size = planes * a.h * a.w;
+  const count = planes * a.oh * a.ow;
+  const need = SCRATCH_BYTES + 4 * (size + 2 * count);
+  const have = t.memory.buffer.byteLength;
+  if (need > have) t.memory.grow(Math.ceil((need - have) / 65536));
+  const k = poolKernel(t, a.kh, a.kw);
+  const xAt = SCRATCH_BYTES;
+  const yAt = xAt + 4 * size;
+  const argAt = yAt + 4 * count;
+  const buf = t.memory.buffer;
+  new Float32Array(buf).set(a.x.subarray(0, size), xAt >> 2);
+  k(xAt, yAt, argAt, planes, a.h, a.w, a.kh, a.kw, a.strideH, a.strideW, a.oh, a.ow, 0);
+  a.y.set(new Float32Array(buf, yAt, count));
+  a.arg.set(new Int32Array(buf, argAt, count));
+}
+
+export function outSize(fn: string, g: MaxPool2dGeometry): [number, number] {
   for (const key of ["n", "c", "h", "w", "kh", "kw", "strideH", "strideW"] as const)
     checkDim(fn, key, g[key]);
   for (const key of ["kh", "kw", "strideH", "strideW"] as const)
@@ -205,37 +278,13 @@ function outSize(fn: string, g: MaxPool2dGeometry): [number, number] {
   return [Math.floor((g.h - g.kh) / g.strideH) + 1, Math.floor((g.w - g.kw) / g.strideW) + 1];
 }
 
-function checkLen(fn: string, name: string, a: ArrayLike<number>, n: number, shape: string): void {
+export function checkLen(
+  fn: string,
+  name: string,
+  a: ArrayLike<number>,
+  n: number,
+  shape: string,
+): void {
   if (a.length < n)
     throw new RangeError(`${fn}: ${name} has ${a.length} elements, need ${n} for ${shape}`);
-}
-
-/**
- * Max pooling of x [n, c, h, w] (float32) into y [n, c, outH, outW] and the flat input index of
- * each window's first maximum into arg; outH = floor((h - kh) / strideH) + 1 (likewise outW).
- */
-export function wasmMaxPool2d(
-  x: Float32Array,
-  g: MaxPool2dGeometry,
-  y: Float32Array,
-  arg: Int32Array,
-): void {
-  const fn = "wasmMaxPool2d";
-  const [oh, ow] = outSize(fn, g);
-  const planes = g.n * g.c;
-  const size = planes * g.h * g.w;
-  const count = planes * oh * ow;
-  checkLen(fn, "x", x, size, `[${g.n}, ${g.c}, ${g.h}, ${g.w}]`);
-  checkLen(fn, "y", y, count, `[${g.n}, ${g.c}, ${oh}, ${ow}]`);
-  checkLen(fn, "arg", arg, count, `[${g.n}, ${g.c}, ${oh}, ${ow}]`);
-  if (count === 0) return;
-  const k = poolKernels(g.kh, g.kw);
-  const xAt = reserve(4 * (size + 2 * count));
-  const yAt = xAt + 4 * size;
-  const argAt = yAt + 4 * count;
-  const buf = k.memory.buffer;
-  new Float32Array(buf).set(x.subarray(0, size), xAt >> 2);
-  k.maxpool(xAt, yAt, argAt, planes, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, oh, ow);
-  y.set(new Float32Array(buf, yAt, count));
-  arg.set(new Int32Array(buf, argAt, count));
 }

@@ -1,11 +1,11 @@
 // The WebAssembly max-pooling kernel against a plain loop: the first maximum of each window in
 // row-major order (ties and NaN included) and its flat index; ragged sizes, strides larger or
 // smaller than the window, and windows unrolled (up to 16 taps) or not.
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { wasmMaxPool2d } from "../src/index.ts";
-import type { MaxPool2dGeometry } from "../src/index.ts";
-import { maxPoolKernelBytes } from "../src/wasm-pool2d.ts";
+import { createPool, wasmMaxPool2d } from "../src/index.ts";
+import type { MatrixPool, MaxPool2dGeometry } from "../src/index.ts";
+import { maxPoolKernelBytes, planesPerBlock } from "../src/wasm-pool2d.ts";
 import { rng, bits } from "./helpers.ts";
 
 /** y, arg by the definition: a later element replaces the maximum only when strictly greater. */
@@ -47,7 +47,60 @@ const caseArb = fc
   })
   .map((r) => ({ ...r, h: r.kh + r.eh, w: r.kw + r.ew }));
 
+/** Float32 and Int32 arrays of `n` elements on one SharedArrayBuffer each (or ordinary ones). */
+const f32 = (n: number, shared: boolean) =>
+  new Float32Array(shared ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
+const i32 = (n: number, shared: boolean) =>
+  new Int32Array(shared ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
+
 describe("wasm max pooling", () => {
+  let pool: MatrixPool;
+  beforeAll(async () => {
+    // minParallelFlops 0: every call with shared arrays is split over the threads.
+    pool = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
+    await pool.ready();
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  it("gives the same values and indices through blocks of planes, on a pool, and for planes past the scratch region", () => {
+    // [geometry, planes per block expected]: 1200 planes of 20x20, several blocks per thread;
+    // ragged strides; one 400x400 plane that does not fit a thread's scratch region (the
+    // whole-array path).
+    const cases: [MaxPool2dGeometry, (per: number, planes: number) => boolean][] = [
+      [
+        { n: 40, c: 30, h: 20, w: 20, kh: 2, kw: 2, strideH: 2, strideW: 2 },
+        (per, planes) => per > 0 && 2 * per < planes,
+      ],
+      [{ n: 7, c: 13, h: 23, w: 17, kh: 3, kw: 2, strideH: 2, strideW: 3 }, (per) => per > 0],
+      [{ n: 2, c: 1, h: 400, w: 400, kh: 2, kw: 2, strideH: 2, strideW: 2 }, (per) => per === 0],
+    ];
+    // Byte comparison: deep-comparing these arrays element by element took seconds.
+    const same = (a: Float32Array | Int32Array, b: Float32Array | Int32Array) =>
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+        Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+      );
+    for (const [g, blocks] of cases) {
+      const oh = Math.floor((g.h - g.kh) / g.strideH) + 1;
+      const ow = Math.floor((g.w - g.kw) / g.strideW) + 1;
+      expect(blocks(planesPerBlock({ h: g.h, w: g.w, oh, ow }), g.n * g.c)).toBe(true);
+      const r = rng(g.n * 1000 + g.h);
+      for (const shared of [false, true]) {
+        const x = f32(g.n * g.c * g.h * g.w, shared);
+        for (let i = 0; i < x.length; i++) x[i] = Math.round(r() * 50) / 50;
+        const want = refPool(x, g);
+        for (const p of [undefined, pool]) {
+          const y = f32(want.y.length, shared);
+          const arg = i32(want.arg.length, shared);
+          wasmMaxPool2d(x, g, y, arg, { pool: p });
+          expect(same(arg, want.arg)).toBe(true);
+          expect(same(y, want.y)).toBe(true);
+        }
+      }
+    }
+  });
+
   it("equals the window loop (first maximum, ties, NaN)", () => {
     fc.assert(
       fc.property(caseArb, (g) => {

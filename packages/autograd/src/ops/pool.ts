@@ -83,7 +83,7 @@ export function maxPool2d(x: Variable, options: Pool2dOptions): Variable {
   let o = 0;
   if (wasm) {
     const g = { n, c, h, w, kh, kw, strideH: sh, strideW: sw };
-    wasmMaxPool2d(X, g, y as Float32Array, arg);
+    wasmMaxPool2d(X, g, y as Float32Array, arg, gemmOptions());
   } else
     for (let pl = 0; pl < planes; pl++) {
       const base = pl * h * w;
