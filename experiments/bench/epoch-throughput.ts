@@ -8,7 +8,8 @@
 // the same way: on a machine shared with other jobs the CPU time is the steadier figure.
 // With TESSERA_WASM_FMA=1 the wasm rows run the fused micro-kernel and are labelled `wasm+fma`;
 // with --arena Tessera's steps run through an autograd BufferArena (fit's arena option: the
-// arrays a step allocates are reused by the next) and the rows say "+ arena".
+// arrays a step allocates are reused by the next) and the rows say "+ arena". Every side runs one
+// untimed warm-up step before its timed ones (Tessera's since session 12).
 //   pnpm tsx experiments/bench/epoch-throughput.ts [--kernels asm,wasm] [--tfjs-steps N] [--no-tfjs] [--no-torch]
 //   pnpm tsx experiments/bench/epoch-throughput.ts --model lenet5 --images 10000 --no-tfjs
 //   pnpm tsx experiments/bench/epoch-throughput.ts --model small-cnn --steps 50 --no-tfjs
@@ -110,20 +111,10 @@ await runMain("epoch-throughput", async () => {
     await pool.ready();
     setMatrixPool(pool);
     try {
-      const train =
-        o.model !== "lenet300100"
-          ? arrayDataset(
-              raw.images.subarray(0, count * 784),
-              raw.labels.subarray(0, count),
-              [1, 28, 28],
-              NORMALIZE,
-            )
-          : arrayDataset(
-              raw.images.subarray(0, count * 784),
-              raw.labels.subarray(0, count),
-              [784],
-              NORMALIZE,
-            );
+      const shape = o.model !== "lenet300100" ? [1, 28, 28] : [784];
+      const images = (k: number) =>
+        arrayDataset(raw.images.subarray(0, k * 784), raw.labels.subarray(0, k), shape, NORMALIZE);
+      const train = images(count);
       const generator = new Generator(1);
       const model =
         o.model === "lenet5"
@@ -131,14 +122,21 @@ await runMain("epoch-throughput", async () => {
           : o.model === "small-cnn"
             ? smallCnn({ generator })
             : lenet300100({ generator });
+      const optimizer = new Adam(model.parameters(), { lr: 1e-3 });
+      const arena = o.arena === true ? new BufferArena() : undefined;
+      // One untimed warm-up step, as the peers get (PyTorch's and TF.js's loops below start
+      // after one): the kernels compiled and tiered up, the arena's arrays and the optimizer
+      // state allocated. Without it the first step's one-time costs weighed ~9x more in a
+      // 50-step smallCnn() run than in a real 469-step epoch.
+      fit(model, { train: images(BATCH), epochs: 1, batchSize: BATCH, optimizer, seed: 1, arena });
       const c0 = process.cpuUsage();
       const { history } = fit(model, {
         train,
         epochs: o.epochs,
         batchSize: BATCH,
-        optimizer: new Adam(model.parameters(), { lr: 1e-3 }),
+        optimizer,
         seed: 1,
-        arena: o.arena === true ? new BufferArena() : undefined,
+        arena,
       });
       const c = process.cpuUsage(c0);
       return {
