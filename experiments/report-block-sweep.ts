@@ -176,17 +176,27 @@ ${[...configs].map((c) => "```json\n" + JSON.stringify(JSON.parse(c), null, 2) +
       (a, b) => a - b,
     );
     for (const b of sizes) {
-      const seeds = [
+      const chains = plain.filter((p) => p.config.dataset === d && p.config.blockSize === b);
+      const seeds = [...new Set(chains.map((p) => p.config.seed))];
+      // Seeds whose chains run every round (others, e.g. extra seeds of round 1, are named apart).
+      const last = Math.max(...chains.flatMap((p) => p.result.rounds.map((r) => r.round)));
+      const full = [
         ...new Set(
-          plain
-            .filter((p) => p.config.dataset === d && p.config.blockSize === b)
+          chains
+            .filter((p) => p.result.rounds.some((r) => r.round === last))
             .map((p) => p.config.seed),
         ),
       ];
-      const dense = cs.find((c) => c.dataset === d && c.blockSize === b)!.dense;
+      const partial = seeds.filter((x) => !full.includes(x));
+      const seedText =
+        partial.length === 0
+          ? `seeds ${full.sort((x, y) => x - y).join(", ")}`
+          : `seeds ${full.sort((x, y) => x - y).join(", ")} in every round; seeds ${partial.sort((x, y) => x - y).join(", ")} in fewer rounds (the seeds column)`;
+      const denseCell = cs.find((c) => c.dataset === d && c.blockSize === b && c.round === last)!;
+      const dense = denseCell.dense;
       parts.push(
         `### ${d}, ${b === 1 ? "element-wise (1x1)" : `${b}x${b} tiles`}\n\n` +
-          `Dense ${dense.n > 1 ? `${(100 * dense.mean).toFixed(2)}% (${(100 * dense.min).toFixed(2)}-${(100 * dense.max).toFixed(2)})` : `${(100 * dense.mean).toFixed(2)}%`}; seeds ${seeds.sort((x, y) => x - y).join(", ")}. ` +
+          `Dense ${dense.n > 1 ? `${(100 * dense.mean).toFixed(2)}% (${(100 * dense.min).toFixed(2)}-${(100 * dense.max).toFixed(2)})` : `${(100 * dense.mean).toFixed(2)}%`}${partial.length > 0 ? " (the seeds of every round)" : ""}; ${seedText}. ` +
           `Test accuracy %, mean (min-max over seeds).\n\n${roundsTable(cs, d, b)}`,
       );
     }

@@ -203,8 +203,20 @@ export function roundsTable(cs: readonly Cell[], dataset: string, blockSize: num
     r: find(cs, dataset, blockSize, "random", round),
   }));
   const kb = (b: number) => (b / 1024).toFixed(1);
+  // Rounds run with more seeds than others (extra seeds of one round only) say how many.
+  const seedCount = (x: (typeof rows)[number]) =>
+    `${x.m?.seeds.length ?? 0} / ${x.r?.seeds.length ?? 0}`;
+  const varying = new Set(rows.map(seedCount)).size > 1;
   return markdownTable(rows, [
     { header: "round", value: (x) => x.round },
+    ...(varying
+      ? [
+          {
+            header: "seeds (magnitude / random)",
+            value: (x: (typeof rows)[number]) => seedCount(x),
+          },
+        ]
+      : []),
     { header: "density %", value: (x) => pct((x.m ?? x.r)!.density.mean, 1) },
     { header: "magnitude: after cut", value: (x) => (x.m ? statText(x.m.pruned) : "-") },
     { header: "magnitude: fine-tuned", value: (x) => (x.m ? statText(x.m.fineTuned) : "-") },

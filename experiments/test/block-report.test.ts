@@ -105,6 +105,18 @@ describe("block-sweep report", () => {
     );
     expect(md).toContain("95.00");
     expect(md).toContain("80.00");
+    expect(md).not.toContain("seeds (magnitude / random)");
+    // Extra seeds of round 1 only: the table says how many seeds each round has.
+    const extra = [
+      ...ps,
+      point("mnist", 3, "magnitude", 2, [0.97]),
+      point("mnist", 3, "random", 2, [0.96]),
+      point("mnist", 3, "random", 3, [0.96]),
+    ];
+    const mdExtra = roundsTable(cells(extra), "mnist", 3);
+    expect(mdExtra).toContain("seeds (magnitude / random)");
+    expect(mdExtra.split("\n").find((l) => l.startsWith("| 1 "))).toContain("| 2 / 3 ");
+    expect(mdExtra.split("\n").find((l) => l.startsWith("| 2 "))).toContain("| 1 / 1 ");
     const rows = accuracyRows(ps, "mnist");
     expect(rows).toHaveLength(6); // dense + 2 rounds, per method
     expect(rows.filter((r) => r.density === 1).map((r) => r.accuracy)).toEqual([0.98, 0.98]);
