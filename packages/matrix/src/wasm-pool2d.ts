@@ -190,16 +190,10 @@ function poolKernel(t: WasmThread, kh: number, kw: number): MaxPoolFn {
 }
 
 /** A pooling job's operands (KIND_WASM_MAXPOOL): x [planes, h, w] into y and arg [planes, oh, ow]. */
-export interface MaxPoolArgs {
+export interface MaxPoolArgs extends Omit<MaxPool2dGeometry, "n" | "c"> {
   x: Float32Array;
   y: Float32Array;
   arg: Int32Array;
-  h: number;
-  w: number;
-  kh: number;
-  kw: number;
-  strideH: number;
-  strideW: number;
   oh: number;
   ow: number;
 }

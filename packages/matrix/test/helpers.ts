@@ -172,3 +172,19 @@ export function asmTestPools(): { pool2: () => MatrixPool; pool3: () => MatrixPo
   });
   return { pool2: () => pool2!, pool3: () => pool3! };
 }
+
+/**
+ * A two-thread pool on the WebAssembly path with minParallelFlops 0 (every job that can be split
+ * is), opened before the calling file's tests and closed after them.
+ */
+export function wasmTestPool(): () => MatrixPool {
+  let pool: MatrixPool | undefined;
+  beforeAll(async () => {
+    pool = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
+    await pool.ready();
+  });
+  afterAll(async () => {
+    await pool?.close();
+  });
+  return () => pool!;
+}

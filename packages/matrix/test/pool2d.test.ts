@@ -1,12 +1,12 @@
 // The WebAssembly max-pooling kernel against a plain loop: the first maximum of each window in
 // row-major order (ties and NaN included) and its flat index; ragged sizes, strides larger or
 // smaller than the window, and windows unrolled (up to 16 taps) or not.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { createPool, wasmMaxPool2d } from "../src/index.ts";
-import type { MatrixPool, MaxPool2dGeometry } from "../src/index.ts";
+import { wasmMaxPool2d } from "../src/index.ts";
+import type { MaxPool2dGeometry } from "../src/index.ts";
 import { maxPoolKernelBytes, planesPerBlock } from "../src/wasm-pool2d.ts";
-import { rng, bits } from "./helpers.ts";
+import { rng, bits, wasmTestPool } from "./helpers.ts";
 
 /** y, arg by the definition: a later element replaces the maximum only when strictly greater. */
 function refPool(x: Float32Array, g: MaxPool2dGeometry): { y: Float32Array; arg: Int32Array } {
@@ -54,15 +54,8 @@ const i32 = (n: number, shared: boolean) =>
   new Int32Array(shared ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
 
 describe("wasm max pooling", () => {
-  let pool: MatrixPool;
-  beforeAll(async () => {
-    // minParallelFlops 0: every call with shared arrays is split over the threads.
-    pool = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
-    await pool.ready();
-  });
-  afterAll(async () => {
-    await pool.close();
-  });
+  // minParallelFlops 0: every call that can be split is.
+  const wasmPool = wasmTestPool();
 
   it("gives the same values and indices through blocks of planes, on a pool, and for planes past the scratch region", () => {
     // [geometry, planes per block expected]: 1200 planes of 20x20, several blocks per thread;
@@ -90,7 +83,7 @@ describe("wasm max pooling", () => {
         const x = f32(g.n * g.c * g.h * g.w, shared);
         for (let i = 0; i < x.length; i++) x[i] = Math.round(r() * 50) / 50;
         const want = refPool(x, g);
-        for (const p of [undefined, pool]) {
+        for (const p of [undefined, wasmPool()]) {
           const y = f32(want.y.length, shared);
           const arg = i32(want.arg.length, shared);
           wasmMaxPool2d(x, g, y, arg, { pool: p });

@@ -1,9 +1,9 @@
 // The WebAssembly ReLU kernels against the definition, element by element, on random lengths
 // (tails of 1-3 past a whole vector) and on the special values: ±0, ±Infinity, NaN, subnormals.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { createPool, sharedFloat32, wasmRelu, wasmReluBackward } from "../src/index.ts";
-import type { MatrixPool } from "../src/index.ts";
+import { sharedFloat32, wasmRelu, wasmReluBackward } from "../src/index.ts";
+import { wasmTestPool } from "./helpers.ts";
 import { RELU_BLOCK, reluKernelBytes } from "../src/wasm-relu.ts";
 
 const specials = [0, -0, Infinity, -Infinity, NaN, 1e-45, -1e-45, 3.5, -2.25];
@@ -13,15 +13,8 @@ const value = fc.oneof(fc.constantFrom(...specials), fc.float({ noNaN: false }))
 const same = (a: number, b: number) => Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b));
 
 describe("wasm ReLU", () => {
-  let pool: MatrixPool;
-  beforeAll(async () => {
-    // minParallelFlops 0: every call is split over the threads.
-    pool = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
-    await pool.ready();
-  });
-  afterAll(async () => {
-    await pool.close();
-  });
+  // minParallelFlops 0: every call that can be split is.
+  const wasmPool = wasmTestPool();
 
   it("gives the definition's values past RELU_BLOCK and on a pool, with shared or ordinary arrays", () => {
     fc.assert(
@@ -40,7 +33,7 @@ describe("wasm ReLU", () => {
             x[i] = i % 97 === 0 ? specials[i % specials.length]! : next();
             g[i] = next();
           }
-          const p = pooled ? pool : undefined;
+          const p = pooled ? wasmPool() : undefined;
           const y = arr(n);
           wasmRelu(x, y, n, p);
           const gx = arr(n);

@@ -160,28 +160,21 @@ describe("fit({ arena }), one thread", () => {
   });
 });
 
-describe("fit({ arena }), two threads", () => {
+/** The suite on a two-thread pool that splits every job it can (minParallelFlops 0). */
+function twoThreads(kernels?: "wasm"): void {
   let pool: MatrixPool;
   beforeAll(async () => {
-    pool = createPool({ threads: 2, minParallelFlops: 0 });
+    pool = createPool({ threads: 2, minParallelFlops: 0, ...(kernels ? { kernels } : {}) });
     await pool.ready();
   });
   afterAll(async () => {
     await pool.close();
   });
   suite(() => pool);
-});
+}
+
+describe("fit({ arena }), two threads", () => twoThreads());
 
 // The WebAssembly path: the fused convolutions (their output and input gradient handed out by the
 // arena without a zero fill) and the pooled ReLU kernels, every job split over the threads.
-describe("fit({ arena }), two threads, wasm kernels", () => {
-  let pool: MatrixPool;
-  beforeAll(async () => {
-    pool = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
-    await pool.ready();
-  });
-  afterAll(async () => {
-    await pool.close();
-  });
-  suite(() => pool);
-});
+describe("fit({ arena }), two threads, wasm kernels", () => twoThreads("wasm"));
