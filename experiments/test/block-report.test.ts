@@ -92,6 +92,18 @@ describe("block-sweep report", () => {
     );
     expect(tie[3]!.met).toBe(false);
     expect(tie[3]!.measured).toContain("mnist b2 round 2");
+    expect(better[3]!.measured).not.toContain("tie within seed noise");
+    // Ahead by 0.02 points: counted, and named as a tie within seed noise.
+    const close = checkTargets(
+      cells([
+        point("mnist", 2, "magnitude", 1, [0.95, 0.8002]),
+        point("mnist", 2, "random", 1, [0.9, 0.8]),
+      ]),
+    );
+    expect(close[3]!.met).toBe(true);
+    expect(close[3]!.measured).toContain(
+      "ahead by less than 0.05 points (a tie within seed noise) in 1: mnist b2 round 2: 80.02 vs 80.00 (1 / 1 seeds)",
+    );
   });
 
   it("tables every round with both methods and rows for the charts", () => {
