@@ -10,9 +10,9 @@
 // are bitwise the JS loop's. The planes go through the thread's scratch region a block at a
 // time, and pool2d.ts splits them over a pool (when x, y and arg are shared and the work pays:
 // 1.8% + 2.1% of the calling thread in a two-thread smallCnn() step when serial). There is no
-// backward kernel: autograd's scatter loop
-// (gx[arg[i]] += gy[i]) reads 2 and writes 1 array once, where a kernel needs gx zeroed and
-// copied in and out of kernel memory, and ran 2.4x slower (bench/lenet5-step.ts).
+// backward kernel: the scatter loop (maxPool2dBackward in pool2d.ts, gx[arg[i]] += gy[i]) reads
+// 2 and writes 1 array once, where a kernel needs gx zeroed and copied in and out of kernel
+// memory, and ran 2.4x slower (bench/lenet5-step.ts).
 import { I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
 import type { Code, Local } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
