@@ -22,8 +22,9 @@
 // Arrays handed out are zero-filled, like fresh ones (several ops, like pooling's backward and
 // the bias sums, add into their output), except where an op asks for an array it writes whole
 // before reading (util.ts allocOutputLike: pointwise ops, the convolution's output and input
-// gradient); that fill was 4.5% of the calling thread in a two-thread smallCnn() step. While a matrix pool is set they
-// are on SharedArrayBuffers (util.ts asks), which the pool's workers use in place.
+// gradient); that fill was 4.5% of the calling thread in a two-thread smallCnn() step. While a
+// matrix pool is set they are on SharedArrayBuffers (util.ts asks), which the pool's workers
+// use in place.
 //
 // The arena is an ordinary object the caller creates and passes (fit's `arena` option).
 // While `step` runs it is the active arena of this module (a dynamic scope like noGrad's

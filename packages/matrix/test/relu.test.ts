@@ -35,9 +35,9 @@ describe("wasm ReLU", () => {
           }
           const p = pooled ? wasmPool() : undefined;
           const y = arr(n);
-          wasmRelu(x, y, n, p);
+          wasmRelu(x, y, n, { pool: p });
           const gx = arr(n);
-          wasmReluBackward(g, y, gx, n, p);
+          wasmReluBackward(g, y, gx, n, { pool: p });
           for (let i = 0; i < n; i++) {
             const v = x[i]!;
             if (!same(y[i]!, Number.isNaN(v) ? NaN : v > 0 ? v : 0)) expect([i, y[i]]).toBe(v);

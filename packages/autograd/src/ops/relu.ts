@@ -8,7 +8,7 @@ import { kernelPath, wasmRelu, wasmReluBackward } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { pointwise } from "./pointwise.ts";
 import type { FloatArray } from "../util.ts";
-import { getMatrixPool, gemmOptions } from "../matrix-pool.ts";
+import { gemmOptions } from "../matrix-pool.ts";
 
 const onWasm = (a: FloatArray): a is Float32Array =>
   a instanceof Float32Array && kernelPath(gemmOptions()) === "wasm";
@@ -20,7 +20,7 @@ const onWasm = (a: FloatArray): a is Float32Array =>
 // branch that is almost never taken.
 function reluFwd(x: FloatArray, y: FloatArray, n: number): void {
   if (onWasm(x)) {
-    wasmRelu(x, y as Float32Array, n, getMatrixPool());
+    wasmRelu(x, y as Float32Array, n, gemmOptions());
     return;
   }
   for (let i = 0; i < n; i++) {
@@ -32,7 +32,7 @@ function reluFwd(x: FloatArray, y: FloatArray, n: number): void {
 }
 function reluBwd(g: FloatArray, _x: FloatArray, y: FloatArray, gx: FloatArray, n: number): void {
   if (onWasm(g) && y instanceof Float32Array) {
-    wasmReluBackward(g, y, gx as Float32Array, n, getMatrixPool());
+    wasmReluBackward(g, y, gx as Float32Array, n, gemmOptions());
     return;
   }
   for (let i = 0; i < n; i++) {
