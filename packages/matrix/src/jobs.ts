@@ -16,8 +16,8 @@ import {
   wasmPackRange,
 } from "./wasm-gemm.ts";
 import type { WasmThread } from "./wasm-gemm.ts";
-import { wasmSpmmRange } from "./wasm-spmm.ts";
-import type { SpmmLayout, SpmmShape } from "./wasm-spmm.ts";
+import { spmmColumnsRange, wasmSpmmRange } from "./wasm-spmm.ts";
+import type { SpmmLayout, SpmmShape, WasmSpmmColumnsArgs } from "./wasm-spmm.ts";
 import { wasmSampledRange } from "./wasm-sampled.ts";
 import { col2imRange, implicitRange, stagePlanes } from "./wasm-conv.ts";
 import type { Col2imArgs, ImplicitArgs, PadArgs } from "./wasm-conv.ts";
@@ -80,6 +80,8 @@ export const KIND_WASM_RELU_BACKWARD = 20;
 export const KIND_WASM_MAXPOOL = 21;
 /** Per-channel sums (channel-sums-kernel.ts), split by channels. */
 export const KIND_CHANNEL_SUMS = 22;
+/** The batch-major sparse product split by X's columns, epilogue included (wasm-spmm.ts). */
+export const KIND_WASM_SPMM_COLUMNS = 23;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -370,6 +372,37 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     outputs: [],
     wasm: true,
     run: (g, r, w) => wasmSpmmRange(need(w), g, g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_SPMM_COLUMNS]: job<WasmSpmmColumnsArgs>()({
+    nums: [
+      "ob",
+      "ib",
+      "eos",
+      "eis",
+      "ptrAt",
+      "idxAt",
+      "idsAt",
+      "dataAt",
+      "xAt",
+      "outAt",
+      "nPad",
+      "panelBytes",
+      "xLine",
+      "outRow",
+      "biasAt",
+      "sxi",
+      "sxj",
+      "n",
+      "innerLimit",
+      "outerBlocks",
+      "outerLimit",
+      "epi",
+    ],
+    arrays: ["x", "out"],
+    outputs: ["out"],
+    fullWrite: true,
+    wasm: true,
+    run: (g, r, w) => spmmColumnsRange(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_WASM_SAMPLED]: job<WasmSampledArgs>()({
     nums: ["R", "C", "k", "rowOfAt", "idxAt", "atAt", "bAt", "outAt"],

@@ -33,6 +33,7 @@ import {
   KIND_WASM_CONV,
   KIND_WASM_SAMPLED,
   KIND_WASM_SPMM,
+  KIND_WASM_SPMM_COLUMNS,
   KIND_WASM_STAGE,
   KIND_WASM_MAXPOOL,
   KIND_CHANNEL_SUMS,
@@ -50,7 +51,18 @@ import type {
   WasmSpmmArgs,
 } from "./jobs.ts";
 import { sampledLayout, stageSampled, unstageSampled, wasmSampledSerial } from "./wasm-sampled.ts";
-import { spmmLayout, stageSpmm, unstageSpmm, wasmSpmmSerial } from "./wasm-spmm.ts";
+import {
+  SPMM_COLS,
+  spmmColumnsApplies,
+  spmmColumnsArgs,
+  spmmColumnsLayout,
+  spmmLayout,
+  stageSpmm,
+  stageSpmmColumns,
+  unstageSpmm,
+  wasmSpmmColumnsSerial,
+  wasmSpmmSerial,
+} from "./wasm-spmm.ts";
 import type { KernelPath } from "./kernels.ts";
 import {
   SCRATCH_BYTES,
@@ -88,8 +100,12 @@ function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPoo
  * The sparse products' flops are divided by these before the comparison with minParallelFlops
  * (default 300 000): a pooled sparse product stages its operands before any thread starts, which
  * a dense one amortises over far more work. Measured by bench/pool-threshold.ts (4x4 blocks,
- * batch 128, bias + ReLU, one thread against two with the threshold off; the run of 2026-12-02
- * on an idle machine is in docs/benchmarks/matrix.md):
+ * batch 128, bias + ReLU, one thread against two with the threshold off; the runs of 2026-12-02
+ * on an idle machine are in docs/benchmarks/matrix.md):
+ * - wasm batch-major products split by batch rows (wasmColumns; every copy in the chunks, the
+ *   caller staging only the blocks): 0.22 MFLOP 0.92x, 0.43 MFLOP 1.18x, 0.83 MFLOP 1.32x,
+ *   1.7 MFLOP 1.49x, 6.5 MFLOP 1.59x: pooled from 0.3 MFLOP (discount 1), as asm.js. The
+ *   line-split route below is the wasm path's other products now.
  * - asm.js, where each chunk copies its own batch rows of X: 0.11 MFLOP 0.39x, 0.22 MFLOP 0.93x,
  *   0.43 MFLOP 1.05x, 0.83 MFLOP 1.19x, 1.7 MFLOP 1.50x, 3.4 MFLOP 1.98x, 6.5 MFLOP 1.69x:
  *   pooled from 0.3 MFLOP (discount 1). The earlier 12 came from runs on a busy machine, before
@@ -98,7 +114,7 @@ function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPoo
  *   kernel: 0.65-1.25x up to 13.4 MFLOP (0.90x or less in 6 of 8), at 26.8 MFLOP 1.03x (x·Wᵀ)
  *   and 1.32x (W·X): pooled from 15 MFLOP (discount 50).
  */
-const SPMM_FLOP_DISCOUNT = { asm: 1, wasm: 50 } as const;
+const SPMM_FLOP_DISCOUNT = { asm: 1, wasm: 50, wasmColumns: 1 } as const;
 /** The sampled product's (weight gradient) discount, from the earlier busy-machine runs. */
 const SAMPLED_FLOP_DISCOUNT = 12;
 
@@ -301,10 +317,13 @@ function repackingChunks(
  * Splits outer block lines by stored-block count (plus one per line), so skewed patterns stay
  * balanced. On the "wasm" path (float32 data) the product is staged in kernel memory: this
  * thread's own without a pool, else the pool's shared memory, which every thread's kernel reads
- * in place, each writing its own output lines there; the caller copies them out once.
+ * in place. The batch-major products (x·Aᵀ, x·A) split by batch rows instead (runSpmmColumns:
+ * each chunk stages its rows of X and copies its rows out); the others by lines, each thread
+ * writing its own output lines there, the caller copying them out once.
  * An epilogue (args.bias / args.relu) runs inside the asm.js kernel (bsz > 1) and the CSR loop,
- * serial or in each pooled chunk over the chunk's outputs; on the wasm path it runs once over
- * the whole output after the product.
+ * serial or in each pooled chunk over the chunk's outputs; on the wasm path inside each chunk of
+ * a batch-major product (an f32x4 pass in kernel memory), else once over the whole output after
+ * the product.
  */
 export function runSpmm(
   args: SpmmCall,
@@ -314,14 +333,37 @@ export function runSpmm(
 ): void {
   const nnz = args.ptr[outerBlocks]!;
   const wasm = path === "wasm" && args.data instanceof Float32Array;
-  const discount = SPMM_FLOP_DISCOUNT[wasm ? "wasm" : "asm"];
+  const columns = wasm && spmmColumnsApplies(args);
+  const discount = SPMM_FLOP_DISCOUNT[columns ? "wasmColumns" : wasm ? "wasm" : "asm"];
   const parallel = usePool(pool, (2 * nnz * args.bsz * args.n) / discount);
+  if (columns) {
+    runSpmmColumns(args, outerBlocks, parallel ? pool : undefined);
+    return;
+  }
   if (hasEpilogue(args) && wasm) {
     runSpmmProduct(withoutEpilogue(args), outerBlocks, pool, path, parallel);
     spmmEpilogue(args, 0, args.outerLimit, 0, args.n);
     return;
   }
   runSpmmProduct(args, outerBlocks, pool, path, parallel);
+}
+
+/**
+ * The batch-major products on the wasm path (wasm-spmm.ts spmmColumnsRange), epilogue included:
+ * the caller stages the blocks, each chunk its own panels of X and its columns of the output.
+ */
+function runSpmmColumns(args: SpmmCall, outerBlocks: number, pool: MatrixPool | undefined): void {
+  if (pool === undefined || outerBlocks === 0) {
+    wasmSpmmColumnsSerial(args, outerBlocks);
+    return;
+  }
+  const { panelsAt, caller } = pool.kernelMemory(spmmColumnsLayout(args, outerBlocks, 0).bytes);
+  const l = spmmColumnsLayout(args, outerBlocks, panelsAt);
+  stageSpmmColumns(args, outerBlocks, l, caller.memory.buffer);
+  const job = spmmColumnsArgs(args, outerBlocks, l);
+  const panels = l.nPad / SPMM_COLS;
+  const chunks = lineChunks(panels, Math.min(MAX_CHUNKS, 2 * pool.threads));
+  pool.run(KIND_WASM_SPMM_COLUMNS, job as unknown as Record<string, unknown>, chunks);
 }
 
 function runSpmmProduct(

@@ -168,6 +168,9 @@ export class Code {
   i32Shl(): this {
     return this.op(0x74);
   }
+  i32ShrU(): this {
+    return this.op(0x76);
+  }
   i32LtU(): this {
     return this.op(0x49);
   }
@@ -176,6 +179,9 @@ export class Code {
   }
   i32And(): this {
     return this.op(0x71);
+  }
+  i32Ne(): this {
+    return this.op(0x47);
   }
   i32Eqz(): this {
     return this.op(0x45);

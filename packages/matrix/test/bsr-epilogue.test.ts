@@ -2,7 +2,9 @@
 // bias[line]) with the sum rounded to the output type first. Checked bit for bit against the
 // product without epilogue followed by the obvious loop, for all four products, float32 and
 // float64, the asm.js and WebAssembly paths, CSR (1x1) and ragged blocks, serial and on pools
-// of 2 and 3 threads (where the workers never see the epilogue and the caller runs it after).
+// of 2 and 3 threads (each chunk runs the epilogue on its own outputs on the asm.js path and on
+// the wasm path's batch-major products, whose epilogue is an f32x4 loop in kernel memory; the
+// caller runs it after the wasm path's other products).
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { BsrMatrix, createPool } from "../src/index.ts";
@@ -99,10 +101,19 @@ describe("sparse products with an epilogue (bias, ReLU)", () => {
       const x = new Float32Array(rows * n);
       for (let l = 0; l < rows; l++) x.set(values, l * n);
       const bias = Float32Array.from(biases);
+      // And batch-major, x·Aᵀ with x [n, rows]: row j holds the values.
+      const xb = new Float32Array(n * rows);
+      for (let j = 0; j < n; j++) xb.fill(values[j]!, j * rows, (j + 1) * rows);
       for (const relu of [false, true]) {
         const y = a.matmul(x, n, { kernels: "asm", bias, relu });
         const want = referenceEpilogue(a.matmul(x, n), "matmul", rows, n, bias, relu);
         for (let i = 0; i < y.length; i++) expect(Object.is(y[i], want[i])).toBe(true);
+        for (const kernels of ["asm", "wasm"] as const) {
+          const yb = a.rmatmulTranspose(xb, n, { kernels, bias, relu });
+          const plain = a.rmatmulTranspose(xb, n, { kernels });
+          const wantB = referenceEpilogue(plain, "rmatmulTranspose", rows, n, bias, relu);
+          for (let i = 0; i < yb.length; i++) expect(Object.is(yb[i], wantB[i])).toBe(true);
+        }
       }
     }
   });
