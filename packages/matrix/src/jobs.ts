@@ -18,7 +18,8 @@ import {
 import type { WasmThread } from "./wasm-gemm.ts";
 import { spmmColumnsRange, wasmSpmmRange } from "./wasm-spmm.ts";
 import type { SpmmLayout, SpmmShape, WasmSpmmColumnsArgs } from "./wasm-spmm.ts";
-import { wasmSampledRange } from "./wasm-sampled.ts";
+import { stageSampledPanels, wasmSampledRange } from "./wasm-sampled.ts";
+import type { SampledPanelsArgs } from "./wasm-sampled.ts";
 import { col2imRange, implicitRange, stagePlanes } from "./wasm-conv.ts";
 import type { Col2imArgs, ImplicitArgs, PadArgs } from "./wasm-conv.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
@@ -82,6 +83,8 @@ export const KIND_WASM_MAXPOOL = 21;
 export const KIND_CHANNEL_SUMS = 22;
 /** The batch-major sparse product split by X's columns, epilogue included (wasm-spmm.ts). */
 export const KIND_WASM_SPMM_COLUMNS = 23;
+/** The sampled product's A and B panels staged into kernel memory (wasm-sampled.ts), by panels. */
+export const KIND_WASM_SAMPLED_STAGE = 24;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -403,6 +406,27 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     fullWrite: true,
     wasm: true,
     run: (g, r, w) => spmmColumnsRange(need(w), g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_SAMPLED_STAGE]: job<SampledPanelsArgs>()({
+    nums: [
+      "sai",
+      "sap",
+      "sbp",
+      "sbj",
+      "rows",
+      "cols",
+      "R",
+      "C",
+      "k",
+      "blockRows",
+      "blockCols",
+      "atAt",
+      "bAt",
+    ],
+    arrays: ["a", "b"],
+    outputs: [],
+    wasm: true,
+    run: (g, r, w) => stageSampledPanels(need(w).memory.buffer, g, r[0]!, r[1]!),
   }),
   [KIND_WASM_SAMPLED]: job<WasmSampledArgs>()({
     nums: ["R", "C", "k", "rowOfAt", "idxAt", "atAt", "bAt", "outAt"],
