@@ -271,9 +271,9 @@ export function stageSampledPanels(
 /**
  * Writes panels [q0, q1) of `src`'s lines in panels of `width` lines, each panel [k][lanes], from
  * dst[0]: panel q's element (p, t) = src[(q*width + t)*sLine + p*sK] for t < width and
- * q*width + t < lines, else 0. Whole 4-line panels (the 4x4 blocks' case) copy four values per
- * k step without the per-lane loops (LeNet-300-100's fc1 at 10.8%, batch 128: A and B, 139k
- * values, 0.18 -> 0.10 ms, the fastest of 300 calls in one scratch run).
+ * q*width + t < lines, else 0. Whole panels of 4 or 8 lines (the 4x4 and 8x8 blocks) copy their
+ * values per k step without the per-lane loops (LeNet-300-100's fc1 at 10.8%, batch 128: A and
+ * B, 139k values, 0.18 -> 0.10 ms, the fastest of 300 calls in one scratch run).
  */
 function stagePanels(
   dst: Float32Array,
@@ -290,13 +290,21 @@ function stagePanels(
   for (let q = q0, d = 0; q < q1; q++) {
     const live = Math.min(width, lines - q * width);
     let e0 = q * width * sLine;
-    if (live === 4 && lanes === 4) {
+    if (live === lanes && (lanes === 4 || lanes === 8)) {
       const [s1, s2, s3] = [sLine, 2 * sLine, 3 * sLine];
       for (let p = 0; p < k; p++, e0 += sK, d += 4) {
         dst[d] = src[e0]!;
         dst[d + 1] = src[e0 + s1]!;
         dst[d + 2] = src[e0 + s2]!;
         dst[d + 3] = src[e0 + s3]!;
+        if (lanes === 8) {
+          const e4 = e0 + 4 * sLine;
+          dst[d + 4] = src[e4]!;
+          dst[d + 5] = src[e4 + s1]!;
+          dst[d + 6] = src[e4 + s2]!;
+          dst[d + 7] = src[e4 + s3]!;
+          d += 4;
+        }
       }
       continue;
     }
