@@ -221,6 +221,23 @@ function withJobEpilogue(g: SpmmJobArgs): SpmmCall {
 /** The staged sparse product: block shape (the kernel's specialisation) and byte offsets. */
 export interface WasmSpmmArgs extends SpmmShape, Omit<SpmmLayout, "bytes"> {}
 
+/** WasmSpmmArgs' fields, which both wasm sparse-product jobs carry (one list, checked by job()). */
+const SPMM_STAGED_NUMS = [
+  "ob",
+  "ib",
+  "eos",
+  "eis",
+  "ptrAt",
+  "idxAt",
+  "idsAt",
+  "dataAt",
+  "xAt",
+  "outAt",
+  "nPad",
+  "panelBytes",
+  "xLine",
+] as const satisfies readonly (keyof WasmSpmmArgs)[];
+
 /** The staged sampled product: block shape, k and byte offsets. */
 export interface WasmSampledArgs extends SampledShape, Omit<SampledLayout, "bytes"> {
   k: number;
@@ -356,21 +373,7 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
       wasmGemmPackedRange(need(w), g.apAt, g.bpAt, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!),
   }),
   [KIND_WASM_SPMM]: job<WasmSpmmArgs>()({
-    nums: [
-      "ob",
-      "ib",
-      "eos",
-      "eis",
-      "ptrAt",
-      "idxAt",
-      "idsAt",
-      "dataAt",
-      "xAt",
-      "outAt",
-      "nPad",
-      "panelBytes",
-      "xLine",
-    ],
+    nums: SPMM_STAGED_NUMS,
     arrays: [],
     outputs: [],
     wasm: true,
@@ -378,19 +381,7 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
   }),
   [KIND_WASM_SPMM_COLUMNS]: job<WasmSpmmColumnsArgs>()({
     nums: [
-      "ob",
-      "ib",
-      "eos",
-      "eis",
-      "ptrAt",
-      "idxAt",
-      "idsAt",
-      "dataAt",
-      "xAt",
-      "outAt",
-      "nPad",
-      "panelBytes",
-      "xLine",
+      ...SPMM_STAGED_NUMS,
       "outRow",
       "biasAt",
       "sxi",

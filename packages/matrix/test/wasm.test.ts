@@ -366,11 +366,20 @@ describe("sparse products on the wasm kernel", () => {
   });
 
   it("sampledMatmul: every operand layout equals the reference, padding is 0, bitwise on 1, 2, 3 threads", () => {
-    // Block sides of 4 and 8 drawn often: whole panels of those widths have their own copy loops.
-    const side = fc.constantFrom(0, 0, 4, 8);
+    // Half the cases have 4x4 / 8x8 blocks on matrices at least 8 wide: whole panels of 4 and 8
+    // lines have their own copy loops, which the general cases reached too rarely to catch a
+    // planted fault in every run.
+    const wholePanels = fc.record({
+      rows: fc.integer({ min: 8, max: 45 }),
+      cols: fc.integer({ min: 8, max: 45 }),
+      R: fc.constantFrom(4, 8),
+      C: fc.constantFrom(4, 8),
+      n: fc.constant(0),
+      seed: fc.integer(),
+      density: fc.double({ min: 0.3, max: 1, noNaN: true }),
+    });
     fc.assert(
-      fc.property(sparseCase, fc.integer({ min: 0, max: 40 }), side, side, (c0, k, r4, c4) => {
-        const c = { ...c0, R: r4 || c0.R, C: c4 || c0.C };
+      fc.property(fc.oneof(sparseCase, wholePanels), fc.integer({ min: 0, max: 40 }), (c, k) => {
         const { dense, mask } = maskedDense(c);
         const { rows, cols, R, C } = c;
         const pattern = BsrMatrix.fromDense(dense, rows, cols, [R, C], { mask });
@@ -408,44 +417,9 @@ describe("sparse products on the wasm kernel", () => {
           }
         }
       }),
-      { numRuns: 80 },
+      { numRuns: 100 },
     );
     expect(pool.jobsByKind.get(KIND_WASM_SAMPLED)).toBeGreaterThan(0);
-  });
-
-  it("sampledMatmul with 4x4 and 8x8 blocks (whole panels, their own copy loops) equals the reference", () => {
-    const caseArb = fc.record({
-      rows: fc.integer({ min: 8, max: 45 }),
-      cols: fc.integer({ min: 8, max: 45 }),
-      R: fc.constantFrom(4, 8),
-      C: fc.constantFrom(4, 8),
-      n: fc.constant(0),
-      seed: fc.integer(),
-      density: fc.double({ min: 0.3, max: 1, noNaN: true }),
-    });
-    fc.assert(
-      fc.property(caseArb, fc.integer({ min: 1, max: 40 }), (c, k) => {
-        const { dense, mask } = maskedDense(c);
-        const { rows, cols, R, C } = c;
-        const pattern = BsrMatrix.fromDense(dense, rows, cols, [R, C], { mask });
-        const A = randomArray(rows * k, c.seed + 3) as Float32Array;
-        const B = randomArray(k * cols, c.seed + 4) as Float32Array;
-        const full = refMatmulWithAbs(A, B, rows, k, cols);
-        const bc = Math.ceil(cols / C);
-        for (let i = 0; i < rows; i++)
-          for (let j = 0; j < cols; j++)
-            if (mask[Math.floor(i / R) * bc + Math.floor(j / C)] !== 1) {
-              full.ref[i * cols + j] = 0;
-              full.abs[i * cols + j] = 0;
-            }
-        const g = BsrMatrix.sampledMatmul(pattern, A, B, k, wasm);
-        expectWithinRoundoff(g.toDense(), full, k, `sampled ${R}x${C}`);
-        const out = new Float32Array(g.data.length).fill(Number.NaN);
-        BsrMatrix.sampledMatmul(pattern, A, B, k, { pool, out });
-        expect(bits(out)).toEqual(bits(g.data));
-      }),
-      { numRuns: 40 },
-    );
   });
 
   it("a provided out is overwritten only where the product writes, and padding never leaks", () => {
