@@ -1,9 +1,11 @@
 // Inference plans: a feed-forward model (Linear, BsrLinear, ReLU, Flatten inside Sequentials)
 // compiled once for a batch size and a pool into a list of products that write straight into
 // buffers the plan owns, with each layer's bias and a following ReLU applied as the product's
-// epilogue: inside the sparse product (BsrMatrix's bias / relu options: in the asm.js kernel
-// over each block row's outputs right after they are computed, when it runs on one thread),
-// or as one pass over the output right after a dense product (the GEMM has no epilogue).
+// epilogue: inside the sparse product (BsrMatrix's bias / relu options: on the asm.js path in
+// the kernel over each block row's outputs right after they are computed, in each pooled chunk
+// when split; on the wasm path in each chunk's rows of a batch-major product, an f32x4 pass in
+// kernel memory), or as one pass over the output right after a dense product (the GEMM has no
+// epilogue).
 // A call allocates no array: on this 2-core VM a fresh
 // [128, 300] float32 output cost ~0.6 ms of page faults, more than the sparse products of the
 // whole pruned LeNet-300-100 at 10% density once the layers, the bias and the ReLU each made
@@ -28,10 +30,10 @@ export interface InferencePlanOptions {
   pool?: MatrixPool;
   /**
    * Where a BsrLinear's bias and following ReLU run: "fused" (default) hands them to the sparse
-   * product as its epilogue (inside the asm.js kernel, over each block row's outputs right after
-   * they are computed, when the product runs on one thread), "pass" runs them as one pass over
-   * the output after the product (what dense layers always do: the dense GEMM has no epilogue).
-   * Same values either way; "pass" is there to measure the difference.
+   * product as its epilogue (run over each block row's or each chunk's outputs right after they
+   * are computed: the matrix README's "epilogue"), "pass" runs them as one pass over the output
+   * after the product (what dense layers always do: the dense GEMM has no epilogue). Same values
+   * either way; "pass" is there to measure the difference.
    */
   epilogue?: "fused" | "pass";
 }
@@ -49,9 +51,10 @@ export interface PlanStep {
   /** Whether a following ReLU runs in the epilogue (fused). */
   relu: boolean;
   /**
-   * Where bias and ReLU run: "product" hands them to the sparse product (inside its asm.js
-   * kernel when it runs serially, else as the product's own pass after it), "pass" is a pass
-   * after the product, "none" when the layer has neither.
+   * Where bias and ReLU run: "product" hands them to the sparse product (its epilogue, run over
+   * the outputs each kernel call or chunk computed, or on the wasm path's row-major products as
+   * its own pass after it), "pass" is a pass after the product, "none" when the layer has
+   * neither.
    */
   epilogue: "product" | "pass" | "none";
 }
