@@ -1,6 +1,7 @@
 // The WebAssembly path: the module builder, the generated GEMM kernel for several tiles, the
-// dense products on it (serial and pooled) against a float64 reference, and bitwise equality
-// whatever the thread count.
+// dense products on it (serial and pooled), the sparse products (BSR / CSR, all four layouts,
+// and the sampled product) against a float64 reference, and bitwise equality whatever the
+// thread count.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
 import {
