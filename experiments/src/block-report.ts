@@ -298,7 +298,9 @@ export function splitByBudget(points: readonly BlockPoint[]): {
 
 export function lateTitle(p: BlockPoint): string {
   const late = p.config.fineTune.late!;
-  return `Longer fine-tuning from round ${late.fromRound}: ${late.epochs} epochs per round`;
+  return late.fromRound <= 1
+    ? `Longer fine-tuning in every round: ${late.epochs} epochs per round`
+    : `Longer fine-tuning from round ${late.fromRound}: ${late.epochs} epochs per round`;
 }
 
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
@@ -327,9 +329,11 @@ export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockP
   const plainEpochs = ps[0]!.config.fineTune.epochs;
   const out = [
     `## ${lateTitle(ps[0]!)}\n\n` +
-      `${ps.length} chain${ps.length === 1 ? "" : "s"} (${ps.map((p) => p.key).join(", ")}): rounds 1-${late.fromRound - 1} as above ` +
-      `(${epochs(plainEpochs)} each), then ${epochs(late.epochs)} per round, same learning ` +
-      `rate and cosine decay within each round. This is a stated change of the budget, reported beside ` +
+      `${ps.length} chain${ps.length === 1 ? "" : "s"} (${ps.map((p) => p.key).join(", ")}): ` +
+      (late.fromRound <= 1
+        ? `${epochs(late.epochs)} in every round instead of ${epochs(plainEpochs)}, a fixed budget per round like the plain one, `
+        : `rounds 1-${late.fromRound - 1} as above (${epochs(plainEpochs)} each), then ${epochs(late.epochs)} per round, `) +
+      `same learning rate and cosine decay within each round. This is a stated change of the budget, reported beside ` +
       `the plain one, not in its place.\n\n` +
       // Rounds before the late budget's first are the plain protocol: their targets are above.
       targetsTable(checkTargets(cs).filter((t) => t.met !== null)),

@@ -190,5 +190,14 @@ describe("block-sweep report", () => {
     expect(md).not.toContain("round 10 (10.8%)");
     expect(md).toMatch(/\|\s+16 \| 2\.8 \| magnitude \| 97\.50 \(1\)\s+\| 95\.00 \(1\)/);
     expect(md).not.toMatch(/\|\s+10 \|/);
+
+    // A longer budget from round 1 on is a longer budget in every round, and says so; its
+    // targets include round 10.
+    const every = late(point("mnist", 4, "magnitude", 1, sixteen(0.975)), 1, 10);
+    const mdEvery = variantSection([every], plain);
+    expect(mdEvery).toContain("## Longer fine-tuning in every round: 10 epochs per round");
+    expect(mdEvery).toContain("10 epochs in every round instead of 1 epoch,");
+    expect(mdEvery).not.toContain("rounds 1-0");
+    expect(mdEvery).toContain("round 10 (10.8%)");
   });
 });
