@@ -157,7 +157,7 @@ ${[...configs].map((c) => "```json\n" + JSON.stringify(JSON.parse(c), null, 2) +
     `## Targets of the issue\n\n${targetsTable(checkTargets(cs))}` +
       (variants.length === 0
         ? ""
-        : `\nThese are the chains with the budget above for every round. Chains with a longer budget in the late rounds have their own targets below (${variants.map((ps) => `[${lateTitle(ps[0]!)}](#${anchor(lateTitle(ps[0]!))})`).join(", ")}).\n`),
+        : `\nThese are the chains with the budget above for every round. Chains with a longer fine-tuning budget (in every round or from a late round on) have their own targets below (${variants.map((ps) => `[${lateTitle(ps[0]!)}](#${anchor(lateTitle(ps[0]!))})`).join(", ")}).\n`),
   );
   for (const d of datasets) {
     const svg = join(assetDir, `accuracy-${d}.svg`);
