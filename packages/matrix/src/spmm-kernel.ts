@@ -168,8 +168,8 @@ function stageColumns(st: Staged, s: SpmmArgs, j0: number, j1: number): void {
   if (st.xWhole) return;
   const { x, sxi, sxj, innerLimit, n } = s;
   if (innerLimit === 0 || n === 0) return;
-  const F = st.es === 8 ? st.f64 : st.f32;
-  const at = st.xAt / st.es;
+  const F = st.f64;
+  const at = st.xAt / 8;
   if (j0 === 0 && j1 === n) {
     const len = (innerLimit - 1) * sxi + (n - 1) * sxj + 1;
     F.set(x.subarray(0, len) as never, at);
@@ -239,9 +239,9 @@ function stageJob(s: SpmmCall): Staged {
   let blocks = 0;
   for (let q = 0; q < slots; q++) blocks = Math.max(blocks, s.ids[q]! + 1);
   const xAt = HEADER_BYTES;
-  const outAt = align8(xAt + es * xLen);
+  const outAt = align8(xAt + 8 * xLen);
   const dataAt = align8(outAt + es * outLen);
-  const ptrAt = align8(dataAt + es * blocks * bsz);
+  const ptrAt = align8(dataAt + 8 * blocks * bsz);
   const idxAt = ptrAt + 4 * (outerBlocks + 1);
   const idsAt = idxAt + 4 * slots;
   const bias = s.bias ?? null;
@@ -262,8 +262,8 @@ function stageJob(s: SpmmCall): Staged {
     xAt,
     xWhole: false,
   };
+  st.f64.set(s.data.subarray(0, blocks * bsz), dataAt / 8);
   const F = es === 8 ? st.f64 : st.f32;
-  F.set(s.data.subarray(0, blocks * bsz) as never, dataAt / es);
   const I = new Int32Array(heap);
   I.set(s.ptr.subarray(0, outerBlocks + 1), ptrAt >> 2);
   I.set(s.idx.subarray(0, slots), idxAt >> 2);
