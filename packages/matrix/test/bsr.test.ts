@@ -79,6 +79,31 @@ describe("BsrMatrix products equal the dense reference", () => {
     );
   });
 
+  it("the four products are one float64 sum in k order, rounded once to float32 (bit for bit)", () => {
+    // The kernels sum every output element in double over the stored blocks in order (spmm-asm.ts
+    // stages float32 operands as float64 for that), which is the dense float64 sum in k order
+    // with the zero blocks' +-0 terms left out: the same double, so the same float32. A kernel
+    // that summed or multiplied in float32 passes expectClose above but not this.
+    const bits = (v: ArrayLike<number>) => new Uint8Array(Float32Array.from(v).buffer);
+    fc.assert(
+      fc.property(sparseCase, (c) => {
+        const { dense } = maskedDense(c);
+        const a = BsrMatrix.fromDense(dense, c.rows, c.cols, [c.R, c.C]);
+        const { rows, cols, n } = c;
+        const xc = randomArray(cols * n, c.seed + 1) as Float32Array;
+        const xr = randomArray(rows * n, c.seed + 2) as Float32Array;
+        const at = transpose(dense, rows, cols);
+        const xrT = transpose(xr, rows, n);
+        const xcT = transpose(xc, cols, n);
+        expect(bits(a.matmul(xc, n))).toEqual(bits(refMatmul(dense, xc, rows, cols, n)));
+        expect(bits(a.transposeMatmul(xr, n))).toEqual(bits(refMatmul(at, xr, cols, rows, n)));
+        expect(bits(a.rmatmul(xrT, n))).toEqual(bits(refMatmul(xrT, dense, n, rows, cols)));
+        expect(bits(a.rmatmulTranspose(xcT, n))).toEqual(bits(refMatmul(xcT, at, n, cols, rows)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it("sampledMatmul equals the dense product at the stored blocks, for every operand layout", () => {
     fc.assert(
       fc.property(sparseCase, fc.integer({ min: 0, max: 11 }), (c, k) => {
