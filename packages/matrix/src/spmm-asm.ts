@@ -15,13 +15,14 @@
 // the inner loop, once per use, where staging converts each value once (an X value is read by
 // every stored block of its block column, a block value once per 4 columns of X). Same values,
 // same sums, same bits; fc1 of a 10.7%-dense 4x4 LeNet-300-100 forward at batch 128 went from
-// 1.37 to 1.22 ms on one thread (docs/benchmarks/matrix.md, "Float64 operands in the asm.js
+// 1.334 to 1.214 ms on one thread (docs/benchmarks/matrix.md, "Float64 operands in the asm.js
 // sparse kernels").
 // The optional epilogue (epi 1: add bias, 2: ReLU, 3: both) runs over each outer block's lines
 // right after they are computed, while they are in cache: it reads the stored (rounded) value
 // back, adds the bias in double and stores it rounded, which is the float32 sum a separate pass
 // forms, then max(v, +0) branch-free as autograd's relu (non-finite values fixed up after).
-// Float32 and float64 versions are generated from one text (element shift 2 or 3).
+// Float32 and float64 versions are generated from one text (the output's and bias's element
+// shift 2 or 3; the operands are float64 in both).
 
 /** Int32 header slots (the layout both sides agree on). */
 export const HEADER = {
