@@ -113,7 +113,8 @@ function usePool(pool: MatrixPool | undefined, flops: number): pool is MatrixPoo
  *   caller staging only the blocks), run at 1ce3874: 0.11 MFLOP 0.87x, 0.22 MFLOP 1.21x,
  *   0.43 MFLOP 1.19x, 0.83 MFLOP 1.27x, 1.7 MFLOP 1.59x, 6.5 MFLOP 1.61x: pooled from 0.3
  *   MFLOP (discount 1), as asm.js, between the loss at 0.11 and the gain at 0.22 (one run; the
- *   threshold left where asm.js has it rather than fitted to it). The line-split route below is the wasm path's other products now.
+ *   threshold left where asm.js has it rather than fitted to it). The line-split route below is
+ *   the wasm path's other products now.
  * - asm.js, where each chunk copies its own batch rows of X: 0.11 MFLOP 0.39x, 0.22 MFLOP 0.93x,
  *   0.43 MFLOP 1.05x, 0.83 MFLOP 1.19x, 1.7 MFLOP 1.50x, 3.4 MFLOP 1.98x, 6.5 MFLOP 1.69x:
  *   pooled from 0.3 MFLOP (discount 1). The earlier 12 came from runs on a busy machine, before

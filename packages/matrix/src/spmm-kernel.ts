@@ -172,12 +172,12 @@ function stageColumns(st: Staged, s: SpmmArgs, j0: number, j1: number): void {
   const at = st.xAt / 8;
   if (j0 === 0 && j1 === n) {
     const len = (innerLimit - 1) * sxi + (n - 1) * sxj + 1;
-    F.set(x.subarray(0, len) as never, at);
+    F.set(x.subarray(0, len), at);
     st.xWhole = true;
   } else if (sxi === 1) {
     // X [n, inner] (batch-major): columns j0..j1-1 are rows of the array, one contiguous run.
     const from = j0 * sxj;
-    F.set(x.subarray(from, (j1 - 1) * sxj + innerLimit) as never, at + from);
+    F.set(x.subarray(from, (j1 - 1) * sxj + innerLimit), at + from);
   } else {
     for (let i = 0; i < innerLimit; i++)
       for (let j = j0; j < j1; j++) F[at + i * sxi + j * sxj] = x[i * sxi + j * sxj]!;

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { BsrMatrix, matmul, matmulTransA, matmulTransB } from "../src/index.ts";
 import { sparseCase } from "./arbitraries.ts";
 import { expectClose, maskedDense, randomArray, refMatmul, transpose } from "./helpers.ts";
+import type { SparseCase } from "./helpers.ts";
 
 describe("BsrMatrix conversions", () => {
   it("toDense(fromDense(x)) is exact, with and without a block mask", () => {
@@ -47,26 +48,32 @@ describe("BsrMatrix conversions", () => {
   });
 });
 
+/** A case's masked dense matrix, its BSR form, and operands for the four products. */
+function productCase(c: SparseCase) {
+  const { dense } = maskedDense(c);
+  const a = BsrMatrix.fromDense(dense, c.rows, c.cols, [c.R, c.C]);
+  const xc = randomArray(c.cols * c.n, c.seed + 1) as Float32Array; // [cols, n]
+  const xr = randomArray(c.rows * c.n, c.seed + 2) as Float32Array; // [rows, n]
+  const at = transpose(dense, c.rows, c.cols);
+  const xrT = transpose(xr, c.rows, c.n); // [n, rows]
+  const xcT = transpose(xc, c.cols, c.n); // [n, cols]
+  return { dense, a, xc, xr, at, xrT, xcT };
+}
+
 describe("BsrMatrix products equal the dense reference", () => {
   it("matmul, transposeMatmul, rmatmul, rmatmulTranspose (and dense GEMM on the same case)", () => {
     fc.assert(
       fc.property(sparseCase, (c) => {
-        const { dense } = maskedDense(c);
-        const a = BsrMatrix.fromDense(dense, c.rows, c.cols, [c.R, c.C]);
+        const { dense, a, xc, xr, at, xrT, xcT } = productCase(c);
         const { rows, cols, n } = c;
-        const xc = randomArray(cols * n, c.seed + 1) as Float32Array; // [cols, n]
-        const xr = randomArray(rows * n, c.seed + 2) as Float32Array; // [rows, n]
-        const at = transpose(dense, rows, cols);
         const ref1 = refMatmul(dense, xc, rows, cols, n);
         expectClose(a.matmul(xc, n), ref1, cols);
         expectClose(matmul(dense, xc, rows, cols, n), ref1, cols);
         const ref2 = refMatmul(at, xr, cols, rows, n);
         expectClose(a.transposeMatmul(xr, n), ref2, rows);
         expectClose(matmulTransA(dense, xr, cols, rows, n), ref2, rows);
-        const xrT = transpose(xr, rows, n); // [n, rows]
         const ref3 = refMatmul(xrT, dense, n, rows, cols);
         expectClose(a.rmatmul(xrT, n), ref3, rows);
-        const xcT = transpose(xc, cols, n); // [n, cols]
         const ref4 = refMatmul(xcT, at, n, cols, rows);
         expectClose(a.rmatmulTranspose(xcT, n), ref4, cols);
         expectClose(matmulTransB(xcT, dense, n, cols, rows), ref4, cols);
@@ -87,14 +94,8 @@ describe("BsrMatrix products equal the dense reference", () => {
     const bits = (v: ArrayLike<number>) => new Uint8Array(Float32Array.from(v).buffer);
     fc.assert(
       fc.property(sparseCase, (c) => {
-        const { dense } = maskedDense(c);
-        const a = BsrMatrix.fromDense(dense, c.rows, c.cols, [c.R, c.C]);
+        const { dense, a, xc, xr, at, xrT, xcT } = productCase(c);
         const { rows, cols, n } = c;
-        const xc = randomArray(cols * n, c.seed + 1) as Float32Array;
-        const xr = randomArray(rows * n, c.seed + 2) as Float32Array;
-        const at = transpose(dense, rows, cols);
-        const xrT = transpose(xr, rows, n);
-        const xcT = transpose(xc, cols, n);
         const o = { kernels: "asm" } as const; // the wasm path sums in float32 (its own tests)
         expect(bits(a.matmul(xc, n, o))).toEqual(bits(refMatmul(dense, xc, rows, cols, n)));
         expect(bits(a.transposeMatmul(xr, n, o))).toEqual(bits(refMatmul(at, xr, cols, rows, n)));
