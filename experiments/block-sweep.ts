@@ -28,7 +28,9 @@ import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
 import {
   BLOCK_METHODS,
+  DEFAULT_FT_LR,
   branchChain,
+  chainKey,
   parseLateBudget,
   runChain,
   type BlockMethod,
@@ -39,12 +41,6 @@ import {
 /** What one point of the sweep stores: the chain's config plus the dense model it starts from. */
 export interface SweepConfig extends ChainConfig {
   dense: TrainConfig;
-}
-
-export function sweepKey(c: SweepConfig): string {
-  const late = c.fineTune.late;
-  const budget = late === undefined ? "" : `-late${late.fromRound}x${late.epochs}`;
-  return `${c.dataset}-b${c.blockSize}-${c.method}-s${c.seed}${budget}`;
 }
 
 const program = addSweepOptions(
@@ -98,9 +94,9 @@ const program = addSweepOptions(
       )
       .option(
         "--ft-lr <x>",
-        "fine-tuning Adam learning rate (cosine within a round)",
+        "fine-tuning Adam learning rate (cosine within a round; keys get -lr<x> unless it is 0.001)",
         positiveNumber("--ft-lr"),
-        1e-3,
+        DEFAULT_FT_LR,
       )
       .option(
         "--dense-epochs <n>",
@@ -188,7 +184,7 @@ await runMain("block-sweep", async () => {
       dir: out,
       name: "block-sweep",
       configs,
-      key: sweepKey,
+      key: chainKey,
       shard,
       run: async (c, ctx) => {
         const { train, test } = await splits(c.dataset as DatasetName);
@@ -197,10 +193,10 @@ await runMain("block-sweep", async () => {
           ctx.progress(`dense model ${c.dense.epochs} epochs -> ${denseDir}`);
           return runTraining({ config: c.dense, train, test, dir: denseDir, pool, arena }).model;
         };
-        const dir = join(out, "chains", sweepKey(c));
+        const dir = join(out, "chains", chainKey(c));
         for (const from of o.branchFrom ?? []) {
           const { late: _late, ...plainFineTune } = c.fineTune;
-          const plainDir = join(from, "chains", sweepKey({ ...c, fineTune: plainFineTune }));
+          const plainDir = join(from, "chains", chainKey({ ...c, fineTune: plainFineTune }));
           const copied = branchChain(c, plainDir, dir);
           if (copied > 0) {
             ctx.progress(`rounds 1-${copied} copied from ${plainDir}`);

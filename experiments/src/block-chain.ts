@@ -81,6 +81,21 @@ export function fineTuneEpochs(ft: FineTuneConfig, round: number): number {
   return ft.late !== undefined && round >= ft.late.fromRound ? ft.late.epochs : ft.epochs;
 }
 
+/** Fine-tuning learning rate of the sweep's chains unless --ft-lr says otherwise. */
+export const DEFAULT_FT_LR = 1e-3;
+
+/**
+ * A chain's key: dataset, tile size, method and seed, then its budget where it differs from the
+ * plain one (`-late<round>x<epochs>`, `-lr<x>`), so chains run before either option existed
+ * keep the keys they were stored under.
+ */
+export function chainKey(c: ChainConfig): string {
+  const late = c.fineTune.late;
+  const budget = late === undefined ? "" : `-late${late.fromRound}x${late.epochs}`;
+  const lr = c.fineTune.lr === DEFAULT_FT_LR ? "" : `-lr${c.fineTune.lr}`;
+  return `${c.dataset}-b${c.blockSize}-${c.method}-s${c.seed}${budget}${lr}`;
+}
+
 export interface ChainConfig {
   dataset: string;
   /** Tile size b (b x b tiles from (0,0), ragged at the edges); 1 = element-wise pruning. */

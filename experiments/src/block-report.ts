@@ -5,7 +5,13 @@
 import type { SweepPoint } from "./sweep/index.ts";
 import { markdownTable } from "./sweep/index.ts";
 import type { AccuracyRow } from "./plot/index.ts";
-import type { ChainConfig, ChainResult, RoundRow } from "./block-chain.ts";
+import {
+  DEFAULT_FT_LR,
+  type ChainConfig,
+  type ChainResult,
+  type FineTuneConfig,
+  type RoundRow,
+} from "./block-chain.ts";
 
 export type BlockPoint = SweepPoint<ChainConfig & { dense?: unknown }, ChainResult>;
 
@@ -274,10 +280,11 @@ export function blockSizeTable(
 }
 
 /**
- * Splits points by fine-tuning budget: the plain chains (one budget for every round) and one
- * group per late budget (block-sweep --ft-late), which are a variant of the protocol and are
- * never averaged with the plain chains of the same dataset, tile size, method and seed. When
- * no chain is plain, the first late budget (in the order of its JSON text) stands in.
+ * Splits points by fine-tuning budget: the plain chains (one budget for every round, the
+ * default learning rate) and one group per other budget (block-sweep --ft-late, --ft-lr), which
+ * are variants of the protocol and are never averaged with the plain chains of the same
+ * dataset, tile size, method and seed. When no chain is plain, the first budget (in the order
+ * of its JSON text) stands in.
  */
 export function splitByBudget(points: readonly BlockPoint[]): {
   plain: BlockPoint[];
@@ -285,22 +292,33 @@ export function splitByBudget(points: readonly BlockPoint[]): {
 } {
   const byBudget = new Map<string, BlockPoint[]>();
   for (const p of points) {
-    const k = JSON.stringify(p.config.fineTune.late ?? null);
+    const k = budgetKey(p);
     byBudget.set(k, [...(byBudget.get(k) ?? []), p]);
   }
   const keys = [...byBudget.keys()].sort();
-  const plainKey = byBudget.has("null") ? "null" : keys[0]!;
+  const plain = budgetKey({ config: { fineTune: { lr: DEFAULT_FT_LR } } });
+  const plainKey = byBudget.has(plain) ? plain : keys[0]!;
   return {
     plain: byBudget.get(plainKey) ?? [],
     variants: keys.filter((k) => k !== plainKey).map((k) => byBudget.get(k)!),
   };
 }
 
+/** What sets a chain's budget apart from the plain one: its late budget and learning rate. */
+function budgetKey(p: { config: { fineTune: Pick<FineTuneConfig, "late" | "lr"> } }): string {
+  return JSON.stringify([p.config.fineTune.late ?? null, p.config.fineTune.lr]);
+}
+
+/** The section title of a budget variant. */
 export function lateTitle(p: BlockPoint): string {
-  const late = p.config.fineTune.late!;
+  const { late, lr } = p.config.fineTune;
+  const epochs = (n: number) => `${n} epoch${n === 1 ? "" : "s"}`;
+  const rate = lr === DEFAULT_FT_LR ? "" : ` at learning rate ${lr}`;
+  if (late === undefined)
+    return `Fine-tuning at learning rate ${lr}: ${epochs(p.config.fineTune.epochs)} per round`;
   return late.fromRound <= 1
-    ? `Longer fine-tuning in every round: ${late.epochs} epochs per round`
-    : `Longer fine-tuning from round ${late.fromRound}: ${late.epochs} epochs per round`;
+    ? `Longer fine-tuning in every round: ${epochs(late.epochs)} per round${rate}`
+    : `Longer fine-tuning from round ${late.fromRound}: ${epochs(late.epochs)} per round${rate}`;
 }
 
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
@@ -312,12 +330,15 @@ export function anchor(title: string): string {
 }
 
 /**
- * The section of one late budget: its targets, and per dataset and tile size its rounds from
- * the late budget's first round on beside the plain budget's chains of the same seeds (rounds
- * before it are the same protocol, and the same numbers when branched from the plain chains).
+ * The section of one budget variant (a late budget, another learning rate, or both): its
+ * targets, and per dataset and tile size its rounds from the late budget's first round on beside
+ * the plain budget's chains of the same seeds (rounds before it are the same protocol, and the
+ * same numbers when branched from the plain chains).
  */
 export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockPoint[]): string {
-  const late = ps[0]!.config.fineTune.late!;
+  const ft = ps[0]!.config.fineTune;
+  // A variant of the learning rate alone is a "late budget" of its own epochs from round 1.
+  const late = ft.late ?? { fromRound: 1, epochs: ft.epochs };
   const cs = cells(ps).filter((c) => c.round >= late.fromRound);
   // The plain chains beside them are the same (dataset, tile size, method, seed) chains only,
   // so both columns average over the same seeds.
@@ -326,14 +347,20 @@ export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockP
   const mine = new Set(ps.map(chain));
   const plainCells = cells(plain.filter((p) => mine.has(chain(p))));
   const epochs = (n: number) => `${n} epoch${n === 1 ? "" : "s"}`;
-  const plainEpochs = ps[0]!.config.fineTune.epochs;
+  const plainEpochs = ft.epochs;
+  const plainLr = plain[0]?.config.fineTune.lr ?? DEFAULT_FT_LR;
+  const sameLr = ft.lr === plainLr;
+  const lrText = sameLr ? "same learning rate" : `learning rate ${ft.lr} instead of ${plainLr}`;
+  // Column and heading names: the epochs, and the learning rate where the two budgets differ in it.
+  const mineName = `${epochs(late.epochs)}${sameLr ? "" : ` at ${ft.lr}`}`;
+  const plainName = `${epochs(plainEpochs)}${sameLr ? "" : ` at ${plainLr}`}`;
   const out = [
     `## ${lateTitle(ps[0]!)}\n\n` +
       `${ps.length} chain${ps.length === 1 ? "" : "s"} (${ps.map((p) => p.key).join(", ")}): ` +
       (late.fromRound <= 1
-        ? `${epochs(late.epochs)} in every round instead of ${epochs(plainEpochs)}, a fixed budget per round like the plain one, `
+        ? `${epochs(late.epochs)} in every round${late.epochs === plainEpochs ? " as in the plain chains" : ` instead of ${epochs(plainEpochs)}`}, a fixed budget per round like the plain one, `
         : `rounds 1-${late.fromRound - 1} as above (${epochs(plainEpochs)} each), then ${epochs(late.epochs)} per round, `) +
-      `same learning rate and cosine decay within each round. This is a stated change of the budget, reported beside ` +
+      `${lrText} and cosine decay within each round. This is a stated change of the budget, reported beside ` +
       `the plain one, not in its place.\n\n` +
       // Rounds before the late budget's first are the plain protocol: their targets are above.
       targetsTable(checkTargets(cs).filter((t) => t.met !== null)),
@@ -352,18 +379,18 @@ export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockP
         ),
       }));
     out.push(
-      `### ${d}, ${b === 1 ? "element-wise (1x1)" : `${b}x${b} tiles`}: ${epochs(late.epochs)} against ${epochs(plainEpochs)} per round\n\n` +
+      `### ${d}, ${b === 1 ? "element-wise (1x1)" : `${b}x${b} tiles`}: ${mineName} against ${plainName} per round\n\n` +
         `Fine-tuned test accuracy %, mean (min-max over seeds); the plain column is the same seeds' plain chains.\n\n` +
         markdownTable(rows, [
           { header: "round", value: (x) => x.c.round },
           { header: "density %", value: (x) => (100 * x.c.density.mean).toFixed(1) },
           { header: "tiles", value: (x) => x.c.method },
           {
-            header: `${epochs(late.epochs)}: fine-tuned (seeds)`,
+            header: `${mineName}: fine-tuned (seeds)`,
             value: (x) => `${statText(x.c.fineTuned)} (${x.c.seeds.length})`,
           },
           {
-            header: `${epochs(plainEpochs)}: fine-tuned (seeds)`,
+            header: `${plainName}: fine-tuned (seeds)`,
             value: (x) =>
               x.before === undefined
                 ? "-"

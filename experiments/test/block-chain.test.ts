@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import {
   branchChain,
   chainCheckpoint,
+  chainKey,
   fineTuneEpochs,
   parseLateBudget,
   runChain,
@@ -150,6 +151,20 @@ describe("runChain", () => {
       /branchChain: .*round-02.safetensors was written by config .*"seed":3.*expected .*"seed":4/,
     );
     expect(() => branchChain(config(), plainDir, fresh())).toThrow(/late is not set/);
+  });
+
+  it("keys a chain by its budget only where it differs from the plain one", () => {
+    const ft = config().fineTune;
+    expect(chainKey(config())).toBe("synthetic-b4-magnitude-s3");
+    expect(chainKey(config({ fineTune: { ...ft, late: { fromRound: 11, epochs: 10 } } }))).toBe(
+      "synthetic-b4-magnitude-s3-late11x10",
+    );
+    expect(chainKey(config({ fineTune: { ...ft, lr: 3e-4 } }))).toBe(
+      "synthetic-b4-magnitude-s3-lr0.0003",
+    );
+    expect(
+      chainKey(config({ fineTune: { ...ft, lr: 1e-4, late: { fromRound: 1, epochs: 10 } } })),
+    ).toBe("synthetic-b4-magnitude-s3-late1x10-lr0.0001");
   });
 
   it("parses a late budget and names the option when it cannot", () => {

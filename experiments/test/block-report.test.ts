@@ -42,7 +42,7 @@ function point(
       seed,
       rounds: accs.length,
       rates: { hidden: 0.2, output: 0.1 },
-      fineTune: { epochs: 1, lr: 1e-4, schedule: "cosine", batchSize: 128 },
+      fineTune: { epochs: 1, lr: 1e-3, schedule: "cosine", batchSize: 128 },
     },
     result: { denseAccuracy: dense, rounds: accs.map((a, i) => row(i + 1, 0.8 ** (i + 1), a)) },
     timing: { started: "", finished: "", seconds: 1 },
@@ -199,5 +199,40 @@ describe("block-sweep report", () => {
     expect(mdEvery).toContain("10 epochs in every round instead of 1 epoch,");
     expect(mdEvery).not.toContain("rounds 1-0");
     expect(mdEvery).toContain("round 10 (10.8%)");
+  });
+
+  it("keeps chains fine-tuned at another learning rate apart, and names the rate", () => {
+    const withLr = (p: BlockPoint, lr: number, late?: { fromRound: number; epochs: number }) => ({
+      ...p,
+      key: `${p.key}-lr${lr}`,
+      config: { ...p.config, fineTune: { ...p.config.fineTune, lr, ...(late ? { late } : {}) } },
+    });
+    const sixteen = (last: number) => [...Array(15).fill(0.979), last];
+    const plainM = point("mnist", 4, "magnitude", 1, sixteen(0.95));
+    const low = withLr(point("mnist", 4, "magnitude", 1, sixteen(0.97)), 3e-4);
+    const lowLong = withLr(point("mnist", 4, "magnitude", 1, sixteen(0.975)), 3e-4, {
+      fromRound: 1,
+      epochs: 10,
+    });
+    const { plain, variants } = splitByBudget([low, plainM, lowLong]);
+    expect(plain.map((p) => p.key)).toEqual([plainM.key]);
+    expect(
+      variants
+        .flat()
+        .map((p) => p.key)
+        .sort(),
+    ).toEqual([low.key, lowLong.key].sort());
+    expect(variants).toHaveLength(2);
+
+    const md = variantSection([low], plain);
+    expect(md).toContain("## Fine-tuning at learning rate 0.0003: 1 epoch per round");
+    expect(md).toContain("1 epoch in every round as in the plain chains,");
+    expect(md).toContain("learning rate 0.0003 instead of 0.001 and cosine decay");
+    expect(md).toContain("1 epoch at 0.0003 against 1 epoch at 0.001 per round");
+    expect(md).toMatch(/\|\s+16 \| 2\.8 \| magnitude \| 97\.00 \(1\)\s+\| 95\.00 \(1\)/);
+    const mdLong = variantSection([lowLong], plain);
+    expect(mdLong).toContain(
+      "## Longer fine-tuning in every round: 10 epochs per round at learning rate 0.0003",
+    );
   });
 });
