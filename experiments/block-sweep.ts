@@ -21,6 +21,7 @@ import {
   positiveInt,
   fraction,
   positiveNumber,
+  nonNegativeNumber,
   runMain,
 } from "./src/cli.ts";
 import { splitsCache } from "./src/data.ts";
@@ -99,6 +100,11 @@ const program = addSweepOptions(
         DEFAULT_FT_LR,
       )
       .option(
+        "--ft-weight-decay <x>",
+        "fine-tune with AdamW and this decoupled weight decay (keys get -wd<x>; default: Adam, no decay)",
+        nonNegativeNumber("--ft-weight-decay"),
+      )
+      .option(
         "--dense-epochs <n>",
         "epochs of the dense model (pnpm train's recipe)",
         positiveInt("--dense-epochs"),
@@ -120,6 +126,7 @@ interface Options {
   ftLate?: { fromRound: number; epochs: number };
   branchFrom?: string[];
   ftLr: number;
+  ftWeightDecay?: number;
   denseEpochs: number;
   dataDir?: string;
   threads: number;
@@ -149,6 +156,7 @@ export function sweepConfigs(o: Options): SweepConfig[] {
               batchSize: 128,
               // Only when given: chains without it keep the config (and key) they always had.
               ...(o.ftLate === undefined ? {} : { late: o.ftLate }),
+              ...(o.ftWeightDecay === undefined ? {} : { weightDecay: o.ftWeightDecay }),
             },
             dense: {
               model: "lenet300100",

@@ -15,6 +15,7 @@ import type { BufferArena } from "@tessera/autograd";
 import type { MatrixPool } from "@tessera/matrix";
 import {
   Adam,
+  AdamW,
   constantLr,
   cosineLr,
   evaluate,
@@ -57,6 +58,11 @@ export interface FineTuneConfig {
    * sweep's default; chains run before this field existed have the same config and key).
    */
   late?: { fromRound: number; epochs: number };
+  /**
+   * Decoupled weight decay (AdamW: w *= 1 - lr * weightDecay each step) during fine-tuning.
+   * Absent: plain Adam without decay (every chain run before this field existed).
+   */
+  weightDecay?: number;
 }
 
 /**
@@ -86,14 +92,15 @@ export const DEFAULT_FT_LR = 1e-3;
 
 /**
  * A chain's key: dataset, tile size, method and seed, then its budget where it differs from the
- * plain one (`-late<round>x<epochs>`, `-lr<x>`), so chains run before either option existed
+ * plain one (`-late<round>x<epochs>`, `-lr<x>`, `-wd<x>`), so chains run before either option existed
  * keep the keys they were stored under.
  */
 export function chainKey(c: ChainConfig): string {
   const late = c.fineTune.late;
   const budget = late === undefined ? "" : `-late${late.fromRound}x${late.epochs}`;
   const lr = c.fineTune.lr === DEFAULT_FT_LR ? "" : `-lr${c.fineTune.lr}`;
-  return `${c.dataset}-b${c.blockSize}-${c.method}-s${c.seed}${budget}${lr}`;
+  const wd = c.fineTune.weightDecay === undefined ? "" : `-wd${c.fineTune.weightDecay}`;
+  return `${c.dataset}-b${c.blockSize}-${c.method}-s${c.seed}${budget}${lr}${wd}`;
 }
 
 export interface ChainConfig {
@@ -252,7 +259,10 @@ export function runChain(config: ChainConfig, io: ChainIo): ChainResult {
         : constantLr(ft.lr);
     // A fresh optimizer per round: the state of the pruned positions would be cleared by
     // attach anyway, and a per-round optimizer keeps the round checkpoint to model + masks.
-    const optimizer = new Adam(model.parameters(), { lr });
+    const optimizer =
+      ft.weightDecay === undefined
+        ? new Adam(model.parameters(), { lr })
+        : new AdamW(model.parameters(), { lr, weightDecay: ft.weightDecay });
     state.attach(optimizer);
     const t0 = performance.now();
     const { history } = fit(model, {

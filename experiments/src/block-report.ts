@@ -304,18 +304,31 @@ export function splitByBudget(points: readonly BlockPoint[]): {
   };
 }
 
-/** What sets a chain's budget apart from the plain one: its late budget and learning rate. */
-function budgetKey(p: { config: { fineTune: Pick<FineTuneConfig, "late" | "lr"> } }): string {
-  return JSON.stringify([p.config.fineTune.late ?? null, p.config.fineTune.lr]);
+/** What sets a chain's budget apart from the plain one: late budget, learning rate, decay. */
+function budgetKey(p: {
+  config: { fineTune: Pick<FineTuneConfig, "late" | "lr" | "weightDecay"> };
+}): string {
+  const ft = p.config.fineTune;
+  return JSON.stringify([ft.late ?? null, ft.lr, ft.weightDecay ?? null]);
+}
+
+/** The learning rate and weight decay of a budget where they differ from the plain one's. */
+function optimizerText(ft: FineTuneConfig, plainLr: number): string | undefined {
+  const parts = [
+    ...(ft.lr === plainLr ? [] : [`learning rate ${ft.lr}`]),
+    ...(ft.weightDecay === undefined ? [] : [`AdamW weight decay ${ft.weightDecay}`]),
+  ];
+  return parts.length === 0 ? undefined : parts.join(", ");
 }
 
 /** The section title of a budget variant. */
 export function lateTitle(p: BlockPoint): string {
-  const { late, lr } = p.config.fineTune;
+  const { late } = p.config.fineTune;
   const epochs = (n: number) => `${n} epoch${n === 1 ? "" : "s"}`;
-  const rate = lr === DEFAULT_FT_LR ? "" : ` at learning rate ${lr}`;
+  const extra = optimizerText(p.config.fineTune, DEFAULT_FT_LR);
+  const rate = extra === undefined ? "" : ` with ${extra}`;
   if (late === undefined)
-    return `Fine-tuning at learning rate ${lr}: ${epochs(p.config.fineTune.epochs)} per round`;
+    return `Fine-tuning with ${extra ?? "the plain budget"}: ${epochs(p.config.fineTune.epochs)} per round`;
   return late.fromRound <= 1
     ? `Longer fine-tuning in every round: ${epochs(late.epochs)} per round${rate}`
     : `Longer fine-tuning from round ${late.fromRound}: ${epochs(late.epochs)} per round${rate}`;
@@ -349,11 +362,14 @@ export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockP
   const epochs = (n: number) => `${n} epoch${n === 1 ? "" : "s"}`;
   const plainEpochs = ft.epochs;
   const plainLr = plain[0]?.config.fineTune.lr ?? DEFAULT_FT_LR;
-  const sameLr = ft.lr === plainLr;
-  const lrText = sameLr ? "same learning rate" : `learning rate ${ft.lr} instead of ${plainLr}`;
-  // Column and heading names: the epochs, and the learning rate where the two budgets differ in it.
-  const mineName = `${epochs(late.epochs)}${sameLr ? "" : ` at ${ft.lr}`}`;
-  const plainName = `${epochs(plainEpochs)}${sameLr ? "" : ` at ${plainLr}`}`;
+  const extra = optimizerText(ft, plainLr);
+  const lrText =
+    extra === undefined
+      ? "same optimizer and learning rate"
+      : `${extra} (the plain chains: Adam at learning rate ${plainLr}, no decay)`;
+  // Column and heading names: the epochs, and the optimizer settings where the budgets differ.
+  const mineName = `${epochs(late.epochs)}${extra === undefined ? "" : ` with ${extra}`}`;
+  const plainName = `${epochs(plainEpochs)}${extra === undefined ? "" : ` plain`}`;
   const out = [
     `## ${lateTitle(ps[0]!)}\n\n` +
       `${ps.length} chain${ps.length === 1 ? "" : "s"} (${ps.map((p) => p.key).join(", ")}): ` +

@@ -106,6 +106,25 @@ describe("runChain", () => {
     expect(weights(arenaDir)).toEqual(weights(plainDir));
   });
 
+  it("fine-tunes with AdamW's decoupled decay when the budget has a weight decay", () => {
+    const norm = (dir: string) => {
+      const m = lenet300100({ generator: new Generator(0) });
+      loadPruned(chainCheckpoint(dir, 1), m);
+      const w = m.getParameter("fc1.weight").data.data;
+      let s = 0;
+      for (let k = 0; k < w.length; k++) s += w[k]! * w[k]!;
+      return s;
+    };
+    const ft = config().fineTune;
+    const plainDir = fresh();
+    const decayDir = fresh();
+    runChain(config({ rounds: 1 }), io(plainDir));
+    // lr 1e-3 and decay 50 shrink every kept weight by 5% a step (3 steps of 32 here), on top
+    // of Adam's step: the decayed layer must come out clearly smaller.
+    runChain(config({ rounds: 1, fineTune: { ...ft, weightDecay: 50 } }), io(decayDir));
+    expect(norm(decayDir)).toBeLessThan(0.9 * norm(plainDir));
+  });
+
   it("random tiles are a different, seeded selection of as many tiles", () => {
     const a = runChain(config({ method: "random", rounds: 1 }), io(fresh()));
     const b = runChain(config({ method: "random", rounds: 1 }), io(fresh()));
@@ -165,6 +184,9 @@ describe("runChain", () => {
     expect(
       chainKey(config({ fineTune: { ...ft, lr: 1e-4, late: { fromRound: 1, epochs: 10 } } })),
     ).toBe("synthetic-b4-magnitude-s3-late1x10-lr0.0001");
+    expect(chainKey(config({ fineTune: { ...ft, weightDecay: 0.05 } }))).toBe(
+      "synthetic-b4-magnitude-s3-wd0.05",
+    );
   });
 
   it("parses a late budget and names the option when it cannot", () => {

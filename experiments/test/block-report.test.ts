@@ -225,14 +225,29 @@ describe("block-sweep report", () => {
     expect(variants).toHaveLength(2);
 
     const md = variantSection([low], plain);
-    expect(md).toContain("## Fine-tuning at learning rate 0.0003: 1 epoch per round");
+    expect(md).toContain("## Fine-tuning with learning rate 0.0003: 1 epoch per round");
     expect(md).toContain("1 epoch in every round as in the plain chains,");
-    expect(md).toContain("learning rate 0.0003 instead of 0.001 and cosine decay");
-    expect(md).toContain("1 epoch at 0.0003 against 1 epoch at 0.001 per round");
+    expect(md).toContain(
+      "learning rate 0.0003 (the plain chains: Adam at learning rate 0.001, no decay) and cosine decay",
+    );
+    expect(md).toContain("1 epoch with learning rate 0.0003 against 1 epoch plain per round");
     expect(md).toMatch(/\|\s+16 \| 2\.8 \| magnitude \| 97\.00 \(1\)\s+\| 95\.00 \(1\)/);
     const mdLong = variantSection([lowLong], plain);
     expect(mdLong).toContain(
-      "## Longer fine-tuning in every round: 10 epochs per round at learning rate 0.0003",
+      "## Longer fine-tuning in every round: 10 epochs per round with learning rate 0.0003",
+    );
+    // Weight decay is a budget of its own too, named with the optimizer it implies.
+    const decayed: BlockPoint = {
+      ...lowLong,
+      key: `${plainM.key}-late1x10-wd0.05`,
+      config: {
+        ...lowLong.config,
+        fineTune: { ...lowLong.config.fineTune, lr: 1e-3, weightDecay: 0.05 },
+      },
+    };
+    expect(splitByBudget([plainM, lowLong, decayed]).variants).toHaveLength(2);
+    expect(variantSection([decayed], plain)).toContain(
+      "## Longer fine-tuning in every round: 10 epochs per round with AdamW weight decay 0.05",
     );
   });
 });
