@@ -29,6 +29,7 @@ import { addSweepOptions, resolveSweepCli, runSweep } from "./src/sweep/index.ts
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
 import {
   BLOCK_METHODS,
+  DEFAULT_FT_BATCH,
   DEFAULT_FT_LR,
   branchChain,
   chainKey,
@@ -100,6 +101,12 @@ const program = addSweepOptions(
         DEFAULT_FT_LR,
       )
       .option(
+        "--ft-batch <n>",
+        "fine-tuning batch size (keys get -bs<n> unless it is 128; the authors' MNIST code: 50)",
+        positiveInt("--ft-batch"),
+        DEFAULT_FT_BATCH,
+      )
+      .option(
         "--ft-weight-decay <x>",
         "fine-tune with AdamW and this decoupled weight decay (keys get -wd<x>; default: Adam, no decay)",
         nonNegativeNumber("--ft-weight-decay"),
@@ -127,6 +134,7 @@ interface Options {
   branchFrom?: string[];
   ftLr: number;
   ftWeightDecay?: number;
+  ftBatch: number;
   denseEpochs: number;
   dataDir?: string;
   threads: number;
@@ -153,7 +161,7 @@ export function sweepConfigs(o: Options): SweepConfig[] {
               epochs: o.ftEpochs,
               lr: o.ftLr,
               schedule: "cosine",
-              batchSize: 128,
+              batchSize: o.ftBatch,
               // Only when given: chains without it keep the config (and key) they always had.
               ...(o.ftLate === undefined ? {} : { late: o.ftLate }),
               ...(o.ftWeightDecay === undefined ? {} : { weightDecay: o.ftWeightDecay }),

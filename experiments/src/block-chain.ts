@@ -89,10 +89,12 @@ export function fineTuneEpochs(ft: FineTuneConfig, round: number): number {
 
 /** Fine-tuning learning rate of the sweep's chains unless --ft-lr says otherwise. */
 export const DEFAULT_FT_LR = 1e-3;
+/** Fine-tuning batch size of the sweep's chains unless --ft-batch says otherwise. */
+export const DEFAULT_FT_BATCH = 128;
 
 /**
  * A chain's key: dataset, tile size, method and seed, then its budget where it differs from the
- * plain one (`-late<round>x<epochs>`, `-lr<x>`, `-wd<x>`), so chains run before either option existed
+ * plain one (`-late<round>x<epochs>`, `-lr<x>`, `-wd<x>`, `-bs<n>`), so chains run before either option existed
  * keep the keys they were stored under.
  */
 export function chainKey(c: ChainConfig): string {
@@ -100,7 +102,8 @@ export function chainKey(c: ChainConfig): string {
   const budget = late === undefined ? "" : `-late${late.fromRound}x${late.epochs}`;
   const lr = c.fineTune.lr === DEFAULT_FT_LR ? "" : `-lr${c.fineTune.lr}`;
   const wd = c.fineTune.weightDecay === undefined ? "" : `-wd${c.fineTune.weightDecay}`;
-  return `${c.dataset}-b${c.blockSize}-${c.method}-s${c.seed}${budget}${lr}${wd}`;
+  const bs = c.fineTune.batchSize === DEFAULT_FT_BATCH ? "" : `-bs${c.fineTune.batchSize}`;
+  return `${c.dataset}-b${c.blockSize}-${c.method}-s${c.seed}${budget}${lr}${wd}${bs}`;
 }
 
 export interface ChainConfig {

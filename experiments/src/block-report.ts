@@ -6,6 +6,7 @@ import type { SweepPoint } from "./sweep/index.ts";
 import { markdownTable } from "./sweep/index.ts";
 import type { AccuracyRow } from "./plot/index.ts";
 import {
+  DEFAULT_FT_BATCH,
   DEFAULT_FT_LR,
   type ChainConfig,
   type ChainResult,
@@ -296,7 +297,9 @@ export function splitByBudget(points: readonly BlockPoint[]): {
     byBudget.set(k, [...(byBudget.get(k) ?? []), p]);
   }
   const keys = [...byBudget.keys()].sort();
-  const plain = budgetKey({ config: { fineTune: { lr: DEFAULT_FT_LR } } });
+  const plain = budgetKey({
+    config: { fineTune: { lr: DEFAULT_FT_LR, batchSize: DEFAULT_FT_BATCH } },
+  });
   const plainKey = byBudget.has(plain) ? plain : keys[0]!;
   return {
     plain: byBudget.get(plainKey) ?? [],
@@ -306,17 +309,18 @@ export function splitByBudget(points: readonly BlockPoint[]): {
 
 /** What sets a chain's budget apart from the plain one: late budget, learning rate, decay. */
 function budgetKey(p: {
-  config: { fineTune: Pick<FineTuneConfig, "late" | "lr" | "weightDecay"> };
+  config: { fineTune: Pick<FineTuneConfig, "late" | "lr" | "weightDecay" | "batchSize"> };
 }): string {
   const ft = p.config.fineTune;
-  return JSON.stringify([ft.late ?? null, ft.lr, ft.weightDecay ?? null]);
+  return JSON.stringify([ft.late ?? null, ft.lr, ft.weightDecay ?? null, ft.batchSize]);
 }
 
-/** The learning rate and weight decay of a budget where they differ from the plain one's. */
+/** Learning rate, weight decay and batch of a budget where they differ from the plain one's. */
 function optimizerText(ft: FineTuneConfig, plainLr: number): string | undefined {
   const parts = [
     ...(ft.lr === plainLr ? [] : [`learning rate ${ft.lr}`]),
     ...(ft.weightDecay === undefined ? [] : [`AdamW weight decay ${ft.weightDecay}`]),
+    ...(ft.batchSize === DEFAULT_FT_BATCH ? [] : [`batch ${ft.batchSize}`]),
   ];
   return parts.length === 0 ? undefined : parts.join(", ");
 }
@@ -366,7 +370,7 @@ export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockP
   const lrText =
     extra === undefined
       ? "same optimizer and learning rate"
-      : `${extra} (the plain chains: Adam at learning rate ${plainLr}, no decay)`;
+      : `${extra} (the plain chains: Adam at learning rate ${plainLr}, no decay, batch ${plain[0]?.config.fineTune.batchSize ?? DEFAULT_FT_BATCH})`;
   // Column and heading names: the epochs, and the optimizer settings where the budgets differ.
   const mineName = `${epochs(late.epochs)}${extra === undefined ? "" : ` with ${extra}`}`;
   const plainName = `${epochs(plainEpochs)}${extra === undefined ? "" : ` plain`}`;

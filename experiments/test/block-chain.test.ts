@@ -173,8 +173,10 @@ describe("runChain", () => {
   });
 
   it("keys a chain by its budget only where it differs from the plain one", () => {
-    const ft = config().fineTune;
-    expect(chainKey(config())).toBe("synthetic-b4-magnitude-s3");
+    // The sweep's plain budget (these tests' config fine-tunes with batch 32).
+    const ft = { ...config().fineTune, batchSize: 128 };
+    const plain = config({ fineTune: ft });
+    expect(chainKey(plain)).toBe("synthetic-b4-magnitude-s3");
     expect(chainKey(config({ fineTune: { ...ft, late: { fromRound: 11, epochs: 10 } } }))).toBe(
       "synthetic-b4-magnitude-s3-late11x10",
     );
@@ -186,6 +188,9 @@ describe("runChain", () => {
     ).toBe("synthetic-b4-magnitude-s3-late1x10-lr0.0001");
     expect(chainKey(config({ fineTune: { ...ft, weightDecay: 0.05 } }))).toBe(
       "synthetic-b4-magnitude-s3-wd0.05",
+    );
+    expect(chainKey(config({ fineTune: { ...ft, batchSize: 50 } }))).toBe(
+      "synthetic-b4-magnitude-s3-bs50",
     );
   });
 

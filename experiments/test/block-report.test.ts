@@ -228,7 +228,7 @@ describe("block-sweep report", () => {
     expect(md).toContain("## Fine-tuning with learning rate 0.0003: 1 epoch per round");
     expect(md).toContain("1 epoch in every round as in the plain chains,");
     expect(md).toContain(
-      "learning rate 0.0003 (the plain chains: Adam at learning rate 0.001, no decay) and cosine decay",
+      "learning rate 0.0003 (the plain chains: Adam at learning rate 0.001, no decay, batch 128) and cosine decay",
     );
     expect(md).toContain("1 epoch with learning rate 0.0003 against 1 epoch plain per round");
     expect(md).toMatch(/\|\s+16 \| 2\.8 \| magnitude \| 97\.00 \(1\)\s+\| 95\.00 \(1\)/);
@@ -245,7 +245,19 @@ describe("block-sweep report", () => {
         fineTune: { ...lowLong.config.fineTune, lr: 1e-3, weightDecay: 0.05 },
       },
     };
-    expect(splitByBudget([plainM, lowLong, decayed]).variants).toHaveLength(2);
+    // And so is another batch size.
+    const small: BlockPoint = {
+      ...decayed,
+      key: `${plainM.key}-late1x10-bs50`,
+      config: {
+        ...decayed.config,
+        fineTune: { ...plainM.config.fineTune, batchSize: 50, late: { fromRound: 1, epochs: 10 } },
+      },
+    };
+    expect(splitByBudget([plainM, lowLong, decayed, small]).variants).toHaveLength(3);
+    expect(variantSection([small], plain)).toContain(
+      "## Longer fine-tuning in every round: 10 epochs per round with batch 50",
+    );
     expect(variantSection([decayed], plain)).toContain(
       "## Longer fine-tuning in every round: 10 epochs per round with AdamW weight decay 0.05",
     );
