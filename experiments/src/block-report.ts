@@ -325,6 +325,18 @@ function optimizerText(ft: FineTuneConfig, plainLr: number): string | undefined 
   return parts.length === 0 ? undefined : parts.join(", ");
 }
 
+/**
+ * Which kernel path computed the chains, where it is not the default asm.js one (points made
+ * before the field existed ran on asm.js): the wasm path sums in float32, so its numbers are
+ * not the asm.js path's bit for bit.
+ */
+function kernelText(ps: readonly BlockPoint[]): string {
+  const paths = [...new Set(ps.map((p) => p.kernels ?? "asm"))].sort();
+  return paths.length === 1 && paths[0] === "asm"
+    ? ""
+    : ` Kernel path: ${paths.join(", ")} (TESSERA_KERNELS; float32 sums where asm.js sums in float64).`;
+}
+
 /** The section title of a budget variant. */
 export function lateTitle(p: BlockPoint): string {
   const { late } = p.config.fineTune;
@@ -381,7 +393,9 @@ export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockP
         ? `${epochs(late.epochs)} in every round${late.epochs === plainEpochs ? " as in the plain chains" : ` instead of ${epochs(plainEpochs)}`}, a fixed budget per round like the plain one, `
         : `rounds 1-${late.fromRound - 1} as above (${epochs(plainEpochs)} each), then ${epochs(late.epochs)} per round, `) +
       `${lrText} and cosine decay within each round. This is a stated change of the budget, reported beside ` +
-      `the plain one, not in its place.\n\n` +
+      `the plain one, not in its place.` +
+      kernelText(ps) +
+      `\n\n` +
       // Rounds before the late budget's first are the plain protocol: their targets are above.
       targetsTable(checkTargets(cs).filter((t) => t.met !== null)),
   ];

@@ -255,6 +255,11 @@ describe("block-sweep report", () => {
       },
     };
     expect(splitByBudget([plainM, lowLong, decayed, small]).variants).toHaveLength(3);
+    // The kernel path shows where it is not asm.js (points before the field: asm.js).
+    expect(variantSection([decayed], plain)).not.toContain("Kernel path");
+    expect(variantSection([{ ...decayed, kernels: "wasm" }], plain)).toContain(
+      "Kernel path: wasm (TESSERA_KERNELS;",
+    );
     expect(variantSection([small], plain)).toContain(
       "## Longer fine-tuning in every round: 10 epochs per round with batch 50",
     );
