@@ -17,6 +17,7 @@ import {
   checkTargets,
   roundsTable,
   splitByBudget,
+  budgetTable,
   targetsTable,
   variantSection,
   lateTitle,
@@ -157,7 +158,7 @@ ${[...configs].map((c) => "```json\n" + JSON.stringify(JSON.parse(c), null, 2) +
     `## Targets of the issue\n\n${targetsTable(checkTargets(cs))}` +
       (variants.length === 0
         ? ""
-        : `\nThese are the chains with the budget above for every round. Chains with a longer fine-tuning budget (in every round or from a late round on) have their own targets below (${variants.map((ps) => `[${lateTitle(ps[0]!)}](#${anchor(lateTitle(ps[0]!))})`).join(", ")}).\n`),
+        : `\nThese are the chains with the budget above for every round. Chains with another fine-tuning budget (longer, in every round or from a late round on; another learning rate, weight decay or batch) have their own targets below (${variants.map((ps) => `[${lateTitle(ps[0]!)}](#${anchor(lateTitle(ps[0]!))})`).join(", ")}). Side by side (a negative gap: above dense):\n\n${budgetTable(plain, variants)}\n`),
   );
   for (const d of datasets) {
     const svg = join(assetDir, `accuracy-${d}.svg`);

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   accuracyRows,
   blockSizeTable,
+  budgetTable,
   cells,
   checkTargets,
   roundsTable,
@@ -255,6 +256,23 @@ describe("block-sweep report", () => {
       },
     };
     expect(splitByBudget([plainM, lowLong, decayed, small]).variants).toHaveLength(3);
+    // Side by side: per budget, the gaps to dense (0.98) at rounds 10 and 16, mean and per seed.
+    const table = budgetTable(plain, [[low], [lowLong]]);
+    expect(table).toMatch(
+      /\| plain: 1 epoch per round \| mnist 4x4 \| 1 \| asm \| 0\.10 \| 3\.00 \| 3\.00 \|/,
+    );
+    expect(table).toMatch(
+      /with learning rate 0\.0003: 1 epoch per round \| mnist 4x4 \| 1 \| asm \| 0\.10 \| 1\.00 \| 1\.00 \|/,
+    );
+    expect(table).toMatch(
+      /10 epochs per round with learning rate 0\.0003 \| .* \| 0\.50 \| 0\.50 \|/,
+    );
+    // Above dense reads as such, not as a negative gap "below".
+    const above = variantSection(
+      [withLr(point("mnist", 4, "magnitude", 1, sixteen(0.99)), 3e-4)],
+      plain,
+    );
+    expect(above).toContain("pruned 99.00% at 2.8% density: 1.00 points above");
     // The kernel path shows where it is not asm.js (points before the field: asm.js).
     expect(variantSection([decayed], plain)).not.toContain("Kernel path");
     expect(variantSection([{ ...decayed, kernels: "wasm" }], plain)).toContain(
