@@ -108,15 +108,19 @@ await runMain("report-block-sweep", async () => {
     const { points, bad } = statSync(dir).isFile() ? readPointsJson(dir) : readPointsDir(dir);
     for (const b of bad) console.error(`report-block-sweep: skipping ${b.path}: ${b.reason}`);
     for (const p of points) {
-      const prev = byKey.get(p.key);
+      // The same chain on the other kernel path is another point (float32 against float64 sums).
+      const id = `${p.key}|${(p as { kernels?: string }).kernels ?? "asm"}`;
+      const prev = byKey.get(id);
       if (prev !== undefined && JSON.stringify(prev.result) !== JSON.stringify(p.result))
         throw new Error(
           `point "${p.key}" differs between two of the directories; merge them first`,
         );
-      byKey.set(p.key, p as unknown as BlockPoint);
+      byKey.set(id, p as unknown as BlockPoint);
     }
   }
-  const points = [...byKey.values()].sort((a, b) => a.key.localeCompare(b.key));
+  const points = [...byKey.values()].sort(
+    (a, b) => a.key.localeCompare(b.key) || (a.kernels ?? "asm").localeCompare(b.kernels ?? "asm"),
+  );
   if (points.length === 0) throw new Error(`no block-sweep points in ${dirs.join(", ")}`);
   writePointsJson(join(assetDir, "points.json"), points);
   writePointsCsv(join(assetDir, "points.csv"), points);

@@ -352,10 +352,11 @@ export function blockSizeTable(
 
 /**
  * Splits points by fine-tuning budget: the plain chains (one budget for every round, the
- * default learning rate) and one group per other budget (block-sweep --ft-late, --ft-lr), which
- * are variants of the protocol and are never averaged with the plain chains of the same
- * dataset, tile size, method and seed. When no chain is plain, the first budget (in the order
- * of its JSON text) stands in.
+ * default learning rate, asm.js kernels) and one group per other budget (block-sweep --ft-late,
+ * --ft-lr, --ft-weight-decay, --ft-batch) or kernel path (TESSERA_KERNELS: the wasm path sums
+ * in float32, so its chains are not the asm.js chains' numbers), which are never averaged with
+ * the plain chains of the same dataset, tile size, method and seed. When no chain is plain, the
+ * first group (in the order of its JSON text) stands in.
  */
 export function splitByBudget(points: readonly BlockPoint[]): {
   plain: BlockPoint[];
@@ -369,6 +370,7 @@ export function splitByBudget(points: readonly BlockPoint[]): {
   const keys = [...byBudget.keys()].sort();
   const plain = budgetKey({
     config: { fineTune: { lr: DEFAULT_FT_LR, batchSize: DEFAULT_FT_BATCH } },
+    kernels: "asm",
   });
   const plainKey = byBudget.has(plain) ? plain : keys[0]!;
   return {
@@ -377,12 +379,22 @@ export function splitByBudget(points: readonly BlockPoint[]): {
   };
 }
 
-/** What sets a chain's budget apart from the plain one: late budget, learning rate, decay. */
+/**
+ * What sets a chain's group apart from the plain one: late budget, learning rate, decay, batch,
+ * and the kernel path (points made before the field existed ran on asm.js).
+ */
 function budgetKey(p: {
   config: { fineTune: Pick<FineTuneConfig, "late" | "lr" | "weightDecay" | "batchSize"> };
+  kernels?: string;
 }): string {
   const ft = p.config.fineTune;
-  return JSON.stringify([ft.late ?? null, ft.lr, ft.weightDecay ?? null, ft.batchSize]);
+  return JSON.stringify([
+    ft.late ?? null,
+    ft.lr,
+    ft.weightDecay ?? null,
+    ft.batchSize,
+    p.kernels ?? "asm",
+  ]);
 }
 
 /** Learning rate, weight decay and batch of a budget where they differ from the plain one's. */
@@ -413,11 +425,12 @@ export function lateTitle(p: BlockPoint): string {
   const epochs = epochsText;
   const extra = optimizerText(p.config.fineTune, DEFAULT_FT_LR);
   const rate = extra === undefined ? "" : ` with ${extra}`;
+  const path = (p.kernels ?? "asm") === "asm" ? "" : ` (${p.kernels} kernels)`;
   if (late === undefined)
-    return `Fine-tuning with ${extra ?? "the plain budget"}: ${epochs(p.config.fineTune.epochs)} per round`;
+    return `Fine-tuning with ${extra ?? "the plain budget"}: ${epochs(p.config.fineTune.epochs)} per round${path}`;
   return late.fromRound <= 1
-    ? `Longer fine-tuning in every round: ${epochs(late.epochs)} per round${rate}`
-    : `Longer fine-tuning from round ${late.fromRound}: ${epochs(late.epochs)} per round${rate}`;
+    ? `Longer fine-tuning in every round: ${epochs(late.epochs)} per round${rate}${path}`
+    : `Longer fine-tuning from round ${late.fromRound}: ${epochs(late.epochs)} per round${rate}${path}`;
 }
 
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */

@@ -278,6 +278,14 @@ describe("block-sweep report", () => {
     expect(variantSection([{ ...decayed, kernels: "wasm" }], plain)).toContain(
       "Kernel path: wasm (TESSERA_KERNELS;",
     );
+    // The plain budget on the wasm path is a group of its own, never averaged with asm.js's.
+    const plainWasm: BlockPoint = { ...plainM, kernels: "wasm" };
+    const split = splitByBudget([plainM, plainWasm]);
+    expect(split.plain).toEqual([plainM]);
+    expect(split.variants).toEqual([[plainWasm]]);
+    expect(variantSection([plainWasm], split.plain)).toContain(
+      "## Fine-tuning with the plain budget: 1 epoch per round (wasm kernels)",
+    );
     expect(variantSection([small], plain)).toContain(
       "## Longer fine-tuning in every round: 10 epochs per round with batch 50",
     );
