@@ -2,8 +2,9 @@
 // shared/reference/papers.md): start from a trained dense LeNet-300-100, then for each round
 // remove a fixed fraction of each layer's alive b x b tiles (20% of the hidden layers', 10% of
 // the output layer's), measure the accuracy right after the cut, fine-tune with the mask
-// fixed, and measure again. Each round continues from the previous round's result (the last
-// one, not the "best" one: the authors select on the test set, which we do not copy).
+// fixed (Adam, or AdamW when the budget has a weight decay), and measure again. Each round
+// continues from the previous round's result (the last one, not the "best" one: the authors
+// select on the test set, which we do not copy).
 //
 // A chain checkpoints after every round (model + masks in torch.nn.utils.prune naming, and
 // the rows so far), so a killed chain resumes at the round it was in. The same function
@@ -94,8 +95,8 @@ export const DEFAULT_FT_BATCH = 128;
 
 /**
  * A chain's key: dataset, tile size, method and seed, then its budget where it differs from the
- * plain one (`-late<round>x<epochs>`, `-lr<x>`, `-wd<x>`, `-bs<n>`), so chains run before either option existed
- * keep the keys they were stored under.
+ * plain one (`-late<round>x<epochs>`, `-lr<x>`, `-wd<x>`, `-bs<n>`), so chains run before
+ * these options existed keep the keys they were stored under.
  */
 export function chainKey(c: ChainConfig): string {
   const late = c.fineTune.late;

@@ -174,7 +174,7 @@ export function budgetTable(
       value: (r) =>
         r.ps
           .map((p) => p.config.seed)
-          .sort()
+          .sort((a, b) => a - b)
           .join(", "),
     },
     {

@@ -267,6 +267,13 @@ describe("block-sweep report", () => {
     expect(table).toMatch(
       /10 epochs per round with learning rate 0\.0003 \| .* \| 0\.50 \| 0\.50 \|/,
     );
+    // Seeds in numeric order (10 after 2).
+    const seeds = budgetTable(plain, [
+      [withLr(point("mnist", 4, "magnitude", 10, sixteen(0.97)), 3e-4), { ...low, key: "x" }].map(
+        (p, i) => ({ ...p, config: { ...p.config, seed: [10, 2][i]! } }),
+      ),
+    ]);
+    expect(seeds).toContain("| mnist 4x4 | 2, 10 |");
     // Above dense reads as such, not as a negative gap "below".
     const above = variantSection(
       [withLr(point("mnist", 4, "magnitude", 1, sixteen(0.99)), 3e-4)],
