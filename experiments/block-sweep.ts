@@ -7,7 +7,7 @@
 //   pnpm tsx experiments/block-sweep.ts --dataset mnist --block-sizes 4 --seeds 1,2,3
 //   pnpm tsx experiments/block-sweep.ts                       # the whole sweep (hours)
 //   TESSERA_KERNELS=wasm pnpm tsx experiments/block-sweep.ts --dataset mnist --block-sizes 4 \
-//     --ft-late 1:10 --ft-weight-decay 0.1   # the budget that reaches round 16 (~11 min a chain)
+//     --ft-late 1:10 --ft-weight-decay 0.1   # a fixed budget that reaches round 16 (~11 min a chain)
 // The fine-tuning budget (--ft-epochs, --ft-late, --ft-lr, --ft-weight-decay, --ft-batch) goes
 // into a chain's key where it differs from the plain one (chainKey in block-chain.ts).
 //   pnpm tsx experiments/report-block-sweep.ts results/block-sweep   # tables and plots

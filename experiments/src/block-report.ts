@@ -422,15 +422,14 @@ function kernelText(ps: readonly BlockPoint[]): string {
 /** The section title of a budget variant. */
 export function lateTitle(p: BlockPoint): string {
   const { late } = p.config.fineTune;
-  const epochs = epochsText;
   const extra = optimizerText(p.config.fineTune, DEFAULT_FT_LR);
   const rate = extra === undefined ? "" : ` with ${extra}`;
   const path = (p.kernels ?? "asm") === "asm" ? "" : ` (${p.kernels} kernels)`;
   if (late === undefined)
-    return `Fine-tuning with ${extra ?? "the plain budget"}: ${epochs(p.config.fineTune.epochs)} per round${path}`;
+    return `Fine-tuning with ${extra ?? "the plain budget"}: ${epochsText(p.config.fineTune.epochs)} per round${path}`;
   return late.fromRound <= 1
-    ? `Longer fine-tuning in every round: ${epochs(late.epochs)} per round${rate}${path}`
-    : `Longer fine-tuning from round ${late.fromRound}: ${epochs(late.epochs)} per round${rate}${path}`;
+    ? `Longer fine-tuning in every round: ${epochsText(late.epochs)} per round${rate}${path}`
+    : `Longer fine-tuning from round ${late.fromRound}: ${epochsText(late.epochs)} per round${rate}${path}`;
 }
 
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
@@ -458,7 +457,6 @@ export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockP
     `${p.config.dataset}|${p.config.blockSize}|${p.config.method}|${p.config.seed}`;
   const mine = new Set(ps.map(chain));
   const plainCells = cells(plain.filter((p) => mine.has(chain(p))));
-  const epochs = epochsText;
   const plainEpochs = ft.epochs;
   const plainLr = plain[0]?.config.fineTune.lr ?? DEFAULT_FT_LR;
   const extra = optimizerText(ft, plainLr);
@@ -467,14 +465,14 @@ export function variantSection(ps: readonly BlockPoint[], plain: readonly BlockP
       ? "same optimizer and learning rate"
       : `${extra} (the plain chains: Adam at learning rate ${plainLr}, no decay, batch ${plain[0]?.config.fineTune.batchSize ?? DEFAULT_FT_BATCH})`;
   // Column and heading names: the epochs, and the optimizer settings where the budgets differ.
-  const mineName = `${epochs(late.epochs)}${extra === undefined ? "" : ` with ${extra}`}`;
-  const plainName = `${epochs(plainEpochs)}${extra === undefined ? "" : ` plain`}`;
+  const mineName = `${epochsText(late.epochs)}${extra === undefined ? "" : ` with ${extra}`}`;
+  const plainName = `${epochsText(plainEpochs)}${extra === undefined ? "" : ` plain`}`;
   const out = [
     `## ${lateTitle(ps[0]!)}\n\n` +
       `${ps.length} chain${ps.length === 1 ? "" : "s"} (${ps.map((p) => p.key).join(", ")}): ` +
       (late.fromRound <= 1
-        ? `${epochs(late.epochs)} in every round${late.epochs === plainEpochs ? " as in the plain chains" : ` instead of ${epochs(plainEpochs)}`}, a fixed budget per round like the plain one, `
-        : `rounds 1-${late.fromRound - 1} as above (${epochs(plainEpochs)} each), then ${epochs(late.epochs)} per round, `) +
+        ? `${epochsText(late.epochs)} in every round${late.epochs === plainEpochs ? " as in the plain chains" : ` instead of ${epochsText(plainEpochs)}`}, a fixed budget per round like the plain one, `
+        : `rounds 1-${late.fromRound - 1} as above (${epochsText(plainEpochs)} each), then ${epochsText(late.epochs)} per round, `) +
       `${lrText} and cosine decay within each round. This is a stated change of the budget, reported beside ` +
       `the plain one, not in its place.` +
       kernelText(ps) +
