@@ -6,6 +6,8 @@ export type { Conv2dGeometry, Im2colLayout, ResolvedConv2d } from "./im2col.ts";
 export { conv2dForward, conv2dWeightGrad, conv2dInputGrad, kernelPath } from "./conv.ts";
 export type { ConvForwardOptions, ConvGradOptions } from "./conv.ts";
 export { BsrMatrix, validatePattern } from "./bsr.ts";
+export { BsrChain } from "./chain.ts";
+export type { BsrChainLayer, BsrChainOptions } from "./chain.ts";
 export type { BsrArrays, SparseProductOptions, SampledOptions } from "./bsr.ts";
 export { sharedFloat32, sharedFloat64, sharedInt32, isShared, toShared } from "./shared.ts";
 export { CsrMatrix } from "./csr.ts";

@@ -8,7 +8,7 @@
 // in JOBS naming every field as a number or an array (the compiler rejects a misspelt, missing
 // or mistyped field) and the function that runs rows/lines [r[0], r[1]) (and r[2], r[3]).
 import { gemmPackedRange, gemmRange, packRange } from "./gemm.ts";
-import { spmmRange } from "./spmm-kernel.ts";
+import { spmmChainRange, spmmRange } from "./spmm-kernel.ts";
 import {
   wasmGemmPackedRange,
   wasmGemmRange,
@@ -23,7 +23,7 @@ import type { SampledPanelsArgs } from "./wasm-sampled.ts";
 import { col2imRange, implicitRange, stagePlanes } from "./wasm-conv.ts";
 import type { Col2imArgs, ImplicitArgs, PadArgs } from "./wasm-conv.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
-import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
+import type { SpmmArgs, SpmmCall, SpmmChainArgs } from "./spmm-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
 import { reluBackwardRange, reluRange } from "./wasm-relu.ts";
 import { maxPoolRange } from "./wasm-pool2d.ts";
@@ -85,6 +85,8 @@ export const KIND_CHANNEL_SUMS = 22;
 export const KIND_WASM_SPMM_COLUMNS = 23;
 /** The sampled product's A and B panels staged into kernel memory (wasm-sampled.ts), by panels. */
 export const KIND_WASM_SAMPLED_STAGE = 24;
+/** Consecutive BSR layers' forward, split by batch rows, each chunk through every layer (chain.ts). */
+export const KIND_SPMM_CHAIN = 25;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -517,6 +519,13 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     outputs: ["out"],
     fullWrite: true,
     run: (g, r) => spmmRange(withJobEpilogue(g), r[0]!, r[1]!, r[2]!, r[3]!),
+  }),
+  [KIND_SPMM_CHAIN]: job<SpmmChainArgs>()({
+    nums: ["layers", "n"],
+    arrays: ["table", "ptr", "idx", "ids", "data", "bias", "x", "out"],
+    outputs: ["out"],
+    fullWrite: true,
+    run: (g, r) => spmmChainRange(g, r[0]!, r[1]!),
   }),
   [KIND_MAXPOOL_BACKWARD]: job<MaxPoolBackwardArgs>()({
     nums: ["inPlane", "outPlane"],

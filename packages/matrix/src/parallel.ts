@@ -1,7 +1,7 @@
 // Serial-or-pool dispatch: decides whether a product is worth splitting and cuts it into chunks
 // of equal multiply-add count, which the caller and the workers take from a shared counter. Any split gives bitwise the same result
 // because each output element is computed whole, by one thread, in a fixed order.
-import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
+import type { SpmmArgs, SpmmCall, SpmmChainArgs } from "./spmm-kernel.ts";
 import { hasEpilogue, spmmEpilogue, spmmRange, withoutEpilogue } from "./spmm-kernel.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
@@ -24,6 +24,7 @@ import {
   KIND_PACK,
   KIND_SAMPLED,
   KIND_SPMM,
+  KIND_SPMM_CHAIN,
   KIND_MAXPOOL_BACKWARD,
   KIND_ADAM,
   KIND_WASM_GEMM,
@@ -414,6 +415,24 @@ function runSpmmProduct(
     job as unknown as Record<string, unknown>,
     spmmChunks(args, outerBlocks, pool),
   );
+}
+
+/**
+ * A forward chain of BSR layers (spmm-kernel.ts SpmmChainArgs, chain.ts) as one pooled job, split
+ * by batch rows as the batch-major products are (guidedCuts, multiples of 4): each chunk carries
+ * its rows through every layer, so the layers need no barrier, no hand-over between threads and
+ * no serial step between them. False (nothing run) when the pool would not pay for `flops` or
+ * the batch is too small to split, so the caller runs the layers one by one.
+ */
+export function runSpmmChain(
+  c: SpmmChainArgs,
+  flops: number,
+  pool: MatrixPool | undefined,
+): boolean {
+  if (!usePool(pool, flops) || c.n < 8 * pool.threads) return false;
+  const chunks = guidedCuts(c.n, pool.threads, 4).map(([j0, j1]) => [j0, j1, 0, 0] as const);
+  pool.run(KIND_SPMM_CHAIN, c as unknown as Record<string, unknown>, chunks);
+  return true;
 }
 
 /**

@@ -109,7 +109,7 @@ export function spmmEpilogue(
  * batch rows of the batch-major products). Every element is the same sum in the same order
  * whichever range computes it, so a product split by lines or by columns gives the same bits.
  */
-export function spmmRange(s: SpmmCall, o0: number, o1: number, j0 = 0, j1 = s.n): void {
+export function spmmRange(s: SpmmCall, o0: number, o1: number, j0 = 0, j1 = s.n, slot = 0): void {
   if (o1 <= o0 || j1 <= j0) return;
   if (s.bsz === 1) {
     // CSR (1x1 blocks): one output line, 8 columns at a time, no block bookkeeping.
@@ -122,7 +122,7 @@ export function spmmRange(s: SpmmCall, o0: number, o1: number, j0 = 0, j1 = s.n)
     if (hasEpilogue(s)) spmmEpilogue(s, o0, Math.min(o1, s.outerLimit), j0, j1);
     return;
   }
-  spmmRangeAsm(s, o0, o1, j0, j1);
+  spmmRangeAsm(s, o0, o1, j0, j1, slot);
 }
 
 /**
@@ -132,8 +132,15 @@ export function spmmRange(s: SpmmCall, o0: number, o1: number, j0 = 0, j1 = s.n)
  * a chunk of columns (the batch rows of a batch-major X, one contiguous copy), so threads that
  * split the batch copy one share of X each; each chunk then runs and copies its output out.
  */
-function spmmRangeAsm(s: SpmmCall, o0: number, o1: number, j0: number, j1: number): void {
-  const st = stageJob(s);
+function spmmRangeAsm(
+  s: SpmmCall,
+  o0: number,
+  o1: number,
+  j0: number,
+  j1: number,
+  slot: number,
+): void {
+  const st = stageJob(s, slot);
   stageColumns(st, s, j0, j1);
   st.kernel.run(o0, o1, j0, j1);
   const { out, soo, soj, ob, outerLimit, n } = s;
@@ -197,23 +204,28 @@ interface Staged {
   xWhole: boolean;
 }
 
-/** This thread's heap and kernels (re-created when a job needs a bigger heap). */
-let heapState:
-  { heap: ArrayBuffer; kernels: Partial<Record<"f32" | "f64", SpmmKernel>> } | undefined;
 /**
- * The job whose operands are in the heap now (args objects are made anew for every call and
- * job), held strongly: one job's arguments per thread. A WeakRef here kept every job's
- * arguments alive instead, since an engine keeps a WeakRef's target until the current
- * synchronous job ends, and a pool worker's loop (like a caller's timing loop) never ends it:
- * each worker's heap grew by every job's views and the scavenges, copying them, took 5-16 ms
- * instead of 0.2-0.6 (--trace-gc over 2000 two-thread BSR plan runs, 2026-12-02).
+ * This thread's heaps, one per slot: slot 0 for ordinary products, slot l for layer l of a
+ * chain (spmmChainRange), so a chain's layers stay staged across its chunks. Each holds its
+ * kernels (re-created when a job needs a bigger heap), the job whose operands are in it now
+ * (args objects are made anew for every call and job), held strongly: one job's arguments per
+ * slot. A WeakRef here kept every job's arguments alive instead, since an engine keeps a
+ * WeakRef's target until the current synchronous job ends, and a pool worker's loop (like a
+ * caller's timing loop) never ends it: each worker's heap grew by every job's views and the
+ * scavenges, copying them, took 5-16 ms instead of 0.2-0.6 (--trace-gc over 2000 two-thread BSR
+ * plan runs, 2026-12-02).
  */
-let stagedFor: SpmmArgs | undefined;
-let staged: Staged | undefined;
+interface HeapSlot {
+  heap: ArrayBuffer;
+  kernels: Partial<Record<"f32" | "f64", SpmmKernel>>;
+  stagedFor: SpmmArgs | undefined;
+  staged: Staged | undefined;
+}
+const heaps: HeapSlot[] = [];
 /** How many times this thread has staged a job (stageJob's cache misses), for tests. */
 let stagings = 0;
 
-/** @internal Jobs staged into this thread's asm.js heap so far (a job's chunks share one). */
+/** @internal Jobs staged into this thread's asm.js heaps so far (a job's chunks share one). */
 export function spmmStagings(): number {
   return stagings;
 }
@@ -228,8 +240,9 @@ function heapSize(bytes: number): number {
  * Copies the job's blocks and index arrays into this thread's heap (once per job) and writes the
  * header; X follows chunk by chunk (stageColumns).
  */
-function stageJob(s: SpmmCall): Staged {
-  if (staged !== undefined && stagedFor === s) return staged;
+function stageJob(s: SpmmCall, slot: number): Staged {
+  const current = heaps[slot];
+  if (current?.staged !== undefined && current.stagedFor === s) return current.staged;
   const es = s.x instanceof Float64Array ? 8 : 4;
   const { n, innerLimit, outerLimit, sxi, sxj, soo, soj, ob, bsz } = s;
   const xLen = innerLimit > 0 && n > 0 ? (innerLimit - 1) * sxi + (n - 1) * sxj + 1 : 0;
@@ -247,10 +260,17 @@ function stageJob(s: SpmmCall): Staged {
   const bias = s.bias ?? null;
   const biasAt = bias === null ? 0 : align8(idsAt + 4 * slots);
   const need = bias === null ? idsAt + 4 * slots : biasAt + es * outerLimit;
-  if (heapState === undefined || heapState.heap.byteLength < need) {
-    heapState = { heap: new ArrayBuffer(heapSize(need)), kernels: {} };
+  let hs = current;
+  if (hs === undefined || hs.heap.byteLength < need) {
+    hs = {
+      heap: new ArrayBuffer(heapSize(need)),
+      kernels: {},
+      stagedFor: undefined,
+      staged: undefined,
+    };
+    heaps[slot] = hs;
   }
-  const { heap, kernels } = heapState;
+  const { heap, kernels } = hs;
   const type = es === 8 ? "f64" : "f32";
   const kernel = (kernels[type] ??= spmmModules[type](globalThis, {}, heap));
   const st: Staged = {
@@ -289,8 +309,8 @@ function stageJob(s: SpmmCall): Staged {
   I[HEADER.outAt] = outAt;
   I[HEADER.biasAt] = biasAt;
   I[HEADER.epi] = (bias === null ? 0 : 1) | (s.relu === true ? 2 : 0);
-  staged = st;
-  stagedFor = s;
+  hs.staged = st;
+  hs.stagedFor = s;
   stagings++;
   return st;
 }
@@ -378,4 +398,114 @@ function csrLine8(s: SpmmArgs, o: number, j: number): void {
   out[q + 5 * soj] = c5;
   out[q + 6 * soj] = c6;
   out[q + 7 * soj] = c7;
+}
+
+/**
+ * Layer table of a forward chain (SpmmChainArgs.table): CHAIN.stride Int32 slots per layer, at
+ * these offsets. The one definition both the encoder (chain.ts) and the kernel side read.
+ */
+export const CHAIN = {
+  /** Output features (W's rows) and input features (W's columns). */
+  outer: 0,
+  inner: 1,
+  /** Block shape R x C. */
+  R: 2,
+  C: 3,
+  /** Start of the layer's indptr in `ptr`, of its slots in `idx` / `ids`, of its blocks in `data`. */
+  ptrAt: 4,
+  slotAt: 5,
+  dataAt: 6,
+  /** Start of its bias in `bias`, or -1 without one. */
+  biasAt: 7,
+  /** 1: ReLU after the bias. */
+  relu: 8,
+  /** Start of its [n, outer] output in `out`. */
+  outAt: 9,
+  /** W's block rows. */
+  blockRows: 10,
+  stride: 11,
+} as const;
+
+/**
+ * Consecutive batch-major BSR layers run as one product each on a chunk of batch rows:
+ * y_l = relu_l?(y_{l-1}·W_lᵀ + b_l), y_{-1} = x, every y_l written to `out` at its outAt.
+ * Row j of y_l needs only row j of y_{l-1}, so a chunk carries its rows through every layer
+ * with no other thread's rows (chain.ts).
+ */
+export interface SpmmChainArgs {
+  table: Int32Array;
+  ptr: Int32Array;
+  idx: Int32Array;
+  ids: Int32Array;
+  data: Float32Array;
+  bias: Float32Array;
+  x: Float32Array;
+  out: Float32Array;
+  layers: number;
+  n: number;
+}
+
+/** The calls of the last chain job this thread ran (a job's chunks share them; see stageJob). */
+let lastChain: SpmmChainArgs | undefined;
+let chainCalls: SpmmCall[] = [];
+
+/** Each layer's call (views into the chain's arrays), as BsrMatrix.rmatmulTranspose makes it. */
+export function chainLayerCalls(c: SpmmChainArgs): SpmmCall[] {
+  const { table, n } = c;
+  const calls: SpmmCall[] = [];
+  for (let l = 0; l < c.layers; l++) {
+    const t = l * CHAIN.stride;
+    const outer = table[t + CHAIN.outer]!;
+    const inner = table[t + CHAIN.inner]!;
+    const R = table[t + CHAIN.R]!;
+    const C = table[t + CHAIN.C]!;
+    const rows = table[t + CHAIN.blockRows]!;
+    const ptrAt = table[t + CHAIN.ptrAt]!;
+    const slotAt = table[t + CHAIN.slotAt]!;
+    const dataAt = table[t + CHAIN.dataAt]!;
+    const biasAt = table[t + CHAIN.biasAt]!;
+    const outAt = table[t + CHAIN.outAt]!;
+    const ptr = c.ptr.subarray(ptrAt, ptrAt + rows + 1);
+    const slots = ptr[rows]!;
+    // Layer l reads layer l-1's output rows, which the same chunk has just written.
+    const x = l === 0 ? c.x : calls[l - 1]!.out;
+    calls.push({
+      ptr,
+      idx: c.idx.subarray(slotAt, slotAt + slots),
+      ids: c.ids.subarray(slotAt, slotAt + slots),
+      data: c.data.subarray(dataAt, dataAt + slots * R * C),
+      bsz: R * C,
+      ob: R,
+      ib: C,
+      eos: C,
+      eis: 1,
+      outerLimit: outer,
+      innerLimit: inner,
+      x,
+      sxi: 1,
+      sxj: inner,
+      out: c.out.subarray(outAt, outAt + n * outer),
+      soo: 1,
+      soj: outer,
+      n,
+      bias: biasAt < 0 ? null : c.bias.subarray(biasAt, biasAt + outer),
+      relu: table[t + CHAIN.relu] === 1,
+    });
+  }
+  return calls;
+}
+
+/**
+ * Batch rows [j0, j1) of every layer of the chain, layer after layer, each on its own heap slot
+ * (its blocks staged once per job and thread). Same sums as each layer's own product.
+ */
+export function spmmChainRange(c: SpmmChainArgs, j0: number, j1: number): void {
+  if (c !== lastChain) {
+    chainCalls = chainLayerCalls(c);
+    lastChain = c;
+  }
+  for (let l = 0; l < chainCalls.length; l++) {
+    const s = chainCalls[l]!;
+    spmmRange(s, 0, s.ptr.length - 1, j0, j1, l);
+  }
 }

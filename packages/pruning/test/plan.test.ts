@@ -191,6 +191,33 @@ describe("planInference", () => {
     ]);
   });
 
+  it("chains runs of two or more BsrLinear layers (fused plans only), with the per-layer bits", () => {
+    const spec = (sparse: boolean, relu: boolean): LayerSpec => ({
+      sparse,
+      R: 4,
+      C: 3,
+      density: 0.6,
+      bias: true,
+      relu,
+    });
+    const model = buildModel(
+      [40, 30, 20, 12, 8, 5],
+      [spec(true, true), spec(true, false), spec(false, true), spec(true, true), spec(true, false)],
+      8,
+      false,
+    );
+    const fused = planInference(model, { batch: 24, pool: pool2 });
+    expect(fused.steps.map((s) => s.chained)).toEqual([true, true, false, true, true]);
+    const passes = planInference(model, { batch: 24, pool: pool2, epilogue: "pass" });
+    expect(passes.steps.map((s) => s.chained)).toEqual([false, false, false, false, false]);
+    const xs = randomValues(24 * 40, 4);
+    const x = new Tensor(xs, [24, 40]);
+    const y = fused.run(xs).slice();
+    expect(bitsOf(y)).toEqual(bitsOf(passes.run(xs)));
+    expect(bitsOf(y)).toEqual(bitsOf(moduleForward(model, x, pool2)));
+    expect(bitsOf(fused.run(xs))).toEqual(bitsOf(y));
+  });
+
   it("sees weights changed in place (as an optimizer changes them)", () => {
     const model = buildModel(
       [6, 4],
