@@ -10,7 +10,7 @@
 import type { BsrMatrix } from "./bsr.ts";
 import type { KernelPath } from "./kernels.ts";
 import { resolveKernels } from "./kernels.ts";
-import { runSpmmChain } from "./parallel.ts";
+import { chainPays, runSpmmChain } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
 import { sharedFloat32, sharedInt32 } from "./shared.ts";
 import { CHAIN } from "./spmm-kernel.ts";
@@ -45,7 +45,6 @@ export class BsrChain {
   readonly batch: number;
   private weights: readonly BsrMatrix<Float32Array>[] = [];
   private args: SpmmChainArgs | undefined;
-  private flops = 0;
 
   constructor(batch: number) {
     checkDim("BsrChain", "batch", batch);
@@ -72,9 +71,9 @@ export class BsrChain {
     this.check(fn, layers, x, out);
     const n = this.batch;
     const path = resolveKernels(fn, options.kernels, options.pool);
-    if (path === "asm") {
-      const c = this.wire(layers, x, out);
-      if (runSpmmChain(c, this.flops, options.pool)) return out;
+    if (path === "asm" && chainPays(layers, n, options.pool)) {
+      runSpmmChain(this.wire(layers, x, out), options.pool!);
+      return out;
     }
     let at = 0;
     let input = x;
@@ -168,13 +167,11 @@ export class BsrChain {
     let slots = 0;
     let values = 0;
     let biasLen = 0;
-    let flops = 0;
     for (const { weight: w } of layers) {
       ptrLen += w.blockRows + 1;
       slots += w.nnzBlocks;
       values += w.nnzBlocks * w.blockShape[0] * w.blockShape[1];
       biasLen += w.rows;
-      flops += 2 * this.batch * w.nnzBlocks * w.blockShape[0] * w.blockShape[1];
     }
     const ptr = sharedInt32(ptrLen);
     const idx = sharedInt32(slots);
@@ -216,6 +213,5 @@ export class BsrChain {
       n: this.batch,
     };
     this.weights = layers.map((l) => l.weight);
-    this.flops = flops;
   }
 }

@@ -418,21 +418,30 @@ function runSpmmProduct(
 }
 
 /**
+ * Whether a forward chain of these layers (chain.ts) runs as one pooled job: a pool of two or
+ * more threads, at least 8 batch rows per thread, and the chain's flops (all layers' kept
+ * weights) at least the pool's minParallelFlops, the threshold of one sparse product.
+ */
+export function chainPays(
+  layers: readonly { weight: { nnzBlocks: number; blockShape: readonly [number, number] } }[],
+  n: number,
+  pool: MatrixPool | undefined,
+): pool is MatrixPool {
+  let flops = 0;
+  for (const { weight: w } of layers)
+    flops += 2 * n * w.nnzBlocks * w.blockShape[0] * w.blockShape[1];
+  return usePool(pool, flops) && n >= 8 * pool.threads;
+}
+
+/**
  * A forward chain of BSR layers (spmm-kernel.ts SpmmChainArgs, chain.ts) as one pooled job, split
  * by batch rows as the batch-major products are (guidedCuts, multiples of 4): each chunk carries
  * its rows through every layer, so the layers need no barrier, no hand-over between threads and
- * no serial step between them. False (nothing run) when the pool would not pay for `flops` or
- * the batch is too small to split, so the caller runs the layers one by one.
+ * no serial step between them.
  */
-export function runSpmmChain(
-  c: SpmmChainArgs,
-  flops: number,
-  pool: MatrixPool | undefined,
-): boolean {
-  if (!usePool(pool, flops) || c.n < 8 * pool.threads) return false;
+export function runSpmmChain(c: SpmmChainArgs, pool: MatrixPool): void {
   const chunks = guidedCuts(c.n, pool.threads, 4).map(([j0, j1]) => [j0, j1, 0, 0] as const);
   pool.run(KIND_SPMM_CHAIN, c as unknown as Record<string, unknown>, chunks);
-  return true;
 }
 
 /**
