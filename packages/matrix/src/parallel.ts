@@ -3,6 +3,7 @@
 // because each output element is computed whole, by one thread, in a fixed order.
 import type { SpmmArgs, SpmmCall, SpmmChainArgs } from "./spmm-kernel.ts";
 import { hasEpilogue, spmmEpilogue, spmmRange, withoutEpilogue } from "./spmm-kernel.ts";
+import { SPMM_TILE_COLS } from "./spmm-asm.ts";
 import type { SampledArgs } from "./sampled-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
 import { adamRange } from "./adam-kernel.ts";
@@ -255,15 +256,21 @@ function runWasmGemm(g: WasmGemmArgs, pool: MatrixPool | undefined): void {
 
 /**
  * Cuts [0, lines) into chunks that shrink as the work runs out ("guided" scheduling): each takes
- * a 1/(2*threads) share of what is left, in multiples of 4 lines, at least 8 lines. Threads take
+ * a 1/(2*threads) share of what is left, in multiples of `align` lines (the kernel's tile), at
+ * least `least` lines (default two tiles). Threads take
  * them in order from the shared counter, so the big chunks go first and the last ones are small:
  * whichever thread finishes last waits on a small chunk, not a big one.
  */
-function guidedCuts(lines: number, threads: number, align: number): [number, number][] {
+function guidedCuts(
+  lines: number,
+  threads: number,
+  align: number,
+  least = 2 * align,
+): [number, number][] {
   const out: [number, number][] = [];
   let lo = 0;
   while (lo < lines && out.length < MAX_CHUNKS - 1) {
-    const size = Math.max(2 * align, Math.ceil((lines - lo) / (2 * threads) / align) * align);
+    const size = Math.max(least, Math.ceil((lines - lo) / (2 * threads) / align) * align);
     const hi = Math.min(lines, lo + size);
     out.push([lo, hi]);
     lo = hi;
@@ -418,6 +425,13 @@ function runSpmmProduct(
 }
 
 /**
+ * The smallest chunk of batch rows of the asm.js sparse products: a chunk is cut in whole tiles
+ * of the widest width (SPMM_TILE_COLS, 8), and the last chunks are one such tile, so the thread
+ * that finishes last waits on 8 rows at most (the 4-wide tiles' 2 x 4 before).
+ */
+const SPMM_LEAST_ROWS = Math.max(8, SPMM_TILE_COLS);
+
+/**
  * Whether a forward chain of these layers (chain.ts) runs as one pooled job: a pool of two or
  * more threads, at least 8 batch rows per thread, and the chain's flops (all layers' kept
  * weights) at least the pool's minParallelFlops, the threshold of one sparse product.
@@ -435,19 +449,21 @@ export function chainPays(
 
 /**
  * A forward chain of BSR layers (spmm-kernel.ts SpmmChainArgs, chain.ts) as one pooled job, split
- * by batch rows as the batch-major products are (guidedCuts, multiples of 4): each chunk carries
+ * by batch rows as the batch-major products are (guidedCuts, whole tiles): each chunk carries
  * its rows through every layer, so the layers need no barrier, no hand-over between threads and
  * no serial step between them.
  */
 export function runSpmmChain(c: SpmmChainArgs, pool: MatrixPool): void {
-  const chunks = guidedCuts(c.n, pool.threads, 4).map(([j0, j1]) => [j0, j1, 0, 0] as const);
+  const chunks = guidedCuts(c.n, pool.threads, SPMM_TILE_COLS, SPMM_LEAST_ROWS).map(
+    ([j0, j1]) => [j0, j1, 0, 0] as const,
+  );
   pool.run(KIND_SPMM_CHAIN, c as unknown as Record<string, unknown>, chunks);
 }
 
 /**
  * Chunks of the asm.js/JavaScript sparse product. Batch-major operands (X [n, inner], out
- * [n, outer]) with at least 8 batch rows per thread are split by batch rows, in multiples of 4
- * (the kernel's tile width), shrinking as the work runs out (guidedCuts): every row costs the
+ * [n, outer]) with at least 8 batch rows per thread are split by batch rows, in multiples of the
+ * asm.js kernel's widest tile (SPMM_TILE_COLS, 8), shrinking as the work runs out (guidedCuts): every row costs the
  * same whatever the pattern, each thread copies only its rows of X into its asm.js heap (a split
  * by lines copies all of X into every thread's heap) and writes one contiguous run of the output.
  * Otherwise outer block lines are split by stored-block count (weightedChunks).
@@ -455,7 +471,9 @@ export function runSpmmChain(c: SpmmChainArgs, pool: MatrixPool): void {
 export function spmmChunks(args: SpmmArgs, outerBlocks: number, pool: MatrixPool): Range[] {
   const { n } = args;
   if (args.sxi === 1 && args.soo === 1 && n >= 8 * pool.threads)
-    return guidedCuts(n, pool.threads, 4).map(([j0, j1]) => [0, outerBlocks, j0, j1] as const);
+    return guidedCuts(n, pool.threads, SPMM_TILE_COLS, SPMM_LEAST_ROWS).map(
+      ([j0, j1]) => [0, outerBlocks, j0, j1] as const,
+    );
   return weightedChunks(args.ptr, outerBlocks, Math.min(MAX_CHUNKS, 8 * pool.threads)).map(
     ([o0, o1]) => [o0, o1, 0, n] as const,
   );

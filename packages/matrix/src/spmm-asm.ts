@@ -1,7 +1,8 @@
 // The block-sparse × dense kernel of spmm-kernel.ts in the asm.js subset (see micro-kernel.ts for
 // why asm.js: no per-element map, length, overflow and bounds-check code around typed-array
-// access). Same tiles (4, 2 or 1 output lines by 4 columns, then single edge columns), same
-// float64 sums in stored-block order, so results equal the plain-JS kernel's bit for bit.
+// access). Same float64 sums in stored-block order as the plain-JS kernel, so the same bits, in
+// tiles of 4, 2 or 1 output lines by SPMM_TILE_WIDTHS columns (8, then 4, then single edge
+// columns), each tile function generated from one text (tileText).
 //
 // Everything lives in the thread's heap, laid out by spmm-kernel.ts:
 //   header (Int32, at byte 0): the scalar arguments, see HEADER below;
@@ -23,6 +24,115 @@
 // forms, then max(v, +0) branch-free as autograd's relu (non-finite values fixed up after).
 // Float32 and float64 versions are generated from one text (the output's and bias's element
 // shift 2 or 3; the operands are float64 in both).
+
+/**
+ * The asm.js text of `tile<h>x<cols>`: h output lines (t..t+h-1 of the outer block) by `cols` columns of
+ * X (j..j+cols-1), h·cols float64 accumulators in locals across every stored block of line o,
+ * each updated in (block, inner element) order, then written once. One generator for every tile,
+ * so the tile width is changed in one place (SPMM_TILE_COLS).
+ */
+function tileText(h: number, cols: number): string {
+  const rs = [...Array(h).keys()];
+  const ks = [...Array(cols).keys()];
+  const acc = rs.flatMap((r) => ks.map((k) => `c${r}${k}`));
+  const lines: string[] = [];
+  const say = (l: string) => lines.push(`    ${l}`);
+  lines.push(`  function tile${h}x${cols}(o, line, t, j) {`);
+  say("o = o | 0;");
+  say("line = line | 0;");
+  say("t = t | 0;");
+  say("j = j | 0;");
+  const eVars = rs.slice(1).map((r) => `e${r}`);
+  const xVars = ks.slice(1).map((k) => `x${k}`);
+  const yVars = ks.slice(1).map((k) => `y${k}`);
+  const ints = [
+    "q",
+    "q1",
+    "w",
+    "c",
+    "wp",
+    "xp",
+    "i0",
+    "xj",
+    "wb",
+    "dw",
+    "dx",
+    "r",
+    "ro",
+    ...eVars,
+    ...xVars,
+    ...yVars,
+  ];
+  say(`var ${ints.map((v) => `${v} = 0`).join(", ")};`);
+  const dbl = [...acc, ...rs.map((r) => `a${r}`), ...ks.map((k) => `b${k}`)];
+  say(`var ${dbl.map((v) => `${v} = 0.0`).join(", ")};`);
+  for (const r of rs.slice(1)) say(`e${r} = imul(eos, ${r}) << 3;`);
+  for (const k of ks.slice(1)) say(`x${k} = imul(sxj, ${k}) << 3;`);
+  say("dw = eis << 3;");
+  say("dx = sxi << 3;");
+  say("q = I[(ptrAt + (o << 2)) >> 2] | 0;");
+  say("q1 = I[(ptrAt + ((o + 1) << 2)) >> 2] | 0;");
+  say("xj = (xAt + ((imul(j, sxj) | 0) << 3)) | 0;");
+  say("wb = (dataAt + ((imul(t, eos) | 0) << 3)) | 0;");
+  say("for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {");
+  say("  i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;");
+  say("  w = (innerLimit - i0) | 0;");
+  say("  if ((w | 0) > (ib | 0)) w = ib;");
+  say("  wp = (wb + ((imul(I[(idsAt + (q << 2)) >> 2] | 0, bsz) | 0) << 3)) | 0;");
+  say("  xp = (xj + ((imul(i0, sxi) | 0) << 3)) | 0;");
+  say("  for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {");
+  for (const r of rs) say(`    a${r} = +D[${r === 0 ? "wp" : `(wp + e${r})`} >> 3];`);
+  for (const k of ks) say(`    b${k} = +D[${k === 0 ? "xp" : `(xp + x${k})`} >> 3];`);
+  for (const r of rs) for (const k of ks) say(`    c${r}${k} = c${r}${k} + a${r} * b${k};`);
+  say("    wp = (wp + dw) | 0;");
+  say("    xp = (xp + dx) | 0;");
+  say("  }");
+  say("}");
+  for (const k of ks.slice(1)) say(`y${k} = imul(soj, ${k}) << SHIFT;`);
+  say("ro = soo << SHIFT;");
+  say("r = (outAt + (((imul(line, soo) | 0) + (imul(j, soj) | 0)) << SHIFT)) | 0;");
+  for (const r of rs) {
+    if (r > 0) say("r = (r + ro) | 0;");
+    for (const k of ks) say(`F[${k === 0 ? "r" : `(r + y${k})`} >> SHIFT] = c${r}${k};`);
+  }
+  lines.push("  }");
+  return lines.join("\n");
+}
+
+/**
+ * Tile widths (columns of X) of the asm.js sparse kernel, widest first: a line group's columns
+ * run in tiles of the first width, what is left in tiles of the next, the last few one column at
+ * a time; every tile is 4, 2 or 1 lines by each width. The one place to change them (the
+ * kernels, and the pool's row chunks through SPMM_TILE_COLS, derive from it).
+ * 8 then 4: 32 accumulators, most of them spilled to the stack (V8 keeps 16 doubles in xmm
+ * registers), but per stored block the 4 weights of a step and the block bookkeeping serve 8
+ * columns instead of 4. fc1 of LeNet-300-100 at 10.8%, batch 128, one thread (bsr-ab, medians
+ * of 30 x 5 calls, 2026-12-02): width 4 alone 1.53-1.60 ms for the forward, 8 then 4 1.40-1.42,
+ * 2 1.80, 3 1.65, 5 1.63, 6 1.57, 12 1.63, 16 1.40 (but pooled chunks of 16 rows).
+ */
+export const SPMM_TILE_WIDTHS: readonly number[] = [8, 4];
+/** The widest tile: batch rows are split between threads in multiples of it. */
+export const SPMM_TILE_COLS = SPMM_TILE_WIDTHS[0]!;
+
+/** The asm.js text of rows()'s tile loops: for h = 4, 2, 1, every width in turn. */
+function rowLoopsText(widths: readonly number[]): string {
+  const loops = (h: number) =>
+    widths
+      .map(
+        (w) =>
+          `      for (; ((j + ${w}) | 0) <= (j1 | 0); j = (j + ${w}) | 0) tile${h}x${w}(o, line, t, j);`,
+      )
+      .join("\n");
+  return [
+    "    if ((h | 0) == 4) {",
+    loops(4),
+    "    } else if ((h | 0) == 2) {",
+    loops(2),
+    "    } else {",
+    loops(1),
+    "    }",
+  ].join("\n");
+}
 
 /** Int32 header slots (the layout both sides agree on). */
 export const HEADER = {
@@ -118,191 +228,7 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     }
   }
 
-  function tile4(o, line, t, j) {
-    o = o | 0;
-    line = line | 0;
-    t = t | 0;
-    j = j | 0;
-    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, e1 = 0, e2 = 0, e3 = 0, i0 = 0, xj = 0, wb = 0;
-    var x1 = 0, x2 = 0, x3 = 0, dw = 0, dx = 0, r = 0;
-    var c00 = 0.0, c01 = 0.0, c02 = 0.0, c03 = 0.0, c10 = 0.0, c11 = 0.0, c12 = 0.0, c13 = 0.0;
-    var c20 = 0.0, c21 = 0.0, c22 = 0.0, c23 = 0.0, c30 = 0.0, c31 = 0.0, c32 = 0.0, c33 = 0.0;
-    var a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
-    e1 = eos << 3;
-    e2 = e1 << 1;
-    e3 = (e1 + e2) | 0;
-    x1 = sxj << 3;
-    x2 = x1 << 1;
-    x3 = (x1 + x2) | 0;
-    dw = eis << 3;
-    dx = sxi << 3;
-    q = I[(ptrAt + (o << 2)) >> 2] | 0;
-    q1 = I[(ptrAt + ((o + 1) << 2)) >> 2] | 0;
-    xj = (xAt + ((imul(j, sxj) | 0) << 3)) | 0;
-    wb = (dataAt + ((imul(t, eos) | 0) << 3)) | 0;
-    for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
-      i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
-      w = (innerLimit - i0) | 0;
-      if ((w | 0) > (ib | 0)) w = ib;
-      wp = (wb + ((imul(I[(idsAt + (q << 2)) >> 2] | 0, bsz) | 0) << 3)) | 0;
-      xp = (xj + ((imul(i0, sxi) | 0) << 3)) | 0;
-      for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
-        a0 = +D[wp >> 3];
-        a1 = +D[(wp + e1) >> 3];
-        a2 = +D[(wp + e2) >> 3];
-        a3 = +D[(wp + e3) >> 3];
-        b0 = +D[xp >> 3];
-        b1 = +D[(xp + x1) >> 3];
-        b2 = +D[(xp + x2) >> 3];
-        b3 = +D[(xp + x3) >> 3];
-        c00 = c00 + a0 * b0;
-        c01 = c01 + a0 * b1;
-        c02 = c02 + a0 * b2;
-        c03 = c03 + a0 * b3;
-        c10 = c10 + a1 * b0;
-        c11 = c11 + a1 * b1;
-        c12 = c12 + a1 * b2;
-        c13 = c13 + a1 * b3;
-        c20 = c20 + a2 * b0;
-        c21 = c21 + a2 * b1;
-        c22 = c22 + a2 * b2;
-        c23 = c23 + a2 * b3;
-        c30 = c30 + a3 * b0;
-        c31 = c31 + a3 * b1;
-        c32 = c32 + a3 * b2;
-        c33 = c33 + a3 * b3;
-        wp = (wp + dw) | 0;
-        xp = (xp + dx) | 0;
-      }
-    }
-    x1 = soj << SHIFT;
-    x2 = x1 << 1;
-    x3 = (x1 + x2) | 0;
-    dx = soo << SHIFT;
-    r = (outAt + (((imul(line, soo) | 0) + (imul(j, soj) | 0)) << SHIFT)) | 0;
-    F[r >> SHIFT] = c00;
-    F[(r + x1) >> SHIFT] = c01;
-    F[(r + x2) >> SHIFT] = c02;
-    F[(r + x3) >> SHIFT] = c03;
-    r = (r + dx) | 0;
-    F[r >> SHIFT] = c10;
-    F[(r + x1) >> SHIFT] = c11;
-    F[(r + x2) >> SHIFT] = c12;
-    F[(r + x3) >> SHIFT] = c13;
-    r = (r + dx) | 0;
-    F[r >> SHIFT] = c20;
-    F[(r + x1) >> SHIFT] = c21;
-    F[(r + x2) >> SHIFT] = c22;
-    F[(r + x3) >> SHIFT] = c23;
-    r = (r + dx) | 0;
-    F[r >> SHIFT] = c30;
-    F[(r + x1) >> SHIFT] = c31;
-    F[(r + x2) >> SHIFT] = c32;
-    F[(r + x3) >> SHIFT] = c33;
-  }
-
-  function tile2(o, line, t, j) {
-    o = o | 0;
-    line = line | 0;
-    t = t | 0;
-    j = j | 0;
-    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, e1 = 0, i0 = 0, xj = 0, wb = 0;
-    var x1 = 0, x2 = 0, x3 = 0, dw = 0, dx = 0, r = 0;
-    var c00 = 0.0, c01 = 0.0, c02 = 0.0, c03 = 0.0, c10 = 0.0, c11 = 0.0, c12 = 0.0, c13 = 0.0;
-    var a0 = 0.0, a1 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
-    e1 = eos << 3;
-    x1 = sxj << 3;
-    x2 = x1 << 1;
-    x3 = (x1 + x2) | 0;
-    dw = eis << 3;
-    dx = sxi << 3;
-    q = I[(ptrAt + (o << 2)) >> 2] | 0;
-    q1 = I[(ptrAt + ((o + 1) << 2)) >> 2] | 0;
-    xj = (xAt + ((imul(j, sxj) | 0) << 3)) | 0;
-    wb = (dataAt + ((imul(t, eos) | 0) << 3)) | 0;
-    for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
-      i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
-      w = (innerLimit - i0) | 0;
-      if ((w | 0) > (ib | 0)) w = ib;
-      wp = (wb + ((imul(I[(idsAt + (q << 2)) >> 2] | 0, bsz) | 0) << 3)) | 0;
-      xp = (xj + ((imul(i0, sxi) | 0) << 3)) | 0;
-      for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
-        a0 = +D[wp >> 3];
-        a1 = +D[(wp + e1) >> 3];
-        b0 = +D[xp >> 3];
-        b1 = +D[(xp + x1) >> 3];
-        b2 = +D[(xp + x2) >> 3];
-        b3 = +D[(xp + x3) >> 3];
-        c00 = c00 + a0 * b0;
-        c01 = c01 + a0 * b1;
-        c02 = c02 + a0 * b2;
-        c03 = c03 + a0 * b3;
-        c10 = c10 + a1 * b0;
-        c11 = c11 + a1 * b1;
-        c12 = c12 + a1 * b2;
-        c13 = c13 + a1 * b3;
-        wp = (wp + dw) | 0;
-        xp = (xp + dx) | 0;
-      }
-    }
-    x1 = soj << SHIFT;
-    x2 = x1 << 1;
-    x3 = (x1 + x2) | 0;
-    r = (outAt + (((imul(line, soo) | 0) + (imul(j, soj) | 0)) << SHIFT)) | 0;
-    F[r >> SHIFT] = c00;
-    F[(r + x1) >> SHIFT] = c01;
-    F[(r + x2) >> SHIFT] = c02;
-    F[(r + x3) >> SHIFT] = c03;
-    r = (r + (soo << SHIFT)) | 0;
-    F[r >> SHIFT] = c10;
-    F[(r + x1) >> SHIFT] = c11;
-    F[(r + x2) >> SHIFT] = c12;
-    F[(r + x3) >> SHIFT] = c13;
-  }
-
-  function tile1(o, line, t, j) {
-    o = o | 0;
-    line = line | 0;
-    t = t | 0;
-    j = j | 0;
-    var q = 0, q1 = 0, w = 0, c = 0, wp = 0, xp = 0, i0 = 0, xj = 0, wb = 0;
-    var x1 = 0, x2 = 0, x3 = 0, dw = 0, dx = 0, r = 0;
-    var c00 = 0.0, c01 = 0.0, c02 = 0.0, c03 = 0.0, a0 = 0.0;
-    x1 = sxj << 3;
-    x2 = x1 << 1;
-    x3 = (x1 + x2) | 0;
-    dw = eis << 3;
-    dx = sxi << 3;
-    q = I[(ptrAt + (o << 2)) >> 2] | 0;
-    q1 = I[(ptrAt + ((o + 1) << 2)) >> 2] | 0;
-    xj = (xAt + ((imul(j, sxj) | 0) << 3)) | 0;
-    wb = (dataAt + ((imul(t, eos) | 0) << 3)) | 0;
-    for (; (q | 0) < (q1 | 0); q = (q + 1) | 0) {
-      i0 = imul(I[(idxAt + (q << 2)) >> 2] | 0, ib) | 0;
-      w = (innerLimit - i0) | 0;
-      if ((w | 0) > (ib | 0)) w = ib;
-      wp = (wb + ((imul(I[(idsAt + (q << 2)) >> 2] | 0, bsz) | 0) << 3)) | 0;
-      xp = (xj + ((imul(i0, sxi) | 0) << 3)) | 0;
-      for (c = 0; (c | 0) < (w | 0); c = (c + 1) | 0) {
-        a0 = +D[wp >> 3];
-        c00 = c00 + a0 * +D[xp >> 3];
-        c01 = c01 + a0 * +D[(xp + x1) >> 3];
-        c02 = c02 + a0 * +D[(xp + x2) >> 3];
-        c03 = c03 + a0 * +D[(xp + x3) >> 3];
-        wp = (wp + dw) | 0;
-        xp = (xp + dx) | 0;
-      }
-    }
-    x1 = soj << SHIFT;
-    x2 = x1 << 1;
-    x3 = (x1 + x2) | 0;
-    r = (outAt + (((imul(line, soo) | 0) + (imul(j, soj) | 0)) << SHIFT)) | 0;
-    F[r >> SHIFT] = c00;
-    F[(r + x1) >> SHIFT] = c01;
-    F[(r + x2) >> SHIFT] = c02;
-    F[(r + x3) >> SHIFT] = c03;
-  }
-
+TILES
   /* Edge column j: h lines by one column, same summation order. */
   function column(o, line, t, h, j) {
     o = o | 0;
@@ -346,13 +272,7 @@ const TEMPLATE = `return function TesseraSpmmKernel(stdlib, foreign, heap) {
     j1 = j1 | 0;
     var j = 0;
     j = j0;
-    if ((h | 0) == 4) {
-      for (; ((j + 4) | 0) <= (j1 | 0); j = (j + 4) | 0) tile4(o, line, t, j);
-    } else if ((h | 0) == 2) {
-      for (; ((j + 4) | 0) <= (j1 | 0); j = (j + 4) | 0) tile2(o, line, t, j);
-    } else {
-      for (; ((j + 4) | 0) <= (j1 | 0); j = (j + 4) | 0) tile1(o, line, t, j);
-    }
+ROW_LOOPS
     for (; (j | 0) < (j1 | 0); j = (j + 1) | 0) column(o, line, t, h, j);
   }
 
@@ -389,13 +309,39 @@ export interface SpmmKernel {
 
 type SpmmModule = (stdlib: typeof globalThis, foreign: object, heap: ArrayBuffer) => SpmmKernel;
 
-function compile(float: "Float32Array" | "Float64Array", shift: number): SpmmModule {
-  const src = TEMPLATE.replaceAll("FLOAT_ARRAY", float).replaceAll("SHIFT", String(shift));
+function compile(
+  float: "Float32Array" | "Float64Array",
+  shift: number,
+  widths: readonly number[],
+): SpmmModule {
+  const tiles = [4, 2, 1].flatMap((h) => widths.map((w) => tileText(h, w)));
+  const src = TEMPLATE.replace("TILES", tiles.join("\n\n"))
+    .replace("ROW_LOOPS", rowLoopsText(widths))
+    .replaceAll("FLOAT_ARRAY", float)
+    .replaceAll("SHIFT", String(shift));
   return new Function(src)() as SpmmModule;
 }
 
-/** The float32 and float64 module functions (exported for the validation test). */
-export const spmmModules = {
-  f32: compile("Float32Array", 2),
-  f64: compile("Float64Array", 3),
-};
+/** The float32 and float64 module functions of a kernel with these tile widths. */
+export interface SpmmModules {
+  f32: SpmmModule;
+  f64: SpmmModule;
+}
+
+/**
+ * Generates the kernel for tile widths `widths` (distinct positive integers, widest first; see
+ * SPMM_TILE_WIDTHS). Any widths give the same sums in the same order, so the same bits.
+ */
+export function compileSpmmModules(widths: readonly number[] = SPMM_TILE_WIDTHS): SpmmModules {
+  const ok =
+    widths.length > 0 &&
+    widths.every((w, i) => Number.isSafeInteger(w) && w >= 1 && (i === 0 || w < widths[i - 1]!));
+  if (!ok)
+    throw new RangeError(
+      `compileSpmmModules: widths must be distinct positive integers, widest first; got [${widths.join(", ")}]`,
+    );
+  return { f32: compile("Float32Array", 2, widths), f64: compile("Float64Array", 3, widths) };
+}
+
+/** The kernel every product runs (exported for the validation test). */
+export const spmmModules = compileSpmmModules();

@@ -2,8 +2,8 @@
 //
 // One generic kernel serves all four products (A·X, Aᵀ·X, X·A, X·Aᵀ): it walks "outer" block
 // lines (block rows of A, or block columns through a cached transposed index) and, for a tile
-// of up to 4 output lines by 4 output columns, keeps 16 accumulators in locals across every
-// stored block of that line before writing once. Strides say how blocks, X and the output are
+// of up to 4 output lines by 4 output columns (8 in the asm.js build: SPMM_TILE_WIDTHS), keeps
+// the tile's accumulators in locals across every stored block of that line before writing once. Strides say how blocks, X and the output are
 // laid out, so the transposed products need no transposed copies. Each output element is one
 // float64 sum in stored-block order, written once, whatever range a thread gets.
 //
@@ -12,7 +12,7 @@
 // 1x1 blocks (CSR) keep the plain-JS kernel below (not ported yet).
 import type { FloatArray } from "./types.ts";
 import { HEADER, HEADER_BYTES, spmmModules } from "./spmm-asm.ts";
-import type { SpmmKernel } from "./spmm-asm.ts";
+import type { SpmmKernel, SpmmModules } from "./spmm-asm.ts";
 
 /** Everything the kernel needs besides the outer-line range; plain numbers and arrays so it can cross to workers. */
 export interface SpmmArgs {
@@ -224,6 +224,17 @@ interface HeapSlot {
 const heaps: HeapSlot[] = [];
 /** How many times this thread has staged a job (stageJob's cache misses), for tests. */
 let stagings = 0;
+/** The kernel this thread's products run: spmmModules unless a test installs another. */
+let modules: SpmmModules = spmmModules;
+
+/**
+ * @internal Test hook: this thread's asm.js sparse products run `m` (other tile widths from
+ * compileSpmmModules; undefined: the default) from the next product on.
+ */
+export function useSpmmModules(m: SpmmModules | undefined): void {
+  modules = m ?? spmmModules;
+  heaps.length = 0;
+}
 
 /** @internal Jobs staged into this thread's asm.js heaps so far (a job's chunks share one). */
 export function spmmStagings(): number {
@@ -272,7 +283,7 @@ function stageJob(s: SpmmCall, slot: number): Staged {
   }
   const { heap, kernels } = hs;
   const type = es === 8 ? "f64" : "f32";
-  const kernel = (kernels[type] ??= spmmModules[type](globalThis, {}, heap));
+  const kernel = (kernels[type] ??= modules[type](globalThis, {}, heap));
   const st: Staged = {
     f32: new Float32Array(heap),
     f64: new Float64Array(heap),

@@ -15,9 +15,11 @@ describe("asm.js kernels", () => {
       });
     const r = run([]);
     expect(r.stderr).not.toMatch(/asm\.js/); // V8 warns "Invalid asm.js: ..." when it refuses
-    expect(r.stdout.trim()).toBe("gemm true spmm32 true spmm64 true");
+    expect(r.stdout.trim()).toBe("gemm true spmm32 true spmm64 true tiles true");
     // The check itself can fail: with validation switched off the same probe says false.
-    expect(run(["--no-validate-asm"]).stdout.trim()).toBe("gemm false spmm32 false spmm64 false");
+    expect(run(["--no-validate-asm"]).stdout.trim()).toBe(
+      "gemm false spmm32 false spmm64 false tiles false",
+    );
   });
 });
 
