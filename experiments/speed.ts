@@ -102,6 +102,12 @@ const program = addSweepOptions(
       256,
     )
     .option(
+      "--warmup <n>",
+      "untimed forwards of each variant before the timed reps (JIT tier-up out of the reps)",
+      positiveInt("--warmup"),
+      20,
+    )
+    .option(
       "--train-steps <n>",
       "training steps timed per repetition; 0 = a full epoch",
       nonNegativeInt("--train-steps"),
@@ -135,6 +141,7 @@ interface Options {
   threads: number[];
   reps: number;
   examplesPerRep: number;
+  warmup: number;
   trainSteps: number;
   trainReps: number;
   trainThreads: number;
@@ -262,6 +269,7 @@ await runMain("speed", async () => {
         threads: o.threads,
         reps: o.reps,
         examplesPerRep: o.examplesPerRep,
+        warmup: o.warmup,
       },
       training: {
         batchSize: o.trainBatch,

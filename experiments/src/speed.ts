@@ -54,6 +54,8 @@ export interface SpeedConfig {
      * batch-1 repetition is long enough for the timer and not mostly call overhead.
      */
     examplesPerRep: number;
+    /** Untimed forwards of each variant before the reps (absent in points timed before: 1). */
+    warmup?: number;
   };
   training: {
     batchSize: number;
@@ -260,6 +262,7 @@ export function measureSpeed(config: SpeedConfig, io: SpeedIo): SpeedResult {
           pool,
           reps: config.inference.reps,
           callsPerRep: Math.max(1, Math.round(config.inference.examplesPerRep / batch)),
+          warmup: config.inference.warmup ?? 1,
         },
       );
       const pick = (m: Map<string, number>, suffix = ""): Record<Variant, number> => ({
@@ -771,6 +774,11 @@ export async function writeSpeedReport(
   const load = (l: readonly number[] | undefined) =>
     l === undefined || l.length === 0 ? "not recorded" : l.join(" / ");
   const partial = points.some((p) => !p.result.training.fullEpoch);
+  const warmupCounts = [...new Set(points.map((p) => p.config.inference.warmup ?? 1))];
+  const warmups =
+    warmupCounts.length === 0
+      ? "untimed forwards"
+      : `${warmupCounts.join(" or ")} untimed forward${warmupCounts.length === 1 && warmupCounts[0] === 1 ? "" : "s"}`;
   const markdown = [
     `## Speed: whole pruned LeNet-300-100, dense (masked) vs BSR vs CSR`,
     ``,
@@ -781,7 +789,7 @@ export async function writeSpeedReport(
     `Kernels: ${machine.kernels ?? "asm"} (TESSERA_KERNELS${machine.kernels === undefined ? ", not recorded then: the only path before 2026-12-01's wasm kernels, and the default since" : ""}). ` +
       `Machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; load average ` +
       `(1/5/15 min) ${load(machine.loadStart)} at start, ${load(machine.loadEnd)} at end. ` +
-      `Every ratio is measured side by side within its point (variants alternate rep by rep); ` +
+      `Every ratio is measured side by side within its point (variants alternate rep by rep, after ${warmups} of each); ` +
       `CSR is toBsr with 1x1 blocks.` +
       (partial
         ? ` **Training was timed on a fixed number of steps, not a full epoch: epoch seconds are scaled from them.**`

@@ -22,8 +22,18 @@ export interface TimedModel {
 }
 
 export interface TimingOptions {
-  /** Timed repetitions per model (after one untimed warm-up each). Default 9. */
+  /** Timed repetitions per model (after the untimed warm-up). Default 9. */
   reps?: number;
+  /**
+   * Untimed forwards per model before the reps (default 20, at least 1). One was too few: the
+   * JavaScript around the kernels (products' dispatch, the pool, the plans) is still being
+   * optimised in the first reps, on a background compiler thread that takes a core from the
+   * timed work on a 2-core machine. With one warm-up, the two-thread BSR plan of LeNet-300-100
+   * at 10.8% had reps of 1.4-3.5 ms among its 1.0-1.1 ms ones (2-4 of 9; medians 1.09-1.26 ms
+   * over 5 processes), with 20 none (1.03-1.13 ms; dense plan medians 5.8 ms either way): a
+   * scratch copy of this loop, 2026-12-02.
+   */
+  warmup?: number;
   /** Forward passes per repetition (for tiny batches, so one repetition is not ~10 us). */
   callsPerRep?: number;
   pool?: MatrixPool;
@@ -70,8 +80,11 @@ export function timeForwardCpu(
 ): ForwardTiming {
   const reps = options.reps ?? 9;
   const calls = options.callsPerRep ?? 1;
+  const warmup = options.warmup ?? 20;
   if (!Number.isSafeInteger(reps) || reps < 1)
     throw new RangeError(`timeForward: reps must be a positive integer, got ${reps}`);
+  if (!Number.isSafeInteger(warmup) || warmup < 1)
+    throw new RangeError(`timeForward: warmup must be a positive integer, got ${warmup}`);
   const input = new Variable(x);
   const times = new Map<string, number[]>(models.map((m) => [m.name, []]));
   const cpu = new Map<string, number[]>(models.map((m) => [m.name, []]));
@@ -81,7 +94,7 @@ export function timeForwardCpu(
     noGrad(() => {
       for (const { model } of models) {
         model.eval();
-        model.forward(input); // warm-up: JIT, pool staging caches
+        for (let w = 0; w < warmup; w++) model.forward(input); // JIT, pool staging caches
       }
       for (let r = 0; r < reps; r++) {
         for (const { name, model } of models) {

@@ -25,7 +25,7 @@ import {
   type SpeedResult,
 } from "../src/speed.ts";
 import { runSweep } from "../src/sweep/index.ts";
-import { firstBatch, timeTraining } from "../src/timing.ts";
+import { firstBatch, timeForwardCpu, timeTraining } from "../src/timing.ts";
 import { bands } from "./helpers.ts";
 
 const train = bands(160, 1);
@@ -63,7 +63,7 @@ const speedConfig = (p: ReturnType<typeof selectPoints>[number]): SpeedConfig =>
   round: p.round,
   chain: p.chain,
   // One forward per repetition and one repetition: the test checks structure, not speed.
-  inference: { batches: [1, 16], threads: [1, 2], reps: 1, examplesPerRep: 1 },
+  inference: { batches: [1, 16], threads: [1, 2], reps: 1, examplesPerRep: 1, warmup: 2 },
   training: { batchSize: 32, steps: 0, reps: 1, threads: 2, lr: 1e-3 },
 });
 
@@ -123,6 +123,33 @@ describe("loadVariants", () => {
     (b.data.data.data as Float32Array)[0]! += 0.5;
     const x = firstBatch(test, 8);
     expect(maxAbsDiff(logits(v.bsr, x), logits(v.dense, x))).toBeGreaterThan(1e-3);
+  });
+});
+
+describe("timeForwardCpu", () => {
+  it("runs the untimed warm-up forwards of every model before the reps, then reps x calls", () => {
+    const calls = new Map<string, number>();
+    const counting = (name: string): Module => {
+      const m = fresh();
+      const forward = m.forward.bind(m);
+      m.forward = (x) => {
+        calls.set(name, (calls.get(name) ?? 0) + 1);
+        return forward(x);
+      };
+      return m;
+    };
+    const models = ["a", "b"].map((name) => ({ name, model: counting(name) }));
+    const x = firstBatch(test, 4);
+    const t = timeForwardCpu(models, x, { reps: 3, callsPerRep: 2, warmup: 5 });
+    expect([...t.wall.keys()]).toEqual(["a", "b"]);
+    expect(calls.get("a")).toBe(5 + 3 * 2);
+    expect(calls.get("b")).toBe(5 + 3 * 2);
+    calls.clear();
+    timeForwardCpu(models, x, { reps: 1 });
+    expect(calls.get("a")).toBe(20 + 1); // the default warm-up
+    expect(() => timeForwardCpu(models, x, { warmup: 0 })).toThrow(
+      /timeForward: warmup must be a positive integer, got 0/,
+    );
   });
 });
 
@@ -270,6 +297,9 @@ describe("speed sweep over a tiny chain's checkpoints", () => {
         );
         expect(report.markdown).toContain("| BSR cpu ratio | CSR cpu ratio | plan dense ms |");
         expect(report.markdown).toContain("the targets are judged on the plans");
+        expect(report.markdown).toContain(
+          "(variants alternate rep by rep, after 2 untimed forwards of each)",
+        );
         expect(report.markdown).toContain("sum of both threads");
         expect(report.markdown).toContain("| cpu ratio | step arrays |");
         expect(report.markdown).toContain("each stepped through a BufferArena of their own");
