@@ -9,7 +9,7 @@ import { findWorkspaceRoot, writeFileAtomic } from "@tessera/mnist-dataset-loade
 import { createPool } from "@tessera/matrix";
 import { evaluate, lenet300100 } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
-import { loadPruned, savePruned, saveBsrModel, toBsr } from "@tessera/pruning";
+import { loadPruned, planInference, savePruned, saveBsrModel, toBsr } from "@tessera/pruning";
 import { createCommand, positiveInt, runMain } from "./src/cli.ts";
 import { loadSplitsAsync } from "./src/data.ts";
 import { DEFAULT_CONFIG, runTraining, type TrainConfig } from "./src/train-run.ts";
@@ -19,7 +19,7 @@ import {
   runChain,
   type ChainConfig,
 } from "./src/block-chain.ts";
-import { firstBatch, timeForward } from "./src/timing.ts";
+import { PlannedForward, firstBatch, timeForward } from "./src/timing.ts";
 import { asElements } from "./src/speed.ts";
 import { accuracyVsDensityChart, renderChart } from "./src/plot/index.ts";
 import { markdownTable } from "./src/sweep/index.ts";
@@ -126,13 +126,23 @@ await runMain("start", async () => {
       { name: "bsr", model: bsr },
       { name: "csr", model: csr },
     ];
+    // The modules' forward (a fresh array for every product, bias and ReLU, as training runs
+    // them) and each model compiled into an inference plan (@tessera/pruning planInference:
+    // buffers reused, bias and ReLU in the sparse products' epilogue, the BSR layers as one job
+    // on a pool), timed in the same reps.
     const timing = [128, 1].map((batch) => ({
       batch,
-      seconds: timeForward(models, firstBatch(test, batch), {
-        pool,
-        reps: 15,
-        callsPerRep: batch === 1 ? 50 : 2,
-      }),
+      seconds: timeForward(
+        [
+          ...models,
+          ...models.slice(0, 2).map(({ name, model }) => ({
+            name: `${name} plan`,
+            model: new PlannedForward(planInference(model, { batch, pool })),
+          })),
+        ],
+        firstBatch(test, batch),
+        { pool, reps: 15, callsPerRep: batch === 1 ? 50 : 2 },
+      ),
     }));
 
     console.error(`start: 4/4 writing ${out}`);
@@ -196,14 +206,20 @@ await runMain("start", async () => {
         what: "storage dense / CSR / BSR",
         value: `${kb(last.bytes.dense)} / ${kb(last.bytes.csr)} / ${kb(last.bytes.bsr)}`,
       },
-      ...timing.map((t) => {
-        const d = t.seconds.get("dense")!;
-        const b = t.seconds.get("bsr")!;
-        const c = t.seconds.get("csr")!;
-        return {
-          what: `inference, batch ${t.batch}, ${o.threads} thread${o.threads > 1 ? "s" : ""}`,
-          value: `dense ${(d * 1e3).toFixed(3)} ms, BSR ${(b * 1e3).toFixed(3)} ms (${(d / b).toFixed(2)}x), CSR ${(c * 1e3).toFixed(3)} ms (${(d / c).toFixed(2)}x)`,
-        };
+      ...timing.flatMap((t) => {
+        const ms = (name: string) => (t.seconds.get(name)! * 1e3).toFixed(3);
+        const x = (a: string, b: string) => (t.seconds.get(a)! / t.seconds.get(b)!).toFixed(2);
+        const where = `batch ${t.batch}, ${o.threads} thread${o.threads > 1 ? "s" : ""}`;
+        return [
+          {
+            what: `inference, ${where}`,
+            value: `dense ${ms("dense")} ms, BSR ${ms("bsr")} ms (${x("dense", "bsr")}x), CSR ${ms("csr")} ms (${x("dense", "csr")}x)`,
+          },
+          {
+            what: `inference plans, ${where}`,
+            value: `dense ${ms("dense plan")} ms, BSR ${ms("bsr plan")} ms (${x("dense plan", "bsr plan")}x)`,
+          },
+        ];
       }),
     ];
     const md = markdownTable(table, [

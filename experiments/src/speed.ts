@@ -16,12 +16,11 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { BufferArena, Variable, noGrad } from "@tessera/autograd";
 import { kernelsFromEnv, type KernelPath, type MatrixPool } from "@tessera/matrix";
-import { Adam, Module, type Dataset } from "@tessera/nn";
+import { Adam, type Module, type Dataset } from "@tessera/nn";
 import {
   loadPruned,
   planInference,
   toBsr,
-  type InferencePlan,
   type BsrConversion,
   type PrunedEntry,
   type PrunedSource,
@@ -29,7 +28,7 @@ import {
 } from "@tessera/pruning";
 import { Tensor } from "@tessera/tensor";
 import { chainCheckpoint, stateBytes } from "./block-chain.ts";
-import { firstBatch, timeForwardCpu, timeTraining } from "./timing.ts";
+import { PlannedForward, firstBatch, timeForwardCpu, timeTraining } from "./timing.ts";
 import { writeFileAtomic } from "@tessera/mnist-dataset-loader";
 import { renderChart, specPathFor, speedupVsDensityChart, type SpeedupRow } from "./plot/index.ts";
 import { markdownTable, writePointsCsv, writePointsJson, type SweepPoint } from "./sweep/index.ts";
@@ -191,20 +190,6 @@ export function maxAbsDiff(a: Tensor, b: Tensor): number {
   let m = 0;
   for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
   return m;
-}
-
-/**
- * An InferencePlan behind Module's forward, so timeForwardCpu times it in the same reps as the
- * modules (the wrapper objects it makes per call are two small ones, no arrays).
- */
-class PlannedForward extends Module {
-  constructor(private readonly plan: InferencePlan) {
-    super();
-  }
-  override forward(x: Variable): Variable {
-    const y = this.plan.run(x.data);
-    return new Variable(new Tensor(y, [this.plan.batch, this.plan.outFeatures]));
-  }
 }
 
 /** Forward pass in eval mode without a graph. */

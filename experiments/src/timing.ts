@@ -13,8 +13,9 @@ import {
   softmaxCrossEntropy,
 } from "@tessera/autograd";
 import type { MatrixPool } from "@tessera/matrix";
-import type { Dataset, Module, Optimizer } from "@tessera/nn";
-import { Generator, type Tensor } from "@tessera/tensor";
+import { Module, type Dataset, type Optimizer } from "@tessera/nn";
+import type { InferencePlan } from "@tessera/pruning";
+import { Generator, Tensor } from "@tessera/tensor";
 
 export interface TimedModel {
   name: string;
@@ -247,4 +248,18 @@ export function timeTraining(
     stepsPerEpoch,
     lastLoss,
   };
+}
+
+/**
+ * An InferencePlan behind Module's forward, so timeForwardCpu times it in the same reps as the
+ * modules (the wrapper objects it makes per call are two small ones, no arrays).
+ */
+export class PlannedForward extends Module {
+  constructor(private readonly plan: InferencePlan) {
+    super();
+  }
+  override forward(x: Variable): Variable {
+    const y = this.plan.run(x.data);
+    return new Variable(new Tensor(y, [this.plan.batch, this.plan.outFeatures]));
+  }
 }

@@ -64,6 +64,9 @@ describe("pnpm start", () => {
     // Two rounds of the paper's rule: 20% then 20% of the hidden tiles, 10% twice of fc3's.
     expect(first.stdout).toMatch(/\| weight density \| 64\.\d% \([\d,]+ of 266,200 weights\) \|/);
     expect(first.stdout).toContain("| inference, batch 128, 1 thread |");
+    expect(first.stdout).toMatch(
+      /\| inference plans, batch 128, 1 thread \| dense [\d.]+ ms, BSR [\d.]+ ms \([\d.]+x\) \|/,
+    );
     for (const f of [
       "results.json",
       "summary.md",
