@@ -9,17 +9,22 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { BsrMatrix, createPool } from "../src/index.ts";
 import type { FloatArray, KernelPath } from "../src/index.ts";
-import { asmTestPools, bits, maskedDense, randomArray } from "./helpers.ts";
+import {
+  SPARSE_PRODUCTS,
+  asmTestPools,
+  bits,
+  maskedDense,
+  randomArray,
+  sparseProductCase,
+} from "./helpers.ts";
+import type { SparseProduct } from "./helpers.ts";
 
 const pools = asmTestPools();
-
-type Product = "matmul" | "transposeMatmul" | "rmatmul" | "rmatmulTranspose";
-const PRODUCTS: Product[] = ["matmul", "transposeMatmul", "rmatmul", "rmatmulTranspose"];
 
 /** The obvious epilogue: out lines are A's rows (matmul, rmatmulTranspose) or columns. */
 function referenceEpilogue(
   y: FloatArray,
-  product: Product,
+  product: SparseProduct,
   lines: number,
   n: number,
   bias: FloatArray | null,
@@ -47,7 +52,7 @@ const caseArb = fc.record({
   seed: fc.integer(),
   density: fc.oneof(fc.constantFrom(0, 1), fc.double({ min: 0, max: 1, noNaN: true })),
   f64: fc.boolean(),
-  product: fc.constantFrom(...PRODUCTS),
+  product: fc.constantFrom(...SPARSE_PRODUCTS),
   withBias: fc.boolean(),
   relu: fc.boolean(),
   path: fc.constantFrom<KernelPath>("asm", "wasm"),
@@ -58,28 +63,11 @@ describe("sparse products with an epilogue (bias, ReLU)", () => {
   it("equal the product followed by the obvious bias + ReLU loop, bit for bit, on every path", () => {
     fc.assert(
       fc.property(caseArb, (c) => {
-        const { dense, mask } = maskedDense(c);
-        const d = c.f64 ? Float64Array.from(dense) : dense;
-        const a = BsrMatrix.fromDense(d, c.rows, c.cols, [c.R, c.C], { mask });
-        const viaColumns = c.product === "transposeMatmul" || c.product === "rmatmul";
-        const inner = viaColumns ? c.rows : c.cols;
-        const lines = viaColumns ? c.cols : c.rows;
-        const x = randomArray(inner * c.n, c.seed + 1, c.f64);
-        const bias = c.withBias ? randomArray(lines, c.seed + 2, c.f64) : null;
+        const { bias, lines, run } = sparseProductCase(c);
         const pool = c.threads === 2 ? pools.pool2() : c.threads === 3 ? pools.pool3() : undefined;
         const options = { pool, kernels: c.path };
-        const plain = (a[c.product] as (x: FloatArray, n: number, o: object) => FloatArray).call(
-          a,
-          x,
-          c.n,
-          options,
-        );
-        const fused = (a[c.product] as (x: FloatArray, n: number, o: object) => FloatArray).call(
-          a,
-          x,
-          c.n,
-          { ...options, bias, relu: c.relu },
-        );
+        const plain = run(options);
+        const fused = run({ ...options, bias, relu: c.relu });
         const want = referenceEpilogue(plain, c.product, lines, c.n, bias, c.relu);
         expect(bits(fused as Float32Array)).toEqual(bits(want as Float32Array));
       }),

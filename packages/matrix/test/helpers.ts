@@ -1,6 +1,6 @@
 // Reference implementations and random data shared by the test files.
 import { afterAll, beforeAll, expect } from "vitest";
-import { createPool } from "../src/index.ts";
+import { BsrMatrix, createPool } from "../src/index.ts";
 import type { FloatArray, MatrixPool } from "../src/index.ts";
 
 /** Deterministic uniform [-1, 1) numbers from a 32-bit seed (mulberry32). */
@@ -87,6 +87,40 @@ export function maskedDense(c: SparseCase): { dense: Float32Array; mask: Uint8Ar
     for (let j = 0; j < c.cols; j++)
       if (mask[Math.floor(i / c.R) * bc + Math.floor(j / c.C)] === 1) dense[i * c.cols + j] = r();
   return { dense, mask };
+}
+
+/** The four products of a BsrMatrix with a dense matrix. */
+export type SparseProduct = "matmul" | "transposeMatmul" | "rmatmul" | "rmatmulTranspose";
+export const SPARSE_PRODUCTS: SparseProduct[] = [
+  "matmul",
+  "transposeMatmul",
+  "rmatmul",
+  "rmatmulTranspose",
+];
+
+/**
+ * A random product case: the masked BSR matrix (float64 data when `f64`), X for `product` and
+ * a bias over its output lines (or null), and `run(options)` calling the product on them.
+ */
+export function sparseProductCase(
+  c: SparseCase & { f64: boolean; product: SparseProduct; withBias: boolean },
+): {
+  a: BsrMatrix<FloatArray>;
+  x: FloatArray;
+  bias: FloatArray | null;
+  lines: number;
+  run: (options: object) => FloatArray;
+} {
+  const { dense, mask } = maskedDense(c);
+  const d = c.f64 ? Float64Array.from(dense) : dense;
+  const a = BsrMatrix.fromDense<FloatArray>(d, c.rows, c.cols, [c.R, c.C], { mask });
+  const viaColumns = c.product === "transposeMatmul" || c.product === "rmatmul";
+  const inner = viaColumns ? c.rows : c.cols;
+  const lines = viaColumns ? c.cols : c.rows;
+  const x = randomArray(inner * c.n, c.seed + 1, c.f64);
+  const bias = c.withBias ? randomArray(lines, c.seed + 2, c.f64) : null;
+  const product = a[c.product] as (x: FloatArray, n: number, o: object) => FloatArray;
+  return { a, x, bias, lines, run: (options) => product.call(a, x, c.n, options) };
 }
 
 /**

@@ -6,13 +6,17 @@
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { BsrMatrix } from "../src/index.ts";
-import type { FloatArray } from "../src/index.ts";
 import { SPMM_TILE_WIDTHS, compileSpmmModules } from "../src/spmm-asm.ts";
 import { useSpmmModules } from "../src/spmm-kernel.ts";
-import { bits, maskedDense, randomArray, refMatmul } from "./helpers.ts";
+import {
+  SPARSE_PRODUCTS,
+  bits,
+  maskedDense,
+  randomArray,
+  refMatmul,
+  sparseProductCase,
+} from "./helpers.ts";
 
-type Product = "matmul" | "transposeMatmul" | "rmatmul" | "rmatmulTranspose";
-const PRODUCTS: Product[] = ["matmul", "transposeMatmul", "rmatmul", "rmatmulTranspose"];
 const TILE_SETS = [[4], [1], [3], [6, 2], [16, 8, 4, 2]].map((w) => ({
   widths: w,
   modules: compileSpmmModules(w),
@@ -29,7 +33,7 @@ const caseArb = fc.record({
   seed: fc.integer(),
   density: fc.oneof(fc.constantFrom(0, 1), fc.double({ min: 0, max: 1, noNaN: true })),
   f64: fc.boolean(),
-  product: fc.constantFrom(...PRODUCTS),
+  product: fc.constantFrom(...SPARSE_PRODUCTS),
   withBias: fc.boolean(),
   relu: fc.boolean(),
   tiles: fc.integer({ min: 0, max: TILE_SETS.length - 1 }),
@@ -39,20 +43,8 @@ describe("asm.js sparse kernel tiles", () => {
   it(`default widths [${SPMM_TILE_WIDTHS.join(", ")}]: other tile widths give the same bits`, () => {
     fc.assert(
       fc.property(caseArb, (c) => {
-        const { dense, mask } = maskedDense(c);
-        const d = c.f64 ? Float64Array.from(dense) : dense;
-        const a = BsrMatrix.fromDense(d, c.rows, c.cols, [c.R, c.C], { mask });
-        const viaColumns = c.product === "transposeMatmul" || c.product === "rmatmul";
-        const inner = viaColumns ? c.rows : c.cols;
-        const lines = viaColumns ? c.cols : c.rows;
-        const x = randomArray(inner * c.n, c.seed + 1, c.f64);
-        const bias = c.withBias ? randomArray(lines, c.seed + 2, c.f64) : null;
-        const run = () =>
-          (a[c.product] as (x: FloatArray, n: number, o: object) => FloatArray).call(a, x, c.n, {
-            kernels: "asm",
-            bias,
-            relu: c.relu,
-          });
+        const { bias, run: product } = sparseProductCase(c);
+        const run = () => product({ kernels: "asm", bias, relu: c.relu });
         useSpmmModules(undefined);
         const expected = run();
         useSpmmModules(TILE_SETS[c.tiles]!.modules);
