@@ -521,7 +521,8 @@ export const CPU_NOTE =
   "The first group of columns times the models' forward (model.forward under noGrad: fresh " +
   "arrays for every product, bias and ReLU); the 'plan' columns time the same " +
   "models through an inference plan each (@tessera/pruning planInference: buffers owned by the " +
-  "plan, bias and ReLU in one pass over each product's output), in the same reps; the targets " +
+  "plan, bias and ReLU in the sparse products' epilogue and in one pass after each dense " +
+  "product, consecutive BSR layers as one job on a pool), in the same reps; the targets " +
   "are judged on the plans. " +
   "Speedups are dense / sparse wall-clock medians; the cpu ratio columns divide CPU time instead " +
   "(process.cpuUsage(), user + system, median rep): it counts every thread of the process, so " +
