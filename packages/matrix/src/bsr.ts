@@ -57,7 +57,8 @@ export interface BsrArrays<T extends FloatArray = Float32Array> {
 
 /** Identity slot -> block map shared by every matrix (grown on demand). */
 let identity = sharedInt32(0);
-function identityOf(n: number): Int32Array {
+/** @internal At least n entries of the identity slot -> block map (0, 1, 2, ...). */
+export function identityOf(n: number): Int32Array {
   if (identity.length < n) {
     identity = sharedInt32(Math.max(n, 2 * identity.length));
     for (let i = 0; i < identity.length; i++) identity[i] = i;

@@ -7,6 +7,7 @@
 // 10.8%-dense LeNet-300-100 ran 1.3x faster on two threads than on one, fc3 not pooled at all:
 // docs/results/block-pruning-speed/README.md). Every output is the same sum in the same order as
 // BsrMatrix.rmatmulTranspose's, so a chain gives the layers' bits whatever runs it.
+import { identityOf } from "./bsr.ts";
 import type { BsrMatrix } from "./bsr.ts";
 import type { KernelPath } from "./kernels.ts";
 import { resolveKernels } from "./kernels.ts";
@@ -175,7 +176,6 @@ export class BsrChain {
     }
     const ptr = sharedInt32(ptrLen);
     const idx = sharedInt32(slots);
-    const ids = sharedInt32(slots);
     let p = 0;
     let q = 0;
     let d = 0;
@@ -194,7 +194,6 @@ export class BsrChain {
       table[t + CHAIN.blockRows] = w.blockRows;
       ptr.set(w.indptr.subarray(0, w.blockRows + 1), p);
       idx.set(w.indices.subarray(0, w.nnzBlocks), q);
-      for (let k = 0; k < w.nnzBlocks; k++) ids[q + k] = k;
       p += w.blockRows + 1;
       q += w.nnzBlocks;
       d += w.nnzBlocks * R * C;
@@ -204,7 +203,7 @@ export class BsrChain {
       table,
       ptr,
       idx,
-      ids,
+      ids: identityOf(Math.max(...layers.map((l) => l.weight.nnzBlocks))),
       data: sharedFloat32(values),
       bias: sharedFloat32(biasLen),
       x: new Float32Array(0),

@@ -422,7 +422,7 @@ export const CHAIN = {
   /** Block shape R x C. */
   R: 2,
   C: 3,
-  /** Start of the layer's indptr in `ptr`, of its slots in `idx` / `ids`, of its blocks in `data`. */
+  /** Start of the layer's indptr in `ptr`, of its slots in `idx`, of its blocks in `data`. */
   ptrAt: 4,
   slotAt: 5,
   dataAt: 6,
@@ -447,6 +447,7 @@ export interface SpmmChainArgs {
   table: Int32Array;
   ptr: Int32Array;
   idx: Int32Array;
+  /** 0, 1, 2, ...: every layer's slots hold its blocks in order (at least the largest layer's slots). */
   ids: Int32Array;
   data: Float32Array;
   bias: Float32Array;
@@ -483,7 +484,7 @@ export function chainLayerCalls(c: SpmmChainArgs): SpmmCall[] {
     calls.push({
       ptr,
       idx: c.idx.subarray(slotAt, slotAt + slots),
-      ids: c.ids.subarray(slotAt, slotAt + slots),
+      ids: c.ids.subarray(0, slots),
       data: c.data.subarray(dataAt, dataAt + slots * R * C),
       bsz: R * C,
       ob: R,
