@@ -3,7 +3,9 @@
 // plus a dense product, exactly as a caller would write them; on the WebAssembly path (float32)
 // no patch matrix is built: wasm-conv.ts packs the product's panels straight from the padded
 // input and sums the input gradient in kernel memory, with the same bits as the composed calls
-// on that path.
+// on that path; except that the input gradient of a stride-1 convolution padded at least to
+// "same" size with 16 or more input channels is computed as the forward convolution of gy with
+// the flipped filters (inputGradAsForward), with that convolution's bits.
 import type { DenseOptions } from "./dense.ts";
 import { matmul, matmulTransA, matmulTransB } from "./dense.ts";
 import { col2im, conv2dGeometry, im2col } from "./im2col.ts";
@@ -99,6 +101,74 @@ function gradLayout(fn: string, options: ConvGradOptions | undefined): boolean {
       `${fn}: options.layout must be "batched" or "nchw", got ${JSON.stringify(layout)}`,
     );
   return layout === "nchw";
+}
+
+/** gy [F, N·P] permuted to [N, F, P] in a new array. */
+function nchwFromBatched<T extends FloatArray>(gy: T, n: number, f: number, P: number): T {
+  const out = allocLike(gy, n * f * P) as T;
+  for (let j = 0; j < f; j++)
+    for (let i = 0; i < n; i++)
+      out.set(gy.subarray((j * n + i) * P, (j * n + i + 1) * P) as never, (i * f + j) * P);
+  return out;
+}
+
+/**
+ * Input channels from which inputGradAsForward takes the forward route: dx's channels are that
+ * product's rows, and with few of them its 4-row register tiles run mostly empty. One thread,
+ * batch 128, 3x3 padding 1, col2im route / forward route: C = 3 (32x32 images, F = 32) 0.71x,
+ * C = 8 (F = 32) 0.97-1.02x, C = 16 1.37-1.48x, C = 32 1.11-1.28x, C = 64 1.21-1.36x
+ * (docs/benchmarks/epoch-profile.md, section 11).
+ */
+export const AS_FORWARD_MIN_CHANNELS = 16;
+
+/**
+ * The forward convolution whose output is the input gradient of a convolution with this
+ * geometry, where the WebAssembly path takes that route: at least AS_FORWARD_MIN_CHANNELS input
+ * channels, stride 1, dilation 1 and k - 1 >= pad >= (k - 1) / 2 (output no smaller than the
+ * input: "same" 3x3 convolutions with padding 1 among them). Then
+ * dx = the convolution of gy (an image batch of F channels, padded by k - 1 - pad) with the
+ * filters flipped in both spatial axes and transposed to [C, F·kh·kw] (flippedFilters), which
+ * multiplies no more than Wᵀ·gy does and needs no col2im scatter after it: smallCnn()'s 3x3
+ * layers at batch 128 (C = 32 and 64) 1.11-1.28x faster on one thread and on two
+ * (docs/benchmarks/epoch-profile.md, section 11). Elsewhere (LeNet-5's unpadded 5x5 layers: 2.25x the multiplications) undefined:
+ * the transposed product and col2im.
+ */
+export function inputGradAsForward(
+  g: ResolvedConv2d,
+  filters: number,
+): Required<Conv2dGeometry> | undefined {
+  if (filters === 0 || g.c < AS_FORWARD_MIN_CHANNELS) return undefined;
+  if (g.strideH !== 1 || g.strideW !== 1) return undefined;
+  if (g.dilationH !== 1 || g.dilationW !== 1) return undefined;
+  if (2 * g.padH < g.kh - 1 || 2 * g.padW < g.kw - 1) return undefined;
+  if (g.padH > g.kh - 1 || g.padW > g.kw - 1) return undefined;
+  return {
+    n: g.n,
+    c: filters,
+    h: g.outH,
+    w: g.outW,
+    kh: g.kh,
+    kw: g.kw,
+    strideH: 1,
+    strideW: 1,
+    padH: g.kh - 1 - g.padH,
+    padW: g.kw - 1 - g.padW,
+    dilationH: 1,
+    dilationW: 1,
+  };
+}
+
+/** W [F, C·kh·kw] -> W' [C, F·kh·kw], W'[c, (f·kh + u)·kw + v] = W[f, (c·kh + kh-1-u)·kw + kw-1-v]. */
+export function flippedFilters(w: Float32Array, filters: number, g: ResolvedConv2d): Float32Array {
+  const { c, kh, kw } = g;
+  const out = new Float32Array(filters * g.patchSize);
+  for (let f = 0; f < filters; f++)
+    for (let ch = 0; ch < c; ch++)
+      for (let u = 0; u < kh; u++)
+        for (let v = 0; v < kw; v++)
+          out[((ch * filters + f) * kh + u) * kw + v] =
+            w[((f * c + ch) * kh + (kh - 1 - u)) * kw + (kw - 1 - v)]!;
+  return out;
 }
 
 /** gy [N, F, P] permuted to [F, N·P] in a new array. */
@@ -268,7 +338,22 @@ export function conv2dInputGrad<T extends FloatArray>(
     options,
   );
   const dx = output<T>(fn, weight, out, g.n * g.c * g.h * g.w, xShape(g));
-  if (wasm && K * NP > 0)
+  const asForward = wasm && K * NP > 0 ? inputGradAsForward(g, filters) : undefined;
+  if (asForward !== undefined) {
+    // gy read as an NCHW image batch of F channels (a batched gy permuted first, so both layouts
+    // give the same bits), the filters flipped and transposed.
+    const gyImages = nchw ? gy : nchwFromBatched(gy, g.n, filters, g.positions);
+    runWasmConvProduct(
+      "forward",
+      flippedFilters(weight as Float32Array, filters, g),
+      gyImages as Float32Array,
+      dx as Float32Array,
+      conv2dGeometry(fn, asForward),
+      g.c,
+      options?.pool,
+      true,
+    );
+  } else if (wasm && K * NP > 0)
     runWasmConvInput(
       weight as Float32Array,
       gy as Float32Array,

@@ -20,6 +20,7 @@ import {
 } from "../src/index.ts";
 import type { Conv2dGeometry, KernelPath, MatrixPool } from "../src/index.ts";
 import { convKernelBytes, convTables } from "../src/wasm-conv.ts";
+import { AS_FORWARD_MIN_CHANNELS, flippedFilters, inputGradAsForward } from "../src/conv.ts";
 import { expectWithinRoundoff, randomArray, refMatmulWithAbs, transpose, bits } from "./helpers.ts";
 
 interface Case {
@@ -120,6 +121,63 @@ const caseArb: fc.Arbitrary<Case> = fc
     },
   }));
 
+/**
+ * Geometries whose input gradient the wasm path computes as a forward convolution
+ * (inputGradAsForward): 16-20 input channels, stride 1, dilation 1, k - 1 >= pad >= (k - 1) / 2.
+ */
+const sameArb: fc.Arbitrary<Case> = fc
+  .record({
+    n: fc.integer({ min: 1, max: 3 }),
+    c: fc.integer({ min: AS_FORWARD_MIN_CHANNELS, max: AS_FORWARD_MIN_CHANNELS + 4 }),
+    f: fc.integer({ min: 1, max: 9 }),
+    kh: fc.integer({ min: 1, max: 4 }),
+    kw: fc.integer({ min: 1, max: 4 }),
+    h: fc.integer({ min: 1, max: 9 }),
+    w: fc.integer({ min: 1, max: 11 }),
+    morePadH: fc.boolean(),
+    morePadW: fc.boolean(),
+    seed: fc.integer({ min: 1, max: 1 << 30 }),
+  })
+  .map((r) => ({
+    f: r.f,
+    seed: r.seed,
+    g: {
+      n: r.n,
+      c: r.c,
+      h: r.h,
+      w: r.w,
+      kh: r.kh,
+      kw: r.kw,
+      strideH: 1,
+      strideW: 1,
+      // (k - 1) / 2 rounded up, or k - 1
+      padH: r.morePadH ? r.kh - 1 : Math.ceil((r.kh - 1) / 2),
+      padW: r.morePadW ? r.kw - 1 : Math.ceil((r.kw - 1) / 2),
+      dilationH: 1,
+      dilationW: 1,
+    },
+  }));
+
+/** The forward-route case past the blocking constants: C = 70 > MC, F·9 = 270 > KC, N·P = 578 > NC. */
+const sameLarge: Case = {
+  f: 30,
+  seed: 11,
+  g: {
+    n: 2,
+    c: 70,
+    h: 17,
+    w: 17,
+    kh: 3,
+    kw: 3,
+    strideH: 1,
+    strideW: 1,
+    padH: 1,
+    padW: 1,
+    dilationH: 1,
+    dilationW: 1,
+  },
+};
+
 /** Past MC (F = 70 > 64), KC (K = 3·10·9 = 270 > 256) and NC (N·P = 2·17·17 > 512). */
 const large: Case = {
   f: 70,
@@ -172,8 +230,43 @@ function checkAgainstReference(c: Case, kernels: KernelPath, pool?: MatrixPool):
   expectWithinRoundoff(
     conv2dInputGrad(w, gy, c.f, c.g, undefined, opts),
     refInputGrad(w, gy, c),
-    c.f + K,
+    // the forward route sums F·kh·kw products per pixel
+    c.f + K + c.f * c.g.kh * c.g.kw,
     `input gradient (${kernels})`,
+  );
+}
+
+/** Batched gy [F, N·P] permuted to [N, F, P]. */
+function nchwOf(gy: Float32Array, c: Case): Float32Array {
+  const g = conv2dGeometry("nchwOf", c.g);
+  const P = g.positions;
+  const out = new Float32Array(gy.length);
+  for (let j = 0; j < c.f; j++)
+    for (let i = 0; i < g.n; i++)
+      for (let p = 0; p < P; p++) out[(i * c.f + j) * P + p] = gy[(j * g.n + i) * P + p]!;
+  return out;
+}
+
+/**
+ * The wasm path's input gradient composed from the calls it stands for: col2im of Wᵀ·gy, or
+ * where inputGradAsForward gives a geometry, the forward convolution of gy (as images) with the
+ * flipped filters.
+ */
+function composedInputGrad(w: Float32Array, gy: Float32Array, c: Case, pool?: MatrixPool) {
+  const g = conv2dGeometry("composedInputGrad", c.g);
+  const opts = { kernels: "wasm" as const, pool };
+  const asForward = inputGradAsForward(g, c.f);
+  if (asForward !== undefined)
+    return conv2dForward(nchwOf(gy, c), flippedFilters(w, c.f, g), g.c, asForward, undefined, {
+      ...opts,
+      layout: "nchw",
+    });
+  const NP = g.n * g.positions;
+  return col2im(
+    matmulTransA(w, gy, g.patchSize, c.f, NP, undefined, opts),
+    c.g,
+    undefined,
+    "batched",
   );
 }
 
@@ -191,7 +284,7 @@ function bothWays(c: Case, pool?: MatrixPool) {
     composed: [
       matmul(w, cols, c.f, K, NP, undefined, opts),
       matmulTransB(gy, cols, c.f, NP, K, undefined, opts),
-      col2im(matmulTransA(w, gy, K, c.f, NP, undefined, opts), c.g, undefined, "batched"),
+      composedInputGrad(w, gy, c, pool),
     ],
   };
 }
@@ -216,20 +309,82 @@ describe("convolution products", () => {
         fc.property(caseArb, (c) => checkAgainstReference(c, kernels)),
         { numRuns: 40 },
       );
+      fc.assert(
+        fc.property(sameArb, (c) => checkAgainstReference(c, kernels)),
+        { numRuns: 15 },
+      );
       checkAgainstReference(large, kernels);
+      checkAgainstReference(sameLarge, kernels);
     });
   }
 
-  it("on the wasm path equal the composed im2col/col2im and dense products bitwise", () => {
+  it("on the wasm path equal the composed im2col/col2im and dense products bitwise (or the flipped-filter forward convolution)", () => {
     fc.assert(
-      fc.property(caseArb, (c) => {
+      fc.property(fc.oneof(caseArb, sameArb), (c) => {
         const { fused, composed } = bothWays(c);
         for (let i = 0; i < 3; i++) expect(bits(fused[i]!)).toEqual(bits(composed[i]!));
       }),
       { numRuns: 40 },
     );
-    const { fused, composed } = bothWays(large);
-    for (let i = 0; i < 3; i++) expect(bits(fused[i]!)).toEqual(bits(composed[i]!));
+    for (const c of [large, sameLarge]) {
+      const { fused, composed } = bothWays(c);
+      for (let i = 0; i < 3; i++) expect(bits(fused[i]!)).toEqual(bits(composed[i]!));
+    }
+  });
+
+  it("take the forward route for the input gradient exactly where inputGradAsForward says, with the geometry of dx", () => {
+    const route = (geo: Conv2dGeometry, f: number) =>
+      inputGradAsForward(conv2dGeometry("test", geo), f);
+    const same3 = { n: 128, c: 32, h: 28, w: 28, kh: 3, kw: 3, padH: 1, padW: 1 };
+    // smallCnn()'s layers but the first (one input channel) take it ...
+    expect(route(same3, 32)).toEqual({
+      ...same3,
+      c: 32,
+      strideH: 1,
+      strideW: 1,
+      dilationH: 1,
+      dilationW: 1,
+    });
+    expect(route({ ...same3, c: 64, h: 14, w: 14 }, 64)?.h).toBe(14);
+    // ... padding k - 1 (a "full" convolution, dx from an unpadded gy) ...
+    expect(route({ ...same3, padH: 2, padW: 2 }, 8)).toMatchObject({
+      h: 30,
+      w: 30,
+      padH: 0,
+      padW: 0,
+    });
+    // ... and nothing else: too few channels, LeNet-5's unpadded 5x5, stride, dilation, pad > k - 1
+    expect(route({ ...same3, c: AS_FORWARD_MIN_CHANNELS - 1 }, 32)).toBeUndefined();
+    expect(route({ n: 128, c: 20, h: 12, w: 12, kh: 5, kw: 5 }, 50)).toBeUndefined();
+    expect(route({ ...same3, strideW: 2 }, 32)).toBeUndefined();
+    expect(route({ ...same3, dilationH: 2, padH: 2 }, 32)).toBeUndefined();
+    expect(route({ ...same3, padH: 3 }, 32)).toBeUndefined();
+    expect(route(same3, 0)).toBeUndefined();
+    // flippedFilters: element (c, f, u, v) of W' is (f, c, kh-1-u, kw-1-v) of W
+    const g = conv2dGeometry("test", { n: 1, c: 2, h: 3, w: 3, kh: 2, kw: 3 });
+    const w = Float32Array.from({ length: 3 * 12 }, (_, i) => i);
+    const wf = flippedFilters(w, 3, g);
+    expect(wf[((1 * 3 + 2) * 2 + 0) * 3 + 2]).toBe(w[((2 * 2 + 1) * 2 + 1) * 3 + 0]);
+    expect(Array.from(wf).sort((a, b) => a - b)).toEqual(Array.from(w));
+  });
+
+  it("a wrong flip of the filters fails the reference check (the route's test can fail)", () => {
+    const c = sameLarge;
+    const { w, gy } = data(c);
+    const g = conv2dGeometry("test", c.g);
+    const asForward = inputGradAsForward(g, c.f)!;
+    // W transposed to [C, F·kh·kw] without the spatial flip
+    const unflipped = new Float32Array(w.length);
+    for (let f = 0; f < c.f; f++)
+      for (let ch = 0; ch < g.c; ch++)
+        for (let t = 0; t < 9; t++) unflipped[(ch * c.f + f) * 9 + t] = w[(f * g.c + ch) * 9 + t]!;
+    const wrong = conv2dForward(nchwOf(gy, c), unflipped, g.c, asForward, undefined, {
+      kernels: "wasm",
+      layout: "nchw",
+    });
+    expect(() =>
+      expectWithinRoundoff(wrong, refInputGrad(w, gy, c), c.f + g.patchSize + c.f * 9, "unflipped"),
+    ).toThrow();
   });
 
   it('write layout "nchw" as the batched result permuted to [N, F, P], on both paths and any thread count', () => {
@@ -287,6 +442,7 @@ describe("convolution products", () => {
       }
     };
     fc.assert(fc.property(caseArb, fc.constantFrom(undefined, 2, 3), check), { numRuns: 30 });
+    fc.assert(fc.property(sameArb, fc.constantFrom(undefined, 2, 3), check), { numRuns: 10 });
     // P = 64, a multiple of the panel width: the input gradient's column blocks cross images
     // (12 images, N·P = 768 past NC); and P = 36, not a multiple: blocks end with their image.
     const across: Case = {
@@ -296,7 +452,7 @@ describe("convolution products", () => {
     };
     const ragged: Case = { f: 9, seed: 8, g: { ...across.g, h: 8, w: 8 } };
     for (const threads of [undefined, 2, 3])
-      for (const c of [large, across, ragged]) check(c, threads);
+      for (const c of [large, across, ragged, sameLarge]) check(c, threads);
     expect(() =>
       conv2dInputGrad(
         new Float32Array(1),
@@ -348,7 +504,9 @@ describe("convolution products", () => {
   it("give the same bits on 1, 2 and 3 threads", () => {
     const cases = [
       large,
+      sameLarge,
       ...fc.sample(caseArb, { numRuns: 12, seed: 7 }).map((c) => ({ ...c, g: { ...c.g, n: 5 } })),
+      ...fc.sample(sameArb, { numRuns: 6, seed: 7 }).map((c) => ({ ...c, g: { ...c.g, n: 5 } })),
     ];
     for (const c of cases) {
       const one = bothWays(c).fused.map(bits);
