@@ -467,7 +467,7 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     arrays: ["x"],
     outputs: [],
     wasm: true,
-    run: (g, r, w) => stagePlanes(need(w).f32(), g, r[0]!, r[1]!),
+    run: (g, r, w) => stagePlanes(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_CHANNEL_SUMS]: job<ChannelSumsArgs>()({
     nums: ["n", "c", "p"],

@@ -748,7 +748,7 @@ export function runWasmConvProduct(
   // pool's then); an element costs about as much as 4 flops of a product.
   const pad = padArgs(x, g, stage.xpAt);
   runByLines(KIND_WASM_STAGE, pad, g.n * g.c, 4 * convTables(g).xpLength, 2, pooled, (lo, hi) =>
-    stagePlanes(H, pad, lo, hi),
+    stagePlanes(t, pad, lo, hi),
   );
   const apAt = stage.end;
   // The bias (one per row of C) after the A panels; -1: none.

@@ -206,6 +206,86 @@ function emitAddRows(c: Code): void {
   });
 }
 
+/**
+ * spread(src, dst, planes, h, w, padH, padW): planes of h x w floats at byte address src written
+ * zero-padded at dst as planes of (h + 2padH) x (w + 2padW), in one forward pass (zeros and row
+ * copies in address order; f32x4 copies and stores where 4 floats remain, scalar ones after).
+ * stagePlanes puts the raw planes at the end of the padded planes' own range, where every
+ * element is at or after the place it moves to, so the pass never overwrites a value it has yet
+ * to read (the argument is at stagePlanes).
+ */
+function emitSpread(c: Code): void {
+  const [src, dst, planes, h, w, padH, padW] = c.paramTuple(7);
+  const pl = c.local(I32);
+  const y = c.local(I32);
+  const end = c.local(I32);
+  const end4 = c.local(I32);
+  const padRows = c.local(I32);
+  /** end = dst + 4·count, end4 = dst + 16·⌊count / 4⌋ (count: floats, on the stack). */
+  const bounds = () => {
+    c.i32Const(2).i32Shl().get(dst).i32Add().set(end);
+    c.get(end).get(dst).i32Sub().i32Const(-16).i32And().get(dst).i32Add().set(end4);
+  };
+  /** Runs `vec` while dst < end4, then `one` while dst < end; both advance dst. */
+  const run = (vec: () => void, one: () => void) => {
+    c.block((done) => {
+      c.get(dst).get(end4).i32GeU().brIf(done);
+      c.loop((top) => {
+        vec();
+        c.get(dst).i32Const(16).i32Add().tee(dst).get(end4).i32LtU().brIf(top);
+      });
+    });
+    c.block((done) => {
+      c.get(dst).get(end).i32GeU().brIf(done);
+      c.loop((top) => {
+        one();
+        c.get(dst).i32Const(4).i32Add().tee(dst).get(end).i32LtU().brIf(top);
+      });
+    });
+  };
+  const zeros = () =>
+    run(
+      () => c.get(dst).v128Zero().v128Store(),
+      () => c.get(dst).f32Const(0).f32Store(),
+    );
+  const copy = () =>
+    run(
+      () => {
+        c.get(dst).get(src).v128Load().v128Store();
+        c.get(src).i32Const(16).i32Add().set(src);
+      },
+      () => {
+        c.get(dst).get(src).f32Load().f32Store();
+        c.get(src).i32Const(4).i32Add().set(src);
+      },
+    );
+  // padRows = padH·(w + 2padW) floats
+  c.get(w).get(padW).i32Const(1).i32Shl().i32Add().get(padH).i32Mul().set(padRows);
+  c.i32Const(0).set(pl);
+  c.loop((plane) => {
+    c.get(padRows);
+    bounds();
+    zeros();
+    c.i32Const(0).set(y);
+    c.loop((row) => {
+      c.get(padW);
+      bounds();
+      zeros();
+      c.get(w);
+      bounds();
+      copy();
+      c.get(padW);
+      bounds();
+      zeros();
+      c.get(y).i32Const(1).i32Add().tee(y).get(h).i32LtU().brIf(row);
+    });
+    c.get(padRows);
+    bounds();
+    zeros();
+    c.get(pl).i32Const(1).i32Add().tee(pl).get(planes).i32LtU().brIf(plane);
+  });
+}
+
 /** The convolution module for a tile (gather packs B panels of tile.nr lines) over shared memory. */
 export function convKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuffer> {
   if (!(tile.nr >= 4 && tile.nr % 4 === 0))
@@ -218,6 +298,7 @@ export function convKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuf
     .func("gather", seven, [], (c) => emitGather(c, tile.nr))
     .func("scatter", seven, [], emitScatter)
     .func("addRows", [I32, I32, I32, I32, I32], [], emitAddRows)
+    .func("spread", seven, [], emitSpread)
     .build();
 }
 
@@ -226,6 +307,7 @@ interface ConvKernels {
   gather: Seven;
   scatter: Seven;
   addRows: (c: number, rowBytes: number, v: number, rows: number, vecs: number) => void;
+  spread: Seven;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -240,6 +322,7 @@ function kernelsOf(t: WasmThread): ConvKernels {
       gather: inst.exports.gather as Seven,
       scatter: inst.exports.scatter as Seven,
       addRows: inst.exports.addRows as ConvKernels["addRows"],
+      spread: inst.exports.spread as Seven,
     };
     instances.set(t, k);
   }
@@ -375,13 +458,16 @@ export function padArgs(x: Float32Array, g: ResolvedConv2d, xpAt: number): PadAr
 }
 
 /**
- * Writes planes [p0, p1) of xp from x, padding included. One pass writing every element once
- * instead of a fill of the whole buffer and a subarray + set per row: the rows are short (28 or
- * 14 values in smallCnn), and per row the call cost more than the copy (128x32x28x28 padded by
- * 1: 5.2 -> 4.7 ms, 128x64x14x14: 4.9 -> 2.6 ms, one node script run each).
+ * Writes planes [p0, p1) of xp from x, padding included: one copy of the raw planes into kernel
+ * memory, then a generated kernel (spread) writes every padded element once. The rows are short
+ * (28 or 14 values in smallCnn()), so a subarray + set per row costs more in calls than the copy,
+ * and the element loop in JavaScript that replaced it was slower again: padded by 1, one thread,
+ * side by side, loop / copy + spread: 128x32x28x28 5.48-6.15 / 1.65-1.66 ms (3.3-3.7x),
+ * 128x64x14x14 2.42-2.60 / 0.95-0.97 ms (2.6x); it was 7.7% of a two-thread smallCnn() step.
  */
-export function stagePlanes(H: Float32Array, a: PadArgs, p0: number, p1: number): void {
+export function stagePlanes(t: WasmThread, a: PadArgs, p0: number, p1: number): void {
   const { x, h, w, padH, padW } = a;
+  const H = t.f32();
   const Wp = w + 2 * padW;
   const planeP = (h + 2 * padH) * Wp;
   const at = a.xpAt >> 2;
@@ -389,17 +475,21 @@ export function stagePlanes(H: Float32Array, a: PadArgs, p0: number, p1: number)
     H.set(x.subarray(p0 * h * w, p1 * h * w), at + p0 * planeP);
     return;
   }
-  let d = at + p0 * planeP;
-  let s = p0 * h * w;
-  for (let pl = p0; pl < p1; pl++) {
-    for (let e = d + padH * Wp; d < e; d++) H[d] = 0;
-    for (let y = 0; y < h; y++) {
-      for (let e = d + padW; d < e; d++) H[d] = 0;
-      for (let e = d + w; d < e; d++, s++) H[d] = x[s]!;
-      for (let e = d + padW; d < e; d++) H[d] = 0;
-    }
-    for (let e = d + padH * Wp; d < e; d++) H[d] = 0;
+  if (p1 <= p0 || h * w === 0) {
+    H.fill(0, at + p0 * planeP, at + p1 * planeP);
+    return;
   }
+  // The raw planes copied (one memcpy) to the end of their padded planes' range, then spread
+  // forward in place. Element e (plane pl counted from p0, row y, column x) sits at
+  //   src(e) = D - R + pl·hw + y·w + x      (D = (p1 - p0)·planeP, R = (p1 - p0)·hw)
+  // and moves to
+  //   dst(e) = pl·planeP + (y + padH)·Wp + padW + x,
+  // with src(e) - dst(e) = (p1 - p0 - pl - 1)·(planeP - hw) + padH·Wp + (2h - 2y - 1)·padW
+  // >= padH·Wp + padW > 0 (planeP - hw = 2padH·Wp + 2padW·h): every write lands before the next
+  // value to read, and the staging stays within the range of planes this thread owns.
+  const raw = at + p1 * planeP - (p1 - p0) * h * w;
+  H.set(x.subarray(p0 * h * w, p1 * h * w), raw);
+  kernelsOf(t).spread(4 * raw, 4 * (at + p0 * planeP), p1 - p0, h, w, padH, padW);
 }
 
 /** Copies the interiors of planes [p0, p1) of xp (dropping the padding) into a.x. */

@@ -19,7 +19,8 @@ import {
   matmulTransB,
 } from "../src/index.ts";
 import type { Conv2dGeometry, KernelPath, MatrixPool } from "../src/index.ts";
-import { convKernelBytes, convTables } from "../src/wasm-conv.ts";
+import { convKernelBytes, convTables, stagePlanes } from "../src/wasm-conv.ts";
+import { WasmThread, createKernelMemory } from "../src/wasm-gemm.ts";
 import { AS_FORWARD_MIN_CHANNELS, flippedFilters, inputGradAsForward } from "../src/conv.ts";
 import { expectWithinRoundoff, randomArray, refMatmulWithAbs, transpose, bits } from "./helpers.ts";
 
@@ -558,6 +559,50 @@ describe("convolution products", () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+
+  it("stagePlanes writes exactly planes [p0, p1) of the zero-padded input, whatever the other planes held", () => {
+    const t = new WasmThread(createKernelMemory(1 << 20), 0);
+    fc.assert(
+      fc.property(
+        fc.record({
+          planes: fc.integer({ min: 1, max: 7 }),
+          h: fc.integer({ min: 1, max: 9 }),
+          w: fc.integer({ min: 1, max: 13 }),
+          padH: fc.integer({ min: 0, max: 3 }),
+          padW: fc.integer({ min: 0, max: 3 }),
+          cut: fc.tuple(fc.nat(), fc.nat()),
+          at: fc.integer({ min: 0, max: 5 }),
+          seed: fc.integer({ min: 1, max: 1 << 30 }),
+        }),
+        (r) => {
+          const { planes, h, w, padH, padW } = r;
+          const [p0, p1] = [r.cut[0] % (planes + 1), r.cut[1] % (planes + 1)].sort((a, b) => a - b);
+          const Hp = h + 2 * padH;
+          const Wp = w + 2 * padW;
+          const x = randomArray(planes * h * w, r.seed) as Float32Array;
+          const H = t.f32();
+          const xpAt = 16 * r.at; // byte address
+          const len = planes * Hp * Wp;
+          H.fill(Number.NaN, 0, (xpAt >> 2) + len + 16); // stale values everywhere
+          stagePlanes(t, { x, xpAt, h, w, padH, padW }, p0!, p1!);
+          const want = new Float32Array(len).fill(Number.NaN);
+          for (let pl = p0!; pl < p1!; pl++) {
+            want.fill(0, pl * Hp * Wp, (pl + 1) * Hp * Wp);
+            for (let y = 0; y < h; y++)
+              for (let xx = 0; xx < w; xx++)
+                want[(pl * Hp + y + padH) * Wp + padW + xx] = x[(pl * h + y) * w + xx]!;
+          }
+          expect(bits(H.subarray(xpAt >> 2, (xpAt >> 2) + len))).toEqual(bits(want));
+          // nothing written after the range (before it: xpAt floats of NaN, checked too)
+          expect(H.subarray(0, xpAt >> 2).every(Number.isNaN)).toBe(true);
+          expect(H.subarray((xpAt >> 2) + len, (xpAt >> 2) + len + 16).every(Number.isNaN)).toBe(
+            true,
+          );
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 
