@@ -768,6 +768,7 @@ export function runWasmConvProduct(
     n,
     P: forward && imagesFirst ? g.outH * g.outW : 0,
     biasAt,
+    kQuadsAt: forward ? -1 : stage.colQuadsAt,
   };
   if (pooled === undefined) implicitRange(t, args, 0, m, 0, n);
   else

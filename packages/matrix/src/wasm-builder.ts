@@ -284,6 +284,19 @@ export class Code {
   v128And(): this {
     return this.simd(0x4e);
   }
+  /**
+   * i8x16.shuffle by 32-bit lanes: pops a, b and pushes [lanes[0], ..., lanes[3]] picked from
+   * a's lanes (0-3) and b's (4-7). On x64 V8 turns the patterns of a 4x4 transpose into single
+   * unpack / move instructions.
+   */
+  i32x4Shuffle(lanes: readonly [number, number, number, number]): this {
+    for (const l of lanes)
+      if (!Number.isInteger(l) || l < 0 || l > 7)
+        throw new RangeError(
+          `Code.i32x4Shuffle: lanes must be integers 0-7, got [${lanes.join(", ")}]`,
+        );
+    return this.simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
+  }
 
   /** The function body: local declarations, instructions, `end`. */
   encode(): number[] {

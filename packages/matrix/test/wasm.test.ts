@@ -94,6 +94,30 @@ describe("wasm module builder", () => {
     ).toThrow("Code.paramTuple: the function has 2 parameters, not 3");
   });
 
+  it("i32x4Shuffle picks the named lanes of its two operands (every lane, both sides)", () => {
+    fc.assert(
+      fc.property(fc.tuple(fc.nat(7), fc.nat(7), fc.nat(7), fc.nat(7)), (lanes) => {
+        const bytes = new ModuleBuilder()
+          .importMemory({ module: "env", name: "memory", initial: 1, maximum: 1, shared: true })
+          .func("shuffle", [], [], (c) => {
+            c.i32Const(32).i32Const(0).v128Load().i32Const(0).v128Load(16);
+            c.i32x4Shuffle(lanes).v128Store();
+          })
+          .build();
+        const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+        const I = new Int32Array(memory.buffer);
+        I.set([10, 11, 12, 13, 14, 15, 16, 17]);
+        const inst = new WebAssembly.Instance(compileModule("test", bytes), { env: { memory } });
+        (inst.exports.shuffle as () => void)();
+        expect(Array.from(I.subarray(8, 12))).toEqual(lanes.map((l) => 10 + l));
+      }),
+      { numRuns: 40 },
+    );
+    expect(() =>
+      new ModuleBuilder().func("f", [], [], (c) => void c.i32x4Shuffle([0, 1, 2, 8])).build(),
+    ).toThrow("Code.i32x4Shuffle: lanes must be integers 0-7, got [0, 1, 2, 8]");
+  });
+
   it("an invalid generated module fails with the engine's message, naming the kernel", () => {
     // A function declared to return an i32 whose body leaves nothing on the stack.
     const bad = new ModuleBuilder().func("f", [], [I32], () => undefined).build();
