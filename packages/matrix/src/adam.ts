@@ -7,6 +7,8 @@ import type { FloatArray } from "./types.ts";
 import { checkFloatArray, checkSameType } from "./types.ts";
 import type { MatrixPool } from "./pool.ts";
 import { runAdam } from "./parallel.ts";
+import { resolveKernels } from "./kernels.ts";
+import type { KernelPath } from "./kernels.ts";
 import { ADAM_FIELDS, type AdamJobArgs } from "./adam-kernel.ts";
 
 /** One step's scalars (the step count t is folded into stepSize and bc2sqrt). */
@@ -27,8 +29,10 @@ export interface AdamStep {
 /**
  * In place, for every k: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²;
  * w = w - stepSize m / (sqrt(v) / bc2sqrt + eps), with Adam's L2 term (g + l2 w) and AdamW's
- * decay (w shrink) when set; sums in double, stored in the arrays' type. With a pool, split
- * over its threads when w, g, m and v are all on shared memory and the work pays for it.
+ * decay (w shrink) when set; sums in double, stored in the arrays' type; on the wasm kernel path
+ * (float32 arrays) the same expression in float32 on f32x4 lanes (wasm-adam.ts). With a pool,
+ * split over its threads when w, g, m and v are all on shared memory and the work pays for it
+ * (the same bits as one thread on either path).
  */
 export function adamUpdate(
   w: FloatArray,
@@ -36,7 +40,7 @@ export function adamUpdate(
   m: FloatArray,
   v: FloatArray,
   step: AdamStep,
-  options?: { pool?: MatrixPool },
+  options?: { pool?: MatrixPool; kernels?: KernelPath },
 ): void {
   const fn = "adamUpdate";
   const arrays = { w, g, m, v };
@@ -55,5 +59,7 @@ export function adamUpdate(
   });
   const args: AdamJobArgs = { w, g, m, v, h };
   const shared = [w, g, m, v].every((a) => a.buffer instanceof SharedArrayBuffer);
-  runAdam(args, w.length, shared ? options?.pool : undefined);
+  const wasm =
+    w instanceof Float32Array && resolveKernels(fn, options?.kernels, options?.pool) === "wasm";
+  runAdam(args, w.length, shared ? options?.pool : undefined, wasm);
 }

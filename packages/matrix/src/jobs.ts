@@ -32,6 +32,7 @@ import type { ChannelSumsArgs } from "./channel-sums-kernel.ts";
 import type { MaxPoolArgs } from "./wasm-pool2d.ts";
 import type { ReluArgs, ReluBackwardArgs } from "./wasm-relu.ts";
 import { adamRange } from "./adam-kernel.ts";
+import { adamWasmRange } from "./wasm-adam.ts";
 import type { AdamJobArgs } from "./adam-kernel.ts";
 import type { MaxPoolBackwardArgs } from "./pool2d-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
@@ -87,6 +88,8 @@ export const KIND_WASM_SPMM_COLUMNS = 23;
 export const KIND_WASM_SAMPLED_STAGE = 24;
 /** Consecutive BSR layers' forward, split by batch rows, each chunk through every layer (chain.ts). */
 export const KIND_SPMM_CHAIN = 25;
+/** Adam's update on the WebAssembly kernel (wasm-adam.ts), float32, split by element ranges. */
+export const KIND_WASM_ADAM = 26;
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;
@@ -550,6 +553,13 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     arrays: ["w", "g", "m", "v", "h"],
     outputs: ["w", "m", "v"],
     run: (g, r) => adamRange(g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_ADAM]: job<AdamJobArgs>()({
+    nums: [],
+    arrays: ["w", "g", "m", "v", "h"],
+    outputs: ["w", "m", "v"],
+    wasm: true,
+    run: (g, r, w) => adamWasmRange(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_SAMPLED]: job<SampledArgs>()({
     nums: ["R", "C", "rows", "cols", "sai", "sap", "sbp", "sbj", "k"],

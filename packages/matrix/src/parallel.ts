@@ -8,6 +8,7 @@ import type { SampledArgs } from "./sampled-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
 import { adamRange } from "./adam-kernel.ts";
 import type { AdamJobArgs } from "./adam-kernel.ts";
+import { adamWasmRange } from "./wasm-adam.ts";
 import type { MaxPoolBackwardArgs } from "./pool2d-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
 import { gemmRange, packedLengths, panelCounts } from "./gemm.ts";
@@ -28,6 +29,7 @@ import {
   KIND_SPMM_CHAIN,
   KIND_MAXPOOL_BACKWARD,
   KIND_ADAM,
+  KIND_WASM_ADAM,
   KIND_WASM_GEMM,
   KIND_WASM_GEMM_PACKED,
   KIND_WASM_PACK,
@@ -573,8 +575,17 @@ function runByLines(
  * Adam's update (adam.ts) split over the pool by element ranges; an element costs about as much
  * as 16 flops of a product (four arrays read, three written, a square root and a division).
  */
-export function runAdam(args: AdamJobArgs, n: number, pool: MatrixPool | undefined): void {
-  runByLines(KIND_ADAM, args, n, 16 * n, 2, pool, (lo, hi) => adamRange(args, lo, hi));
+export function runAdam(
+  args: AdamJobArgs,
+  n: number,
+  pool: MatrixPool | undefined,
+  wasm = false,
+): void {
+  if (wasm)
+    runByLines(KIND_WASM_ADAM, args, n, 16 * n, 2, pool, (lo, hi) =>
+      adamWasmRange(localWasmThread(), args, lo, hi),
+    );
+  else runByLines(KIND_ADAM, args, n, 16 * n, 2, pool, (lo, hi) => adamRange(args, lo, hi));
 }
 
 /**

@@ -266,6 +266,15 @@ export class Code {
   f32x4Mul(): this {
     return this.simd(0xe6);
   }
+  f32x4Sub(): this {
+    return this.simd(0xe5);
+  }
+  f32x4Div(): this {
+    return this.simd(0xe7);
+  }
+  f32x4Sqrt(): this {
+    return this.simd(0xe3);
+  }
   /**
    * Relaxed SIMD's f32x4.relaxed_madd: pops a, b, c and pushes a·b + c, fused (one rounding) or
    * not as the engine chooses; V8 on x64 with FMA3 fuses it (vfmadd). Modules using it validate

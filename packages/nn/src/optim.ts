@@ -403,7 +403,8 @@ class AdamBase extends Optimizer {
     }
     const t = (this.t[index] = this.t[index]! + 1);
     // The loop is @tessera/matrix's adamUpdate: split over the matrix pool (autograd's
-    // setMatrixPool) when the arrays are shared, with the same bits either way.
+    // setMatrixPool) when the arrays are shared, with the same bits either way; on the pool's
+    // (or the process's) wasm kernel path float32 parameters take its f32x4 kernel.
     adamUpdate(
       w,
       g,
