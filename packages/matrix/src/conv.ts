@@ -4,7 +4,7 @@
 // no patch matrix is built: wasm-conv.ts packs the product's panels straight from the padded
 // input and sums the input gradient in kernel memory, with the same bits as the composed calls
 // on that path; except that the input gradient of a stride-1 convolution padded at least to
-// "same" size with 16 or more input channels is computed as the forward convolution of gy with
+// "same" size with 8 or more input channels is computed as the forward convolution of gy with
 // the flipped filters (inputGradAsForward), with that convolution's bits.
 import type { DenseOptions } from "./dense.ts";
 import { matmul, matmulTransA, matmulTransB } from "./dense.ts";
@@ -114,12 +114,13 @@ function nchwFromBatched<T extends FloatArray>(gy: T, n: number, f: number, P: n
 
 /**
  * Input channels from which inputGradAsForward takes the forward route: dx's channels are that
- * product's rows, and with few of them its 4-row register tiles run mostly empty. One thread,
- * batch 128, 3x3 padding 1, col2im route / forward route: C = 3 (32x32 images, F = 32) 0.71x,
- * C = 8 (F = 32) 0.97-1.02x, C = 16 1.37-1.48x, C = 32 1.11-1.28x, C = 64 1.21-1.36x
- * (docs/benchmarks/epoch-profile.md, section 11).
+ * product's rows, and with few of them its 4-row register tiles run partly empty. Batch 128, 3x3
+ * padding 1, col2im route / forward route, one and two threads (bench/conv-input-routes.ts,
+ * docs/benchmarks/epoch-profile.md section 11; two sittings): C = 3 (32x32 images, F = 32)
+ * 0.82-0.87x, C = 4 0.99-1.10x, C = 6 0.95-1.00x, C = 8 1.13-1.20x, C = 16 1.47-1.59x, C = 32
+ * 1.16-1.33x, C = 64 1.18-1.51x.
  */
-export const AS_FORWARD_MIN_CHANNELS = 16;
+export const AS_FORWARD_MIN_CHANNELS = 8;
 
 /**
  * The forward convolution whose output is the input gradient of a convolution with this
@@ -129,7 +130,7 @@ export const AS_FORWARD_MIN_CHANNELS = 16;
  * dx = the convolution of gy (an image batch of F channels, padded by k - 1 - pad) with the
  * filters flipped in both spatial axes and transposed to [C, F·kh·kw] (flippedFilters), which
  * multiplies no more than Wᵀ·gy does and needs no col2im scatter after it: smallCnn()'s 3x3
- * layers at batch 128 (C = 32 and 64) 1.11-1.28x faster on one thread and on two
+ * layers at batch 128 (C = 32 and 64) 1.16-1.33x faster on one thread and on two
  * (docs/benchmarks/epoch-profile.md, section 11). Elsewhere (LeNet-5's unpadded 5x5 layers: 2.25x the multiplications) undefined:
  * the transposed product and col2im.
  */
@@ -137,8 +138,20 @@ export function inputGradAsForward(
   g: ResolvedConv2d,
   filters: number,
 ): Required<Conv2dGeometry> | undefined {
-  if (filters === 0 || g.c < AS_FORWARD_MIN_CHANNELS) return undefined;
-  if (g.strideH !== 1 || g.strideW !== 1) return undefined;
+  if (g.c < AS_FORWARD_MIN_CHANNELS) return undefined;
+  return inputGradForwardGeometry(g, filters);
+}
+
+/**
+ * inputGradAsForward without the channel threshold: the forward convolution's geometry wherever
+ * the route is exact and multiplies no more than Wᵀ·gy (bench/conv-input-routes.ts times both
+ * routes with it); undefined elsewhere.
+ */
+export function inputGradForwardGeometry(
+  g: ResolvedConv2d,
+  filters: number,
+): Required<Conv2dGeometry> | undefined {
+  if (filters === 0 || g.strideH !== 1 || g.strideW !== 1) return undefined;
   if (g.dilationH !== 1 || g.dilationW !== 1) return undefined;
   if (2 * g.padH < g.kh - 1 || 2 * g.padW < g.kw - 1) return undefined;
   if (g.padH > g.kh - 1 || g.padW > g.kw - 1) return undefined;

@@ -124,7 +124,7 @@ const caseArb: fc.Arbitrary<Case> = fc
 
 /**
  * Geometries whose input gradient the wasm path computes as a forward convolution
- * (inputGradAsForward): 16-20 input channels, stride 1, dilation 1, k - 1 >= pad >= (k - 1) / 2.
+ * (inputGradAsForward): AS_FORWARD_MIN_CHANNELS to 4 more input channels, stride 1, dilation 1, k - 1 >= pad >= (k - 1) / 2.
  */
 const sameArb: fc.Arbitrary<Case> = fc
   .record({
