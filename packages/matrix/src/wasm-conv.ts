@@ -3,17 +3,20 @@
 // On the asm.js path a convolution is im2col (a JS loop writing the patch matrix cols [K, N·P])
 // followed by dense products that pack cols again into panels; for LeNet-5 and the 3x3 CNN those
 // two copies cost more than the multiplications (docs/benchmarks/epoch-profile.md). Here the
-// input is staged once, zero-padded, into kernel memory (xp [N, C, H+2padH, W+2padW]), and
-// every patch-matrix entry is an address: cols[r, j] = xp[rowOff[r] + colOff[j]] with
+// input is staged once, zero-padded, into kernel memory (xp [N, C, H+2padH, W+2padW]; one copy
+// of the raw planes, padded in place by a generated kernel, "spread"), and every patch-matrix
+// entry is an address: cols[r, j] = xp[rowOff[r] + colOff[j]] with
 //   rowOff[(ch·kh + u)·kw + v] = ch·Hp·Wp + u·dilationH·Wp + v·dilationW
 //   colOff[(i·outH + oy)·outW + ox] = i·C·Hp·Wp + oy·strideH·Wp + ox·strideW.
-// A generated kernel ("gather") packs the GEMM's B panels straight from xp through these two
-// offset tables, so the forward product W·cols and the weight gradient G·colsᵀ run the dense
+// A generated kernel ("gather"; for the weight gradient, whose k runs along input rows,
+// "gatherT", which transposes four positions at a time) packs the GEMM's B panels straight from
+// xp through these two offset tables, so the forward product W·cols and the weight gradient G·colsᵀ run the dense
 // micro-kernel of wasm-gemm.ts on panels that hold exactly the values packing cols would give:
 // the results are bitwise those of matmul / matmulTransB on im2col's output (tested). The input
 // gradient is Wᵀ·G computed a few images at a time into kernel memory, then summed onto a
 // zero-padded dxp by a second generated kernel ("scatter") in col2im's order (patch row outer,
-// then position), so it is bitwise col2im(matmulTransA(W, G)).
+// then position), so it is bitwise col2im(matmulTransA(W, G)). (conv.ts sends the input gradient
+// of "same" stride-1 convolutions to the forward product instead: inputGradAsForward.)
 //
 // Determinism: each output element of the two products is one float32 sum over k in the dense
 // kernel's order whatever the chunk (the pool cuts C on panel boundaries); each input pixel of
