@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import fc from "fast-check";
 import { arrayDataset } from "../src/data.ts";
 
 describe("arrayDataset", () => {
@@ -22,6 +23,28 @@ describe("arrayDataset", () => {
     const b = ds.getBatch(new Int32Array([1]));
     expect(b.x.shape).toEqual([1, 1, 2, 2]);
     expect(Array.from(b.x.data)).toEqual([4, 5, 6, 7]);
+  });
+  it("gives every value (v * scale - mean) / std as one float32, uint8 (a table of 256) and float32 sources alike", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 12, maxLength: 12 }),
+        fc.double({ min: 1e-3, max: 10, noNaN: true }),
+        fc.double({ min: -2, max: 2, noNaN: true }),
+        fc.double({ min: 1e-2, max: 5, noNaN: true }),
+        (pixels, scale, mean, std) => {
+          const a = scale / std;
+          const b = -mean / std;
+          const want = Float32Array.from(pixels, (v) => v * a + b);
+          const order = new Int32Array([2, 0, 1]); // 3 examples of [4]
+          const wantBatch = [...want.subarray(8, 12), ...want.subarray(0, 8)];
+          for (const x of [pixels, Float32Array.from(pixels)]) {
+            const ds = arrayDataset(x, new Int32Array(3), [4], { scale, mean, std });
+            expect(Array.from(ds.getBatch(order).x.data)).toEqual(wantBatch);
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
   });
   it("validates", () => {
     expect(() => arrayDataset(new Float32Array(5), new Int32Array(2), [2])).toThrow(
