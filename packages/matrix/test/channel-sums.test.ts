@@ -28,7 +28,8 @@ describe("channelSums", () => {
       fc.property(
         fc.integer({ min: 0, max: 9 }),
         fc.integer({ min: 0, max: 40 }),
-        fc.integer({ min: 0, max: 300 }),
+        // p = 1 (a dense layer's bias) has a loop of its own
+        fc.oneof(fc.constant(1), fc.integer({ min: 0, max: 300 })),
         fc.boolean(),
         fc.boolean(),
         fc.integer({ min: 1, max: 1 << 30 }),
