@@ -126,13 +126,13 @@ export const AS_FORWARD_MIN_CHANNELS = 8;
  * The forward convolution whose output is the input gradient of a convolution with this
  * geometry, where the WebAssembly path takes that route: at least AS_FORWARD_MIN_CHANNELS input
  * channels, stride 1, dilation 1 and k - 1 >= pad >= (k - 1) / 2 (output no smaller than the
- * input: "same" 3x3 convolutions with padding 1 among them). Then
- * dx = the convolution of gy (an image batch of F channels, padded by k - 1 - pad) with the
- * filters flipped in both spatial axes and transposed to [C, F·kh·kw] (flippedFilters), which
- * multiplies no more than Wᵀ·gy does and needs no col2im scatter after it: smallCnn()'s 3x3
- * layers at batch 128 (C = 32 and 64) 1.16-1.33x faster on one thread and on two
- * (docs/benchmarks/epoch-profile.md, section 11). Elsewhere (LeNet-5's unpadded 5x5 layers: 2.25x the multiplications) undefined:
- * the transposed product and col2im.
+ * input: "same" 3x3 convolutions with padding 1 among them). Then dx = the convolution of gy
+ * (an image batch of F channels, padded by k - 1 - pad) with the filters flipped in both spatial
+ * axes and transposed to [C, F·kh·kw] (flippedFilters), which multiplies no more than Wᵀ·gy does
+ * and needs no col2im scatter after it: smallCnn()'s 3x3 layers at batch 128 (C = 32 and 64)
+ * 1.16-1.33x faster on one thread and on two (docs/benchmarks/epoch-profile.md, section 11).
+ * Elsewhere undefined: the transposed product and col2im (LeNet-5's unpadded 5x5 layers, where
+ * the full correlation would multiply 2.25x as much).
  */
 export function inputGradAsForward(
   g: ResolvedConv2d,
