@@ -103,15 +103,6 @@ function gradLayout(fn: string, options: ConvGradOptions | undefined): boolean {
   return layout === "nchw";
 }
 
-/** gy [F, N·P] permuted to [N, F, P] in a new array. */
-function nchwFromBatched<T extends FloatArray>(gy: T, n: number, f: number, P: number): T {
-  const out = allocLike(gy, n * f * P) as T;
-  for (let j = 0; j < f; j++)
-    for (let i = 0; i < n; i++)
-      out.set(gy.subarray((j * n + i) * P, (j * n + i + 1) * P) as never, (i * f + j) * P);
-  return out;
-}
-
 /**
  * Input channels from which inputGradAsForward takes the forward route: dx's channels are that
  * product's rows, and with few of them its 4-row register tiles run partly empty. Batch 128, 3x3
@@ -184,12 +175,15 @@ export function flippedFilters(w: Float32Array, filters: number, g: ResolvedConv
   return out;
 }
 
-/** gy [N, F, P] permuted to [F, N·P] in a new array. */
-function batchedFromNchw<T extends FloatArray>(gy: T, n: number, f: number, P: number): T {
-  const out = allocLike(gy, n * f * P) as T;
-  for (let i = 0; i < n; i++)
-    for (let j = 0; j < f; j++)
-      out.set(gy.subarray((i * f + j) * P, (i * f + j + 1) * P) as never, (j * n + i) * P);
+/**
+ * x [a, b, P] with its two leading axes swapped, [b, a, P], in a new array: gy [N, F, P] to the
+ * batched [F, N·P] (a = N, b = F) and back (a = F, b = N).
+ */
+function swapLeadingAxes<T extends FloatArray>(x: T, a: number, b: number, P: number): T {
+  const out = allocLike(x, a * b * P) as T;
+  for (let i = 0; i < a; i++)
+    for (let j = 0; j < b; j++)
+      out.set(x.subarray((i * b + j) * P, (i * b + j + 1) * P) as never, (j * a + i) * P);
   return out;
 }
 
@@ -321,7 +315,7 @@ export function conv2dWeightGrad<T extends FloatArray>(
     );
   else {
     const cols = im2col(x, g, undefined, "batched", options);
-    const G = nchw ? batchedFromNchw(gy, g.n, filters, g.positions) : gy;
+    const G = nchw ? swapLeadingAxes(gy, g.n, filters, g.positions) : gy;
     matmulTransB<FloatArray>(G, cols, filters, NP, K, dW, options);
   }
   return dW as SameFloat<T>;
@@ -355,7 +349,7 @@ export function conv2dInputGrad<T extends FloatArray>(
   if (asForward !== undefined) {
     // gy read as an NCHW image batch of F channels (a batched gy permuted first, so both layouts
     // give the same bits), the filters flipped and transposed.
-    const gyImages = nchw ? gy : nchwFromBatched(gy, g.n, filters, g.positions);
+    const gyImages = nchw ? gy : swapLeadingAxes(gy, filters, g.n, g.positions);
     runWasmConvProduct(
       "forward",
       flippedFilters(weight as Float32Array, filters, g),
@@ -378,7 +372,7 @@ export function conv2dInputGrad<T extends FloatArray>(
     );
   else {
     const dcols = allocLike(weight, K * NP);
-    const G = nchw ? batchedFromNchw(gy, g.n, filters, g.positions) : gy;
+    const G = nchw ? swapLeadingAxes(gy, g.n, filters, g.positions) : gy;
     if (K * NP > 0 && filters > 0)
       matmulTransA<FloatArray>(weight, G, K, filters, NP, dcols, options);
     col2im<FloatArray>(dcols, g, dx, "batched", options);

@@ -22,7 +22,7 @@
 // kernel's order whatever the chunk (the pool cuts C on panel boundaries); each input pixel of
 // dx is summed by one thread (the pool cuts by images), in patch-row order.
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
-import type { Code } from "./wasm-builder.ts";
+import type { Code, Local } from "./wasm-builder.ts";
 import {
   A_BYTES,
   B_BYTES,
@@ -40,6 +40,28 @@ import { packerFor } from "./pack.ts";
 
 const MR = WASM_TILE.mr;
 const NR = WASM_TILE.nr;
+
+/** base[l] = src + 4·lTab[l] for the panel's lines (gather and gatherT, at each panel's start). */
+function loadBases(c: Code, src: Local, lTab: Local, base: Local[]): void {
+  base.forEach((b, l) =>
+    c
+      .get(lTab)
+      .i32Load(4 * l)
+      .i32Const(2)
+      .i32Shl()
+      .get(src)
+      .i32Add()
+      .set(b),
+  );
+}
+
+/** lTab moved on to the next panel's lines. */
+function nextLines(c: Code, lTab: Local, width: number): void {
+  c.get(lTab)
+    .i32Const(4 * width)
+    .i32Add()
+    .set(lTab);
+}
 
 /**
  * gather(src, kTab, lTab, dst, panels, kc, flags): B panels of `width` lines for one k-block.
@@ -59,14 +81,7 @@ function emitGather(c: Code, width: number): void {
   c.get(dst).set(d);
   c.i32Const(0).set(q);
   c.loop((panel) => {
-    for (let l = 0; l < width; l++)
-      c.get(lTab)
-        .i32Load(4 * l)
-        .i32Const(2)
-        .i32Shl()
-        .get(src)
-        .i32Add()
-        .set(base[l]!);
+    loadBases(c, src, lTab, base);
     c.get(kTab).set(p);
     c.get(kTab).get(kc).i32Const(2).i32Shl().i32Add().set(end);
     const step = (body: () => void) =>
@@ -102,10 +117,7 @@ function emitGather(c: Code, width: number): void {
                 .f32Store(4 * l);
           }),
       );
-    c.get(lTab)
-      .i32Const(4 * width)
-      .i32Add()
-      .set(lTab);
+    nextLines(c, lTab, width);
     c.get(flags).i32Const(4).i32Add().set(flags);
     c.get(q).i32Const(1).i32Add().tee(q).get(panels).i32LtU().brIf(panel);
   });
@@ -153,14 +165,7 @@ function emitGatherT(c: Code, width: number): void {
   c.get(dst).set(d);
   c.i32Const(0).set(q);
   c.loop((panel) => {
-    for (let l = 0; l < width; l++)
-      c.get(lTab)
-        .i32Load(4 * l)
-        .i32Const(2)
-        .i32Shl()
-        .get(src)
-        .i32Add()
-        .set(base[l]!);
+    loadBases(c, src, lTab, base);
     c.get(kTab).set(p);
     c.get(quads).set(fq);
     c.get(kTab).get(kc).i32Const(2).i32Shl().i32Add().set(end);
@@ -225,10 +230,7 @@ function emitGatherT(c: Code, width: number): void {
         c.get(p).i32Const(4).i32Add().tee(p).get(end).i32LtU().brIf(top);
       });
     });
-    c.get(lTab)
-      .i32Const(4 * width)
-      .i32Add()
-      .set(lTab);
+    nextLines(c, lTab, width);
     c.get(q).i32Const(1).i32Add().tee(q).get(panels).i32LtU().brIf(panel);
   });
 }

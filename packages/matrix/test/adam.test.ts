@@ -30,6 +30,20 @@ function reference(w: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, s
   }
 }
 
+/** Step t's scalars with lr 1e-3, PyTorch's betas and eps, and the case's decay (0.01). */
+function stepOf(decay: Case["decay"], t: number): AdamStep {
+  const lr = 1e-3;
+  return {
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    stepSize: lr / (1 - 0.9 ** t),
+    bc2sqrt: Math.sqrt(1 - 0.999 ** t),
+    l2: decay === "l2" ? 0.01 : 0,
+    shrink: decay === "decoupled" ? 1 - lr * 0.01 : 1,
+  };
+}
+
 interface Case {
   n: number;
   seed: number;
@@ -60,16 +74,7 @@ describe("adamUpdate", () => {
       };
       const [w, g, m, v0] = [make(), make(), make(), make()];
       const v = v0.map((x) => x * x); // second moments are >= 0
-      const lr = 1e-3;
-      const step: AdamStep = {
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        stepSize: lr / (1 - 0.9 ** t),
-        bc2sqrt: Math.sqrt(1 - 0.999 ** t),
-        l2: decay === "l2" ? 0.01 : 0,
-        shrink: decay === "decoupled" ? 1 - lr * 0.01 : 1,
-      };
+      const step = stepOf(decay, t);
       const want = [w, g, m, v].map((a) => a.slice());
       reference(want[0]!, want[1]!, want[2]!, want[3]!, step);
       const plain = [w, g, m, v].map((a) => a.slice()); // ordinary memory: serial
@@ -139,16 +144,7 @@ describe("adamUpdate", () => {
         };
         const [w, g, m, v] = [make(), make(), make(), make()];
         v.forEach((x, k) => (v[k] = x * x)); // in place: all four stay shared, so the pool splits
-        const lr = 1e-3;
-        const step: AdamStep = {
-          beta1: 0.9,
-          beta2: 0.999,
-          eps: 1e-8,
-          stepSize: lr / (1 - 0.9 ** t),
-          bc2sqrt: Math.sqrt(1 - 0.999 ** t),
-          l2: decay === "l2" ? 0.01 : 0,
-          shrink: decay === "decoupled" ? 1 - lr * 0.01 : 1,
-        };
+        const step = stepOf(decay, t);
         const want0 = w.slice();
         const want = [w, g, m, v].map((a) => a.slice());
         reference32(want[0]!, want[1]!, want[2]!, want[3]!, step);

@@ -159,26 +159,6 @@ const sameArb: fc.Arbitrary<Case> = fc
     },
   }));
 
-/** The forward-route case past the blocking constants: C = 70 > MC, F·9 = 270 > KC, N·P = 578 > NC. */
-const sameLarge: Case = {
-  f: 30,
-  seed: 11,
-  g: {
-    n: 2,
-    c: 70,
-    h: 17,
-    w: 17,
-    kh: 3,
-    kw: 3,
-    strideH: 1,
-    strideW: 1,
-    padH: 1,
-    padW: 1,
-    dilationH: 1,
-    dilationW: 1,
-  },
-};
-
 /** Past MC (F = 70 > 64), KC (K = 3·10·9 = 270 > 256) and NC (N·P = 2·17·17 > 512). */
 const large: Case = {
   f: 70,
@@ -197,6 +177,13 @@ const large: Case = {
     dilationH: 1,
     dilationW: 1,
   },
+};
+
+/** The forward-route case past the blocking constants: C = 70 > MC, F·9 = 270 > KC, N·P = 578 > NC. */
+const sameLarge: Case = {
+  f: 30,
+  seed: 11,
+  g: { ...large.g, c: 70, h: 17, w: 17, kh: 3, kw: 3, padH: 1, padW: 1 },
 };
 
 function data(c: Case) {
