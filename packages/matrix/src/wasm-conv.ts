@@ -10,13 +10,14 @@
 //   colOff[(i·outH + oy)·outW + ox] = i·C·Hp·Wp + oy·strideH·Wp + ox·strideW.
 // A generated kernel ("gather"; for the weight gradient, whose k runs along input rows,
 // "gatherT", which transposes four positions at a time) packs the GEMM's B panels straight from
-// xp through these two offset tables, so the forward product W·cols and the weight gradient G·colsᵀ run the dense
-// micro-kernel of wasm-gemm.ts on panels that hold exactly the values packing cols would give:
-// the results are bitwise those of matmul / matmulTransB on im2col's output (tested). The input
-// gradient is Wᵀ·G computed a few images at a time into kernel memory, then summed onto a
-// zero-padded dxp by a second generated kernel ("scatter") in col2im's order (patch row outer,
-// then position), so it is bitwise col2im(matmulTransA(W, G)). (conv.ts sends the input gradient
-// of "same" stride-1 convolutions to the forward product instead: inputGradAsForward.)
+// xp through these two offset tables, so the forward product W·cols and the weight gradient
+// G·colsᵀ run the dense micro-kernel of wasm-gemm.ts on panels that hold exactly the values
+// packing cols would give: the results are bitwise those of matmul / matmulTransB on im2col's
+// output (tested). The input gradient is Wᵀ·G computed a few images at a time into kernel
+// memory, then summed onto a zero-padded dxp by a second generated kernel ("scatter") in col2im's
+// order (patch row outer, then position), so it is bitwise col2im(matmulTransA(W, G)). (conv.ts
+// sends the input gradient of "same" stride-1 convolutions to the forward product instead:
+// inputGradAsForward.)
 //
 // Determinism: each output element of the two products is one float32 sum over k in the dense
 // kernel's order whatever the chunk (the pool cuts C on panel boundaries); each input pixel of
