@@ -5,6 +5,7 @@
 //   pnpm tsx experiments/bench/profile-epoch.ts --images 20000 --threads 2
 //   pnpm tsx experiments/bench/profile-epoch.ts --model lenet5 --images 5000 --kernels wasm
 // --arena reuses each step's arrays (fit's arena option), as the sweeps and the epoch bench do.
+// --jobs adds the pool's clock per job kind (time in run() and waiting on workers, per step).
 // --no-profile times the same loop without the profiler, which inflates ordinary JS (sampled)
 // against the asm.js kernels, so compare variants with it before trusting a profile's shares.
 // No TF.js and no benchmark harness in the process: this is the bare `fit` loop.
@@ -12,7 +13,7 @@ import { Option } from "commander";
 import { Session } from "node:inspector/promises";
 import { loadDataset } from "@tessera/mnist-dataset-loader";
 import { Adam, arrayDataset, fit } from "@tessera/nn";
-import { createPool, kernelPath } from "@tessera/matrix";
+import { createPool, jobKindName, kernelPath } from "@tessera/matrix";
 import { BufferArena, setMatrixPool } from "@tessera/autograd";
 import { NORMALIZE } from "../src/data.ts";
 import { DEFAULT_CONFIG, MODEL_NAMES, buildModel, type ModelName } from "../src/train-run.ts";
@@ -39,6 +40,10 @@ await runMain("profile-epoch", async () => {
     )
     .option("--no-profile", "only time the epoch (no profiler attached)")
     .option(
+      "--jobs",
+      "also print the pool's time per job kind: runs, ms a step in run() on the calling thread, ms a step of it waiting on workers",
+    )
+    .option(
       "--arena",
       "run the steps through an autograd BufferArena (fit's arena option: arrays reused from step to step)",
     )
@@ -51,6 +56,7 @@ await runMain("profile-epoch", async () => {
       kernels?: "asm" | "wasm";
       profile: boolean;
       arena?: boolean;
+      jobs?: boolean;
     }>();
 
   interface ProfileNode {
@@ -110,6 +116,18 @@ await runMain("profile-epoch", async () => {
   console.log(
     `${o.model}, ${n} images, ${o.threads} thread(s), ${pool?.kernels ?? kernelPath()} kernels: ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch, ${((cpuSeconds * 60000) / n).toFixed(1)} CPU s${o.profile ? "" : " (no profiler)"}${o.arena === true ? ", arena" : ""}`,
   );
+  if (o.jobs === true && pool !== undefined) {
+    // The sampling profiler cannot tell a worker's share from the caller's wait; the pool's own
+    // clock can (MatrixPool.msByKind).
+    const steps = Math.ceil(n / 128);
+    console.log(
+      "| job kind | runs | ms a step in run() | of it waiting on workers |\n|---|---|---|---|",
+    );
+    for (const [kind, t] of [...pool.msByKind].sort((a, b) => b[1].run - a[1].run))
+      console.log(
+        `| ${jobKindName(kind)} | ${pool.jobsByKind.get(kind) ?? 0} | ${(t.run / steps).toFixed(3)} | ${(t.waiting / steps).toFixed(3)} |`,
+      );
+  }
   if (profile === undefined) process.exit(0);
 
   // Self time per function: each sample is charged to the node it landed in.

@@ -15,6 +15,7 @@ export type { CsrArrays } from "./csr.ts";
 export type { DenseOptions } from "./dense.ts";
 export { createPool, MatrixPool } from "./pool.ts";
 export type { PoolOptions } from "./pool.ts";
+export { jobKindName } from "./jobs.ts";
 export {
   KepLayout,
   kepPad,

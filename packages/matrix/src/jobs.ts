@@ -7,6 +7,7 @@
 // Adding a job kind: a KIND_* number, its argument interface, and one `job<Args>()({...})` entry
 // in JOBS naming every field as a number or an array (the compiler rejects a misspelt, missing
 // or mistyped field) and the function that runs rows/lines [r[0], r[1]) (and r[2], r[3]).
+import * as kinds from "./jobs.ts";
 import { gemmPackedRange, gemmRange, packRange } from "./gemm.ts";
 import { spmmChainRange, spmmRange } from "./spmm-kernel.ts";
 import {
@@ -90,6 +91,16 @@ export const KIND_WASM_SAMPLED_STAGE = 24;
 export const KIND_SPMM_CHAIN = 25;
 /** Adam's update on the WebAssembly kernel (wasm-adam.ts), float32, split by element ranges. */
 export const KIND_WASM_ADAM = 26;
+/**
+ * The name of a job kind, from its KIND_* constant ("wasm_gemm_packed" for KIND_WASM_GEMM_PACKED),
+ * or the number as a string for an unknown kind: for diagnostics (MatrixPool.msByKind).
+ */
+export function jobKindName(kind: number): string {
+  for (const [name, value] of Object.entries(kinds))
+    if (name.startsWith("KIND_") && value === kind) return name.slice(5).toLowerCase();
+  return String(kind);
+}
+
 /** Test hooks: make a worker throw inside a job, or exit as if it crashed. */
 export const KIND_THROW = 90;
 export const KIND_EXIT = 91;

@@ -117,6 +117,21 @@ export class MatrixPool {
   claimed = 0;
   /** Jobs run so far by kind (jobs.ts KIND_*; diagnostics and tests). */
   readonly jobsByKind = new Map<number, number>();
+  /**
+   * Milliseconds the calling thread spent in run() by kind, and the part of it spent waiting for
+   * workers after its own chunks were done (diagnostics: `profile-epoch --jobs`; jobKindName
+   * names the kinds). Two performance.now() calls a job.
+   */
+  readonly msByKind = new Map<number, { run: number; waiting: number }>();
+
+  private noteTime(kind: number, run: number, waiting: number): void {
+    const t = this.msByKind.get(kind);
+    if (t === undefined) this.msByKind.set(kind, { run, waiting });
+    else {
+      t.run += run;
+      t.waiting += waiting;
+    }
+  }
 
   constructor(options: PoolOptions = {}) {
     const threads = options.threads ?? availableParallelism();
@@ -235,6 +250,7 @@ export class MatrixPool {
       throw new RangeError(`matrix pool: ${chunks.length} chunks, at most ${MAX_CHUNKS}`);
     const schema = jobDef(kind);
     this.jobsByKind.set(kind, (this.jobsByKind.get(kind) ?? 0) + 1);
+    const t0 = performance.now();
     // A synchronous loop never yields to the event loop that delivers "exit": look at DEAD too.
     for (const s of [...this.slots]) if (Atomics.load(s.ctl, DEAD) === 1) this.replaceIfLost(s);
     const wasm = schema.wasm === true ? this.kernelMemory(0).caller : undefined;
@@ -243,6 +259,7 @@ export class MatrixPool {
     );
     if (live.length === 0) {
       for (const r of chunks) runRange(kind, args, r, wasm);
+      this.noteTime(kind, performance.now() - t0, 0);
       return;
     }
     // Stage non-shared arrays.
@@ -295,6 +312,7 @@ export class MatrixPool {
         Atomics.store(this.counter, NEXT, chunks.length); // stop the workers taking more
       }
     }
+    const t1 = performance.now();
     for (const p of posted) {
       // A worker that has not claimed the job yet has nothing left to do: cancel its claim.
       if (callerWorks) {
@@ -305,8 +323,10 @@ export class MatrixPool {
       const err = this.await(p.slot, p.seq);
       if (err !== undefined && firstError === undefined) firstError = err;
     }
+    const t2 = performance.now();
     if (firstError !== undefined) throw firstError;
     for (const [from, to] of copyBack) to.set(from.subarray(0, to.length) as never);
+    this.noteTime(kind, performance.now() - t0, t2 - t1);
   }
 
   /**

@@ -6,6 +6,7 @@ import {
   BsrMatrix,
   CsrMatrix,
   createPool,
+  jobKindName,
   matmul,
   matmulTransA,
   matmulTransB,
@@ -158,6 +159,20 @@ describe("pool failures", () => {
     expect(pool.jobsByKind.get(packed)).toBe(pool.jobsByKind.get(pack));
     expect(pool.jobsByKind.get(perChunk)).toBeUndefined();
     expect(repacking.jobsByKind.get(perChunk)).toBeGreaterThan(0);
+    // The pool's clock saw the same kinds, each wait inside its time in run().
+    expect([...pool.msByKind.keys()].sort()).toEqual([...pool.jobsByKind.keys()].sort());
+    for (const t of pool.msByKind.values()) {
+      expect(t.run).toBeGreaterThan(0);
+      expect(t.waiting).toBeGreaterThanOrEqual(0);
+      expect(t.waiting).toBeLessThanOrEqual(t.run);
+    }
+  });
+
+  it("jobKindName names a kind by its KIND_ constant, and an unknown one by its number", () => {
+    expect(jobKindName(KIND_WASM_GEMM_PACKED)).toBe("wasm_gemm_packed");
+    expect(jobKindName(KIND_PACK)).toBe("pack");
+    expect(jobKindName(KIND_THROW)).toBe("throw");
+    expect(jobKindName(12345)).toBe("12345");
   });
 
   it("a job failing inside a worker throws a clear error and the pool keeps working", () => {
