@@ -162,7 +162,7 @@ describe("pool failures", () => {
     // The pool's clock saw the same kinds, each wait inside its time in run().
     expect([...pool.msByKind.keys()].sort()).toEqual([...pool.jobsByKind.keys()].sort());
     for (const t of pool.msByKind.values()) {
-      expect(t.run).toBeGreaterThan(0);
+      expect(t.run).toBeGreaterThanOrEqual(0); // a clock reading, never a speed: no lower bound
       expect(t.waiting).toBeGreaterThanOrEqual(0);
       expect(t.waiting).toBeLessThanOrEqual(t.run);
     }
