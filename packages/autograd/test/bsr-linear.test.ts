@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import * as T from "@tessera/tensor";
-import { BsrMatrix, createPool } from "@tessera/matrix";
+import { BsrMatrix, createPool, kernelPath } from "@tessera/matrix";
 import type { FloatArray, MatrixPool } from "@tessera/matrix";
 import { Variable, bsrLinear, gradcheck, linear, setMatrixPool, sum } from "../src/index.ts";
 import { normal64, seedArb } from "./helpers.ts";
@@ -127,6 +127,9 @@ describe("bsrLinear", () => {
       [100, 300, 3, 7, 0.6, 128],
       [10, 100, 4, 4, 1, 33],
     ] as const) {
+      // Both sides accumulate in float32 on the wasm path (sums of up to 784 products of unit
+      // normals: 5e-5 apart near zero, where the asm path's double sums agree to 1e-5).
+      const atol = kernelPath() === "wasm" ? 2e-4 : 1e-5;
       const g = new T.Generator(outF + inF);
       const mask = blockMask(outF, inF, R, C, density, outF);
       const { m, data } = bsrOf(
@@ -143,10 +146,10 @@ describe("bsrLinear", () => {
       const proj = new Variable(T.randn([batch, outF], g));
       const ys = bsrLinear(xs, m, data);
       const yr = linear(xr, wm);
-      expect(T.allClose(ys.data, yr.data, 1e-4, 1e-5)).toBe(true);
+      expect(T.allClose(ys.data, yr.data, 1e-4, atol)).toBe(true);
       sum(ys.mul(proj)).backward();
       sum(yr.mul(proj)).backward();
-      expect(T.allClose(xs.grad!, xr.grad!, 1e-4, 1e-5)).toBe(true);
+      expect(T.allClose(xs.grad!, xr.grad!, 1e-4, atol)).toBe(true);
       const scattered = new T.Tensor(withData(m, new Variable(data.grad!)).toDense(), [outF, inF]);
       const dense = new T.Tensor(blockMaskDense(mask, outF, inF, R, C), [outF, inF]);
       expect(T.allClose(scattered, T.mul(wm.grad!, dense), 1e-4, 1e-4)).toBe(true);
