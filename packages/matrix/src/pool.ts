@@ -120,7 +120,7 @@ export class MatrixPool {
   /**
    * Milliseconds the calling thread spent in run() by kind, and the part of it spent waiting for
    * workers after its own chunks were done (diagnostics: `profile-epoch --jobs`; jobKindName
-   * names the kinds). Two performance.now() calls a job.
+   * names the kinds). Four performance.now() calls a job.
    */
   readonly msByKind = new Map<number, { run: number; waiting: number }>();
 
