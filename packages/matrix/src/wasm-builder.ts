@@ -180,6 +180,9 @@ export class Code {
   i32And(): this {
     return this.op(0x71);
   }
+  i32Or(): this {
+    return this.op(0x72);
+  }
   i32Ne(): this {
     return this.op(0x47);
   }

@@ -22,6 +22,7 @@ import { defaultWasmFma } from "./kernels.ts";
 import type { Code } from "./wasm-builder.ts";
 import type { FloatArray, Trans } from "./types.ts";
 import { packerFor } from "./pack.ts";
+import { wasmPack, wasmPackBlocks, wasmPackImagesFirst } from "./wasm-pack.ts";
 import { roundUp, storerFor, strides } from "./gemm.ts";
 
 /** The register tile: MR rows of A by NR columns of B (NR a multiple of 4). Change it here only. */
@@ -357,7 +358,8 @@ export function wasmPackedBytes(m: number, k: number, n: number): [number, numbe
  * Packs panels [u0, u1) of the whole operands into the memory at byte offsets apAt (A) and bpAt
  * (B): units below ceil(m/MR) are A panels, the rest B panels. Stored k-block by k-block: for
  * the k-block at pc (length kc), A panel q sits at element pc*MR*pa + q*MR*kc (B likewise), so
- * the panels of one cache block are contiguous and the kernel reads them in place.
+ * the panels of one cache block are contiguous and the kernel reads them in place. Written by
+ * the generated pack kernels (wasm-pack.ts) through t's scratch region, which must be free.
  */
 export function wasmPackRange(
   t: WasmThread,
@@ -374,20 +376,23 @@ export function wasmPackRange(
 ): void {
   const [pa, pb] = wasmPanelCounts(m, n);
   const [sai, sap, sbp, sbj] = strides(trans, m, k, n);
-  const H = t.f32();
-  for (let pc = 0; pc < k; pc += WASM_KC) {
-    const kc = Math.min(WASM_KC, k - pc);
-    if (u0 < pa) {
-      const q1 = Math.min(u1, pa);
-      const at = (apAt >> 2) + pc * MR * pa + u0 * MR * kc;
-      packerFor(a, H)(a, pc * sap, sai, sap, m, u0, q1, kc, MR, H, at, MR * kc);
-    }
-    if (u1 > pa) {
-      const q0 = Math.max(u0, pa) - pa;
-      const at = (bpAt >> 2) + pc * NR * pb + q0 * NR * kc;
-      packerFor(b, H)(b, pc * sbp, sbj, sbp, n, q0, u1 - pa, kc, NR, H, at, NR * kc);
-    }
-  }
+  if (u0 < pa)
+    wasmPackBlocks(t, a, sai, sap, m, u0, Math.min(u1, pa), k, WASM_KC, MR, apAt >> 2, pa);
+  if (u1 > pa)
+    wasmPackBlocks(
+      t,
+      b,
+      sbj,
+      sbp,
+      n,
+      Math.max(u0, pa) - pa,
+      u1 - pa,
+      k,
+      WASM_KC,
+      NR,
+      bpAt >> 2,
+      pb,
+    );
 }
 
 /**
@@ -409,8 +414,7 @@ export function wasmPackImagesFirstA(
   const [pa] = wasmPanelCounts(m, 1);
   const q1 = Math.min(u1, pa);
   if (u0 >= q1) return;
-  const H = t.f32();
-  const pack = packerFor(a, H);
+  if (wasmPackImagesFirst(t, a, m, k, P, u0, q1, WASM_KC, MR, apAt >> 2, pa)) return;
   for (let pc = 0; pc < k; pc += WASM_KC) {
     const kc = Math.min(WASM_KC, k - pc);
     const at = (apAt >> 2) + pc * MR * pa + u0 * MR * kc;
@@ -418,7 +422,7 @@ export function wasmPackImagesFirstA(
       const img = Math.floor(s / P);
       const e = Math.min(pc + kc, (img + 1) * P);
       const off = img * m * P + (s - img * P);
-      pack(a, off, P, 1, m, u0, q1, e - s, MR, H, at + (s - pc) * MR, MR * kc);
+      wasmPack(t, a, off, P, 1, m, u0, q1, e - s, MR, at + (s - pc) * MR, MR * kc);
       s = e;
     }
   }
