@@ -42,6 +42,17 @@ function emitLines(c: Code, w: number): void {
   const kc4 = c.local(I32);
   const r = Array.from({ length: 4 }, () => c.local(V128));
   const t = Array.from({ length: 4 }, () => c.local(V128));
+  // s and d for panel q at step p (both loops below)
+  const addresses = () => {
+    c.get(raw).get(q).i32Const(w).i32Mul().get(lineBytes).i32Mul().i32Add();
+    c.get(p).i32Const(2).i32Shl().i32Add().set(s);
+    c.get(dst).get(q).get(panelBytes).i32Mul().i32Add();
+    c.get(p)
+      .i32Const(4 * w)
+      .i32Mul()
+      .i32Add()
+      .set(d);
+  };
   const lineAt = (l: number) => {
     // s + l·lineBytes
     c.get(s);
@@ -55,14 +66,7 @@ function emitLines(c: Code, w: number): void {
       c.block((quadsDone) => {
         c.get(kc4).i32Eqz().brIf(quadsDone);
         c.loop((quads) => {
-          c.get(raw).get(q).i32Const(w).i32Mul().get(lineBytes).i32Mul().i32Add();
-          c.get(p).i32Const(2).i32Shl().i32Add().set(s);
-          c.get(dst).get(q).get(panelBytes).i32Mul().i32Add();
-          c.get(p)
-            .i32Const(4 * w)
-            .i32Mul()
-            .i32Add()
-            .set(d);
+          addresses();
           for (let g = 0; g < w / 4; g++) {
             for (let l = 0; l < 4; l++) {
               lineAt(4 * g + l);
@@ -88,14 +92,7 @@ function emitLines(c: Code, w: number): void {
       c.block((tailDone) => {
         c.get(p).get(kc).i32GeU().brIf(tailDone);
         c.loop((tail) => {
-          c.get(raw).get(q).i32Const(w).i32Mul().get(lineBytes).i32Mul().i32Add();
-          c.get(p).i32Const(2).i32Shl().i32Add().set(s);
-          c.get(dst).get(q).get(panelBytes).i32Mul().i32Add();
-          c.get(p)
-            .i32Const(4 * w)
-            .i32Mul()
-            .i32Add()
-            .set(d);
+          addresses();
           for (let l = 0; l < w; l++) {
             c.get(d);
             lineAt(l);
