@@ -5,6 +5,7 @@ export { im2col, col2im, conv2dGeometry } from "./im2col.ts";
 export type { Conv2dGeometry, Im2colLayout, ResolvedConv2d } from "./im2col.ts";
 export { conv2dForward, conv2dWeightGrad, conv2dInputGrad, kernelPath } from "./conv.ts";
 export type { ConvForwardOptions, ConvGradOptions } from "./conv.ts";
+export { winogradApplies } from "./wasm-winograd.ts";
 export { BsrMatrix, validatePattern } from "./bsr.ts";
 export { BsrChain } from "./chain.ts";
 export type { BsrChainLayer, BsrChainOptions } from "./chain.ts";

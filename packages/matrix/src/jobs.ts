@@ -23,6 +23,8 @@ import { stageSampledPanels, wasmSampledRange } from "./wasm-sampled.ts";
 import type { SampledPanelsArgs } from "./wasm-sampled.ts";
 import { col2imRange, implicitRange, stagePlanes } from "./wasm-conv.ts";
 import type { Col2imArgs, ImplicitArgs, PadArgs } from "./wasm-conv.ts";
+import { winogradRange } from "./wasm-winograd.ts";
+import type { WinogradArgs } from "./wasm-winograd.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs, SpmmCall, SpmmChainArgs } from "./spmm-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
@@ -91,6 +93,8 @@ export const KIND_WASM_SAMPLED_STAGE = 24;
 export const KIND_SPMM_CHAIN = 25;
 /** Adam's update on the WebAssembly kernel (wasm-adam.ts), float32, split by element ranges. */
 export const KIND_WASM_ADAM = 26;
+/** The Winograd F(2x2, 3x3) forward convolution (wasm-winograd.ts), split by images. */
+export const KIND_WASM_WINOGRAD = 27;
 /**
  * The name of a job kind, from its KIND_* constant ("wasm_gemm_packed" for KIND_WASM_GEMM_PACKED),
  * or the number as a string for an unknown kind: for diagnostics (MatrixPool.msByKind).
@@ -487,6 +491,27 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     fullWrite: true,
     wasm: true,
     run: (g, r, w) => col2imRange(need(w), g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_WINOGRAD]: job<WinogradArgs>()({
+    nums: [
+      "xpAt",
+      "uAt",
+      "yAt",
+      "biasAt",
+      "c",
+      "f",
+      "outH",
+      "outW",
+      "hp",
+      "wp",
+      "relu",
+      "rowsPerBlock",
+    ],
+    arrays: ["y"],
+    outputs: ["y"],
+    fullWrite: true,
+    wasm: true,
+    run: (g, r, w) => winogradRange(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_WASM_STAGE]: job<PadArgs>()({
     nums: ["xpAt", "h", "w", "padH", "padW"],

@@ -40,6 +40,7 @@ import {
   KIND_WASM_SPMM,
   KIND_WASM_SPMM_COLUMNS,
   KIND_WASM_STAGE,
+  KIND_WASM_WINOGRAD,
   KIND_WASM_MAXPOOL,
   KIND_CHANNEL_SUMS,
   MAX_CHUNKS,
@@ -99,6 +100,13 @@ import {
 } from "./wasm-conv.ts";
 import type { Col2imArgs, ConvStage, ConvTables, ImplicitArgs } from "./wasm-conv.ts";
 import type { ResolvedConv2d } from "./im2col.ts";
+import {
+  transformFilters,
+  winogradFilterFloats,
+  winogradRange,
+  winogradRowsPerBlock,
+} from "./wasm-winograd.ts";
+import type { WinogradArgs } from "./wasm-winograd.ts";
 import { TRANS_A, TRANS_NONE } from "./types.ts";
 import { channelSumsRange } from "./channel-sums-kernel.ts";
 import type { ChannelSumsArgs } from "./channel-sums-kernel.ts";
@@ -844,3 +852,76 @@ export function runWasmConvInput(
 }
 
 const roundUp16 = (v: number) => Math.ceil(v / 16) * 16;
+
+/**
+ * The forward convolution y [N, F, outH, outW] = conv(x, w) (+ bias, then ReLU with `relu`) by
+ * Winograd F(2x2, 3x3) on the WebAssembly kernels (wasm-winograd.ts; the geometry must pass
+ * winogradApplies), split over the pool by images.
+ */
+export function runWasmWinograd(
+  w: Float32Array,
+  x: Float32Array,
+  y: Float32Array,
+  g: ResolvedConv2d,
+  F: number,
+  pool: MatrixPool | undefined,
+  bias?: Float32Array,
+  relu = false,
+): void {
+  const hp = g.h + 2 * g.padH;
+  const wp = g.w + 2 * g.padW;
+  const P = g.outH * g.outW;
+  const xpFloats = g.n * g.c * hp * wp;
+  // 16/36 of the direct product's multiply-adds
+  const pooled = usePool(pool, (2 * F * g.c * 16 * g.n * P) / 4) && g.n > 1 ? pool : undefined;
+  // the input transform reads up to 6 floats past a tile row's end: slack after xp
+  const uOff = roundUp16(4 * xpFloats + 64);
+  const biasOff = uOff + roundUp16(4 * winogradFilterFloats(g.c, F));
+  const yOff = biasOff + roundUp16(4 * F);
+  const bytes = yOff + 4 * g.n * F * P + 64;
+  let t: WasmThread;
+  let at: number;
+  if (pooled !== undefined) {
+    const k = pooled.kernelMemory(bytes);
+    t = k.caller;
+    at = k.panelsAt;
+  } else {
+    t = localWasmThread();
+    at = SCRATCH_BYTES;
+    const have = t.memory.buffer.byteLength;
+    if (at + bytes > have) t.memory.grow(Math.ceil((at + bytes - have) / 65536));
+  }
+  const xpAt = roundUp16(at);
+  const pad = padArgs(x, g, xpAt);
+  runByLines(KIND_WASM_STAGE, pad, g.n * g.c, 4 * xpFloats, 2, pooled, (lo, hi) =>
+    stagePlanes(t, pad, lo, hi),
+  );
+  const H = t.f32();
+  const uAt = xpAt + uOff;
+  transformFilters(H, uAt >> 2, w, F, g.c);
+  const biasAt = xpAt + biasOff;
+  if (bias) H.set(bias.subarray(0, F), biasAt >> 2);
+  else H.fill(0, biasAt >> 2, (biasAt >> 2) + F);
+  const args: WinogradArgs = {
+    y: y.length === g.n * F * P ? y : y.subarray(0, g.n * F * P),
+    xpAt,
+    uAt,
+    yAt: xpAt + yOff,
+    biasAt,
+    c: g.c,
+    f: F,
+    outH: g.outH,
+    outW: g.outW,
+    hp,
+    wp,
+    relu: relu ? 1 : 0,
+    rowsPerBlock: winogradRowsPerBlock(g, F),
+  };
+  if (pooled === undefined) winogradRange(t, args, 0, g.n);
+  else
+    pooled.run(
+      KIND_WASM_WINOGRAD,
+      args as unknown as Record<string, unknown>,
+      lineChunks(g.n, Math.min(MAX_CHUNKS, 4 * pooled.threads)),
+    );
+}

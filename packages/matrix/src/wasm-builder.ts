@@ -235,6 +235,10 @@ export class Code {
   v128Store(offset = 0): this {
     return this.simd(0x0b, ...this.mem(4, offset));
   }
+  /** v128.store64_lane: pops an address and a vector, stores 64-bit lane `lane` (0 or 1). */
+  v128Store64Lane(lane: 0 | 1, offset = 0): this {
+    return this.simd(0x5b, ...this.mem(3, offset), lane);
+  }
   /** v128.const with all bytes zero (0.0 in every f32 lane). */
   v128Zero(): this {
     return this.simd(0x0c, ...new Array<number>(16).fill(0));

@@ -2,7 +2,8 @@
 // roundoff bound of a float64 reference built from the definition of the patch matrix, bitwise
 // equal on the WebAssembly path to the composed im2col/col2im + dense calls, and bitwise the
 // same on 1, 2 and 3 threads; geometries with stride, padding, dilation and ragged sizes, and
-// shapes past the kernel's blocking constants (K > 256, N·P > 512, F > 64).
+// shapes past the kernel's blocking constants (K > 256, N·P > 512, F > 64). These are the direct
+// products (winograd: false); the Winograd F(2x2, 3x3) route is wasm-winograd.test.ts's.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
@@ -201,7 +202,8 @@ function data(c: Case) {
 
 function checkAgainstReference(c: Case, kernels: KernelPath, pool?: MatrixPool): void {
   const { K, NP, x, w, gy } = data(c);
-  const opts = { kernels, pool };
+  // the direct products (the Winograd route has its own bound: wasm-winograd.test.ts)
+  const opts = { kernels, pool, winograd: false };
   const cols = refCols(x, c.g);
   expectWithinRoundoff(
     conv2dForward(x, w, c.f, c.g, undefined, opts),
@@ -242,7 +244,7 @@ function nchwOf(gy: Float32Array, c: Case): Float32Array {
  */
 function composedInputGrad(w: Float32Array, gy: Float32Array, c: Case, pool?: MatrixPool) {
   const g = conv2dGeometry("composedInputGrad", c.g);
-  const opts = { kernels: "wasm" as const, pool };
+  const opts = { kernels: "wasm" as const, pool, winograd: false };
   const asForward = inputGradAsForward(g, c.f);
   if (asForward !== undefined)
     return conv2dForward(nchwOf(gy, c), flippedFilters(w, c.f, g), g.c, asForward, undefined, {
@@ -261,7 +263,7 @@ function composedInputGrad(w: Float32Array, gy: Float32Array, c: Case, pool?: Ma
 /** The three results on the wasm path, and the composed im2col/col2im + dense calls on it. */
 function bothWays(c: Case, pool?: MatrixPool) {
   const { K, NP, x, w, gy } = data(c);
-  const opts = { kernels: "wasm" as const, pool };
+  const opts = { kernels: "wasm" as const, pool, winograd: false };
   const cols = im2col(x, c.g, undefined, "batched");
   return {
     fused: [

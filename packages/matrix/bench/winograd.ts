@@ -1,0 +1,66 @@
+// smallCnn()'s 3x3 convolutions (batch 128, NCHW, wasm path) as the direct product and as
+// Winograd F(2x2, 3x3) (wasm-winograd.ts), side by side in one run: the forward product and the
+// input gradient (its forward route), one and two threads. Milliseconds per call, the fastest
+// of several (fastestMs), and the ratio direct / Winograd.
+//   pnpm tsx packages/matrix/bench/winograd.ts [--time-ms 300]
+import { conv2dForward, conv2dInputGrad, createPool } from "../src/index.ts";
+import type { Conv2dGeometry } from "../src/index.ts";
+import { fastestMs, fillRandom, machineInfo } from "./common.ts";
+
+const timeArg = process.argv.indexOf("--time-ms");
+const timeMs = timeArg > 0 ? Number(process.argv[timeArg + 1]) : 300;
+if (!(timeMs > 0)) throw new Error(`winograd bench: --time-ms must be a positive number`);
+
+const same = (c: number, s: number): Conv2dGeometry => ({
+  n: 128,
+  c,
+  h: s,
+  w: s,
+  kh: 3,
+  kw: 3,
+  padH: 1,
+  padW: 1,
+});
+const layers: [string, Conv2dGeometry, number][] = [
+  ["smallCnn conv2 (32->32, 28x28)", same(32, 28), 32],
+  ["smallCnn conv3 (32->64, 14x14)", same(32, 14), 64],
+  ["smallCnn conv4 (64->64, 14x14)", same(64, 14), 64],
+];
+
+console.log(machineInfo());
+console.log(`command: pnpm tsx packages/matrix/bench/winograd.ts --time-ms ${timeMs}`);
+console.log(
+  "| layer | threads | forward: direct / Winograd (ms) | ratio | input grad: direct / Winograd (ms) | ratio |",
+);
+console.log("|---|---|---|---|---|---|");
+const pool = createPool({ threads: 2, kernels: "wasm" });
+await pool.ready();
+for (const [name, g, f] of layers) {
+  const P = g.h * g.w;
+  const x = fillRandom(new Float32Array(g.n * g.c * P), 1);
+  const w = fillRandom(new Float32Array(f * g.c * 9), 2);
+  const gy = fillRandom(new Float32Array(g.n * f * P), 3);
+  const y = new Float32Array(g.n * f * P);
+  const dx = new Float32Array(x.length);
+  for (const threads of [1, 2]) {
+    const o = {
+      kernels: "wasm" as const,
+      layout: "nchw" as const,
+      pool: threads === 2 ? pool : undefined,
+    };
+    const direct = { ...o, winograd: false };
+    const ms = fastestMs(
+      [
+        ["fwd direct", () => conv2dForward(x, w, f, g, y, direct)],
+        ["fwd winograd", () => conv2dForward(x, w, f, g, y, o)],
+        ["dx direct", () => conv2dInputGrad(w, gy, f, g, dx, direct)],
+        ["dx winograd", () => conv2dInputGrad(w, gy, f, g, dx, o)],
+      ],
+      timeMs,
+    );
+    const pair = (i: number) =>
+      `${ms[i]!.toFixed(2)} / ${ms[i + 1]!.toFixed(2)} | ${(ms[i]! / ms[i + 1]!).toFixed(2)}x`;
+    console.log(`| ${name} | ${threads} | ${pair(0)} | ${pair(2)} |`);
+  }
+}
+await pool.close();
