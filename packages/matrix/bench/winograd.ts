@@ -1,9 +1,9 @@
 // smallCnn()'s 3x3 convolutions (batch 128, NCHW, wasm path) as the direct product and as
-// Winograd F(2x2, 3x3) (wasm-winograd.ts), side by side in one run: the forward product and the
-// input gradient (its forward route), one and two threads. Milliseconds per call, the fastest
+// Winograd F(2x2, 3x3) (wasm-winograd.ts), side by side in one run: the forward product, the
+// input gradient (its forward route) and the weight gradient, one and two threads. Milliseconds per call, the fastest
 // of several (fastestMs), and the ratio direct / Winograd.
 //   pnpm tsx packages/matrix/bench/winograd.ts [--time-ms 300]
-import { conv2dForward, conv2dInputGrad, createPool } from "../src/index.ts";
+import { conv2dForward, conv2dInputGrad, conv2dWeightGrad, createPool } from "../src/index.ts";
 import type { Conv2dGeometry } from "../src/index.ts";
 import { fastestMs, fillRandom, machineInfo } from "./common.ts";
 
@@ -30,9 +30,9 @@ const layers: [string, Conv2dGeometry, number][] = [
 console.log(machineInfo());
 console.log(`command: pnpm tsx packages/matrix/bench/winograd.ts --time-ms ${timeMs}`);
 console.log(
-  "| layer | threads | forward: direct / Winograd (ms) | ratio | input grad: direct / Winograd (ms) | ratio |",
+  "| layer | threads | forward: direct / Winograd (ms) | ratio | input grad: direct / Winograd (ms) | ratio | weight grad: direct / Winograd (ms) | ratio |",
 );
-console.log("|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|");
 const pool = createPool({ threads: 2, kernels: "wasm" });
 await pool.ready();
 for (const [name, g, f] of layers) {
@@ -42,6 +42,7 @@ for (const [name, g, f] of layers) {
   const gy = fillRandom(new Float32Array(g.n * f * P), 3);
   const y = new Float32Array(g.n * f * P);
   const dx = new Float32Array(x.length);
+  const dW = new Float32Array(w.length);
   for (const threads of [1, 2]) {
     const o = {
       kernels: "wasm" as const,
@@ -55,12 +56,14 @@ for (const [name, g, f] of layers) {
         ["fwd winograd", () => conv2dForward(x, w, f, g, y, o)],
         ["dx direct", () => conv2dInputGrad(w, gy, f, g, dx, direct)],
         ["dx winograd", () => conv2dInputGrad(w, gy, f, g, dx, o)],
+        ["dW direct", () => conv2dWeightGrad(gy, x, f, g, dW, direct)],
+        ["dW winograd", () => conv2dWeightGrad(gy, x, f, g, dW, o)],
       ],
       timeMs,
     );
     const pair = (i: number) =>
       `${ms[i]!.toFixed(2)} / ${ms[i + 1]!.toFixed(2)} | ${(ms[i]! / ms[i + 1]!).toFixed(2)}x`;
-    console.log(`| ${name} | ${threads} | ${pair(0)} | ${pair(2)} |`);
+    console.log(`| ${name} | ${threads} | ${pair(0)} | ${pair(2)} | ${pair(4)} |`);
   }
 }
 await pool.close();

@@ -12,8 +12,13 @@ import { col2im, conv2dGeometry, im2col } from "./im2col.ts";
 import type { Conv2dGeometry, ResolvedConv2d } from "./im2col.ts";
 import { resolveKernels } from "./kernels.ts";
 import type { KernelPath } from "./kernels.ts";
-import { runWasmConvInput, runWasmConvProduct, runWasmWinograd } from "./parallel.ts";
-import { winogradApplies } from "./wasm-winograd.ts";
+import {
+  runWasmConvInput,
+  runWasmConvProduct,
+  runWasmWinograd,
+  runWasmWinogradGrad,
+} from "./parallel.ts";
+import { winogradApplies, winogradGradApplies } from "./wasm-winograd.ts";
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 import type { FloatArray, SameFloat } from "./types.ts";
 
@@ -322,7 +327,16 @@ export function conv2dWeightGrad<T extends FloatArray>(
   );
   const dW = output<T>(fn, gy, out, filters * K, `[F=${filters}, K=${K}]`);
   if (filters * K === 0) return dW as SameFloat<T>;
-  if (wasm)
+  if (wasm && nchw && options?.winograd !== false && winogradGradApplies(g, filters))
+    runWasmWinogradGrad(
+      gy as Float32Array,
+      x as Float32Array,
+      dW as Float32Array,
+      g,
+      filters,
+      options?.pool,
+    );
+  else if (wasm)
     runWasmConvProduct(
       "weight",
       gy as Float32Array,

@@ -23,8 +23,8 @@ import { stageSampledPanels, wasmSampledRange } from "./wasm-sampled.ts";
 import type { SampledPanelsArgs } from "./wasm-sampled.ts";
 import { col2imRange, implicitRange, stagePlanes } from "./wasm-conv.ts";
 import type { Col2imArgs, ImplicitArgs, PadArgs } from "./wasm-conv.ts";
-import { winogradRange } from "./wasm-winograd.ts";
-import type { WinogradArgs } from "./wasm-winograd.ts";
+import { winogradGradRange, winogradRange } from "./wasm-winograd.ts";
+import type { WinogradArgs, WinogradGradArgs } from "./wasm-winograd.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs, SpmmCall, SpmmChainArgs } from "./spmm-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
@@ -95,6 +95,8 @@ export const KIND_SPMM_CHAIN = 25;
 export const KIND_WASM_ADAM = 26;
 /** The Winograd F(2x2, 3x3) forward convolution (wasm-winograd.ts), split by images. */
 export const KIND_WASM_WINOGRAD = 27;
+/** Its weight gradient, split by fixed image chunks (WINOGRAD_GRAD_CHUNKS). */
+export const KIND_WASM_WINOGRAD_GRAD = 28;
 /**
  * The name of a job kind, from its KIND_* constant ("wasm_gemm_packed" for KIND_WASM_GEMM_PACKED),
  * or the number as a string for an unknown kind: for diagnostics (MatrixPool.msByKind).
@@ -512,6 +514,26 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     fullWrite: true,
     wasm: true,
     run: (g, r, w) => winogradRange(need(w), g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_WINOGRAD_GRAD]: job<WinogradGradArgs>()({
+    nums: [
+      "xpAt",
+      "gyAt",
+      "duAt",
+      "n",
+      "c",
+      "f",
+      "outH",
+      "outW",
+      "hp",
+      "wp",
+      "rowsPerBlock",
+      "chunkImages",
+    ],
+    arrays: ["gy"],
+    outputs: [],
+    wasm: true,
+    run: (g, r, w) => winogradGradRange(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_WASM_STAGE]: job<PadArgs>()({
     nums: ["xpAt", "h", "w", "padH", "padW"],

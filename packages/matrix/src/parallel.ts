@@ -41,6 +41,7 @@ import {
   KIND_WASM_SPMM_COLUMNS,
   KIND_WASM_STAGE,
   KIND_WASM_WINOGRAD,
+  KIND_WASM_WINOGRAD_GRAD,
   KIND_WASM_MAXPOOL,
   KIND_CHANNEL_SUMS,
   MAX_CHUNKS,
@@ -101,12 +102,17 @@ import {
 import type { Col2imArgs, ConvStage, ConvTables, ImplicitArgs } from "./wasm-conv.ts";
 import type { ResolvedConv2d } from "./im2col.ts";
 import {
+  WINOGRAD_GRAD_CHUNKS,
   transformFilters,
   winogradFilterFloats,
+  winogradGradChunkFloats,
+  winogradGradRange,
+  winogradGradReduce,
+  winogradGradRowsPerBlock,
   winogradRange,
   winogradRowsPerBlock,
 } from "./wasm-winograd.ts";
-import type { WinogradArgs } from "./wasm-winograd.ts";
+import type { WinogradArgs, WinogradGradArgs } from "./wasm-winograd.ts";
 import { TRANS_A, TRANS_NONE } from "./types.ts";
 import { channelSumsRange } from "./channel-sums-kernel.ts";
 import type { ChannelSumsArgs } from "./channel-sums-kernel.ts";
@@ -924,4 +930,75 @@ export function runWasmWinograd(
       args as unknown as Record<string, unknown>,
       lineChunks(g.n, Math.min(MAX_CHUNKS, 4 * pooled.threads)),
     );
+}
+
+/**
+ * The weight gradient dW [F, C·9] of a convolution whose forward takes the Winograd route, from
+ * gy [N, F, outH, outW] (wasm-winograd.ts; the geometry must pass winogradGradApplies): the
+ * WINOGRAD_GRAD_CHUNKS image chunks over the pool, then their sums added in order and
+ * transformed back on the caller.
+ */
+export function runWasmWinogradGrad(
+  gy: Float32Array,
+  x: Float32Array,
+  dW: Float32Array,
+  g: ResolvedConv2d,
+  F: number,
+  pool: MatrixPool | undefined,
+): void {
+  const hp = g.h + 2 * g.padH;
+  const wp = g.w + 2 * g.padW;
+  const P = g.outH * g.outW;
+  const planeX = hp * wp;
+  const pooled = usePool(pool, (2 * F * g.c * 16 * g.n * P) / 4) ? pool : undefined;
+  // the transforms read up to three planes past the last (channel and filter quads) and six
+  // floats past a row's end: slack after each staged array
+  const gyOff = roundUp16(4 * (g.n * g.c + 3) * planeX + 64);
+  const duOff = gyOff + roundUp16(4 * (g.n * F + 3) * P + 64);
+  const bytes = duOff + 4 * WINOGRAD_GRAD_CHUNKS * winogradGradChunkFloats(g.c, F) + 64;
+  let t: WasmThread;
+  let at: number;
+  if (pooled !== undefined) {
+    const k = pooled.kernelMemory(bytes);
+    t = k.caller;
+    at = k.panelsAt;
+  } else {
+    t = localWasmThread();
+    at = SCRATCH_BYTES;
+    const have = t.memory.buffer.byteLength;
+    if (at + bytes > have) t.memory.grow(Math.ceil((at + bytes - have) / 65536));
+  }
+  const xpAt = roundUp16(at);
+  const pad = padArgs(x, g, xpAt);
+  runByLines(KIND_WASM_STAGE, pad, g.n * g.c, 4 * g.n * g.c * planeX, 2, pooled, (lo, hi) =>
+    stagePlanes(t, pad, lo, hi),
+  );
+  // the slack is read (by lanes whose results are dropped): keep it finite
+  let H = t.f32();
+  H.fill(0, (xpAt >> 2) + g.n * g.c * planeX, (xpAt + gyOff) >> 2);
+  H.fill(0, ((xpAt + gyOff) >> 2) + g.n * F * P, (xpAt + duOff) >> 2);
+  const args: WinogradGradArgs = {
+    gy: gy.length === g.n * F * P ? gy : gy.subarray(0, g.n * F * P),
+    xpAt,
+    gyAt: xpAt + gyOff,
+    duAt: xpAt + duOff,
+    n: g.n,
+    c: g.c,
+    f: F,
+    outH: g.outH,
+    outW: g.outW,
+    hp,
+    wp,
+    rowsPerBlock: winogradGradRowsPerBlock(g, F),
+    chunkImages: Math.ceil(g.n / WINOGRAD_GRAD_CHUNKS),
+  };
+  if (pooled === undefined) winogradGradRange(t, args, 0, WINOGRAD_GRAD_CHUNKS);
+  else
+    pooled.run(
+      KIND_WASM_WINOGRAD_GRAD,
+      args as unknown as Record<string, unknown>,
+      lineChunks(WINOGRAD_GRAD_CHUNKS, WINOGRAD_GRAD_CHUNKS),
+    );
+  H = t.f32();
+  winogradGradReduce(H, args.duAt, WINOGRAD_GRAD_CHUNKS, F, g.c, dW);
 }

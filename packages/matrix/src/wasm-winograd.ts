@@ -33,8 +33,11 @@ import { roundUp } from "./gemm.ts";
 const MR = WASM_TILE.mr;
 const NR = WASM_TILE.nr;
 const NR_SHIFT = Math.log2(NR);
-if (!Number.isInteger(NR_SHIFT) || NR < 4)
-  throw new Error(`wasm-winograd: WASM_TILE.nr must be a power of two >= 4, got ${NR}`);
+const MR_SHIFT = Math.log2(MR);
+if (!Number.isInteger(NR_SHIFT) || NR < 4 || !Number.isInteger(MR_SHIFT) || MR < 4)
+  throw new Error(
+    `wasm-winograd: WASM_TILE's mr and nr must be powers of two >= 4 (four rows are transposed into one vector), got ${MR}x${NR}`,
+  );
 
 /** dst = a op b on f32x4 locals. */
 function vop(c: Code, a: Local, op: "+" | "-", b: Local, dst: Local): void {
@@ -250,6 +253,215 @@ function emitOut(c: Code, relu: boolean): void {
   });
 }
 
+/** r = the 4x4 transpose of rows a (lanes = tiles 0-3, one row per channel or filter). */
+function transpose4(c: Code, a: Local[], tmp: Local[], r: Local[]): void {
+  const sh = (x: Local, y: Local, lanes: [number, number, number, number], dst: Local) =>
+    c.get(x).get(y).i32x4Shuffle(lanes).set(dst);
+  sh(a[0]!, a[1]!, [0, 4, 1, 5], tmp[0]!);
+  sh(a[0]!, a[1]!, [2, 6, 3, 7], tmp[1]!);
+  sh(a[2]!, a[3]!, [0, 4, 1, 5], tmp[2]!);
+  sh(a[2]!, a[3]!, [2, 6, 3, 7], tmp[3]!);
+  sh(tmp[0]!, tmp[2]!, [0, 1, 4, 5], r[0]!);
+  sh(tmp[0]!, tmp[2]!, [2, 3, 6, 7], r[1]!);
+  sh(tmp[1]!, tmp[3]!, [0, 1, 4, 5], r[2]!);
+  sh(tmp[1]!, tmp[3]!, [2, 3, 6, 7], r[3]!);
+}
+
+/**
+ * The weight gradient's transforms store k = tiles: each of the 16 positions' 4 x 4 blocks
+ * (four rows of the operand: channels or filters, by four tiles) is transposed so that one
+ * vector holds one tile's four rows, stored at that tile's k row (only the row's `tw` valid
+ * tiles: the k dimension has no padding, so no value outside the images enters a sum).
+ * `quadLoop(tw, body)` runs body per four tiles; `storeTiles` writes r[0..3] of position ξ at
+ * base + ξ·xiBytes + tile·rowBytes for the tiles of quad qd below tw.
+ */
+function storeTiles(
+  c: Code,
+  r: Local[],
+  base: Local,
+  tile0: Local,
+  tw: Local,
+  rowBytes: number,
+): void {
+  c.block((skip) => {
+    for (let t = 0; t < 4; t++) {
+      if (t > 0) c.get(tile0).i32Const(t).i32Add().get(tw).i32GeU().brIf(skip);
+      c.get(base)
+        .get(r[t]!)
+        .v128Store(t * rowBytes);
+    }
+  });
+}
+
+/**
+ * winoInT(src, wpBytes, planeBytes, cquads, dst, panelBytes, xiBytes, tw): the input transform
+ * of one tile row for the weight gradient, channels four at a time (cquads of them; channels
+ * past C read the following planes and land in B lines past C, whose results are dropped). V[ξ]
+ * of channel ch and the row's tile t goes to dst + ξ·xiBytes + (ch >> log2 NR)·panelBytes +
+ * 4·(t·NR + (ch & (NR-1))): B panels of NR channels with k = tiles (dst at this row's first k).
+ */
+function emitInT(c: Code): void {
+  const [src, wp, planeBytes, cquads, dst, panelBytes, xiBytes, tw] = c.paramTuple(8);
+  const cq = c.local(I32);
+  const qd = c.local(I32);
+  const a = c.local(I32);
+  const o = c.local(I32);
+  const tile0 = c.local(I32);
+  const lo = c.local(V128);
+  const hi = c.local(V128);
+  const d = Array.from({ length: 16 }, () => c.local(V128));
+  const t = Array.from({ length: 16 }, () => c.local(V128));
+  // V of the quad's four channels: vq[ch][ξ]
+  const vq = Array.from({ length: 4 }, () => Array.from({ length: 16 }, () => c.local(V128)));
+  const tmp = Array.from({ length: 4 }, () => c.local(V128));
+  const r = Array.from({ length: 4 }, () => c.local(V128));
+  c.loop((quadOfChannels) => {
+    c.i32Const(0).set(qd);
+    c.loop((quad) => {
+      for (let ch = 0; ch < 4; ch++) {
+        // a = src + (4·cq + ch)·planeBytes + 32·qd
+        c.get(cq).i32Const(2).i32Shl().i32Const(ch).i32Add().get(planeBytes).i32Mul();
+        c.get(src).i32Add().get(qd).i32Const(5).i32Shl().i32Add().set(a);
+        for (let row = 0; row < 4; row++) {
+          for (const [off, dc] of [
+            [0, 0],
+            [8, 2],
+          ] as const) {
+            c.get(a).v128Load(off).set(lo);
+            c.get(a)
+              .v128Load(off + 16)
+              .set(hi);
+            c.get(lo)
+              .get(hi)
+              .i32x4Shuffle([0, 2, 4, 6])
+              .set(d[4 * row + dc]!);
+            c.get(lo)
+              .get(hi)
+              .i32x4Shuffle([1, 3, 5, 7])
+              .set(d[4 * row + dc + 1]!);
+          }
+          if (row < 3) c.get(a).get(wp).i32Add().set(a);
+        }
+        for (let col = 0; col < 4; col++)
+          bt(
+            c,
+            [0, 1, 2, 3].map((x) => d[4 * x + col]!),
+            [0, 1, 2, 3].map((x) => t[4 * x + col]!),
+          );
+        for (let row = 0; row < 4; row++)
+          bt(c, t.slice(4 * row, 4 * row + 4), vq[ch]!.slice(4 * row, 4 * row + 4));
+      }
+      // o = dst + ((4cq) >> log2 NR)·panelBytes + 4·(4qd·NR + (4cq & (NR-1)))
+      c.get(qd).i32Const(2).i32Shl().set(tile0);
+      c.get(cq).i32Const(2).i32Shl().i32Const(NR_SHIFT).i32ShrU().get(panelBytes).i32Mul();
+      c.get(tile0).i32Const(NR_SHIFT).i32Shl();
+      c.get(cq)
+        .i32Const(2)
+        .i32Shl()
+        .i32Const(NR - 1)
+        .i32And()
+        .i32Add();
+      c.i32Const(2).i32Shl().i32Add().get(dst).i32Add().set(o);
+      for (let xi = 0; xi < 16; xi++) {
+        transpose4(
+          c,
+          vq.map((v) => v[xi]!),
+          tmp,
+          r,
+        );
+        storeTiles(c, r, o, tile0, tw, 4 * NR);
+        if (xi < 15) c.get(o).get(xiBytes).i32Add().set(o);
+      }
+      c.get(qd).i32Const(1).i32Add().tee(qd).i32Const(2).i32Shl().get(tw).i32LtU().brIf(quad);
+    });
+    c.get(cq).i32Const(1).i32Add().tee(cq).get(cquads).i32LtU().brIf(quadOfChannels);
+  });
+}
+
+/**
+ * winoDy(src, wBytes, planeBytes, fquads, dst, panelBytes, xiBytes, tw): dM = A·dY·Aᵀ of one
+ * tile row for the weight gradient, filters four at a time (src: the row's output rows 2ty and
+ * 2ty + 1 of filter 0, planes planeBytes apart; filters past F land in A rows past F, dropped).
+ * dM[ξ] of filter f and tile t goes to dst + ξ·xiBytes + (f >> log2 MR)·panelBytes +
+ * 4·(t·MR + (f & (MR-1))): A panels of MR filters with k = tiles. With A = [1 0; 1 1; 1 -1; 0 -1]:
+ * q = A·dY (rows y0, y0 + y1, y0 - y1, -y1), then dM = q·Aᵀ along the rows likewise.
+ */
+function emitDy(c: Code): void {
+  const [src, wBytes, planeBytes, fquads, dst, panelBytes, xiBytes, tw] = c.paramTuple(8);
+  const fq = c.local(I32);
+  const qd = c.local(I32);
+  const a = c.local(I32);
+  const o = c.local(I32);
+  const tile0 = c.local(I32);
+  const lo = c.local(V128);
+  const hi = c.local(V128);
+  const y = Array.from({ length: 4 }, () => c.local(V128)); // y[2·row + col]
+  const q = Array.from({ length: 8 }, () => c.local(V128)); // q[2·i + col]
+  const mq = Array.from({ length: 4 }, () => Array.from({ length: 16 }, () => c.local(V128)));
+  const tmp = Array.from({ length: 4 }, () => c.local(V128));
+  const r = Array.from({ length: 4 }, () => c.local(V128));
+  const zero = c.local(V128);
+  /** out[0..3] = [x0, x0 + x1, x0 - x1, 0 - x1] (A applied to the pair x0, x1). */
+  const aPair = (x0: Local, x1: Local, out: Local[]) => {
+    c.get(x0).set(out[0]!);
+    vop(c, x0, "+", x1, out[1]!);
+    vop(c, x0, "-", x1, out[2]!);
+    vop(c, zero, "-", x1, out[3]!);
+  };
+  c.loop((quadOfFilters) => {
+    c.i32Const(0).set(qd);
+    c.loop((quad) => {
+      for (let f = 0; f < 4; f++) {
+        c.get(fq).i32Const(2).i32Shl().i32Const(f).i32Add().get(planeBytes).i32Mul();
+        c.get(src).i32Add().get(qd).i32Const(5).i32Shl().i32Add().set(a);
+        for (let row = 0; row < 2; row++) {
+          c.get(a).v128Load().set(lo);
+          c.get(a).v128Load(16).set(hi);
+          c.get(lo)
+            .get(hi)
+            .i32x4Shuffle([0, 2, 4, 6])
+            .set(y[2 * row]!);
+          c.get(lo)
+            .get(hi)
+            .i32x4Shuffle([1, 3, 5, 7])
+            .set(y[2 * row + 1]!);
+          if (row === 0) c.get(a).get(wBytes).i32Add().set(a);
+        }
+        // down the columns: q[2i + col] = (A·dY)[i][col]
+        for (let col = 0; col < 2; col++) {
+          const out = [0, 1, 2, 3].map((i) => q[2 * i + col]!);
+          aPair(y[col]!, y[2 + col]!, out);
+        }
+        // along the rows: dM[i][0..3] = A applied to (q[i][0], q[i][1])
+        for (let i = 0; i < 4; i++) aPair(q[2 * i]!, q[2 * i + 1]!, mq[f]!.slice(4 * i, 4 * i + 4));
+      }
+      // o = dst + ((4fq) >> log2 MR)·panelBytes + 4·(4qd·MR + (4fq & (MR-1)))
+      c.get(qd).i32Const(2).i32Shl().set(tile0);
+      c.get(fq).i32Const(2).i32Shl().i32Const(MR_SHIFT).i32ShrU().get(panelBytes).i32Mul();
+      c.get(tile0).i32Const(MR_SHIFT).i32Shl();
+      c.get(fq)
+        .i32Const(2)
+        .i32Shl()
+        .i32Const(MR - 1)
+        .i32And()
+        .i32Add();
+      c.i32Const(2).i32Shl().i32Add().get(dst).i32Add().set(o);
+      for (let xi = 0; xi < 16; xi++) {
+        transpose4(
+          c,
+          mq.map((v) => v[xi]!),
+          tmp,
+          r,
+        );
+        storeTiles(c, r, o, tile0, tw, 4 * MR);
+        if (xi < 15) c.get(o).get(xiBytes).i32Add().set(o);
+      }
+      c.get(qd).i32Const(1).i32Add().tee(qd).i32Const(2).i32Shl().get(tw).i32LtU().brIf(quad);
+    });
+    c.get(fq).i32Const(1).i32Add().tee(fq).get(fquads).i32LtU().brIf(quadOfFilters);
+  });
+}
+
 /** The Winograd module's bytes: winoIn, winoOut and winoOutRelu over an imported shared memory. */
 export function winogradKernelBytes(): Uint8Array<ArrayBuffer> {
   const nine = [I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
@@ -258,6 +470,8 @@ export function winogradKernelBytes(): Uint8Array<ArrayBuffer> {
     .func("winoIn", nine.slice(1), [], emitIn)
     .func("winoOut", nine, [], (c) => emitOut(c, false))
     .func("winoOutRelu", nine, [], (c) => emitOut(c, true))
+    .func("winoInT", nine.slice(1), [], emitInT)
+    .func("winoDy", nine.slice(1), [], emitDy)
     .build();
 }
 
@@ -267,6 +481,8 @@ interface WinogradKernels {
   winoIn: In;
   winoOut: Out;
   winoOutRelu: Out;
+  winoInT: In;
+  winoDy: In;
 }
 let compiled: WebAssembly.Module | undefined;
 /** One instance per thread's kernel (one WasmThread per memory and thread). */
@@ -276,7 +492,13 @@ function kernelsOf(t: WasmThread): WinogradKernels {
   if (k === undefined) {
     compiled ??= compileModule("matrix wasm Winograd kernel", winogradKernelBytes());
     const e = new WebAssembly.Instance(compiled, { env: { memory: t.memory } }).exports;
-    k = { winoIn: e.winoIn as In, winoOut: e.winoOut as Out, winoOutRelu: e.winoOutRelu as Out };
+    k = {
+      winoIn: e.winoIn as In,
+      winoOut: e.winoOut as Out,
+      winoOutRelu: e.winoOutRelu as Out,
+      winoInT: e.winoInT as In,
+      winoDy: e.winoDy as In,
+    };
     instances.set(t, k);
   }
   return k;
@@ -334,6 +556,14 @@ export function winogradApplies(g: ResolvedConv2d, filters: number): boolean {
     filters > 0 &&
     winogradRowsPerBlock(g, filters) > 0
   );
+}
+
+/**
+ * Whether the weight gradient of geometry g (gy read as [N, F, P]) takes the Winograd route: as
+ * winogradApplies, and one tile row of V and dM within a thread's scratch region.
+ */
+export function winogradGradApplies(g: ResolvedConv2d, filters: number): boolean {
+  return winogradApplies(g, filters) && winogradGradRowsPerBlock(g, filters) > 0;
 }
 
 /** Floats of the transformed filters: 16 matrices of roundUp(F, MR) x C. */
@@ -465,4 +695,156 @@ export function winogradRange(t: WasmThread, a: WinogradArgs, i0: number, i1: nu
       copied = done;
     }
   }
+}
+
+/**
+ * The weight gradient's image chunks: fixed by the batch alone (not the thread count), each
+ * summed into its own dU, the chunks then added in order, so the bits are the same on any
+ * number of threads.
+ */
+export const WINOGRAD_GRAD_CHUNKS = 8;
+
+/** Tile rows per block of the weight gradient (V and dM of the block in a thread's scratch). */
+export function winogradGradRowsPerBlock(g: ResolvedConv2d, filters: number): number {
+  const perRow = 16 * (roundUp(g.c, NR) + roundUp(filters, MR)) * (g.outW / 2);
+  return Math.max(0, Math.floor((SCRATCH_BYTES / 4 - (32 * XI_GAP) / 4) / perRow));
+}
+
+/** Floats of one chunk's dU: 16 products of roundUp(F, MR) x roundUp(C, NR). */
+export const winogradGradChunkFloats = (c: number, f: number) =>
+  16 * roundUp(f, MR) * roundUp(c, NR);
+
+/** The weight gradient's job (KIND_WASM_WINOGRAD_GRAD), split by WINOGRAD_GRAD_CHUNKS chunks. */
+export interface WinogradGradArgs {
+  /** The output gradient [N, F, outH, outW] (read; each chunk copies its images to gyAt). */
+  gy: Float32Array;
+  /** Byte addresses: the staged padded input, gy's copy, the chunks' dU. */
+  xpAt: number;
+  gyAt: number;
+  duAt: number;
+  n: number;
+  c: number;
+  f: number;
+  outH: number;
+  outW: number;
+  hp: number;
+  wp: number;
+  rowsPerBlock: number;
+  chunkImages: number;
+}
+
+/**
+ * Chunks [c0, c1) of a Winograd weight gradient: chunk ch sums, over its images' tiles,
+ * dU[ξ] = dM[ξ]·V[ξ]ᵀ ([F x tiles] by [tiles x C] on the micro-kernel, k-blocks added in place).
+ */
+export function winogradGradRange(
+  t: WasmThread,
+  a: WinogradGradArgs,
+  c0: number,
+  c1: number,
+): void {
+  const { winoInT, winoDy } = kernelsOf(t);
+  const { c: C, f: F, outH, outW, hp, wp } = a;
+  const th = outH / 2;
+  const tw = outW / 2;
+  const P = outH * outW;
+  const fr = roundUp(F, MR);
+  const cr = roundUp(C, NR);
+  const H = t.f32();
+  const duFloats = winogradGradChunkFloats(C, F);
+  for (let ch = c0; ch < c1; ch++) {
+    const du = a.duAt + 4 * ch * duFloats;
+    const i0 = Math.min(a.n, ch * a.chunkImages);
+    const i1 = Math.min(a.n, i0 + a.chunkImages);
+    if (i1 <= i0) {
+      H.fill(0, du >> 2, (du >> 2) + duFloats);
+      continue;
+    }
+    H.set(a.gy.subarray(i0 * F * P, i1 * F * P), (a.gyAt >> 2) + i0 * F * P);
+    for (let r0 = i0 * th; r0 < i1 * th; r0 += a.rowsPerBlock) {
+      const r1 = Math.min(r0 + a.rowsPerBlock, i1 * th);
+      const kc = (r1 - r0) * tw;
+      const xiV = 4 * cr * kc + XI_GAP;
+      const xiD = 4 * fr * kc + XI_GAP;
+      const vAt = t.scratchAt;
+      const dAt = vAt + 16 * xiV;
+      for (let r = r0; r < r1; r++) {
+        const i = Math.floor(r / th);
+        const ty = r - i * th;
+        const p0 = (r - r0) * tw;
+        winoInT(
+          a.xpAt + 4 * (i * C * hp * wp + 2 * ty * wp),
+          4 * wp,
+          4 * hp * wp,
+          Math.ceil(C / 4),
+          vAt + 4 * p0 * NR,
+          4 * kc * NR,
+          xiV,
+          tw,
+        );
+        winoDy(
+          a.gyAt + 4 * (i * F * P + 2 * ty * outW),
+          4 * outW,
+          4 * P,
+          Math.ceil(F / 4),
+          dAt + 4 * p0 * MR,
+          4 * kc * MR,
+          xiD,
+          tw,
+        );
+      }
+      const add = r0 > i0 * th ? 1 : 0;
+      for (let xi = 0; xi < 16; xi++)
+        t.block(dAt + xi * xiD, vAt + xi * xiV, du + 4 * xi * fr * cr, fr, cr, kc, add);
+    }
+  }
+}
+
+/**
+ * dW [F, C, 3, 3] = Gᵀ·(Σ over chunks of dU, in chunk order)·G, in float64 from the chunks' float32
+ * sums, rounded once to float32.
+ */
+export function winogradGradReduce(
+  H: Float32Array,
+  duAt: number,
+  chunks: number,
+  F: number,
+  C: number,
+  dW: Float32Array,
+): void {
+  const fr = roundUp(F, MR);
+  const cr = roundUp(C, NR);
+  const duFloats = winogradGradChunkFloats(C, F);
+  const base = duAt >> 2;
+  const U = new Float64Array(16);
+  const W1 = new Float64Array(12); // Gᵀ·U, 3 x 4
+  for (let f = 0; f < F; f++)
+    for (let c = 0; c < C; c++) {
+      U.fill(0);
+      const e = f * cr + c;
+      for (let ch = 0; ch < chunks; ch++) {
+        const at = base + ch * duFloats + e;
+        for (let xi = 0; xi < 16; xi++) U[xi] = U[xi]! + H[at + xi * fr * cr]!;
+      }
+      // Gᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1]
+      for (let b = 0; b < 4; b++) {
+        const u0 = U[b]!;
+        const u1 = U[4 + b]!;
+        const u2 = U[8 + b]!;
+        const u3 = U[12 + b]!;
+        W1[b] = u0 + 0.5 * (u1 + u2);
+        W1[4 + b] = 0.5 * (u1 - u2);
+        W1[8 + b] = 0.5 * (u1 + u2) + u3;
+      }
+      const o = (f * C + c) * 9;
+      for (let r = 0; r < 3; r++) {
+        const w0 = W1[4 * r]!;
+        const w1 = W1[4 * r + 1]!;
+        const w2 = W1[4 * r + 2]!;
+        const w3 = W1[4 * r + 3]!;
+        dW[o + 3 * r] = w0 + 0.5 * (w1 + w2);
+        dW[o + 3 * r + 1] = 0.5 * (w1 - w2);
+        dW[o + 3 * r + 2] = 0.5 * (w1 + w2) + w3;
+      }
+    }
 }

@@ -1,5 +1,5 @@
 // The Winograd F(2x2, 3x3) route of the wasm path's convolutions (wasm-winograd.ts): the forward
-// product and the input gradient's forward route within the roundoff bound of the algorithm
+// product, the input gradient's forward route and the weight gradient within the roundoff bound of the algorithm
 // (worked out from a float64 run on absolute values) of a float64 direct convolution, for
 // geometries with ragged tile rows, padding 0-2 and sizes past the blocking constants (F > MC,
 // C > KC, more tile rows than a block holds); the same bits on 1, 2 and 3 threads; exactly the
@@ -7,14 +7,23 @@
 // and a wrong transform (the kernels transposed) fails the bound.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { conv2dForward, conv2dGeometry, conv2dInputGrad, createPool } from "../src/index.ts";
+import {
+  conv2dForward,
+  conv2dGeometry,
+  conv2dInputGrad,
+  conv2dWeightGrad,
+  createPool,
+} from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
 import { flippedFilters } from "../src/conv.ts";
 import {
+  WINOGRAD_GRAD_CHUNKS,
   WINOGRAD_MIN_CHANNELS,
   transformFilters,
   winogradApplies,
   winogradFilterFloats,
+  winogradGradApplies,
+  winogradGradRowsPerBlock,
   winogradKernelBytes,
   winogradRowsPerBlock,
 } from "../src/wasm-winograd.ts";
@@ -125,6 +134,102 @@ function winogradAbs(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike
   return abs;
 }
 
+/** dW [F, C, 3, 3] = Σ over images and outputs of gy · the input under the tap, in float64. */
+function refWeightGrad(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
+  const oh = g.h + 2 * g.pad - 2;
+  const ow = g.w + 2 * g.pad - 2;
+  const dW = new Float64Array(g.f * g.c * 9);
+  for (let f = 0; f < g.f; f++)
+    for (let c = 0; c < g.c; c++)
+      for (let u = 0; u < 3; u++)
+        for (let v = 0; v < 3; v++) {
+          let s = 0;
+          for (let i = 0; i < g.n; i++)
+            for (let oy = 0; oy < oh; oy++)
+              for (let ox = 0; ox < ow; ox++) {
+                const yy = oy + u - g.pad;
+                const xx = ox + v - g.pad;
+                if (yy < 0 || yy >= g.h || xx < 0 || xx >= g.w) continue;
+                s +=
+                  gy[((i * g.f + f) * oh + oy) * ow + ox]! *
+                  x[((i * g.c + c) * g.h + yy) * g.w + xx]!;
+              }
+          dW[((f * g.c + c) * 3 + u) * 3 + v] = s;
+        }
+  return dW;
+}
+
+/**
+ * The weight gradient's algorithm on absolute values: |G|ᵀ (Σ over tiles of (|A| |dY| |A|ᵀ) ⊙
+ * (|B|ᵀ |d| |B|)) |G| per (filter, channel); its float32 sums run over a chunk's tiles.
+ */
+function winogradGradAbs(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
+  const oh = g.h + 2 * g.pad - 2;
+  const ow = g.w + 2 * g.pad - 2;
+  const BT = [
+    [1, 0, 1, 0],
+    [0, 1, 1, 0],
+    [0, 1, 1, 0],
+    [0, 1, 0, 1],
+  ];
+  const A = [
+    [1, 0],
+    [1, 1],
+    [1, 1],
+    [0, 1],
+  ];
+  const G = [
+    [1, 0, 0],
+    [0.5, 0.5, 0.5],
+    [0.5, 0.5, 0.5],
+    [0, 0, 1],
+  ];
+  const at = (i: number, c: number, yy: number, xx: number) =>
+    yy < 0 || yy >= g.h || xx < 0 || xx >= g.w
+      ? 0
+      : Math.abs(x[((i * g.c + c) * g.h + yy) * g.w + xx]!);
+  const S = new Float64Array(g.f * g.c * 16);
+  for (let i = 0; i < g.n; i++)
+    for (let ty = 0; ty < oh / 2; ty++)
+      for (let tx = 0; tx < ow / 2; tx++) {
+        const V = new Float64Array(g.c * 16);
+        for (let c = 0; c < g.c; c++)
+          for (let a = 0; a < 4; a++)
+            for (let b = 0; b < 4; b++) {
+              let v = 0;
+              for (let r = 0; r < 4; r++)
+                for (let q = 0; q < 4; q++)
+                  v += BT[a]![r]! * at(i, c, 2 * ty + r - g.pad, 2 * tx + q - g.pad) * BT[b]![q]!;
+              V[c * 16 + 4 * a + b] = v;
+            }
+        for (let f = 0; f < g.f; f++)
+          for (let a = 0; a < 4; a++)
+            for (let b = 0; b < 4; b++) {
+              let m = 0;
+              for (let r = 0; r < 2; r++)
+                for (let q = 0; q < 2; q++)
+                  m +=
+                    A[a]![r]! *
+                    Math.abs(gy[((i * g.f + f) * oh + 2 * ty + r) * ow + 2 * tx + q]!) *
+                    A[b]![q]!;
+              for (let c = 0; c < g.c; c++) {
+                const e = (f * g.c + c) * 16 + 4 * a + b;
+                S[e] = S[e]! + m * V[c * 16 + 4 * a + b]!;
+              }
+            }
+      }
+  const abs = new Float64Array(g.f * g.c * 9);
+  for (let p = 0; p < g.f * g.c; p++)
+    for (let u = 0; u < 3; u++)
+      for (let v = 0; v < 3; v++) {
+        let s = 0;
+        for (let a = 0; a < 4; a++)
+          for (let b = 0; b < 4; b++) s += G[a]![u]! * S[p * 16 + 4 * a + b]! * G[b]![v]!;
+        abs[p * 9 + 3 * u + v] = s;
+      }
+  return abs;
+}
+
 function expectWithinBound(
   got: ArrayLike<number>,
   ref: Float64Array,
@@ -228,6 +333,26 @@ function checkInputGrad(g: Geo, pool?: MatrixPool): void {
   );
 }
 
+/** The weight gradient against the float64 direct sum, within the bound of the chunks' sums. */
+function checkWeightGrad(g: Geo, pool?: MatrixPool): void {
+  const { x, gy } = data(g);
+  const geo = conv2dGeometry("test", geometry(g));
+  expect(winogradGradApplies(geo, g.f)).toBe(true);
+  const dW = conv2dWeightGrad(gy, x, g.f, geometry(g), undefined, {
+    kernels: "wasm",
+    layout: "nchw",
+    pool,
+  });
+  const tilesPerChunk = Math.ceil(g.n / WINOGRAD_GRAD_CHUNKS) * (geo.outH / 2) * (geo.outW / 2);
+  expectWithinBound(
+    dW,
+    refWeightGrad(x, gy, g),
+    winogradGradAbs(x, gy, g),
+    tilesPerChunk,
+    "weight gradient",
+  );
+}
+
 describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
   let pool2: MatrixPool;
   let pool3: MatrixPool;
@@ -267,7 +392,19 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
     checkInputGrad({ n: 2, c: 12, h: 6, w: 10, f: 9, pad: 2, seed: 3 });
   });
 
-  it("gives the same bits on 1, 2 and 3 threads (forward and input gradient)", () => {
+  it("the weight gradient (gy as [N, F, P]) stays within the bound of its chunked sums", () => {
+    fc.assert(
+      fc.property(geoArb, (g) => checkWeightGrad(g)),
+      { numRuns: 30 },
+    );
+    // more images than chunks, more tile rows than a block holds, F > MC
+    checkWeightGrad({ ...wide, n: 11 });
+    const g = conv2dGeometry("test", geometry(wide));
+    expect(winogradGradRowsPerBlock(g, wide.f)).toBeLessThan(11 * 7);
+    checkWeightGrad(deep);
+  });
+
+  it("gives the same bits on 1, 2 and 3 threads (forward and both gradients)", () => {
     fc.assert(
       fc.property(geoArb, fc.constantFrom(2, 3), (g, threads) => {
         const { x, w, bias } = data(g);
@@ -276,16 +413,17 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
       }),
       { numRuns: 20 },
     );
-    for (const g of [wide, { ...wide, c: 70, f: 20 }]) {
+    for (const g of [wide, { ...wide, c: 70, f: 20, n: 11 }]) {
       const { x, w, bias, gy } = data(g);
       const serial = forward(g, x, w, bias);
       const opts = { kernels: "wasm" as const, layout: "nchw" as const };
       const dx = conv2dInputGrad(w, gy, g.f, geometry(g), undefined, opts);
+      const dW = conv2dWeightGrad(gy, x, g.f, geometry(g), undefined, opts);
       for (const pool of [pool2, pool3]) {
+        const o = { ...opts, pool };
         expect(bits(forward(g, x, w, bias, pool))).toEqual(bits(serial));
-        expect(
-          bits(conv2dInputGrad(w, gy, g.f, geometry(g), undefined, { ...opts, pool })),
-        ).toEqual(bits(dx));
+        expect(bits(conv2dInputGrad(w, gy, g.f, geometry(g), undefined, o))).toEqual(bits(dx));
+        expect(bits(conv2dWeightGrad(gy, x, g.f, geometry(g), undefined, o))).toEqual(bits(dW));
       }
     }
   });
@@ -370,5 +508,29 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
         "transposed",
       ),
     ).toThrow(/forward|transposed/);
+    // the weight gradient from gy with each 2x2 output tile transposed
+    const { gy } = data(g);
+    const flipped = new Float32Array(gy.length);
+    const ow = 14;
+    for (let p = 0; p < gy.length; p += 2 * ow)
+      for (let x0 = 0; x0 < ow; x0 += 2) {
+        flipped[p + x0] = gy[p + x0]!;
+        flipped[p + x0 + 1] = gy[p + ow + x0]!;
+        flipped[p + ow + x0] = gy[p + x0 + 1]!;
+        flipped[p + ow + x0 + 1] = gy[p + ow + x0 + 1]!;
+      }
+    const dW = conv2dWeightGrad(flipped, x, g.f, geometry(g), undefined, {
+      kernels: "wasm",
+      layout: "nchw",
+    });
+    expect(() =>
+      expectWithinBound(
+        dW,
+        refWeightGrad(x, gy, g),
+        winogradGradAbs(x, gy, g),
+        200,
+        "tiles transposed",
+      ),
+    ).toThrow(/tiles transposed/);
   });
 });
