@@ -10,7 +10,7 @@ import type { DenseOptions } from "./dense.ts";
 import { matmul, matmulTransA, matmulTransB } from "./dense.ts";
 import { col2im, conv2dGeometry, im2col } from "./im2col.ts";
 import type { Conv2dGeometry, ResolvedConv2d } from "./im2col.ts";
-import { resolveKernels } from "./kernels.ts";
+import { defaultWinograd, resolveKernels } from "./kernels.ts";
 import type { KernelPath } from "./kernels.ts";
 import {
   runWasmConvInput,
@@ -92,6 +92,7 @@ export interface ConvForwardOptions extends DenseOptions {
    * input channels may run as Winograd F(2x2, 3x3) (wasm-winograd.ts: 2.25x fewer multiply-adds,
    * outputs that differ from the direct product's by float32 roundoff). Default true; false keeps
    * the direct product, whose bits equal the composed im2col + matmul calls'. Output "nchw" only.
+   * Unset: TESSERA_WINOGRAD ("0" turns the route off for the process).
    */
   winograd?: boolean;
 }
@@ -105,7 +106,10 @@ export interface ConvGradOptions extends DenseOptions {
    * it is permuted into a temporary.
    */
   layout?: "batched" | "nchw";
-  /** conv2dInputGrad: as ConvForwardOptions.winograd, for the input gradient's forward route. */
+  /**
+   * As ConvForwardOptions.winograd: the weight gradient with gy "nchw", and the input gradient's
+   * forward route, take the Winograd route where the geometry qualifies (unset: TESSERA_WINOGRAD).
+   */
   winograd?: boolean;
 }
 
@@ -254,7 +258,7 @@ export function conv2dForward<T extends FloatArray>(
     nchw ? `[N=${g.n}, F=${filters}, P=${g.positions}]` : `[F=${filters}, N*P=${NP}]`,
   );
   if (filters * NP === 0) return y as SameFloat<T>;
-  if (wasm && nchw && options?.winograd !== false && winogradApplies(g, filters))
+  if (wasm && nchw && (options?.winograd ?? defaultWinograd()) && winogradApplies(g, filters))
     runWasmWinograd(
       weight as Float32Array,
       x as Float32Array,
@@ -327,7 +331,7 @@ export function conv2dWeightGrad<T extends FloatArray>(
   );
   const dW = output<T>(fn, gy, out, filters * K, `[F=${filters}, K=${K}]`);
   if (filters * K === 0) return dW as SameFloat<T>;
-  if (wasm && nchw && options?.winograd !== false && winogradGradApplies(g, filters))
+  if (wasm && nchw && (options?.winograd ?? defaultWinograd()) && winogradGradApplies(g, filters))
     runWasmWinogradGrad(
       gy as Float32Array,
       x as Float32Array,
@@ -386,7 +390,7 @@ export function conv2dInputGrad<T extends FloatArray>(
     const gyImages = nchw ? gy : swapLeadingAxes(gy, filters, g.n, g.positions);
     const fg = conv2dGeometry(fn, asForward);
     const flipped = flippedFilters(weight as Float32Array, filters, g);
-    if (options?.winograd !== false && winogradApplies(fg, g.c))
+    if ((options?.winograd ?? defaultWinograd()) && winogradApplies(fg, g.c))
       runWasmWinograd(
         flipped,
         gyImages as Float32Array,

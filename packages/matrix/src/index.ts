@@ -27,7 +27,7 @@ export {
 } from "./kep.ts";
 export type { KepGeometry } from "./kep.ts";
 export type { KernelPath } from "./kernels.ts";
-export { kernelsFromEnv, wasmFmaFromEnv } from "./kernels.ts";
+export { kernelsFromEnv, wasmFmaFromEnv, winogradFromEnv } from "./kernels.ts";
 export { hasWasmSimd, hasRelaxedSimd, enableRelaxedSimd } from "./wasm-builder.ts";
 export { maxPool2dBackward, wasmMaxPool2d } from "./pool2d.ts";
 export { channelSums } from "./channel-sums.ts";

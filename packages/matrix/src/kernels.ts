@@ -62,3 +62,23 @@ let fmaFromProcess: boolean | undefined;
 export function defaultWasmFma(): boolean {
   return (fmaFromProcess ??= wasmFmaFromEnv(process.env));
 }
+
+/**
+ * Whether the wasm path's eligible 3x3 convolutions take the Winograd F(2x2, 3x3) route
+ * (wasm-winograd.ts) when a call's options do not say: TESSERA_WINOGRAD "1", "" or unset yes,
+ * "0" no (the direct product, whose bits are the composed im2col + GEMM calls'). The route
+ * changes the float32 roundoff of every 3x3 layer's products, so a recorded run on the wasm path
+ * names it (the benchmarks print "wasm, Winograd" or "wasm, direct").
+ */
+export function winogradFromEnv(env: Record<string, string | undefined>): boolean {
+  const v = env.TESSERA_WINOGRAD;
+  if (v === undefined || v === "" || v === "1") return true;
+  if (v === "0") return false;
+  throw new RangeError(`TESSERA_WINOGRAD must be "1" or "0", got ${JSON.stringify(v)}`);
+}
+
+let winogradFromProcess: boolean | undefined;
+/** The process default: TESSERA_WINOGRAD, read once (the route is chosen on the calling thread). */
+export function defaultWinograd(): boolean {
+  return (winogradFromProcess ??= winogradFromEnv(process.env));
+}

@@ -13,6 +13,7 @@ import {
   conv2dInputGrad,
   conv2dWeightGrad,
   createPool,
+  winogradFromEnv,
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
 import { flippedFilters } from "../src/conv.ts";
@@ -459,6 +460,16 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
           bits(batched.subarray((f * g.n + i) * P, (f * g.n + i + 1) * P)),
         );
     expect(bits(forward(g, x, w))).not.toEqual(bits(direct));
+  });
+
+  it("TESSERA_WINOGRAD: 1, empty or unset on, 0 off, anything else a named error", () => {
+    expect(winogradFromEnv({})).toBe(true);
+    expect(winogradFromEnv({ TESSERA_WINOGRAD: "" })).toBe(true);
+    expect(winogradFromEnv({ TESSERA_WINOGRAD: "1" })).toBe(true);
+    expect(winogradFromEnv({ TESSERA_WINOGRAD: "0" })).toBe(false);
+    expect(() => winogradFromEnv({ TESSERA_WINOGRAD: "yes" })).toThrow(
+      /TESSERA_WINOGRAD must be "1" or "0", got "yes"/,
+    );
   });
 
   it("transformFilters writes G·g·Gᵀ as 16 packed operands; the module validates", () => {
