@@ -5,7 +5,7 @@ import fc from "fast-check";
 import * as T from "@tessera/tensor";
 import { createPool } from "@tessera/matrix";
 import type { MatrixPool } from "@tessera/matrix";
-import { Variable, conv2d, gradcheck, mul, setMatrixPool, sum } from "../src/index.ts";
+import { Variable, conv2d, gradcheck, mul, relu, setMatrixPool, sum } from "../src/index.ts";
 import { normal64, param, seedArb } from "./helpers.ts";
 
 interface Geo {
@@ -147,6 +147,96 @@ describe("conv2d", () => {
       }),
       { numRuns: 25 },
     );
+  });
+
+  it("with relu: true equals relu(conv2d(...)) bit for bit, value and every gradient (float64, and float32 on both kernel paths and 1-2 threads), and passes gradcheck", async () => {
+    const two = createPool({ threads: 2, kernels: "wasm", minParallelFlops: 0 });
+    // one-thread pools have no workers: they carry the kernel path to every product
+    const oneAsm = createPool({ threads: 1, kernels: "asm" });
+    const oneWasm = createPool({ threads: 1, kernels: "wasm" });
+    await two.ready();
+    const both = (x: T.Tensor, wt: T.Tensor, b: T.Tensor, r: T.Tensor, g: Geo, fused: boolean) => {
+      const xv = new Variable(x, { requiresGrad: true });
+      const wv = new Variable(wt, { requiresGrad: true });
+      const bv = new Variable(b, { requiresGrad: true });
+      const opts = { stride: g.stride, padding: g.padding, dilation: g.dilation };
+      const y = fused
+        ? conv2d(xv, wv, bv, { ...opts, relu: true })
+        : relu(conv2d(xv, wv, bv, opts));
+      sum(mul(y, new Variable(r))).backward();
+      return [y.data, xv.grad!, wv.grad!, bv.grad!].map((t) => Array.from(t.data));
+    };
+    // "same" 3x3 geometries with 8+ channels take the wasm path's Winograd route
+    const winogradGeo = arbGeo.map((g) => ({
+      ...g,
+      c: 8 + (g.c % 3),
+      kh: 3,
+      kw: 3,
+      stride: [1, 1] as [number, number],
+      padding: [1, 1] as [number, number],
+      dilation: [1, 1] as [number, number],
+      h: 2 + 2 * (g.h % 3),
+      w: 2 + 2 * (g.w % 4),
+    }));
+    try {
+      fc.assert(
+        fc.property(fc.oneof(arbGeo, winogradGeo), seedArb, (g, seed) => {
+          const x = normal64([g.n, g.c, g.h, g.w], seed);
+          const wt = normal64([g.f, g.c, g.kh, g.kw], seed + 1);
+          const b = normal64([g.f], seed + 2);
+          const y0 = conv2d(new Variable(x), new Variable(wt), new Variable(b), {
+            stride: g.stride,
+            padding: g.padding,
+            dilation: g.dilation,
+          });
+          const r = normal64(y0.shape, seed + 3);
+          for (const [dtype, pool] of [
+            ["float64", oneAsm],
+            ["float32", oneAsm],
+            ["float32", oneWasm],
+            ["float32", two],
+          ] as const) {
+            const t = [x, wt, b, r].map((v) => v.astype(dtype));
+            setMatrixPool(pool);
+            expect(both(t[0]!, t[1]!, t[2]!, t[3]!, g, true)).toEqual(
+              both(t[0]!, t[1]!, t[2]!, t[3]!, g, false),
+            );
+          }
+          setMatrixPool(undefined);
+          const opts = { stride: g.stride, padding: g.padding, dilation: g.dilation, relu: true };
+          expect(gradcheck((a, c, d) => conv2d(a, c, d, opts), [x, wt, b]).ok).toBe(true);
+        }),
+        { numRuns: 20 },
+      );
+      // the check sees a ReLU left out of the gradient: the gate matters where y <= 0
+      const g: Geo = {
+        n: 1,
+        c: 2,
+        h: 4,
+        w: 4,
+        f: 3,
+        kh: 3,
+        kw: 3,
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+      };
+      const x = normal64([1, 2, 4, 4], 5);
+      const wt = normal64([3, 2, 3, 3], 6);
+      const b = normal64([3], 7);
+      const r = normal64([1, 3, 4, 4], 8);
+      const fused = both(x, wt, b, r, g, true);
+      const plainGrads = (() => {
+        const xv = new Variable(x, { requiresGrad: true });
+        const y = conv2d(xv, new Variable(wt), new Variable(b), { padding: 1 });
+        sum(mul(y, new Variable(r))).backward();
+        return Array.from(xv.grad!.data);
+      })();
+      expect(fused[1]).not.toEqual(plainGrads);
+    } finally {
+      setMatrixPool(undefined);
+      await two.close();
+    }
   });
 
   it("runs LeNet-5's first layer shape in float32 and skips dx for inputs", () => {

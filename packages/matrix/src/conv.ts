@@ -95,6 +95,12 @@ export interface ConvForwardOptions extends DenseOptions {
    * Unset: TESSERA_WINOGRAD ("0" turns the route off for the process).
    */
   winograd?: boolean;
+  /**
+   * max(·, +0) on every output after the bias: a ReLU fused into the product (on the wasm path in
+   * the epilogue that adds the bias, while the block is in cache; elsewhere a pass over y). The
+   * values of a ReLU applied to the output afterwards (NaN stays NaN, -0 becomes +0).
+   */
+  relu?: boolean;
 }
 
 /** Options of conv2dWeightGrad and conv2dInputGrad: the dense products' options plus gy's layout. */
@@ -267,6 +273,7 @@ export function conv2dForward<T extends FloatArray>(
       filters,
       options?.pool,
       bias as Float32Array | undefined,
+      options?.relu === true,
     );
   else if (wasm)
     runWasmConvProduct(
@@ -279,6 +286,7 @@ export function conv2dForward<T extends FloatArray>(
       options?.pool,
       nchw,
       bias as Float32Array | undefined,
+      options?.relu === true,
     );
   else {
     const cols = im2col(x, g, undefined, "batched", options);
@@ -302,6 +310,12 @@ export function conv2dForward<T extends FloatArray>(
         for (let e = r * runLen; e < (r + 1) * runLen; e++) y[e] = y[e]! + b;
       }
     }
+    if (options?.relu === true)
+      for (let e = 0; e < filters * NP; e++) {
+        const v = y[e]!;
+        // +0 for v <= 0 (and -0), NaN kept: f32x4.max(v, +0) on the wasm path
+        if (!(v > 0) && v === v) y[e] = 0;
+      }
   }
   return y as SameFloat<T>;
 }

@@ -460,6 +460,7 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
       "n",
       "P",
       "biasAt",
+      "relu",
       "kQuadsAt",
     ],
     arrays: ["c"],

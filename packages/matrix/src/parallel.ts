@@ -761,6 +761,7 @@ export function runWasmConvProduct(
   pool: MatrixPool | undefined,
   imagesFirst = false,
   bias?: Float32Array,
+  relu = false,
 ): void {
   const K = g.c * g.kh * g.kw;
   const NP = g.n * g.outH * g.outW;
@@ -768,7 +769,8 @@ export function runWasmConvProduct(
   const [m, k, n] = which === "forward" ? [F, K, NP] : [F, NP, K];
   const pooled = usePool(pool, 2 * m * k * n) ? pool : undefined;
   const [la] = wasmPackedBytes(m, k, n);
-  const { t, stage, H } = convMemory(pooled, g, () => la + (bias ? roundUp16(4 * m) : 0));
+  const epilogue = bias !== undefined || relu;
+  const { t, stage, H } = convMemory(pooled, g, () => la + (epilogue ? roundUp16(4 * m) : 0));
   // The padded copy of x, split by planes over the pool when the product is (its memory is the
   // pool's then); an element costs about as much as 4 flops of a product.
   const pad = padArgs(x, g, stage.xpAt);
@@ -776,9 +778,10 @@ export function runWasmConvProduct(
     stagePlanes(t, pad, lo, hi),
   );
   const apAt = stage.end;
-  // The bias (one per row of C) after the A panels; -1: none.
-  const biasAt = bias ? apAt + la : -1;
+  // The bias (one per row of C) after the A panels, zeros for a ReLU alone; -1: neither.
+  const biasAt = epilogue ? apAt + la : -1;
   if (bias) H.set(bias.subarray(0, m), biasAt >> 2);
+  else if (relu) H.fill(0, biasAt >> 2, (biasAt >> 2) + m);
   const forward = which === "forward";
   packWhole(t, pooled, TRANS_NONE, a, apAt, m, k, !forward && imagesFirst ? g.outH * g.outW : 0);
   const args: ImplicitArgs = {
@@ -793,6 +796,7 @@ export function runWasmConvProduct(
     n,
     P: forward && imagesFirst ? g.outH * g.outW : 0,
     biasAt,
+    relu: relu ? 1 : 0,
     kQuadsAt: forward ? -1 : stage.colQuadsAt,
   };
   if (pooled === undefined) implicitRange(t, args, 0, m, 0, n);

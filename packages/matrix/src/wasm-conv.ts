@@ -314,9 +314,10 @@ function emitScatter(c: Code): void {
 /**
  * addRows(c, rowBytes, v, rows, vecs): for r in [0, rows): the vecs·4 floats at c + r·rowBytes
  * each get v[r] added (float32; c, v byte addresses; rows, vecs >= 1). The bias of a block of
- * the forward product, added in kernel memory before the block is copied out.
+ * the forward product, added in kernel memory before the block is copied out; with `relu`
+ * (addRowsRelu) then max(·, +0), the f32x4.max of wasm-relu.ts (a fused ReLU).
  */
-function emitAddRows(c: Code): void {
+function emitAddRows(c: Code, relu: boolean): void {
   const [cAt, rowBytes, vAt, rows, vecs] = c.paramTuple(5);
   const r = c.local(I32);
   const o = c.local(I32);
@@ -327,7 +328,9 @@ function emitAddRows(c: Code): void {
     c.get(cAt).get(r).get(rowBytes).i32Mul().i32Add().tee(o);
     c.get(vecs).i32Const(4).i32Shl().i32Add().set(end);
     c.loop((step) => {
-      c.get(o).get(o).v128Load().get(b).f32x4Add().v128Store();
+      c.get(o).get(o).v128Load().get(b).f32x4Add();
+      if (relu) c.v128Zero().f32x4Max();
+      c.v128Store();
       c.get(o).i32Const(16).i32Add().tee(o).get(end).i32LtU().brIf(step);
     });
     c.get(r).i32Const(1).i32Add().tee(r).get(rows).i32LtU().brIf(row);
@@ -425,7 +428,8 @@ export function convKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuf
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
     .func("gather", seven, [], (c) => emitGather(c, tile.nr))
     .func("scatter", seven, [], emitScatter)
-    .func("addRows", [I32, I32, I32, I32, I32], [], emitAddRows)
+    .func("addRows", [I32, I32, I32, I32, I32], [], (c) => emitAddRows(c, false))
+    .func("addRowsRelu", [I32, I32, I32, I32, I32], [], (c) => emitAddRows(c, true))
     .func("spread", seven, [], emitSpread)
     .func("gatherT", seven, [], (c) => emitGatherT(c, tile.nr))
     .build();
@@ -436,6 +440,7 @@ interface ConvKernels {
   gather: Seven;
   scatter: Seven;
   addRows: (c: number, rowBytes: number, v: number, rows: number, vecs: number) => void;
+  addRowsRelu: (c: number, rowBytes: number, v: number, rows: number, vecs: number) => void;
   spread: Seven;
   gatherT: Seven;
 }
@@ -452,6 +457,7 @@ function kernelsOf(t: WasmThread): ConvKernels {
       gather: inst.exports.gather as Seven,
       scatter: inst.exports.scatter as Seven,
       addRows: inst.exports.addRows as ConvKernels["addRows"],
+      addRowsRelu: inst.exports.addRowsRelu as ConvKernels["addRows"],
       spread: inst.exports.spread as Seven,
       gatherT: inst.exports.gatherT as Seven,
     };
@@ -669,6 +675,8 @@ export interface ImplicitArgs {
   P: number;
   /** Byte address of m float32 added to C's rows (row i gets bias[i]) before storing; -1: none. */
   biasAt: number;
+  /** 1: max(·, +0) after the bias (biasAt >= 0 then; zeros for a ReLU without a bias). */
+  relu: number;
   /**
    * Byte address of the k table's groups-of-four flags (k along input rows: the weight gradient),
    * packed by gatherT; -1: k runs across rows (the forward product), packed by gather.
@@ -723,7 +731,8 @@ export function implicitRange(
 ): void {
   if (r1 <= r0 || c1 <= c0) return;
   const { m, k } = g;
-  const { gather, gatherT, addRows } = kernelsOf(t);
+  const { gather, gatherT, addRows, addRowsRelu } = kernelsOf(t);
+  const epilogue = g.relu !== 0 ? addRowsRelu : addRows;
   const transposed = g.kQuadsAt >= 0;
   const H = t.f32();
   const bAt = t.scratchAt + A_BYTES;
@@ -760,7 +769,7 @@ export function implicitRange(
           pc > 0 ? 1 : 0,
         );
       }
-      if (g.biasAt >= 0) addRows(cAt, 4 * nr, g.biasAt + 4 * ic, mc, nr / 4);
+      if (g.biasAt >= 0) epilogue(cAt, 4 * nr, g.biasAt + 4 * ic, mc, nr / 4);
       storeBlock(H, cAt >> 2, nr, g, ic, mc, jc, nc);
     }
   }

@@ -491,6 +491,44 @@ describe("convolution products", () => {
     ).toThrow("conv2dForward: bias has 1 elements but shape [F=2] needs at least 2");
   });
 
+  it("apply options.relu after the bias: max(·, +0) of the unfused output, bitwise (layouts, paths, Winograd or not, 1-3 threads)", () => {
+    // smallCnn-like geometries take the Winograd route with layout "nchw" on the wasm path
+    const winogradArb = sameArb.map((c) => ({
+      ...c,
+      g: { ...c.g, kh: 3, kw: 3, padH: 1, padW: 1, h: 2 * c.g.h, w: 2 * c.g.w },
+    }));
+    fc.assert(
+      fc.property(
+        fc.oneof(caseArb, winogradArb),
+        fc.constantFrom(undefined, 2, 3),
+        fc.boolean(),
+        (c, threads, withBias) => {
+          const { x, w } = data(c);
+          const bias = withBias ? (randomArray(c.f, c.seed + 7) as Float32Array) : undefined;
+          const pool = threads === 2 ? pool2 : threads === 3 ? pool3 : undefined;
+          for (const kernels of ["asm", "wasm"] as const)
+            for (const layout of ["batched", "nchw"] as const)
+              for (const winograd of [true, false]) {
+                const o = { kernels, pool, layout, bias, winograd };
+                const plain = conv2dForward(x, w, c.f, c.g, undefined, o);
+                // f32x4.max(v, +0): +0 for v <= 0 (and -0), NaN kept
+                const want = plain.map((v) => (v > 0 || v !== v ? v : 0));
+                const got = conv2dForward(x, w, c.f, c.g, undefined, { ...o, relu: true });
+                expect(bits(got)).toEqual(bits(want));
+              }
+        },
+      ),
+      { numRuns: 25 },
+    );
+    // a fault the check sees: the ReLU left out
+    const c = { ...large, g: { ...large.g, c: 8, kh: 3, kw: 3, padH: 1, padW: 1, h: 8, w: 8 } };
+    const { x, w } = data(c);
+    const o = { kernels: "wasm" as const, layout: "nchw" as const };
+    const got = conv2dForward(x, w, c.f, c.g, undefined, { ...o, relu: true });
+    expect(Math.min(...got)).toBe(0);
+    expect(Math.min(...conv2dForward(x, w, c.f, c.g, undefined, o))).toBeLessThan(0);
+  });
+
   it("give the same bits on 1, 2 and 3 threads", () => {
     const cases = [
       large,

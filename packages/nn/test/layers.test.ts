@@ -1,5 +1,6 @@
-import { Generator, Tensor } from "@tessera/tensor";
-import { Variable, sum } from "@tessera/autograd";
+import { Generator, Tensor, randn } from "@tessera/tensor";
+import { Variable, mul, setMatrixPool, sum } from "@tessera/autograd";
+import { createPool } from "@tessera/matrix";
 import { describe, expect, it } from "vitest";
 import {
   AvgPool2d,
@@ -13,6 +14,7 @@ import {
   ReLU,
   Sequential,
 } from "../src/layers.ts";
+import { smallCnn } from "../src/models.ts";
 
 const T = (values: number[], shape: number[]) => new Tensor(Float32Array.from(values), shape);
 const V = (values: number[], shape: number[]) => new Variable(T(values, shape));
@@ -190,5 +192,73 @@ describe("Sequential and Module", () => {
       missingKeys: ["1.running_mean"],
       unexpectedKeys: ["extra"],
     });
+  });
+});
+
+describe("Sequential's fused Conv2d + ReLU", () => {
+  /** The output and every parameter's gradient of Σ y·r, layer by layer or through forward. */
+  function run(net: Sequential, x: Tensor, fused: boolean): number[][] {
+    for (const p of net.parameters()) p.grad = null;
+    let y = new Variable(x);
+    if (fused) y = net.forward(y);
+    else for (const m of net.layers) y = m.forward(y);
+    const r = randn(y.shape, new Generator(9), y.dtype);
+    sum(mul(y, new Variable(r))).backward();
+    return [Array.from(y.data.data), ...net.parameters().map((p) => Array.from(p.grad!.data))];
+  }
+
+  it("gives the numbers of running the layers one by one, bit for bit (both kernel paths, 1-2 threads)", async () => {
+    // conv3 and conv4 (8 input channels, 6x6 and 6x6 outputs) take the wasm path's Winograd route
+    const net = smallCnn({
+      imageSize: 12,
+      channels: [4, 8, 8, 8],
+      hidden: 16,
+      generator: new Generator(3),
+    });
+    const x = randn([3, 1, 12, 12], new Generator(4));
+    const pools = [
+      createPool({ threads: 1, kernels: "asm" }),
+      createPool({ threads: 1, kernels: "wasm" }),
+      createPool({ threads: 2, kernels: "wasm", minParallelFlops: 0 }),
+    ];
+    try {
+      for (const pool of pools) {
+        await pool.ready();
+        setMatrixPool(pool);
+        expect(run(net, x, true)).toEqual(run(net, x, false));
+      }
+    } finally {
+      setMatrixPool(undefined);
+      for (const pool of pools) await pool.close();
+    }
+  });
+
+  it("runs a Conv2d subclass's own forward (only the exact classes are fused)", () => {
+    const calls: string[] = [];
+    class Logged extends Conv2d {
+      override forward(x: Variable): Variable {
+        calls.push("forward");
+        return super.forward(x);
+      }
+    }
+    const g = new Generator(1);
+    const net = new Sequential(new Logged(1, 2, 3, { padding: 1, generator: g }), new ReLU());
+    const y = net.forward(new Variable(randn([1, 1, 4, 4], g)));
+    expect(calls).toEqual(["forward"]);
+    expect(Math.min(...y.data.data)).toBe(0);
+    // and the fused path is taken for the class itself: forwardRelu, not forward
+    const plain = new Sequential(new Conv2d(1, 2, 3, { padding: 1, generator: g }), new ReLU());
+    const spy: string[] = [];
+    const conv = plain.layers[0] as Conv2d;
+    const orig = conv.forwardRelu.bind(conv);
+    conv.forwardRelu = (v: Variable) => {
+      spy.push("forwardRelu");
+      return orig(v);
+    };
+    plain.forward(new Variable(randn([1, 1, 4, 4], g)));
+    expect(spy).toEqual(["forwardRelu"]);
+    expect(() => conv.forwardRelu(new Variable(randn([1, 3, 4, 4], g)))).toThrow(
+      /Conv2d.forwardRelu: expected input \[N, 1, H, W\], got \[1,3,4,4\]/,
+    );
   });
 });

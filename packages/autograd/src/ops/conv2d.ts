@@ -42,6 +42,7 @@ import {
   wrap,
 } from "../util.ts";
 import type { FloatArray } from "../util.ts";
+import { reluBwd, reluFwd } from "./relu.ts";
 
 export interface Conv2dOptions {
   /** Step between windows: one number or [h, w]. Default 1. */
@@ -50,6 +51,12 @@ export interface Conv2dOptions {
   padding?: number | readonly [number, number];
   /** Spacing between kernel taps: one number or [h, w]. Default 1. */
   dilation?: number | readonly [number, number];
+  /**
+   * A ReLU fused into the convolution: max(·, 0) of the output, the values and gradients of
+   * relu(conv2d(...)) bit for bit, without its pass over the output in the forward (on the wasm
+   * path the products apply it where they add the bias). Default false.
+   */
+  relu?: boolean;
 }
 
 /** y[lo:hi] += v. */
@@ -128,6 +135,9 @@ export function conv2d(
   const NP = n * P;
   const parents = bias ? [x, weight, bias] : [x, weight];
   const implicit = X instanceof Float32Array && kernelPath(opts) === "wasm";
+  const fusedRelu = options.relu === true;
+  if (options.relu !== undefined && typeof options.relu !== "boolean")
+    throw new TypeError(`${fn}: options.relu must be a boolean, got ${typeof options.relu}`);
   // With a pool set, the patch matrix and the temporaries live in reused shared memory, so the
   // pooled products need no staging copies (shared-buffers.ts). The patch matrix is kept for
   // dW until the backward has run.
@@ -142,7 +152,12 @@ export function conv2d(
     // The wasm products write NCHW directly (no [F, N, P] temporary, no permute) and add the
     // bias to each block in kernel memory (no pass over y; the same float32 adds).
     if (K > 0 && NP > 0)
-      conv2dForward(X, W, f, geom, y, { ...opts, layout: "nchw", bias: biasData ?? undefined });
+      conv2dForward(X, W, f, geom, y, {
+        ...opts,
+        layout: "nchw",
+        bias: biasData ?? undefined,
+        relu: fusedRelu,
+      });
     else {
       y.fill(0);
       if (biasData)
@@ -165,8 +180,16 @@ export function conv2d(
       }
     }
   }
+  // The paths above that did not apply it in the product: relu's own loop, in place.
+  if (fusedRelu && (cols !== undefined || !(K > 0 && NP > 0))) reluFwd(y, y, n * f * P);
   return record(fn, wrap(y, [n, f, g0.outH, g0.outW]), parents, (g) => {
-    const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
+    let G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
+    if (fusedRelu) {
+      // relu's backward first (gate y > 0), then the convolution's on the gated gradient
+      const gated = allocOutputLike(W, n * f * P);
+      reluBwd(G, G, y, gated, n * f * P);
+      G = gated;
+    }
     // The wasm kernels read dy [N, F, P] as it is; the composed products take it permuted to
     // [F, N, P] (that permute was ~6% of a two-thread LeNet-5 step on the wasm path).
     let gFirst = G;

@@ -18,7 +18,8 @@ const onWasm = (a: FloatArray): a is Float32Array =>
 // a [128,300] float32 batch (0.80 ms vs 0.24 ms per call on this project's 2-core machine).
 // The rare non-finite cases (±Infinity, NaN, float64 overflow of v + |v|) are fixed up by a
 // branch that is almost never taken.
-function reluFwd(x: FloatArray, y: FloatArray, n: number): void {
+/** y = max(x, 0) over n elements (y may be x): the loop of `relu`, shared with conv2d's fused ReLU. */
+export function reluFwd(x: FloatArray, y: FloatArray, n: number): void {
   if (onWasm(x)) {
     wasmRelu(x, y as Float32Array, n, gemmOptions());
     return;
@@ -30,7 +31,14 @@ function reluFwd(x: FloatArray, y: FloatArray, n: number): void {
     y[i] = r;
   }
 }
-function reluBwd(g: FloatArray, _x: FloatArray, y: FloatArray, gx: FloatArray, n: number): void {
+/** gx = g where y > 0, else +0 (y the ReLU's output): `relu`'s backward, shared with conv2d's. */
+export function reluBwd(
+  g: FloatArray,
+  _x: FloatArray,
+  y: FloatArray,
+  gx: FloatArray,
+  n: number,
+): void {
   if (onWasm(g) && y instanceof Float32Array) {
     wasmReluBackward(g, y, gx as Float32Array, n, gemmOptions());
     return;
