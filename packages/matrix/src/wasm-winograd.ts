@@ -13,16 +13,23 @@
 // 2.25x fewer multiply-adds than the direct product); the transforms are generated kernels over
 // four tiles at a time (f32x4 lanes = four horizontally adjacent tiles).
 //
-// Blocking: a thread takes whole images; their tile rows go through its scratch region a few at
-// a time (rowsPerBlock: V and M of the block fit the region, ~700 KB, inside L2), so V and M are
-// written and read while in cache. A tile row of tw tiles occupies tw4 = tw rounded up to 4
-// slots; the extra slots read past the row (values that only reach their own columns of M,
-// which the output transform never stores).
+// Blocking (forward): a thread takes whole images; their tile rows go through its scratch region
+// a few at a time (rowsPerBlock: V and M of the block fit the region, ~700 KB, inside L2), so V
+// and M are written and read while in cache. A tile row of tw tiles occupies tw4 = tw rounded up
+// to 4 slots; the extra slots read past the row (values that only reach their own columns of M,
+// which the output transform never stores). The output transform adds the bias and, for a fused
+// ReLU, takes max(·, +0).
+//
+// The weight gradient is the same algorithm's adjoint: dU[ξ] = Σ over tiles dM[ξ]·V[ξ]ᵀ with
+// dM = A·dY·Aᵀ (a [F x tiles] by [tiles x C] product per position, k = tiles, only valid tiles
+// stored), then dW = Gᵀ·dU·G; the tiles are summed in WINOGRAD_GRAD_CHUNKS fixed image chunks,
+// each in its own dU, added in chunk order on the caller.
 //
 // Values: the transforms reorder the arithmetic, so outputs differ from the direct product's by
 // float32 roundoff (the transforms' coefficients are 0, ±1, ±½: relative errors stay near the
-// direct sum's; tested against a float64 reference). Each output is computed by one thread from
-// its own tile, whatever the blocking: the same bits on any thread count.
+// direct sum's; tested against a float64 reference within the algorithm's bound). Each forward
+// output is computed by one thread from its own tile, whatever the blocking, and the weight
+// gradient's chunks do not depend on the thread count: the same bits on any thread count.
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code, Local } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, WASM_MC, WASM_TILE } from "./wasm-gemm.ts";
@@ -55,11 +62,66 @@ function bt(c: Code, x: Local[], out: Local[]): void {
   vop(c, x[1]!, "-", x[3]!, out[3]!);
 }
 
+/** Scratch locals of patchTransform. */
+interface PatchLocals {
+  lo: Local;
+  hi: Local;
+  d: Local[];
+  t: Local[];
+}
+function patchLocals(c: Code): PatchLocals {
+  return {
+    lo: c.local(V128),
+    hi: c.local(V128),
+    d: Array.from({ length: 16 }, () => c.local(V128)),
+    t: Array.from({ length: 16 }, () => c.local(V128)),
+  };
+}
+
+/**
+ * v[4i + j] = (Bᵀ d B)[i][j] for four horizontally adjacent tiles (lane l = tile l) whose 4x4
+ * patches start at byte address a (patch rows wp bytes apart; a is moved down three rows).
+ * Columns 0..7 and 2..9 of each patch row are loaded and split into even and odd lanes:
+ * d[r][0] = x0 x2 x4 x6, d[r][1] = x1 x3 x5 x7, d[r][2] = x2 x4 x6 x8, d[r][3] = x3 x5 x7 x9.
+ */
+function patchTransform(c: Code, a: Local, wp: Local, l: PatchLocals, v: Local[]): void {
+  const { lo, hi, d, t } = l;
+  for (let r = 0; r < 4; r++) {
+    for (const [off, dc] of [
+      [0, 0],
+      [8, 2],
+    ] as const) {
+      c.get(a).v128Load(off).set(lo);
+      c.get(a)
+        .v128Load(off + 16)
+        .set(hi);
+      c.get(lo)
+        .get(hi)
+        .i32x4Shuffle([0, 2, 4, 6])
+        .set(d[4 * r + dc]!);
+      c.get(lo)
+        .get(hi)
+        .i32x4Shuffle([1, 3, 5, 7])
+        .set(d[4 * r + dc + 1]!);
+    }
+    if (r < 3) c.get(a).get(wp).i32Add().set(a);
+  }
+  // t = Bᵀ d (down the columns), then v = t B (along the rows)
+  for (let col = 0; col < 4; col++)
+    bt(
+      c,
+      [0, 1, 2, 3].map((r) => d[4 * r + col]!),
+      [0, 1, 2, 3].map((r) => t[4 * r + col]!),
+    );
+  for (let row = 0; row < 4; row++)
+    bt(c, t.slice(4 * row, 4 * row + 4), v.slice(4 * row, 4 * row + 4));
+}
+
 /**
  * winoIn(src, wpBytes, planeBytes, chans, dst, slot0, quads, xiBytes): the input transform of
  * one tile row for every channel. The row's patches start at byte src (channel 0, the top-left
  * of its first patch; channel c at src + c·planeBytes, patch rows wpBytes apart); quads·4 tiles,
- * two columns apart. V[ξ] of channel ch and tile slot j = slot0 + s goes to
+ * two columns apart. V[ξ] of channel ch and the row's tile t (slot j = slot0 + t) goes to
  * dst + ξ·xiBytes + 4·((j >> log2 NR)·chans·NR + ch·NR + (j & (NR-1))): B panels of NR tiles
  * with k = channels, as the micro-kernel reads them.
  */
@@ -70,47 +132,16 @@ function emitIn(c: Code): void {
   const a = c.local(I32);
   const o = c.local(I32);
   const j = c.local(I32);
-  const lo = c.local(V128);
-  const hi = c.local(V128);
-  const d = Array.from({ length: 16 }, () => c.local(V128));
-  const t = Array.from({ length: 16 }, () => c.local(V128));
-  const v = Array.from({ length: 4 }, () => c.local(V128));
+  const scratch = patchLocals(c);
+  const v = Array.from({ length: 16 }, () => c.local(V128));
   c.loop((chan) => {
     c.i32Const(0).set(qd);
     c.loop((quad) => {
       // a = src + ch·planeBytes + 32·qd: four tiles cover eight input columns
       c.get(src).get(ch).get(planeBytes).i32Mul().i32Add();
       c.get(qd).i32Const(5).i32Shl().i32Add().set(a);
-      for (let r = 0; r < 4; r++) {
-        // columns 0..7 and 2..9 of patch row r: d[r][0] = x0 x2 x4 x6, d[r][1] = x1 x3 x5 x7,
-        // d[r][2] = x2 x4 x6 x8, d[r][3] = x3 x5 x7 x9 (lane l = tile l)
-        for (const [off, dc] of [
-          [0, 0],
-          [8, 2],
-        ] as const) {
-          c.get(a).v128Load(off).set(lo);
-          c.get(a)
-            .v128Load(off + 16)
-            .set(hi);
-          c.get(lo)
-            .get(hi)
-            .i32x4Shuffle([0, 2, 4, 6])
-            .set(d[4 * r + dc]!);
-          c.get(lo)
-            .get(hi)
-            .i32x4Shuffle([1, 3, 5, 7])
-            .set(d[4 * r + dc + 1]!);
-        }
-        if (r < 3) c.get(a).get(wp).i32Add().set(a);
-      }
-      // t = Bᵀ d (down the columns), then V = t B (along the rows)
-      for (let col = 0; col < 4; col++)
-        bt(
-          c,
-          [0, 1, 2, 3].map((r) => d[4 * r + col]!),
-          [0, 1, 2, 3].map((r) => t[4 * r + col]!),
-        );
-      // o = dst + 4·((j >> s)·chans·NR + ch·NR + (j & (NR-1))), j = slot0 + 4·qd
+      patchTransform(c, a, wp, scratch, v);
+      // o = dst + 4·((j >> log2 NR)·chans·NR + ch·NR + (j & (NR-1))), j = slot0 + 4·qd
       c.get(slot0).get(qd).i32Const(2).i32Shl().i32Add().set(j);
       c.get(j).i32Const(NR_SHIFT).i32ShrU().get(chans).i32Mul().get(ch).i32Add();
       c.i32Const(NR_SHIFT)
@@ -120,12 +151,9 @@ function emitIn(c: Code): void {
         .i32And()
         .i32Add();
       c.i32Const(2).i32Shl().get(dst).i32Add().set(o);
-      for (let row = 0; row < 4; row++) {
-        bt(c, t.slice(4 * row, 4 * row + 4), v);
-        for (let col = 0; col < 4; col++) {
-          c.get(o).get(v[col]!).v128Store();
-          c.get(o).get(xiBytes).i32Add().set(o);
-        }
+      for (let xi = 0; xi < 16; xi++) {
+        c.get(o).get(v[xi]!).v128Store();
+        if (xi < 15) c.get(o).get(xiBytes).i32Add().set(o);
       }
       c.get(qd).i32Const(1).i32Add().tee(qd).get(quads).i32LtU().brIf(quad);
     });
@@ -272,8 +300,7 @@ function transpose4(c: Code, a: Local[], tmp: Local[], r: Local[]): void {
  * (four rows of the operand: channels or filters, by four tiles) is transposed so that one
  * vector holds one tile's four rows, stored at that tile's k row (only the row's `tw` valid
  * tiles: the k dimension has no padding, so no value outside the images enters a sum).
- * `quadLoop(tw, body)` runs body per four tiles; `storeTiles` writes r[0..3] of position ξ at
- * base + ξ·xiBytes + tile·rowBytes for the tiles of quad qd below tw.
+ * storeTiles writes r[t] at base + t·rowBytes for the quad's tiles t with tile0 + t < tw.
  */
 function storeTiles(
   c: Code,
@@ -307,10 +334,7 @@ function emitInT(c: Code): void {
   const a = c.local(I32);
   const o = c.local(I32);
   const tile0 = c.local(I32);
-  const lo = c.local(V128);
-  const hi = c.local(V128);
-  const d = Array.from({ length: 16 }, () => c.local(V128));
-  const t = Array.from({ length: 16 }, () => c.local(V128));
+  const scratch = patchLocals(c);
   // V of the quad's four channels: vq[ch][ξ]
   const vq = Array.from({ length: 4 }, () => Array.from({ length: 16 }, () => c.local(V128)));
   const tmp = Array.from({ length: 4 }, () => c.local(V128));
@@ -322,34 +346,7 @@ function emitInT(c: Code): void {
         // a = src + (4·cq + ch)·planeBytes + 32·qd
         c.get(cq).i32Const(2).i32Shl().i32Const(ch).i32Add().get(planeBytes).i32Mul();
         c.get(src).i32Add().get(qd).i32Const(5).i32Shl().i32Add().set(a);
-        for (let row = 0; row < 4; row++) {
-          for (const [off, dc] of [
-            [0, 0],
-            [8, 2],
-          ] as const) {
-            c.get(a).v128Load(off).set(lo);
-            c.get(a)
-              .v128Load(off + 16)
-              .set(hi);
-            c.get(lo)
-              .get(hi)
-              .i32x4Shuffle([0, 2, 4, 6])
-              .set(d[4 * row + dc]!);
-            c.get(lo)
-              .get(hi)
-              .i32x4Shuffle([1, 3, 5, 7])
-              .set(d[4 * row + dc + 1]!);
-          }
-          if (row < 3) c.get(a).get(wp).i32Add().set(a);
-        }
-        for (let col = 0; col < 4; col++)
-          bt(
-            c,
-            [0, 1, 2, 3].map((x) => d[4 * x + col]!),
-            [0, 1, 2, 3].map((x) => t[4 * x + col]!),
-          );
-        for (let row = 0; row < 4; row++)
-          bt(c, t.slice(4 * row, 4 * row + 4), vq[ch]!.slice(4 * row, 4 * row + 4));
+        patchTransform(c, a, wp, scratch, vq[ch]!);
       }
       // o = dst + ((4cq) >> log2 NR)·panelBytes + 4·(4qd·NR + (4cq & (NR-1)))
       c.get(qd).i32Const(2).i32Shl().set(tile0);
