@@ -689,6 +689,23 @@ export function runKep(args: KepArgs, flops: number, pool: MatrixPool | undefine
 }
 
 /**
+ * `bytes` of kernel memory after the scratch regions: the pool's shared memory (its caller's
+ * kernel) when pooled, else this thread's own, grown as needed. Returns the kernel and the
+ * first byte of the area.
+ */
+function kernelArea(pool: MatrixPool | undefined, bytes: number): { t: WasmThread; at: number } {
+  if (pool !== undefined) {
+    const k = pool.kernelMemory(bytes);
+    return { t: k.caller, at: k.panelsAt };
+  }
+  const t = localWasmThread();
+  const need = SCRATCH_BYTES + bytes;
+  const have = t.memory.buffer.byteLength;
+  if (need > have) t.memory.grow(Math.ceil((need - have) / 65536));
+  return { t, at: SCRATCH_BYTES };
+}
+
+/**
  * Kernel memory for a convolution product: `bytes` after the scratch regions, in the pool's
  * shared memory (pooled) or this thread's own (serial). Returns the caller's kernel, where the
  * free bytes start, and the stage (tables and padded input) written there.
@@ -700,20 +717,7 @@ function convMemory(
 ): { t: WasmThread; T: ConvTables; stage: ConvStage; H: Float32Array } {
   const T = convTables(g);
   const rel = convStageLayout(T, 0);
-  const bytes = rel.end + extra(rel.end) + 64;
-  let t: WasmThread;
-  let at: number;
-  if (pool !== undefined) {
-    const k = pool.kernelMemory(bytes);
-    t = k.caller;
-    at = k.panelsAt;
-  } else {
-    t = localWasmThread();
-    at = SCRATCH_BYTES;
-    const need = at + bytes;
-    const have = t.memory.buffer.byteLength;
-    if (need > have) t.memory.grow(Math.ceil((need - have) / 65536));
-  }
+  const { t, at } = kernelArea(pool, rel.end + extra(rel.end) + 64);
   const stage = convStageLayout(T, at);
   const H = t.f32();
   stageTables(H.buffer, T, stage);
@@ -889,18 +893,7 @@ export function runWasmWinograd(
   const biasOff = uOff + roundUp16(4 * winogradFilterFloats(g.c, F));
   const yOff = biasOff + roundUp16(4 * F);
   const bytes = yOff + 4 * g.n * F * P + 64;
-  let t: WasmThread;
-  let at: number;
-  if (pooled !== undefined) {
-    const k = pooled.kernelMemory(bytes);
-    t = k.caller;
-    at = k.panelsAt;
-  } else {
-    t = localWasmThread();
-    at = SCRATCH_BYTES;
-    const have = t.memory.buffer.byteLength;
-    if (at + bytes > have) t.memory.grow(Math.ceil((at + bytes - have) / 65536));
-  }
+  const { t, at } = kernelArea(pooled, bytes);
   const xpAt = roundUp16(at);
   const pad = padArgs(x, g, xpAt);
   runByLines(KIND_WASM_STAGE, pad, g.n * g.c, 4 * xpFloats, 2, pooled, (lo, hi) =>
@@ -960,18 +953,7 @@ export function runWasmWinogradGrad(
   const gyOff = roundUp16(4 * (g.n * g.c + 3) * planeX + 64);
   const duOff = gyOff + roundUp16(4 * (g.n * F + 3) * P + 64);
   const bytes = duOff + 4 * WINOGRAD_GRAD_CHUNKS * winogradGradChunkFloats(g.c, F) + 64;
-  let t: WasmThread;
-  let at: number;
-  if (pooled !== undefined) {
-    const k = pooled.kernelMemory(bytes);
-    t = k.caller;
-    at = k.panelsAt;
-  } else {
-    t = localWasmThread();
-    at = SCRATCH_BYTES;
-    const have = t.memory.buffer.byteLength;
-    if (at + bytes > have) t.memory.grow(Math.ceil((at + bytes - have) / 65536));
-  }
+  const { t, at } = kernelArea(pooled, bytes);
   const xpAt = roundUp16(at);
   const pad = padArgs(x, g, xpAt);
   runByLines(KIND_WASM_STAGE, pad, g.n * g.c, 4 * g.n * g.c * planeX, 2, pooled, (lo, hi) =>

@@ -321,6 +321,46 @@ function storeTiles(
 }
 
 /**
+ * The tail of the weight gradient's transforms for one quad of tiles: o = dst + the address of
+ * operand row 4·q (a quad of channels or filters; panels of `width` rows, panelBytes apart) at
+ * tile 4·qd, then each position's four rows vq[·][ξ] transposed and stored at the quad's valid
+ * tiles, positions xiBytes apart.
+ */
+function storeQuadTransposed(
+  c: Code,
+  width: number,
+  l: { q: Local; qd: Local; tile0: Local; o: Local; dst: Local; panelBytes: Local },
+  xiBytes: Local,
+  tw: Local,
+  vq: Local[][],
+  tmp: Local[],
+  r: Local[],
+): void {
+  const shift = Math.log2(width);
+  // o = dst + ((4q) >> log2 width)·panelBytes + 4·(4qd·width + (4q & (width-1)))
+  c.get(l.qd).i32Const(2).i32Shl().set(l.tile0);
+  c.get(l.q).i32Const(2).i32Shl().i32Const(shift).i32ShrU().get(l.panelBytes).i32Mul();
+  c.get(l.tile0).i32Const(shift).i32Shl();
+  c.get(l.q)
+    .i32Const(2)
+    .i32Shl()
+    .i32Const(width - 1)
+    .i32And()
+    .i32Add();
+  c.i32Const(2).i32Shl().i32Add().get(l.dst).i32Add().set(l.o);
+  for (let xi = 0; xi < 16; xi++) {
+    transpose4(
+      c,
+      vq.map((v) => v[xi]!),
+      tmp,
+      r,
+    );
+    storeTiles(c, r, l.o, l.tile0, tw, 4 * width);
+    if (xi < 15) c.get(l.o).get(xiBytes).i32Add().set(l.o);
+  }
+}
+
+/**
  * winoInT(src, wpBytes, planeBytes, cquads, dst, panelBytes, xiBytes, tw): the input transform
  * of one tile row for the weight gradient, channels four at a time (cquads of them; channels
  * past C read the following planes and land in B lines past C, whose results are dropped). V[ξ]
@@ -348,27 +388,7 @@ function emitInT(c: Code): void {
         c.get(src).i32Add().get(qd).i32Const(5).i32Shl().i32Add().set(a);
         patchTransform(c, a, wp, scratch, vq[ch]!);
       }
-      // o = dst + ((4cq) >> log2 NR)·panelBytes + 4·(4qd·NR + (4cq & (NR-1)))
-      c.get(qd).i32Const(2).i32Shl().set(tile0);
-      c.get(cq).i32Const(2).i32Shl().i32Const(NR_SHIFT).i32ShrU().get(panelBytes).i32Mul();
-      c.get(tile0).i32Const(NR_SHIFT).i32Shl();
-      c.get(cq)
-        .i32Const(2)
-        .i32Shl()
-        .i32Const(NR - 1)
-        .i32And()
-        .i32Add();
-      c.i32Const(2).i32Shl().i32Add().get(dst).i32Add().set(o);
-      for (let xi = 0; xi < 16; xi++) {
-        transpose4(
-          c,
-          vq.map((v) => v[xi]!),
-          tmp,
-          r,
-        );
-        storeTiles(c, r, o, tile0, tw, 4 * NR);
-        if (xi < 15) c.get(o).get(xiBytes).i32Add().set(o);
-      }
+      storeQuadTransposed(c, NR, { q: cq, qd, tile0, o, dst, panelBytes }, xiBytes, tw, vq, tmp, r);
       c.get(qd).i32Const(1).i32Add().tee(qd).i32Const(2).i32Shl().get(tw).i32LtU().brIf(quad);
     });
     c.get(cq).i32Const(1).i32Add().tee(cq).get(cquads).i32LtU().brIf(quadOfChannels);
@@ -432,27 +452,7 @@ function emitDy(c: Code): void {
         // along the rows: dM[i][0..3] = A applied to (q[i][0], q[i][1])
         for (let i = 0; i < 4; i++) aPair(q[2 * i]!, q[2 * i + 1]!, mq[f]!.slice(4 * i, 4 * i + 4));
       }
-      // o = dst + ((4fq) >> log2 MR)·panelBytes + 4·(4qd·MR + (4fq & (MR-1)))
-      c.get(qd).i32Const(2).i32Shl().set(tile0);
-      c.get(fq).i32Const(2).i32Shl().i32Const(MR_SHIFT).i32ShrU().get(panelBytes).i32Mul();
-      c.get(tile0).i32Const(MR_SHIFT).i32Shl();
-      c.get(fq)
-        .i32Const(2)
-        .i32Shl()
-        .i32Const(MR - 1)
-        .i32And()
-        .i32Add();
-      c.i32Const(2).i32Shl().i32Add().get(dst).i32Add().set(o);
-      for (let xi = 0; xi < 16; xi++) {
-        transpose4(
-          c,
-          mq.map((v) => v[xi]!),
-          tmp,
-          r,
-        );
-        storeTiles(c, r, o, tile0, tw, 4 * MR);
-        if (xi < 15) c.get(o).get(xiBytes).i32Add().set(o);
-      }
+      storeQuadTransposed(c, MR, { q: fq, qd, tile0, o, dst, panelBytes }, xiBytes, tw, mq, tmp, r);
       c.get(qd).i32Const(1).i32Add().tee(qd).i32Const(2).i32Shl().get(tw).i32LtU().brIf(quad);
     });
     c.get(fq).i32Const(1).i32Add().tee(fq).get(fquads).i32LtU().brIf(quadOfFilters);

@@ -4,7 +4,7 @@
 // same on 1, 2 and 3 threads; geometries with stride, padding, dilation and ragged sizes, and
 // shapes past the kernel's blocking constants (K > 256, N·P > 512, F > 64). These are the direct
 // products (winograd: false); the Winograd F(2x2, 3x3) route is wasm-winograd.test.ts's.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   col2im,
@@ -12,7 +12,6 @@ import {
   conv2dGeometry,
   conv2dInputGrad,
   conv2dWeightGrad,
-  createPool,
   im2col,
   kernelPath,
   matmul,
@@ -23,7 +22,14 @@ import type { Conv2dGeometry, KernelPath, MatrixPool } from "../src/index.ts";
 import { convKernelBytes, convTables, stagePlanes } from "../src/wasm-conv.ts";
 import { WasmThread, createKernelMemory } from "../src/wasm-gemm.ts";
 import { AS_FORWARD_MIN_CHANNELS, flippedFilters, inputGradAsForward } from "../src/conv.ts";
-import { expectWithinRoundoff, randomArray, refMatmulWithAbs, transpose, bits } from "./helpers.ts";
+import {
+  bits,
+  expectWithinRoundoff,
+  randomArray,
+  refMatmulWithAbs,
+  testPools,
+  transpose,
+} from "./helpers.ts";
 
 interface Case {
   g: Required<Conv2dGeometry>;
@@ -280,17 +286,14 @@ function bothWays(c: Case, pool?: MatrixPool) {
 }
 
 describe("convolution products", () => {
+  const pools = testPools("wasm");
+  // minParallelFlops 0: even the small property cases are split over the threads (read per
+  // test: the pools open in beforeAll)
   let pool2: MatrixPool;
   let pool3: MatrixPool;
-  beforeAll(async () => {
-    // minParallelFlops 0: even the small property cases are split over the threads.
-    pool2 = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
-    pool3 = createPool({ threads: 3, minParallelFlops: 0, kernels: "wasm" });
-    await Promise.all([pool2.ready(), pool3.ready()]);
-  });
-  afterAll(async () => {
-    await pool2.close();
-    await pool3.close();
+  beforeEach(() => {
+    pool2 = pools.pool2();
+    pool3 = pools.pool3();
   });
 
   for (const kernels of ["asm", "wasm"] as const) {
@@ -423,8 +426,9 @@ describe("convolution products", () => {
           for (let p = 0; p < P; p++) nchw[(i * c.f + j) * P + p] = gy[(j * g.n + i) * P + p]!;
       const pool = threads === 2 ? pool2 : threads === 3 ? pool3 : undefined;
       for (const kernels of ["asm", "wasm"] as const) {
-        const o = { kernels, pool };
-        const on = { kernels, pool, layout: "nchw" as const };
+        // the direct products (gy "nchw" would send the weight gradient to Winograd's route)
+        const o = { kernels, pool, winograd: false };
+        const on = { ...o, layout: "nchw" as const };
         const dW = conv2dWeightGrad(gy, x, c.f, c.g, undefined, o);
         expect(bits(conv2dWeightGrad(nchw, x, c.f, c.g, undefined, on))).toEqual(bits(dW));
         const dx = conv2dInputGrad(w, gy, c.f, c.g, undefined, o);

@@ -1,7 +1,7 @@
 // Reference implementations and random data shared by the test files.
 import { afterAll, beforeAll, expect } from "vitest";
 import { BsrMatrix, createPool } from "../src/index.ts";
-import type { FloatArray, MatrixPool } from "../src/index.ts";
+import type { FloatArray, KernelPath, MatrixPool } from "../src/index.ts";
 
 /** Deterministic uniform [-1, 1) numbers from a 32-bit seed (mulberry32). */
 export function rng(seed: number): () => number {
@@ -194,11 +194,19 @@ export const bits = (x: Float32Array | Float64Array): Uint8Array =>
  * 2 cores.
  */
 export function asmTestPools(): { pool2: () => MatrixPool; pool3: () => MatrixPool } {
+  return testPools("asm");
+}
+
+/** asmTestPools' pools on either kernel path. */
+export function testPools(kernels: KernelPath): {
+  pool2: () => MatrixPool;
+  pool3: () => MatrixPool;
+} {
   let pool2: MatrixPool | undefined;
   let pool3: MatrixPool | undefined;
   beforeAll(async () => {
-    pool2 = createPool({ threads: 2, minParallelFlops: 0, spin: 2000, kernels: "asm" });
-    pool3 = createPool({ threads: 3, minParallelFlops: 0, spin: 2000, kernels: "asm" });
+    pool2 = createPool({ threads: 2, minParallelFlops: 0, spin: 2000, kernels });
+    pool3 = createPool({ threads: 3, minParallelFlops: 0, spin: 2000, kernels });
     await Promise.all([pool2.ready(), pool3.ready()]);
   });
   afterAll(async () => {

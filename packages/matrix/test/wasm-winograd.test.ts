@@ -5,14 +5,13 @@
 // C > KC, more tile rows than a block holds); the same bits on 1, 2 and 3 threads; exactly the
 // geometries winogradApplies names take the route, `winograd: false` keeps the direct product;
 // and a wrong transform (the kernels transposed) fails the bound.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   conv2dForward,
   conv2dGeometry,
   conv2dInputGrad,
   conv2dWeightGrad,
-  createPool,
   winogradFromEnv,
 } from "../src/index.ts";
 import type { MatrixPool } from "../src/index.ts";
@@ -28,7 +27,7 @@ import {
   winogradKernelBytes,
   winogradRowsPerBlock,
 } from "../src/wasm-winograd.ts";
-import { bits, randomArray } from "./helpers.ts";
+import { bits, randomArray, testPools } from "./helpers.ts";
 
 interface Geo {
   n: number;
@@ -75,6 +74,26 @@ function refConv(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<num
   return y;
 }
 
+/** |Bᵀ|, |G| and |A| (the transforms' matrices with their signs dropped), for the bounds. */
+const BT_ABS = [
+  [1, 0, 1, 0],
+  [0, 1, 1, 0],
+  [0, 1, 1, 0],
+  [0, 1, 0, 1],
+];
+const G_ABS = [
+  [1, 0, 0],
+  [0.5, 0.5, 0.5],
+  [0.5, 0.5, 0.5],
+  [0, 0, 1],
+];
+const A_ABS = [
+  [1, 0],
+  [1, 1],
+  [1, 1],
+  [0, 1],
+];
+
 /**
  * The algorithm run on absolute values in float64: |Aᵀ| (Σ_c (|G| |g| |G|ᵀ) ⊙ (|B|ᵀ |d| |B|)) |A|
  * + |bias| per output. Every intermediate of the float32 run is a sum of at most C + 3 rounded
@@ -84,22 +103,6 @@ function refConv(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<num
 function winogradAbs(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number>, g: Geo) {
   const oh = g.h + 2 * g.pad - 2;
   const ow = g.w + 2 * g.pad - 2;
-  const BT = [
-    [1, 0, 1, 0],
-    [0, 1, 1, 0],
-    [0, 1, 1, 0],
-    [0, 1, 0, 1],
-  ];
-  const G = [
-    [1, 0, 0],
-    [0.5, 0.5, 0.5],
-    [0.5, 0.5, 0.5],
-    [0, 0, 1],
-  ];
-  const AT = [
-    [1, 1, 1, 0],
-    [0, 1, 1, 1],
-  ];
   const abs = new Float64Array(g.n * g.f * oh * ow);
   const at = (i: number, c: number, yy: number, xx: number) =>
     yy < 0 || yy >= g.h || xx < 0 || xx >= g.w
@@ -116,11 +119,15 @@ function winogradAbs(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike
                 let v = 0;
                 for (let r = 0; r < 4; r++)
                   for (let s = 0; s < 4; s++)
-                    v += BT[a]![r]! * at(i, c, 2 * ty + r - g.pad, 2 * tx + s - g.pad) * BT[b]![s]!;
+                    v +=
+                      BT_ABS[a]![r]! *
+                      at(i, c, 2 * ty + r - g.pad, 2 * tx + s - g.pad) *
+                      BT_ABS[b]![s]!;
                 let u = 0;
                 for (let r = 0; r < 3; r++)
                   for (let s = 0; s < 3; s++)
-                    u += G[a]![r]! * Math.abs(w[((f * g.c + c) * 3 + r) * 3 + s]!) * G[b]![s]!;
+                    u +=
+                      G_ABS[a]![r]! * Math.abs(w[((f * g.c + c) * 3 + r) * 3 + s]!) * G_ABS[b]![s]!;
                 m[4 * a + b] = m[4 * a + b]! + u * v;
               }
           }
@@ -128,7 +135,7 @@ function winogradAbs(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike
             for (let q = 0; q < 2; q++) {
               let s = Math.abs(bias[f]!);
               for (let a = 0; a < 4; a++)
-                for (let b = 0; b < 4; b++) s += AT[p]![a]! * m[4 * a + b]! * AT[q]![b]!;
+                for (let b = 0; b < 4; b++) s += A_ABS[a]![p]! * m[4 * a + b]! * A_ABS[b]![q]!;
               abs[((i * g.f + f) * oh + 2 * ty + p) * ow + 2 * tx + q] = s;
             }
         }
@@ -167,24 +174,6 @@ function refWeightGrad(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
 function winogradGradAbs(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
   const oh = g.h + 2 * g.pad - 2;
   const ow = g.w + 2 * g.pad - 2;
-  const BT = [
-    [1, 0, 1, 0],
-    [0, 1, 1, 0],
-    [0, 1, 1, 0],
-    [0, 1, 0, 1],
-  ];
-  const A = [
-    [1, 0],
-    [1, 1],
-    [1, 1],
-    [0, 1],
-  ];
-  const G = [
-    [1, 0, 0],
-    [0.5, 0.5, 0.5],
-    [0.5, 0.5, 0.5],
-    [0, 0, 1],
-  ];
   const at = (i: number, c: number, yy: number, xx: number) =>
     yy < 0 || yy >= g.h || xx < 0 || xx >= g.w
       ? 0
@@ -200,7 +189,10 @@ function winogradGradAbs(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
               let v = 0;
               for (let r = 0; r < 4; r++)
                 for (let q = 0; q < 4; q++)
-                  v += BT[a]![r]! * at(i, c, 2 * ty + r - g.pad, 2 * tx + q - g.pad) * BT[b]![q]!;
+                  v +=
+                    BT_ABS[a]![r]! *
+                    at(i, c, 2 * ty + r - g.pad, 2 * tx + q - g.pad) *
+                    BT_ABS[b]![q]!;
               V[c * 16 + 4 * a + b] = v;
             }
         for (let f = 0; f < g.f; f++)
@@ -210,9 +202,9 @@ function winogradGradAbs(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
               for (let r = 0; r < 2; r++)
                 for (let q = 0; q < 2; q++)
                   m +=
-                    A[a]![r]! *
+                    A_ABS[a]![r]! *
                     Math.abs(gy[((i * g.f + f) * oh + 2 * ty + r) * ow + 2 * tx + q]!) *
-                    A[b]![q]!;
+                    A_ABS[b]![q]!;
               for (let c = 0; c < g.c; c++) {
                 const e = (f * g.c + c) * 16 + 4 * a + b;
                 S[e] = S[e]! + m * V[c * 16 + 4 * a + b]!;
@@ -225,7 +217,7 @@ function winogradGradAbs(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
       for (let v = 0; v < 3; v++) {
         let s = 0;
         for (let a = 0; a < 4; a++)
-          for (let b = 0; b < 4; b++) s += G[a]![u]! * S[p * 16 + 4 * a + b]! * G[b]![v]!;
+          for (let b = 0; b < 4; b++) s += G_ABS[a]![u]! * S[p * 16 + 4 * a + b]! * G_ABS[b]![v]!;
         abs[p * 9 + 3 * u + v] = s;
       }
   return abs;
@@ -355,17 +347,7 @@ function checkWeightGrad(g: Geo, pool?: MatrixPool): void {
 }
 
 describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
-  let pool2: MatrixPool;
-  let pool3: MatrixPool;
-  beforeAll(async () => {
-    pool2 = createPool({ threads: 2, minParallelFlops: 0, kernels: "wasm" });
-    pool3 = createPool({ threads: 3, minParallelFlops: 0, kernels: "wasm" });
-    await Promise.all([pool2.ready(), pool3.ready()]);
-  });
-  afterAll(async () => {
-    await pool2.close();
-    await pool3.close();
-  });
+  const pools = testPools("wasm");
 
   it("the forward product stays within the algorithm's roundoff bound of a float64 direct convolution", () => {
     fc.assert(
@@ -409,7 +391,7 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
     fc.assert(
       fc.property(geoArb, fc.constantFrom(2, 3), (g, threads) => {
         const { x, w, bias } = data(g);
-        const pool = threads === 2 ? pool2 : pool3;
+        const pool = threads === 2 ? pools.pool2() : pools.pool3();
         expect(bits(forward(g, x, w, bias, pool))).toEqual(bits(forward(g, x, w, bias)));
       }),
       { numRuns: 20 },
@@ -420,7 +402,7 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
       const opts = { kernels: "wasm" as const, layout: "nchw" as const };
       const dx = conv2dInputGrad(w, gy, g.f, geometry(g), undefined, opts);
       const dW = conv2dWeightGrad(gy, x, g.f, geometry(g), undefined, opts);
-      for (const pool of [pool2, pool3]) {
+      for (const pool of [pools.pool2(), pools.pool3()]) {
         const o = { ...opts, pool };
         expect(bits(forward(g, x, w, bias, pool))).toEqual(bits(serial));
         expect(bits(conv2dInputGrad(w, gy, g.f, geometry(g), undefined, o))).toEqual(bits(dx));
