@@ -29,7 +29,9 @@
 // float32 roundoff (the transforms' coefficients are 0, ±1, ±½: relative errors stay near the
 // direct sum's; tested against a float64 reference within the algorithm's bound). Each forward
 // output is computed by one thread from its own tile, whatever the blocking, and the weight
-// gradient's chunks do not depend on the thread count: the same bits on any thread count.
+// gradient's chunks do not depend on the thread count: the same bits on any thread count. A NaN
+// or infinity in a 4x4 patch reaches all four outputs of its tile (an infinity may become NaN:
+// the transforms subtract), not only those whose 3x3 window holds it.
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code, Local } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, WASM_MC, WASM_TILE } from "./wasm-gemm.ts";
