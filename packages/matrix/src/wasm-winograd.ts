@@ -30,8 +30,8 @@
 // direct sum's; tested against a float64 reference within the algorithm's bound). Each forward
 // output is computed by one thread from its own tile, whatever the blocking, and the weight
 // gradient's chunks do not depend on the thread count: the same bits on any thread count. A NaN
-// or infinity in a 4x4 patch reaches all four outputs of its tile (an infinity may become NaN:
-// the transforms subtract), not only those whose 3x3 window holds it.
+// or infinity in the input reaches the outputs the direct product's would (Bᵀ's and Aᵀ's nonzero
+// pattern keeps each output to its window's patch entries); an infinity may come out as NaN.
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code, Local } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, WASM_MC, WASM_TILE } from "./wasm-gemm.ts";

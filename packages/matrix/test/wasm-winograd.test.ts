@@ -444,6 +444,24 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
     expect(bits(forward(g, x, w))).not.toEqual(bits(direct));
   });
 
+  it("a NaN or an infinity in x reaches exactly the outputs it reaches in the direct product", () => {
+    fc.assert(
+      fc.property(geoArb, fc.nat(), fc.constantFrom(NaN, Infinity, -Infinity), (g, at, bad) => {
+        const { x, w } = data(g);
+        x[at % x.length] = bad;
+        const opts = { kernels: "wasm" as const, layout: "nchw" as const };
+        const direct = conv2dForward(x, w, g.f, geometry(g), undefined, {
+          ...opts,
+          winograd: false,
+        });
+        const ours = forward(g, x, w);
+        expect(Array.from(ours, Number.isFinite)).toEqual(Array.from(direct, Number.isFinite));
+        expect(direct.some((v) => !Number.isFinite(v))).toBe(true);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   it("TESSERA_WINOGRAD: 1, empty or unset on, 0 off, anything else a named error", () => {
     expect(winogradFromEnv({})).toBe(true);
     expect(winogradFromEnv({ TESSERA_WINOGRAD: "" })).toBe(true);
