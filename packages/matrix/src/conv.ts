@@ -5,7 +5,11 @@
 // input and sums the input gradient in kernel memory, with the same bits as the composed calls
 // on that path; except that the input gradient of a stride-1 convolution padded at least to
 // "same" size with 8 or more input channels is computed as the forward convolution of gy with
-// the flipped filters (inputGradAsForward), with that convolution's bits.
+// the flipped filters (inputGradAsForward), with that convolution's bits. With layout "nchw",
+// 3x3 stride-1 convolutions with even output sides and 8 or more input channels take Winograd
+// F(2x2, 3x3) instead (wasm-winograd.ts: the forward product, that forward route and the weight
+// gradient; float32 roundoff apart from the direct bits) unless `winograd: false` or
+// TESSERA_WINOGRAD=0. The forward's `relu` option applies max(·, +0) after the bias.
 import type { DenseOptions } from "./dense.ts";
 import { matmul, matmulTransA, matmulTransB } from "./dense.ts";
 import { col2im, conv2dGeometry, im2col } from "./im2col.ts";

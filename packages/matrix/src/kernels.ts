@@ -1,7 +1,9 @@
 // Which kernels run the float32 products: the asm.js/JavaScript ones (the reference, and the
 // default) or the WebAssembly SIMD ones. Chosen per call (`kernels` option), per pool
 // (`createPool({ kernels })`), or for the whole process with TESSERA_KERNELS=asm|wasm, in that
-// order of precedence. Float64 products always run the asm.js kernels.
+// order of precedence. Float64 products always run the asm.js kernels. Two switches refine the
+// wasm path without being paths of their own: TESSERA_WASM_FMA (the fused micro-kernel) and
+// TESSERA_WINOGRAD (the 3x3 convolutions' Winograd route, on unless "0").
 
 export type KernelPath = "asm" | "wasm";
 const PATHS: readonly string[] = ["asm", "wasm"];

@@ -1,4 +1,5 @@
-// The standard layers. Each holds its parameters and calls one fused autograd op in forward.
+// The standard layers. Each holds its parameters and calls one fused autograd op in forward;
+// Sequential runs a Conv2d followed by a ReLU as one (conv2d with relu).
 import { Tensor, Generator } from "@tessera/tensor";
 import {
   Variable,
