@@ -1,9 +1,15 @@
-// smallCnn()'s 3x3 convolutions (batch 128, NCHW, wasm path) as the direct product and as
-// Winograd F(2x2, 3x3) (wasm-winograd.ts), side by side in one run: the forward product, the
+// LeNet-5's 5x5 conv2 and smallCnn()'s 3x3 convolutions (batch 128, NCHW, wasm path) as the
+// direct product and as Winograd F(2x2, r x r) (wasm-winograd.ts), side by side in one run: the forward product, the
 // input gradient (its forward route) and the weight gradient, one and two threads. Milliseconds per call, the fastest
 // of several (fastestMs), and the ratio direct / Winograd.
 //   pnpm tsx packages/matrix/bench/winograd.ts [--time-ms 300]
-import { conv2dForward, conv2dInputGrad, conv2dWeightGrad, createPool } from "../src/index.ts";
+import {
+  conv2dForward,
+  conv2dGeometry,
+  conv2dInputGrad,
+  conv2dWeightGrad,
+  createPool,
+} from "../src/index.ts";
 import type { Conv2dGeometry } from "../src/index.ts";
 import { fastestMs, fillRandom, machineInfo } from "./common.ts";
 
@@ -22,6 +28,8 @@ const same = (c: number, s: number): Conv2dGeometry => ({
   padW: 1,
 });
 const layers: [string, Conv2dGeometry, number][] = [
+  // F(2x2, 5x5); unpadded, so its input gradient stays on col2im (no forward route)
+  ["LeNet-5 conv2 (20->50, 5x5, 12x12)", { n: 128, c: 20, h: 12, w: 12, kh: 5, kw: 5 }, 50],
   ["smallCnn conv2 (32->32, 28x28)", same(32, 28), 32],
   ["smallCnn conv3 (32->64, 14x14)", same(32, 14), 64],
   ["smallCnn conv4 (64->64, 14x14)", same(64, 14), 64],
@@ -36,9 +44,10 @@ console.log("|---|---|---|---|---|---|---|---|");
 const pool = createPool({ threads: 2, kernels: "wasm" });
 await pool.ready();
 for (const [name, g, f] of layers) {
-  const P = g.h * g.w;
-  const x = fillRandom(new Float32Array(g.n * g.c * P), 1);
-  const w = fillRandom(new Float32Array(f * g.c * 9), 2);
+  const r = conv2dGeometry("winograd bench", g);
+  const P = r.positions;
+  const x = fillRandom(new Float32Array(g.n * g.c * g.h * g.w), 1);
+  const w = fillRandom(new Float32Array(f * r.patchSize), 2);
   const gy = fillRandom(new Float32Array(g.n * f * P), 3);
   const y = new Float32Array(g.n * f * P);
   const dx = new Float32Array(x.length);

@@ -890,7 +890,7 @@ export function runWasmWinograd(
   const pooled = usePool(pool, (2 * F * g.c * 16 * g.n * P) / 4) && g.n > 1 ? pool : undefined;
   // the input transform reads up to 6 floats past a tile row's end: slack after xp
   const uOff = roundUp16(4 * xpFloats + 64);
-  const biasOff = uOff + roundUp16(4 * winogradFilterFloats(g.c, F));
+  const biasOff = uOff + roundUp16(4 * winogradFilterFloats(g.kh, g.c, F));
   const yOff = biasOff + roundUp16(4 * F);
   const bytes = yOff + 4 * g.n * F * P + 64;
   const { t, at } = kernelArea(pooled, bytes);
@@ -901,7 +901,7 @@ export function runWasmWinograd(
   );
   const H = t.f32();
   const uAt = xpAt + uOff;
-  transformFilters(H, uAt >> 2, w, F, g.c);
+  transformFilters(H, uAt >> 2, w, F, g.c, g.kh);
   const biasAt = xpAt + biasOff;
   if (bias) H.set(bias.subarray(0, F), biasAt >> 2);
   else H.fill(0, biasAt >> 2, (biasAt >> 2) + F);
@@ -919,6 +919,7 @@ export function runWasmWinograd(
     wp,
     relu: relu ? 1 : 0,
     rowsPerBlock: winogradRowsPerBlock(g, F),
+    r: g.kh,
   };
   if (pooled === undefined) winogradRange(t, args, 0, g.n);
   else
@@ -952,7 +953,7 @@ export function runWasmWinogradGrad(
   // floats past a row's end: slack after each staged array
   const gyOff = roundUp16(4 * (g.n * g.c + 3) * planeX + 64);
   const duOff = gyOff + roundUp16(4 * (g.n * F + 3) * P + 64);
-  const bytes = duOff + 4 * WINOGRAD_GRAD_CHUNKS * winogradGradChunkFloats(g.c, F) + 64;
+  const bytes = duOff + 4 * WINOGRAD_GRAD_CHUNKS * winogradGradChunkFloats(g.kh, g.c, F) + 64;
   const { t, at } = kernelArea(pooled, bytes);
   const xpAt = roundUp16(at);
   const pad = padArgs(x, g, xpAt);
@@ -977,6 +978,7 @@ export function runWasmWinogradGrad(
     wp,
     rowsPerBlock: winogradGradRowsPerBlock(g, F),
     chunkImages: Math.ceil(g.n / WINOGRAD_GRAD_CHUNKS),
+    r: g.kh,
   };
   if (pooled === undefined) winogradGradRange(t, args, 0, WINOGRAD_GRAD_CHUNKS);
   else
@@ -986,5 +988,5 @@ export function runWasmWinogradGrad(
       lineChunks(WINOGRAD_GRAD_CHUNKS, WINOGRAD_GRAD_CHUNKS),
     );
   H = t.f32();
-  winogradGradReduce(H, args.duAt, WINOGRAD_GRAD_CHUNKS, F, g.c, dW);
+  winogradGradReduce(H, args.duAt, WINOGRAD_GRAD_CHUNKS, F, g.c, dW, g.kh);
 }

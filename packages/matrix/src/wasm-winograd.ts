@@ -48,20 +48,113 @@ if (!Number.isInteger(NR_SHIFT) || NR < 4 || !Number.isInteger(MR_SHIFT) || MR <
     `wasm-winograd: WASM_TILE's mr and nr must be powers of two >= 4 (four rows are transposed into one vector), got ${MR}x${NR}`,
   );
 
-/** dst = a op b on f32x4 locals. */
-function vop(c: Code, a: Local, op: "+" | "-", b: Local, dst: Local): void {
-  c.get(a).get(b);
-  if (op === "+") c.f32x4Add();
-  else c.f32x4Sub();
-  c.set(dst);
+/**
+ * The matrices of Winograd's F(2, r) (Lavin & Gray 2016; the Cook-Toom construction): with
+ * n = r + 1 points p_0..p_{n-2} and infinity, y = Aᵀ[(G g) ⊙ (Bᵀ d)] is the correlation
+ * y_i = Σ_k g_k d_{i+k} of r taps over n inputs, for 2 outputs:
+ *   Aᵀ[i][j] = p_j^i (the last column: infinity, [0, 1]),
+ *   G[j][k] = p_j^k / Π_{l≠j}(p_j - p_l) (the last row: [0 .. 0 1]),
+ *   Bᵀ[j] = the coefficients of Π_{l≠j}(x - p_l) (the last row: of Π_l (x - p_l)).
+ * 2-D tiles nest them: V = Bᵀ d B, U = G g Gᵀ, y = Aᵀ M A. The points are the small ones
+ * (0, ±1, then ±2), which keep Bᵀ's entries small integers: r = 3 gives Bᵀ rows [-1 0 1 0],
+ * [0 1 1 0], [0 -1 1 0], [0 -1 0 1]; r = 5 the F(4, 3)-sized 6x6 with entries up to 5.
+ */
+export interface WinogradMatrices {
+  r: number;
+  n: number;
+  AT: number[][];
+  G: number[][];
+  BT: number[][];
 }
 
-/** The four outputs of Bᵀ·x on four values: [x0 - x2, x1 + x2, x2 - x1, x1 - x3]. */
-function bt(c: Code, x: Local[], out: Local[]): void {
-  vop(c, x[0]!, "-", x[2]!, out[0]!);
-  vop(c, x[1]!, "+", x[2]!, out[1]!);
-  vop(c, x[2]!, "-", x[1]!, out[2]!);
-  vop(c, x[1]!, "-", x[3]!, out[3]!);
+/** Kernel sizes the route generates kernels for. */
+export const WINOGRAD_SIZES: readonly number[] = [3, 5];
+const POINTS = [0, 1, -1, 2, -2, 0.5, -0.5];
+const matricesCache = new Map<number, WinogradMatrices>();
+
+/** The F(2, r) matrices (r in WINOGRAD_SIZES), computed once. */
+export function winogradMatrices(r: number): WinogradMatrices {
+  if (!WINOGRAD_SIZES.includes(r))
+    throw new RangeError(
+      `winogradMatrices: r must be one of ${WINOGRAD_SIZES.join(", ")}, got ${r}`,
+    );
+  let w = matricesCache.get(r);
+  if (w !== undefined) return w;
+  const n = r + 1;
+  const p = POINTS.slice(0, n - 1);
+  /** Coefficients (lowest first) of Π over `roots` of (x - root). */
+  const poly = (roots: number[]) =>
+    roots.reduce(
+      (cs, root) => cs.map((_, t) => (t > 0 ? cs[t - 1]! : 0) - root * cs[t]!),
+      [1, ...new Array<number>(n - 1).fill(0)],
+    );
+  const AT = [0, 1].map((i) => [...p.map((pj) => pj ** i), i === 1 ? 1 : 0]);
+  const G = p.map((pj, j) => {
+    const f = p.reduce((acc, pl, l) => (l === j ? acc : acc * (pj - pl)), 1);
+    return Array.from({ length: r }, (_, k) => pj ** k / f);
+  });
+  G.push(Array.from({ length: r }, (_, k) => (k === r - 1 ? 1 : 0)));
+  const BT = p.map((_, j) => poly(p.filter((_, l) => l !== j)));
+  BT.push(poly(p));
+  w = { r, n, AT, G, BT };
+  matricesCache.set(r, w);
+  return w;
+}
+
+/** f32x4 splats of the coefficients a kernel multiplies by, set once at the function's start. */
+class Coefficients {
+  private readonly locals = new Map<number, Local>();
+  constructor(
+    private readonly c: Code,
+    matrices: number[][][],
+  ) {
+    for (const m of matrices)
+      for (const row of m)
+        for (const v of row) {
+          const a = Math.abs(v);
+          if (a === 0 || a === 1 || this.locals.has(a)) continue;
+          const l = c.local(V128);
+          c.f32Const(a).f32x4Splat().set(l);
+          this.locals.set(a, l);
+        }
+  }
+  get(a: number): Local {
+    return this.locals.get(a)!;
+  }
+}
+
+/**
+ * out[i] = Σ_j M[i][j]·x[j] on f32x4 locals: ±1 as adds and subtracts, other coefficients as a
+ * multiply by their splat; a row starts from a positive term where it has one.
+ */
+function applyMatrix(c: Code, M: number[][], x: Local[], out: Local[], k: Coefficients): void {
+  M.forEach((row, i) => {
+    const terms = row.map((v, j) => [v, j] as const).filter(([v]) => v !== 0);
+    if (terms.length === 0) {
+      c.v128Zero().set(out[i]!);
+      return;
+    }
+    const first = terms.findIndex(([v]) => v > 0);
+    const order = first < 0 ? terms : [terms[first]!, ...terms.filter((_, t) => t !== first)];
+    const scaled = (v: number, j: number) => {
+      c.get(x[j]!);
+      if (Math.abs(v) !== 1) c.get(k.get(Math.abs(v))).f32x4Mul();
+    };
+    order.forEach(([v, j], t) => {
+      if (t === 0 && v < 0) {
+        c.v128Zero();
+        scaled(v, j);
+        c.f32x4Sub();
+      } else {
+        scaled(v, j);
+        if (t > 0) {
+          if (v > 0) c.f32x4Add();
+          else c.f32x4Sub();
+        }
+      }
+    });
+    c.set(out[i]!);
+  });
 }
 
 /** Scratch locals of patchTransform. */
@@ -71,52 +164,56 @@ interface PatchLocals {
   d: Local[];
   t: Local[];
 }
-function patchLocals(c: Code): PatchLocals {
+function patchLocals(c: Code, n: number): PatchLocals {
   return {
     lo: c.local(V128),
     hi: c.local(V128),
-    d: Array.from({ length: 16 }, () => c.local(V128)),
-    t: Array.from({ length: 16 }, () => c.local(V128)),
+    d: Array.from({ length: n * n }, () => c.local(V128)),
+    t: Array.from({ length: n * n }, () => c.local(V128)),
   };
 }
 
 /**
- * v[4i + j] = (Bᵀ d B)[i][j] for four horizontally adjacent tiles (lane l = tile l) whose 4x4
- * patches start at byte address a (patch rows wp bytes apart; a is moved down three rows).
- * Columns 0..7 and 2..9 of each patch row are loaded and split into even and odd lanes:
- * d[r][0] = x0 x2 x4 x6, d[r][1] = x1 x3 x5 x7, d[r][2] = x2 x4 x6 x8, d[r][3] = x3 x5 x7 x9.
+ * v[n·i + j] = (Bᵀ d B)[i][j] for four horizontally adjacent tiles (lane l = tile l) whose n x n
+ * patches start at byte address a (patch rows wp bytes apart; a is moved down n - 1 rows). Each
+ * patch row's columns c..c+7 (c = 0, 2, ..) are loaded and split into even and odd lanes:
+ * d[row][c] = x_c x_{c+2} x_{c+4} x_{c+6}, d[row][c+1] = x_{c+1} .. x_{c+7}.
  */
-function patchTransform(c: Code, a: Local, wp: Local, l: PatchLocals, v: Local[]): void {
+function patchTransform(
+  c: Code,
+  W: WinogradMatrices,
+  a: Local,
+  wp: Local,
+  l: PatchLocals,
+  v: Local[],
+  k: Coefficients,
+): void {
+  const { n, BT } = W;
   const { lo, hi, d, t } = l;
-  for (let r = 0; r < 4; r++) {
-    for (const [off, dc] of [
-      [0, 0],
-      [8, 2],
-    ] as const) {
-      c.get(a).v128Load(off).set(lo);
+  for (let r = 0; r < n; r++) {
+    for (let col = 0; col < n; col += 2) {
       c.get(a)
-        .v128Load(off + 16)
+        .v128Load(4 * col)
+        .set(lo);
+      c.get(a)
+        .v128Load(4 * col + 16)
         .set(hi);
       c.get(lo)
         .get(hi)
         .i32x4Shuffle([0, 2, 4, 6])
-        .set(d[4 * r + dc]!);
+        .set(d[n * r + col]!);
       c.get(lo)
         .get(hi)
         .i32x4Shuffle([1, 3, 5, 7])
-        .set(d[4 * r + dc + 1]!);
+        .set(d[n * r + col + 1]!);
     }
-    if (r < 3) c.get(a).get(wp).i32Add().set(a);
+    if (r < n - 1) c.get(a).get(wp).i32Add().set(a);
   }
+  const column = (m: Local[], col: number) => Array.from({ length: n }, (_, r) => m[n * r + col]!);
   // t = Bᵀ d (down the columns), then v = t B (along the rows)
-  for (let col = 0; col < 4; col++)
-    bt(
-      c,
-      [0, 1, 2, 3].map((r) => d[4 * r + col]!),
-      [0, 1, 2, 3].map((r) => t[4 * r + col]!),
-    );
-  for (let row = 0; row < 4; row++)
-    bt(c, t.slice(4 * row, 4 * row + 4), v.slice(4 * row, 4 * row + 4));
+  for (let col = 0; col < n; col++) applyMatrix(c, BT, column(d, col), column(t, col), k);
+  for (let row = 0; row < n; row++)
+    applyMatrix(c, BT, t.slice(n * row, n * row + n), v.slice(n * row, n * row + n), k);
 }
 
 /**
@@ -127,22 +224,24 @@ function patchTransform(c: Code, a: Local, wp: Local, l: PatchLocals, v: Local[]
  * dst + ξ·xiBytes + 4·((j >> log2 NR)·chans·NR + ch·NR + (j & (NR-1))): B panels of NR tiles
  * with k = channels, as the micro-kernel reads them.
  */
-function emitIn(c: Code): void {
+function emitIn(c: Code, W: WinogradMatrices): void {
   const [src, wp, planeBytes, chans, dst, slot0, quads, xiBytes] = c.paramTuple(8);
+  const nn = W.n * W.n;
+  const k = new Coefficients(c, [W.BT]);
   const ch = c.local(I32);
   const qd = c.local(I32);
   const a = c.local(I32);
   const o = c.local(I32);
   const j = c.local(I32);
-  const scratch = patchLocals(c);
-  const v = Array.from({ length: 16 }, () => c.local(V128));
+  const scratch = patchLocals(c, W.n);
+  const v = Array.from({ length: nn }, () => c.local(V128));
   c.loop((chan) => {
     c.i32Const(0).set(qd);
     c.loop((quad) => {
-      // a = src + ch·planeBytes + 32·qd: four tiles cover eight input columns
+      // a = src + ch·planeBytes + 32·qd: four tiles start eight input columns apart
       c.get(src).get(ch).get(planeBytes).i32Mul().i32Add();
       c.get(qd).i32Const(5).i32Shl().i32Add().set(a);
-      patchTransform(c, a, wp, scratch, v);
+      patchTransform(c, W, a, wp, scratch, v, k);
       // o = dst + 4·((j >> log2 NR)·chans·NR + ch·NR + (j & (NR-1))), j = slot0 + 4·qd
       c.get(slot0).get(qd).i32Const(2).i32Shl().i32Add().set(j);
       c.get(j).i32Const(NR_SHIFT).i32ShrU().get(chans).i32Mul().get(ch).i32Add();
@@ -153,9 +252,9 @@ function emitIn(c: Code): void {
         .i32And()
         .i32Add();
       c.i32Const(2).i32Shl().get(dst).i32Add().set(o);
-      for (let xi = 0; xi < 16; xi++) {
+      for (let xi = 0; xi < nn; xi++) {
         c.get(o).get(v[xi]!).v128Store();
-        if (xi < 15) c.get(o).get(xiBytes).i32Add().set(o);
+        if (xi < nn - 1) c.get(o).get(xiBytes).i32Add().set(o);
       }
       c.get(qd).i32Const(1).i32Add().tee(qd).get(quads).i32LtU().brIf(quad);
     });
@@ -169,8 +268,11 @@ function emitIn(c: Code): void {
  * f·nrBytes; filter f's 2 x 2·tw outputs go to y + f·fBytes (two rows wBytes apart), each
  * plus the f32 at bias + 4·f, then max(·, +0) when `relu` (the same f32x4.max as wasm-relu.ts).
  */
-function emitOut(c: Code, relu: boolean): void {
+function emitOut(c: Code, W: WinogradMatrices, relu: boolean): void {
   const [m, nrBytes, xiBytes, rows, y, fBytes, wBytes, tw, bias] = c.paramTuple(9);
+  const { n, AT } = W;
+  const nn = n * n;
+  const k = new Coefficients(c, [AT]);
   const f = c.local(I32);
   const qd = c.local(I32);
   const full = c.local(I32);
@@ -179,31 +281,27 @@ function emitOut(c: Code, relu: boolean): void {
   const yp = c.local(I32);
   const p = c.local(I32);
   const b = c.local(V128);
-  const mv = Array.from({ length: 16 }, () => c.local(V128));
-  const s = Array.from({ length: 8 }, () => c.local(V128));
+  const mv = Array.from({ length: nn }, () => c.local(V128));
+  const s = Array.from({ length: 2 * n }, () => c.local(V128));
   const yv = Array.from({ length: 4 }, () => c.local(V128));
   const iv = Array.from({ length: 4 }, () => c.local(V128));
   /** iv = the two output rows of the four tiles at M address p, interleaved (lo0 hi0 lo1 hi1). */
   const compute = () => {
-    for (let xi = 0; xi < 16; xi++) {
+    for (let xi = 0; xi < nn; xi++) {
       c.get(p).v128Load().set(mv[xi]!);
-      if (xi < 15) c.get(p).get(xiBytes).i32Add().set(p);
+      if (xi < nn - 1) c.get(p).get(xiBytes).i32Add().set(p);
     }
-    // s[j] = m0j + m1j + m2j, s[4 + j] = m1j - m2j - m3j (Aᵀ down the columns)
-    for (let j = 0; j < 4; j++) {
-      vop(c, mv[j]!, "+", mv[4 + j]!, s[j]!);
-      vop(c, s[j]!, "+", mv[8 + j]!, s[j]!);
-      vop(c, mv[4 + j]!, "-", mv[8 + j]!, s[4 + j]!);
-      vop(c, s[4 + j]!, "-", mv[12 + j]!, s[4 + j]!);
-    }
-    // then along the rows: y_r0 = s0 + s1 + s2, y_r1 = s1 - s2 - s3
-    for (let r = 0; r < 2; r++) {
-      const [s0, s1, s2, s3] = s.slice(4 * r, 4 * r + 4) as [Local, Local, Local, Local];
-      vop(c, s0, "+", s1, yv[2 * r]!);
-      vop(c, yv[2 * r]!, "+", s2, yv[2 * r]!);
-      vop(c, s1, "-", s2, yv[2 * r + 1]!);
-      vop(c, yv[2 * r + 1]!, "-", s3, yv[2 * r + 1]!);
-    }
+    // s = Aᵀ M (down the columns: s[n·i + col]), then y = s A (along the rows)
+    for (let col = 0; col < n; col++)
+      applyMatrix(
+        c,
+        AT,
+        Array.from({ length: n }, (_, r) => mv[n * r + col]!),
+        [s[col]!, s[n + col]!],
+        k,
+      );
+    for (let i = 0; i < 2; i++)
+      applyMatrix(c, AT, s.slice(n * i, n * i + n), [yv[2 * i]!, yv[2 * i + 1]!], k);
     for (const v of yv) {
       c.get(v).get(b).f32x4Add();
       if (relu) c.v128Zero().f32x4Max();
@@ -298,7 +396,7 @@ function transpose4(c: Code, a: Local[], tmp: Local[], r: Local[]): void {
 }
 
 /**
- * The weight gradient's transforms store k = tiles: each of the 16 positions' 4 x 4 blocks
+ * The weight gradient's transforms store k = tiles: each of the n² positions' 4 x 4 blocks
  * (four rows of the operand: channels or filters, by four tiles) is transposed so that one
  * vector holds one tile's four rows, stored at that tile's k row (only the row's `tw` valid
  * tiles: the k dimension has no padding, so no value outside the images enters a sum).
@@ -350,7 +448,8 @@ function storeQuadTransposed(
     .i32And()
     .i32Add();
   c.i32Const(2).i32Shl().i32Add().get(l.dst).i32Add().set(l.o);
-  for (let xi = 0; xi < 16; xi++) {
+  const nn = vq[0]!.length;
+  for (let xi = 0; xi < nn; xi++) {
     transpose4(
       c,
       vq.map((v) => v[xi]!),
@@ -358,7 +457,7 @@ function storeQuadTransposed(
       r,
     );
     storeTiles(c, r, l.o, l.tile0, tw, 4 * width);
-    if (xi < 15) c.get(l.o).get(xiBytes).i32Add().set(l.o);
+    if (xi < nn - 1) c.get(l.o).get(xiBytes).i32Add().set(l.o);
   }
 }
 
@@ -369,16 +468,19 @@ function storeQuadTransposed(
  * of channel ch and the row's tile t goes to dst + ξ·xiBytes + (ch >> log2 NR)·panelBytes +
  * 4·(t·NR + (ch & (NR-1))): B panels of NR channels with k = tiles (dst at this row's first k).
  */
-function emitInT(c: Code): void {
+function emitInT(c: Code, W: WinogradMatrices): void {
   const [src, wp, planeBytes, cquads, dst, panelBytes, xiBytes, tw] = c.paramTuple(8);
+  const k = new Coefficients(c, [W.BT]);
   const cq = c.local(I32);
   const qd = c.local(I32);
   const a = c.local(I32);
   const o = c.local(I32);
   const tile0 = c.local(I32);
-  const scratch = patchLocals(c);
+  const scratch = patchLocals(c, W.n);
   // V of the quad's four channels: vq[ch][ξ]
-  const vq = Array.from({ length: 4 }, () => Array.from({ length: 16 }, () => c.local(V128)));
+  const vq = Array.from({ length: 4 }, () =>
+    Array.from({ length: W.n * W.n }, () => c.local(V128)),
+  );
   const tmp = Array.from({ length: 4 }, () => c.local(V128));
   const r = Array.from({ length: 4 }, () => c.local(V128));
   c.loop((quadOfChannels) => {
@@ -388,7 +490,7 @@ function emitInT(c: Code): void {
         // a = src + (4·cq + ch)·planeBytes + 32·qd
         c.get(cq).i32Const(2).i32Shl().i32Const(ch).i32Add().get(planeBytes).i32Mul();
         c.get(src).i32Add().get(qd).i32Const(5).i32Shl().i32Add().set(a);
-        patchTransform(c, a, wp, scratch, vq[ch]!);
+        patchTransform(c, W, a, wp, scratch, vq[ch]!, k);
       }
       storeQuadTransposed(c, NR, { q: cq, qd, tile0, o, dst, panelBytes }, xiBytes, tw, vq, tmp, r);
       c.get(qd).i32Const(1).i32Add().tee(qd).i32Const(2).i32Shl().get(tw).i32LtU().brIf(quad);
@@ -402,11 +504,14 @@ function emitInT(c: Code): void {
  * tile row for the weight gradient, filters four at a time (src: the row's output rows 2ty and
  * 2ty + 1 of filter 0, planes planeBytes apart; filters past F land in A rows past F, dropped).
  * dM[ξ] of filter f and tile t goes to dst + ξ·xiBytes + (f >> log2 MR)·panelBytes +
- * 4·(t·MR + (f & (MR-1))): A panels of MR filters with k = tiles. With A = [1 0; 1 1; 1 -1; 0 -1]:
- * q = A·dY (rows y0, y0 + y1, y0 - y1, -y1), then dM = q·Aᵀ along the rows likewise.
+ * 4·(t·MR + (f & (MR-1))): A panels of MR filters with k = tiles. q = A·dY down the columns
+ * (A = Aᵀ's transpose, n x 2), then dM = q·Aᵀ along the rows.
  */
-function emitDy(c: Code): void {
+function emitDy(c: Code, W: WinogradMatrices): void {
   const [src, wBytes, planeBytes, fquads, dst, panelBytes, xiBytes, tw] = c.paramTuple(8);
+  const { n } = W;
+  const A = Array.from({ length: n }, (_, i) => [W.AT[0]![i]!, W.AT[1]![i]!]);
+  const k = new Coefficients(c, [A]);
   const fq = c.local(I32);
   const qd = c.local(I32);
   const a = c.local(I32);
@@ -415,18 +520,10 @@ function emitDy(c: Code): void {
   const lo = c.local(V128);
   const hi = c.local(V128);
   const y = Array.from({ length: 4 }, () => c.local(V128)); // y[2·row + col]
-  const q = Array.from({ length: 8 }, () => c.local(V128)); // q[2·i + col]
-  const mq = Array.from({ length: 4 }, () => Array.from({ length: 16 }, () => c.local(V128)));
+  const q = Array.from({ length: 2 * n }, () => c.local(V128)); // q[2·i + col]
+  const mq = Array.from({ length: 4 }, () => Array.from({ length: n * n }, () => c.local(V128)));
   const tmp = Array.from({ length: 4 }, () => c.local(V128));
   const r = Array.from({ length: 4 }, () => c.local(V128));
-  const zero = c.local(V128);
-  /** out[0..3] = [x0, x0 + x1, x0 - x1, 0 - x1] (A applied to the pair x0, x1). */
-  const aPair = (x0: Local, x1: Local, out: Local[]) => {
-    c.get(x0).set(out[0]!);
-    vop(c, x0, "+", x1, out[1]!);
-    vop(c, x0, "-", x1, out[2]!);
-    vop(c, zero, "-", x1, out[3]!);
-  };
   c.loop((quadOfFilters) => {
     c.i32Const(0).set(qd);
     c.loop((quad) => {
@@ -447,12 +544,17 @@ function emitDy(c: Code): void {
           if (row === 0) c.get(a).get(wBytes).i32Add().set(a);
         }
         // down the columns: q[2i + col] = (A·dY)[i][col]
-        for (let col = 0; col < 2; col++) {
-          const out = [0, 1, 2, 3].map((i) => q[2 * i + col]!);
-          aPair(y[col]!, y[2 + col]!, out);
-        }
-        // along the rows: dM[i][0..3] = A applied to (q[i][0], q[i][1])
-        for (let i = 0; i < 4; i++) aPair(q[2 * i]!, q[2 * i + 1]!, mq[f]!.slice(4 * i, 4 * i + 4));
+        for (let col = 0; col < 2; col++)
+          applyMatrix(
+            c,
+            A,
+            [y[col]!, y[2 + col]!],
+            Array.from({ length: n }, (_, i) => q[2 * i + col]!),
+            k,
+          );
+        // along the rows: dM[i][·] = A applied to (q[i][0], q[i][1])
+        for (let i = 0; i < n; i++)
+          applyMatrix(c, A, [q[2 * i]!, q[2 * i + 1]!], mq[f]!.slice(n * i, n * i + n), k);
       }
       storeQuadTransposed(c, MR, { q: fq, qd, tile0, o, dst, panelBytes }, xiBytes, tw, mq, tmp, r);
       c.get(qd).i32Const(1).i32Add().tee(qd).i32Const(2).i32Shl().get(tw).i32LtU().brIf(quad);
@@ -461,16 +563,20 @@ function emitDy(c: Code): void {
   });
 }
 
-/** The Winograd module's bytes: winoIn, winoOut and winoOutRelu over an imported shared memory. */
-export function winogradKernelBytes(): Uint8Array<ArrayBuffer> {
+/**
+ * The Winograd module of F(2, r) (r in WINOGRAD_SIZES): winoIn, winoOut, winoOutRelu, winoInT
+ * and winoDy over an imported shared memory, every transform generated from winogradMatrices(r).
+ */
+export function winogradKernelBytes(r = 3): Uint8Array<ArrayBuffer> {
+  const W = winogradMatrices(r);
   const nine = [I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
-    .func("winoIn", nine.slice(1), [], emitIn)
-    .func("winoOut", nine, [], (c) => emitOut(c, false))
-    .func("winoOutRelu", nine, [], (c) => emitOut(c, true))
-    .func("winoInT", nine.slice(1), [], emitInT)
-    .func("winoDy", nine.slice(1), [], emitDy)
+    .func("winoIn", nine.slice(1), [], (c) => emitIn(c, W))
+    .func("winoOut", nine, [], (c) => emitOut(c, W, false))
+    .func("winoOutRelu", nine, [], (c) => emitOut(c, W, true))
+    .func("winoInT", nine.slice(1), [], (c) => emitInT(c, W))
+    .func("winoDy", nine.slice(1), [], (c) => emitDy(c, W))
     .build();
 }
 
@@ -483,14 +589,20 @@ interface WinogradKernels {
   winoInT: In;
   winoDy: In;
 }
-let compiled: WebAssembly.Module | undefined;
-/** One instance per thread's kernel (one WasmThread per memory and thread). */
-const instances = new WeakMap<WasmThread, WinogradKernels>();
-function kernelsOf(t: WasmThread): WinogradKernels {
-  let k = instances.get(t);
+const compiled = new Map<number, WebAssembly.Module>();
+/** One instance per thread's kernel and kernel size (one WasmThread per memory and thread). */
+const instances = new WeakMap<WasmThread, Map<number, WinogradKernels>>();
+function kernelsOf(t: WasmThread, r: number): WinogradKernels {
+  let perSize = instances.get(t);
+  if (perSize === undefined) instances.set(t, (perSize = new Map()));
+  let k = perSize.get(r);
   if (k === undefined) {
-    compiled ??= compileModule("matrix wasm Winograd kernel", winogradKernelBytes());
-    const e = new WebAssembly.Instance(compiled, { env: { memory: t.memory } }).exports;
+    let mod = compiled.get(r);
+    if (mod === undefined) {
+      mod = compileModule(`matrix wasm Winograd F(2x2, ${r}x${r}) kernel`, winogradKernelBytes(r));
+      compiled.set(r, mod);
+    }
+    const e = new WebAssembly.Instance(mod, { env: { memory: t.memory } }).exports;
     k = {
       winoIn: e.winoIn as In,
       winoOut: e.winoOut as Out,
@@ -498,17 +610,21 @@ function kernelsOf(t: WasmThread): WinogradKernels {
       winoInT: e.winoInT as In,
       winoDy: e.winoDy as In,
     };
-    instances.set(t, k);
+    perSize.set(r, k);
   }
   return k;
 }
 
-/** Floats of V and M per tile slot of a block (16 positions x (C channels + MC filters)). */
-const slotFloats = (c: number, f: number) => 16 * (c + roundUp(Math.min(f, WASM_MC), MR));
+/** n² = (r + 1)²: the tile's positions, products per (filter, channel) pair. */
+const positions = (r: number) => (r + 1) * (r + 1);
+
+/** Floats of V and M per tile slot of a block (n² positions x (C channels + MC filters)). */
+const slotFloats = (r: number, c: number, f: number) =>
+  positions(r) * (c + roundUp(Math.min(f, WASM_MC), MR));
 
 /**
  * Bytes added to the distance between consecutive V[ξ] (and M[ξ]): the input transform stores
- * to all 16 at once, and with distances that are multiples of 2 KiB (C·nr·4 = 22,528 bytes for
+ * to all n² at once, and with distances that are multiples of 2 KiB (C·nr·4 = 22,528 bytes for
  * smallCnn()'s conv2) its stores and loads alias in the L1 cache's 4 KiB pages. 128x32x28x28
  * to 32 filters, one thread, the input transform's time per call: no gap 10.9 ms, 16 bytes 3.1,
  * 64 bytes 2.9, 1040 bytes 2.7 (128x64x14x14: 5.6, 1.7, 1.7, 1.5; one script run).
@@ -520,29 +636,31 @@ const XI_GAP = 1040;
  * 0 when one tile row does not fit (the geometry then takes the direct product).
  */
 export function winogradRowsPerBlock(g: ResolvedConv2d, filters: number): number {
+  const r = g.kh;
   const tw4 = roundUp(g.outW / 2, 4);
-  const perRow = slotFloats(g.c, filters) * tw4;
+  const perRow = slotFloats(r, g.c, filters) * tw4;
   // nr rounds a block's slots up to NR: budget for that too
-  const gaps = (32 * XI_GAP) / 4;
-  const rows = Math.floor((SCRATCH_BYTES / 4 - gaps - slotFloats(g.c, filters) * NR) / perRow);
-  return Math.max(0, rows);
+  const gaps = (2 * positions(r) * XI_GAP) / 4;
+  const spare = SCRATCH_BYTES / 4 - gaps - slotFloats(r, g.c, filters) * NR;
+  return Math.max(0, Math.floor(spare / perRow));
 }
 
 /**
- * Channels from which the Winograd route pays: with few, the 16 products have k = C too short
+ * Channels from which the Winograd route pays: with few, the n² products have k = C too short
  * for the micro-kernel (smallCnn()'s first layer, C = 1, stays on the direct product).
  */
 export const WINOGRAD_MIN_CHANNELS = 8;
 
 /**
- * Whether the WebAssembly forward convolution of geometry g takes the Winograd route: a 3x3
- * kernel, stride 1, dilation 1, even output height and width, at least WINOGRAD_MIN_CHANNELS
- * input channels, and one tile row's block within a thread's scratch region.
+ * Whether the WebAssembly forward convolution of geometry g takes the Winograd route: a square
+ * kernel of a size in WINOGRAD_SIZES (3x3 or 5x5), stride 1, dilation 1, even output height and
+ * width, at least WINOGRAD_MIN_CHANNELS input channels, and one tile row's block within a
+ * thread's scratch region.
  */
 export function winogradApplies(g: ResolvedConv2d, filters: number): boolean {
   return (
-    g.kh === 3 &&
-    g.kw === 3 &&
+    WINOGRAD_SIZES.includes(g.kh) &&
+    g.kw === g.kh &&
     g.strideH === 1 &&
     g.strideW === 1 &&
     g.dilationH === 1 &&
@@ -565,13 +683,14 @@ export function winogradGradApplies(g: ResolvedConv2d, filters: number): boolean
   return winogradApplies(g, filters) && winogradGradRowsPerBlock(g, filters) > 0;
 }
 
-/** Floats of the transformed filters: 16 matrices of roundUp(F, MR) x C. */
-export const winogradFilterFloats = (c: number, f: number) => 16 * roundUp(f, MR) * c;
+/** Floats of the transformed filters: n² matrices of roundUp(F, MR) x C. */
+export const winogradFilterFloats = (r: number, c: number, f: number) =>
+  positions(r) * roundUp(f, MR) * c;
 
 /**
- * U = G g Gᵀ of every (filter, channel) pair of w [F, C, 3, 3], written into H from float
- * index `at` as 16 packed A operands (position ξ's: panels of MR filters, k = channels, the
- * rows past F zero), in float32 from float64 sums.
+ * U = G g Gᵀ of every (filter, channel) pair of w [F, C, r, r], written into H from float index
+ * `at` as n² packed A operands (position ξ's: panels of MR filters, k = channels, the rows past
+ * F zero), in float32 from float64 sums.
  */
 export function transformFilters(
   H: Float32Array,
@@ -579,32 +698,30 @@ export function transformFilters(
   w: Float32Array,
   F: number,
   C: number,
+  r = 3,
 ): void {
+  const { n, G } = winogradMatrices(r);
   const fr = roundUp(F, MR);
-  const U = H.subarray(at, at + winogradFilterFloats(C, F));
+  const U = H.subarray(at, at + winogradFilterFloats(r, C, F));
   U.fill(0);
-  const gw = new Float64Array(12); // G·g, 4 x 3
+  const gw = new Float64Array(n * r); // G·g, n x r
   for (let f = 0; f < F; f++)
     for (let ch = 0; ch < C; ch++) {
-      const g = (f * C + ch) * 9;
-      for (let col = 0; col < 3; col++) {
-        const g0 = w[g + col]!;
-        const g1 = w[g + 3 + col]!;
-        const g2 = w[g + 6 + col]!;
-        gw[col] = g0;
-        gw[3 + col] = 0.5 * (g0 + g1 + g2);
-        gw[6 + col] = 0.5 * (g0 - g1 + g2);
-        gw[9 + col] = g2;
-      }
+      const g = (f * C + ch) * r * r;
+      for (let a = 0; a < n; a++)
+        for (let col = 0; col < r; col++) {
+          let v = 0;
+          for (let k = 0; k < r; k++) v += G[a]![k]! * w[g + k * r + col]!;
+          gw[a * r + col] = v;
+        }
       // element (f, ch) of position ξ's operand: panel f / MR, k = ch, lane f % MR
       const base = Math.floor(f / MR) * C * MR + ch * MR + (f % MR);
-      for (let r = 0; r < 4; r++) {
-        const a0 = gw[3 * r]!;
-        const a1 = gw[3 * r + 1]!;
-        const a2 = gw[3 * r + 2]!;
-        const row = [a0, 0.5 * (a0 + a1 + a2), 0.5 * (a0 - a1 + a2), a2];
-        for (let col = 0; col < 4; col++) U[(4 * r + col) * fr * C + base] = row[col]!;
-      }
+      for (let a = 0; a < n; a++)
+        for (let b = 0; b < n; b++) {
+          let v = 0;
+          for (let col = 0; col < r; col++) v += gw[a * r + col]! * G[b]![col]!;
+          U[(n * a + b) * fr * C + base] = v;
+        }
     }
 }
 
@@ -627,12 +744,15 @@ export interface WinogradArgs {
   /** 1: max(·, +0) after the bias. */
   relu: number;
   rowsPerBlock: number;
+  /** The kernel size (F(2x2, r x r)). */
+  r: number;
 }
 
 /** Images [i0, i1) of a Winograd forward convolution, through this thread's scratch region. */
 export function winogradRange(t: WasmThread, a: WinogradArgs, i0: number, i1: number): void {
   if (i1 <= i0) return;
-  const { winoIn, winoOut, winoOutRelu } = kernelsOf(t);
+  const { winoIn, winoOut, winoOutRelu } = kernelsOf(t, a.r);
+  const nn = positions(a.r);
   const out = a.relu !== 0 ? winoOutRelu : winoOut;
   const { c: C, f: F, outH, outW, hp, wp } = a;
   const th = outH / 2;
@@ -647,7 +767,7 @@ export function winogradRange(t: WasmThread, a: WinogradArgs, i0: number, i1: nu
     const r1 = Math.min(r0 + a.rowsPerBlock, i1 * th);
     const nr = roundUp((r1 - r0) * tw4, NR);
     const xiV = 4 * C * nr + XI_GAP;
-    const mAt = vAt + 16 * xiV;
+    const mAt = vAt + nn * xiV;
     for (let r = r0; r < r1; r++) {
       const i = Math.floor(r / th);
       const ty = r - i * th;
@@ -666,7 +786,7 @@ export function winogradRange(t: WasmThread, a: WinogradArgs, i0: number, i1: nu
       const mc = Math.min(WASM_MC, F - ic);
       const mcr = roundUp(mc, MR);
       const xiM = 4 * mcr * nr + XI_GAP;
-      for (let xi = 0; xi < 16; xi++)
+      for (let xi = 0; xi < nn; xi++)
         t.block(a.uAt + 4 * (xi * fr * C + ic * C), vAt + xi * xiV, mAt + xi * xiM, mcr, nr, C, 0);
       for (let r = r0; r < r1; r++) {
         const i = Math.floor(r / th);
@@ -705,13 +825,14 @@ export const WINOGRAD_GRAD_CHUNKS = 8;
 
 /** Tile rows per block of the weight gradient (V and dM of the block in a thread's scratch). */
 export function winogradGradRowsPerBlock(g: ResolvedConv2d, filters: number): number {
-  const perRow = 16 * (roundUp(g.c, NR) + roundUp(filters, MR)) * (g.outW / 2);
-  return Math.max(0, Math.floor((SCRATCH_BYTES / 4 - (32 * XI_GAP) / 4) / perRow));
+  const nn = positions(g.kh);
+  const perRow = nn * (roundUp(g.c, NR) + roundUp(filters, MR)) * (g.outW / 2);
+  return Math.max(0, Math.floor((SCRATCH_BYTES / 4 - (2 * nn * XI_GAP) / 4) / perRow));
 }
 
-/** Floats of one chunk's dU: 16 products of roundUp(F, MR) x roundUp(C, NR). */
-export const winogradGradChunkFloats = (c: number, f: number) =>
-  16 * roundUp(f, MR) * roundUp(c, NR);
+/** Floats of one chunk's dU: n² products of roundUp(F, MR) x roundUp(C, NR). */
+export const winogradGradChunkFloats = (r: number, c: number, f: number) =>
+  positions(r) * roundUp(f, MR) * roundUp(c, NR);
 
 /** The weight gradient's job (KIND_WASM_WINOGRAD_GRAD), split by WINOGRAD_GRAD_CHUNKS chunks. */
 export interface WinogradGradArgs {
@@ -730,6 +851,8 @@ export interface WinogradGradArgs {
   wp: number;
   rowsPerBlock: number;
   chunkImages: number;
+  /** The kernel size (F(2x2, r x r)). */
+  r: number;
 }
 
 /**
@@ -742,7 +865,8 @@ export function winogradGradRange(
   c0: number,
   c1: number,
 ): void {
-  const { winoInT, winoDy } = kernelsOf(t);
+  const { winoInT, winoDy } = kernelsOf(t, a.r);
+  const nn = positions(a.r);
   const { c: C, f: F, outH, outW, hp, wp } = a;
   const th = outH / 2;
   const tw = outW / 2;
@@ -750,7 +874,7 @@ export function winogradGradRange(
   const fr = roundUp(F, MR);
   const cr = roundUp(C, NR);
   const H = t.f32();
-  const duFloats = winogradGradChunkFloats(C, F);
+  const duFloats = winogradGradChunkFloats(a.r, C, F);
   for (let ch = c0; ch < c1; ch++) {
     const du = a.duAt + 4 * ch * duFloats;
     const i0 = Math.min(a.n, ch * a.chunkImages);
@@ -766,7 +890,7 @@ export function winogradGradRange(
       const xiV = 4 * cr * kc + XI_GAP;
       const xiD = 4 * fr * kc + XI_GAP;
       const vAt = t.scratchAt;
-      const dAt = vAt + 16 * xiV;
+      const dAt = vAt + nn * xiV;
       for (let r = r0; r < r1; r++) {
         const i = Math.floor(r / th);
         const ty = r - i * th;
@@ -793,15 +917,15 @@ export function winogradGradRange(
         );
       }
       const add = r0 > i0 * th ? 1 : 0;
-      for (let xi = 0; xi < 16; xi++)
+      for (let xi = 0; xi < nn; xi++)
         t.block(dAt + xi * xiD, vAt + xi * xiV, du + 4 * xi * fr * cr, fr, cr, kc, add);
     }
   }
 }
 
 /**
- * dW [F, C, 3, 3] = Gᵀ·(Σ over chunks of dU, in chunk order)·G, in float64 from the chunks' float32
- * sums, rounded once to float32.
+ * dW [F, C, r, r] = Gᵀ·(Σ over chunks of dU, in chunk order)·G, in float64 from the chunks'
+ * float32 sums, rounded once to float32.
  */
 export function winogradGradReduce(
   H: Float32Array,
@@ -810,40 +934,36 @@ export function winogradGradReduce(
   F: number,
   C: number,
   dW: Float32Array,
+  r = 3,
 ): void {
+  const { n, G } = winogradMatrices(r);
+  const nn = n * n;
   const fr = roundUp(F, MR);
   const cr = roundUp(C, NR);
-  const duFloats = winogradGradChunkFloats(C, F);
+  const duFloats = winogradGradChunkFloats(r, C, F);
   const base = duAt >> 2;
-  const U = new Float64Array(16);
-  const W1 = new Float64Array(12); // Gᵀ·U, 3 x 4
+  const U = new Float64Array(nn);
+  const W1 = new Float64Array(r * n); // Gᵀ·U, r x n
   for (let f = 0; f < F; f++)
     for (let c = 0; c < C; c++) {
       U.fill(0);
       const e = f * cr + c;
       for (let ch = 0; ch < chunks; ch++) {
         const at = base + ch * duFloats + e;
-        for (let xi = 0; xi < 16; xi++) U[xi] = U[xi]! + H[at + xi * fr * cr]!;
+        for (let xi = 0; xi < nn; xi++) U[xi] = U[xi]! + H[at + xi * fr * cr]!;
       }
-      // Gᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1]
-      for (let b = 0; b < 4; b++) {
-        const u0 = U[b]!;
-        const u1 = U[4 + b]!;
-        const u2 = U[8 + b]!;
-        const u3 = U[12 + b]!;
-        W1[b] = u0 + 0.5 * (u1 + u2);
-        W1[4 + b] = 0.5 * (u1 - u2);
-        W1[8 + b] = 0.5 * (u1 + u2) + u3;
-      }
-      const o = (f * C + c) * 9;
-      for (let r = 0; r < 3; r++) {
-        const w0 = W1[4 * r]!;
-        const w1 = W1[4 * r + 1]!;
-        const w2 = W1[4 * r + 2]!;
-        const w3 = W1[4 * r + 3]!;
-        dW[o + 3 * r] = w0 + 0.5 * (w1 + w2);
-        dW[o + 3 * r + 1] = 0.5 * (w1 - w2);
-        dW[o + 3 * r + 2] = 0.5 * (w1 + w2) + w3;
-      }
+      for (let k = 0; k < r; k++)
+        for (let b = 0; b < n; b++) {
+          let v = 0;
+          for (let a = 0; a < n; a++) v += G[a]![k]! * U[n * a + b]!;
+          W1[k * n + b] = v;
+        }
+      const o = (f * C + c) * r * r;
+      for (let k = 0; k < r; k++)
+        for (let l = 0; l < r; l++) {
+          let v = 0;
+          for (let b = 0; b < n; b++) v += W1[k * n + b]! * G[b]![l]!;
+          dW[o + k * r + l] = v;
+        }
     }
 }

@@ -1,10 +1,12 @@
-// The Winograd F(2x2, 3x3) route of the wasm path's convolutions (wasm-winograd.ts): the forward
-// product, the input gradient's forward route and the weight gradient within the roundoff bound of the algorithm
-// (worked out from a float64 run on absolute values) of a float64 direct convolution, for
-// geometries with ragged tile rows, padding 0-2 and sizes past the blocking constants (F > MC,
-// C > KC, more tile rows than a block holds); the same bits on 1, 2 and 3 threads; exactly the
-// geometries winogradApplies names take the route, `winograd: false` keeps the direct product;
-// and a wrong transform (the kernels transposed) fails the bound.
+// The Winograd F(2x2, r x r) route of the wasm path's convolutions (wasm-winograd.ts; 3x3 and
+// 5x5): the algorithm's matrices against the definition of a correlation; the forward product,
+// the input gradient's forward route and the weight gradient within the roundoff bound of the
+// algorithm (worked out from a float64 run on absolute values) of a float64 direct convolution,
+// for geometries with ragged tile rows, every padding the kernel allows and sizes past the
+// blocking constants (F > MC, C > KC, more tile rows than a block holds); the same bits on 1, 2
+// and 3 threads; exactly the geometries winogradApplies names take the route, `winograd: false`
+// keeps the direct product; NaN and infinities reach the direct product's outputs; and wrong
+// transforms (the kernels transposed, gy's tiles transposed) fail the bound.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
@@ -19,12 +21,14 @@ import { flippedFilters } from "../src/conv.ts";
 import {
   WINOGRAD_GRAD_CHUNKS,
   WINOGRAD_MIN_CHANNELS,
+  WINOGRAD_SIZES,
   transformFilters,
   winogradApplies,
   winogradFilterFloats,
   winogradGradApplies,
   winogradGradRowsPerBlock,
   winogradKernelBytes,
+  winogradMatrices,
   winogradRowsPerBlock,
 } from "../src/wasm-winograd.ts";
 import { bits, randomArray, testPools } from "./helpers.ts";
@@ -35,6 +39,8 @@ interface Geo {
   h: number;
   w: number;
   f: number;
+  /** Kernel size (square). */
+  k: number;
   pad: number;
   seed: number;
 }
@@ -44,16 +50,17 @@ const geometry = (g: Geo) => ({
   c: g.c,
   h: g.h,
   w: g.w,
-  kh: 3,
-  kw: 3,
+  kh: g.k,
+  kw: g.k,
   padH: g.pad,
   padW: g.pad,
 });
+const outSides = (g: Geo) => [g.h + 2 * g.pad - g.k + 1, g.w + 2 * g.pad - g.k + 1] as const;
 
 /** y = conv(x, w) + bias in float64, from the definition (zero outside the input). */
 function refConv(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number>, g: Geo) {
-  const oh = g.h + 2 * g.pad - 2;
-  const ow = g.w + 2 * g.pad - 2;
+  const [oh, ow] = outSides(g);
+  const { k } = g;
   const y = new Float64Array(g.n * g.f * oh * ow);
   for (let i = 0; i < g.n; i++)
     for (let f = 0; f < g.f; f++)
@@ -61,96 +68,28 @@ function refConv(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<num
         for (let ox = 0; ox < ow; ox++) {
           let s = bias[f]!;
           for (let c = 0; c < g.c; c++)
-            for (let u = 0; u < 3; u++)
-              for (let v = 0; v < 3; v++) {
+            for (let u = 0; u < k; u++)
+              for (let v = 0; v < k; v++) {
                 const yy = oy + u - g.pad;
                 const xx = ox + v - g.pad;
                 if (yy < 0 || yy >= g.h || xx < 0 || xx >= g.w) continue;
                 s +=
-                  w[((f * g.c + c) * 3 + u) * 3 + v]! * x[((i * g.c + c) * g.h + yy) * g.w + xx]!;
+                  w[((f * g.c + c) * k + u) * k + v]! * x[((i * g.c + c) * g.h + yy) * g.w + xx]!;
               }
           y[((i * g.f + f) * oh + oy) * ow + ox] = s;
         }
   return y;
 }
 
-/** |Bᵀ|, |G| and |A| (the transforms' matrices with their signs dropped), for the bounds. */
-const BT_ABS = [
-  [1, 0, 1, 0],
-  [0, 1, 1, 0],
-  [0, 1, 1, 0],
-  [0, 1, 0, 1],
-];
-const G_ABS = [
-  [1, 0, 0],
-  [0.5, 0.5, 0.5],
-  [0.5, 0.5, 0.5],
-  [0, 0, 1],
-];
-const A_ABS = [
-  [1, 0],
-  [1, 1],
-  [1, 1],
-  [0, 1],
-];
-
-/**
- * The algorithm run on absolute values in float64: |Aᵀ| (Σ_c (|G| |g| |G|ᵀ) ⊙ (|B|ᵀ |d| |B|)) |A|
- * + |bias| per output. Every intermediate of the float32 run is a sum of at most C + 3 rounded
- * terms of these magnitudes, so (C + 16)·2⁻²⁴ times it bounds its error (Higham 3.5, with room
- * for the transforms' few additions), while a wrong coefficient is off by the size of the output.
- */
-function winogradAbs(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number>, g: Geo) {
-  const oh = g.h + 2 * g.pad - 2;
-  const ow = g.w + 2 * g.pad - 2;
-  const abs = new Float64Array(g.n * g.f * oh * ow);
-  const at = (i: number, c: number, yy: number, xx: number) =>
-    yy < 0 || yy >= g.h || xx < 0 || xx >= g.w
-      ? 0
-      : Math.abs(x[((i * g.c + c) * g.h + yy) * g.w + xx]!);
-  for (let i = 0; i < g.n; i++)
-    for (let ty = 0; ty < oh / 2; ty++)
-      for (let tx = 0; tx < ow / 2; tx++)
-        for (let f = 0; f < g.f; f++) {
-          const m = new Float64Array(16);
-          for (let c = 0; c < g.c; c++) {
-            for (let a = 0; a < 4; a++)
-              for (let b = 0; b < 4; b++) {
-                let v = 0;
-                for (let r = 0; r < 4; r++)
-                  for (let s = 0; s < 4; s++)
-                    v +=
-                      BT_ABS[a]![r]! *
-                      at(i, c, 2 * ty + r - g.pad, 2 * tx + s - g.pad) *
-                      BT_ABS[b]![s]!;
-                let u = 0;
-                for (let r = 0; r < 3; r++)
-                  for (let s = 0; s < 3; s++)
-                    u +=
-                      G_ABS[a]![r]! * Math.abs(w[((f * g.c + c) * 3 + r) * 3 + s]!) * G_ABS[b]![s]!;
-                m[4 * a + b] = m[4 * a + b]! + u * v;
-              }
-          }
-          for (let p = 0; p < 2; p++)
-            for (let q = 0; q < 2; q++) {
-              let s = Math.abs(bias[f]!);
-              for (let a = 0; a < 4; a++)
-                for (let b = 0; b < 4; b++) s += A_ABS[a]![p]! * m[4 * a + b]! * A_ABS[b]![q]!;
-              abs[((i * g.f + f) * oh + 2 * ty + p) * ow + 2 * tx + q] = s;
-            }
-        }
-  return abs;
-}
-
-/** dW [F, C, 3, 3] = Σ over images and outputs of gy · the input under the tap, in float64. */
+/** dW [F, C, k, k] = Σ over images and outputs of gy · the input under the tap, in float64. */
 function refWeightGrad(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
-  const oh = g.h + 2 * g.pad - 2;
-  const ow = g.w + 2 * g.pad - 2;
-  const dW = new Float64Array(g.f * g.c * 9);
+  const [oh, ow] = outSides(g);
+  const { k } = g;
+  const dW = new Float64Array(g.f * g.c * k * k);
   for (let f = 0; f < g.f; f++)
     for (let c = 0; c < g.c; c++)
-      for (let u = 0; u < 3; u++)
-        for (let v = 0; v < 3; v++) {
+      for (let u = 0; u < k; u++)
+        for (let v = 0; v < k; v++) {
           let s = 0;
           for (let i = 0; i < g.n; i++)
             for (let oy = 0; oy < oh; oy++)
@@ -162,9 +101,79 @@ function refWeightGrad(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
                   gy[((i * g.f + f) * oh + oy) * ow + ox]! *
                   x[((i * g.c + c) * g.h + yy) * g.w + xx]!;
               }
-          dW[((f * g.c + c) * 3 + u) * 3 + v] = s;
+          dW[((f * g.c + c) * k + u) * k + v] = s;
         }
   return dW;
+}
+
+/** |Bᵀ|, |G| and |Aᵀ| of F(2, k): the transforms' matrices with their signs dropped. */
+function absMatrices(k: number) {
+  const { n, AT, G, BT } = winogradMatrices(k);
+  const abs = (m: number[][]) => m.map((row) => row.map(Math.abs));
+  return { n, AT: abs(AT), G: abs(G), BT: abs(BT) };
+}
+
+/** |x| of channel c, image i at (yy, xx), 0 outside. */
+const absAt = (x: ArrayLike<number>, g: Geo, i: number, c: number, yy: number, xx: number) =>
+  yy < 0 || yy >= g.h || xx < 0 || xx >= g.w
+    ? 0
+    : Math.abs(x[((i * g.c + c) * g.h + yy) * g.w + xx]!);
+
+/** |Bᵀ| |d| |B| of the patch of tile (ty, tx) of channel c, image i (n x n, row-major). */
+function absV(x: ArrayLike<number>, g: Geo, i: number, c: number, ty: number, tx: number) {
+  const { n, BT } = absMatrices(g.k);
+  const V = new Float64Array(n * n);
+  for (let a = 0; a < n; a++)
+    for (let b = 0; b < n; b++) {
+      let v = 0;
+      for (let r = 0; r < n; r++)
+        for (let s = 0; s < n; s++)
+          v += BT[a]![r]! * absAt(x, g, i, c, 2 * ty + r - g.pad, 2 * tx + s - g.pad) * BT[b]![s]!;
+      V[n * a + b] = v;
+    }
+  return V;
+}
+
+/**
+ * The algorithm run on absolute values in float64: |Aᵀ| (Σ_c (|G| |g| |G|ᵀ) ⊙ (|B|ᵀ |d| |B|)) |A|
+ * + |bias| per output. Every intermediate of the float32 run is a sum of at most C + n rounded
+ * terms of these magnitudes, so (C + 16)·2⁻²⁴ times it bounds its error (Higham 3.5, with room
+ * for the transforms' few additions), while a wrong coefficient is off by the size of the output.
+ */
+function winogradAbs(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number>, g: Geo) {
+  const [oh, ow] = outSides(g);
+  const { n, AT, G } = absMatrices(g.k);
+  const { k } = g;
+  const abs = new Float64Array(g.n * g.f * oh * ow);
+  const U = new Float64Array(g.f * g.c * n * n);
+  for (let p = 0; p < g.f * g.c; p++)
+    for (let a = 0; a < n; a++)
+      for (let b = 0; b < n; b++) {
+        let u = 0;
+        for (let r = 0; r < k; r++)
+          for (let s = 0; s < k; s++)
+            u += G[a]![r]! * Math.abs(w[p * k * k + r * k + s]!) * G[b]![s]!;
+        U[p * n * n + n * a + b] = u;
+      }
+  for (let i = 0; i < g.n; i++)
+    for (let ty = 0; ty < oh / 2; ty++)
+      for (let tx = 0; tx < ow / 2; tx++) {
+        const V = Array.from({ length: g.c }, (_, c) => absV(x, g, i, c, ty, tx));
+        for (let f = 0; f < g.f; f++) {
+          const m = new Float64Array(n * n);
+          for (let c = 0; c < g.c; c++)
+            for (let e = 0; e < n * n; e++)
+              m[e] = m[e]! + U[(f * g.c + c) * n * n + e]! * V[c]![e]!;
+          for (let p = 0; p < 2; p++)
+            for (let q = 0; q < 2; q++) {
+              let s = Math.abs(bias[f]!);
+              for (let a = 0; a < n; a++)
+                for (let b = 0; b < n; b++) s += AT[p]![a]! * m[n * a + b]! * AT[q]![b]!;
+              abs[((i * g.f + f) * oh + 2 * ty + p) * ow + 2 * tx + q] = s;
+            }
+        }
+      }
+  return abs;
 }
 
 /**
@@ -172,53 +181,38 @@ function refWeightGrad(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
  * (|B|ᵀ |d| |B|)) |G| per (filter, channel); its float32 sums run over a chunk's tiles.
  */
 function winogradGradAbs(x: ArrayLike<number>, gy: ArrayLike<number>, g: Geo) {
-  const oh = g.h + 2 * g.pad - 2;
-  const ow = g.w + 2 * g.pad - 2;
-  const at = (i: number, c: number, yy: number, xx: number) =>
-    yy < 0 || yy >= g.h || xx < 0 || xx >= g.w
-      ? 0
-      : Math.abs(x[((i * g.c + c) * g.h + yy) * g.w + xx]!);
-  const S = new Float64Array(g.f * g.c * 16);
+  const [oh, ow] = outSides(g);
+  const { n, AT, G } = absMatrices(g.k);
+  const { k } = g;
+  const S = new Float64Array(g.f * g.c * n * n);
   for (let i = 0; i < g.n; i++)
     for (let ty = 0; ty < oh / 2; ty++)
       for (let tx = 0; tx < ow / 2; tx++) {
-        const V = new Float64Array(g.c * 16);
-        for (let c = 0; c < g.c; c++)
-          for (let a = 0; a < 4; a++)
-            for (let b = 0; b < 4; b++) {
-              let v = 0;
-              for (let r = 0; r < 4; r++)
-                for (let q = 0; q < 4; q++)
-                  v +=
-                    BT_ABS[a]![r]! *
-                    at(i, c, 2 * ty + r - g.pad, 2 * tx + q - g.pad) *
-                    BT_ABS[b]![q]!;
-              V[c * 16 + 4 * a + b] = v;
-            }
+        const V = Array.from({ length: g.c }, (_, c) => absV(x, g, i, c, ty, tx));
         for (let f = 0; f < g.f; f++)
-          for (let a = 0; a < 4; a++)
-            for (let b = 0; b < 4; b++) {
+          for (let a = 0; a < n; a++)
+            for (let b = 0; b < n; b++) {
               let m = 0;
               for (let r = 0; r < 2; r++)
                 for (let q = 0; q < 2; q++)
                   m +=
-                    A_ABS[a]![r]! *
+                    AT[r]![a]! *
                     Math.abs(gy[((i * g.f + f) * oh + 2 * ty + r) * ow + 2 * tx + q]!) *
-                    A_ABS[b]![q]!;
+                    AT[q]![b]!;
               for (let c = 0; c < g.c; c++) {
-                const e = (f * g.c + c) * 16 + 4 * a + b;
-                S[e] = S[e]! + m * V[c * 16 + 4 * a + b]!;
+                const e = (f * g.c + c) * n * n + n * a + b;
+                S[e] = S[e]! + m * V[c]![n * a + b]!;
               }
             }
       }
-  const abs = new Float64Array(g.f * g.c * 9);
+  const abs = new Float64Array(g.f * g.c * k * k);
   for (let p = 0; p < g.f * g.c; p++)
-    for (let u = 0; u < 3; u++)
-      for (let v = 0; v < 3; v++) {
+    for (let u = 0; u < k; u++)
+      for (let v = 0; v < k; v++) {
         let s = 0;
-        for (let a = 0; a < 4; a++)
-          for (let b = 0; b < 4; b++) s += G_ABS[a]![u]! * S[p * 16 + 4 * a + b]! * G_ABS[b]![v]!;
-        abs[p * 9 + 3 * u + v] = s;
+        for (let a = 0; a < n; a++)
+          for (let b = 0; b < n; b++) s += G[a]![u]! * S[p * n * n + n * a + b]! * G[b]![v]!;
+        abs[p * k * k + k * u + v] = s;
       }
   return abs;
 }
@@ -242,39 +236,46 @@ function expectWithinBound(
   }
 }
 
-/** Geometries the route takes: even output sides (ragged tile rows: outW/2 not a multiple of 4). */
+/**
+ * Geometries the route takes: 3x3 or 5x5, padding 0 to k - 1, even output sides (ragged tile
+ * rows: outW/2 not a multiple of 4).
+ */
 const geoArb: fc.Arbitrary<Geo> = fc
   .record({
     n: fc.integer({ min: 1, max: 3 }),
     c: fc.integer({ min: WINOGRAD_MIN_CHANNELS, max: WINOGRAD_MIN_CHANNELS + 8 }),
     f: fc.integer({ min: 1, max: 9 }),
+    k: fc.constantFrom(...WINOGRAD_SIZES),
     th: fc.integer({ min: 1, max: 6 }),
     tw: fc.integer({ min: 1, max: 9 }),
-    pad: fc.integer({ min: 0, max: 2 }),
+    pad: fc.integer({ min: 0, max: 4 }),
     seed: fc.integer({ min: 1, max: 1 << 30 }),
   })
-  .filter((r) => 2 * r.th + 2 - 2 * r.pad >= 1 && 2 * r.tw + 2 - 2 * r.pad >= 1)
+  .map((r) => ({ ...r, pad: r.pad % r.k }))
+  .filter((r) => 2 * r.th + r.k - 1 - 2 * r.pad >= 1 && 2 * r.tw + r.k - 1 - 2 * r.pad >= 1)
   .map((r) => ({
     n: r.n,
     c: r.c,
     f: r.f,
+    k: r.k,
     pad: r.pad,
     seed: r.seed,
-    h: 2 * r.th + 2 - 2 * r.pad,
-    w: 2 * r.tw + 2 - 2 * r.pad,
+    h: 2 * r.th + r.k - 1 - 2 * r.pad,
+    w: 2 * r.tw + r.k - 1 - 2 * r.pad,
   }));
 
 /** Past MC (F = 70 > 64), with 7 tiles a row (ragged) and more tile rows than one block holds. */
-const wide: Geo = { n: 3, c: 20, h: 14, w: 14, f: 70, pad: 1, seed: 7 };
+const wide: Geo = { n: 3, c: 20, h: 14, w: 14, f: 70, k: 3, pad: 1, seed: 7 };
 /** Past KC (C = 300 > 256): one product's k is every channel. */
-const deep: Geo = { n: 2, c: 300, h: 6, w: 8, f: 5, pad: 1, seed: 9 };
+const deep: Geo = { n: 2, c: 300, h: 6, w: 8, f: 5, k: 3, pad: 1, seed: 9 };
+/** LeNet-5's conv2 (20 -> 50, 5x5, unpadded 12x12 -> 8x8), F past MC. */
+const lenet5: Geo = { n: 3, c: 20, h: 12, w: 12, f: 70, k: 5, pad: 0, seed: 5 };
 
 function data(g: Geo) {
-  const oh = g.h + 2 * g.pad - 2;
-  const ow = g.w + 2 * g.pad - 2;
+  const [oh, ow] = outSides(g);
   return {
     x: randomArray(g.n * g.c * g.h * g.w, g.seed) as Float32Array,
-    w: randomArray(g.f * g.c * 9, g.seed + 1) as Float32Array,
+    w: randomArray(g.f * g.c * g.k * g.k, g.seed + 1) as Float32Array,
     bias: randomArray(g.f, g.seed + 2) as Float32Array,
     gy: randomArray(g.n * g.f * oh * ow, g.seed + 3) as Float32Array,
   };
@@ -302,9 +303,9 @@ function checkForward(g: Geo, pool?: MatrixPool): void {
 }
 
 /**
- * The input gradient of a "same" 3x3 convolution (pad 1) or a "full" one (pad 2, dx smaller
- * than gy... the forward route's geometry: gy padded by 2 - pad): the forward convolution of gy
- * with the flipped filters, checked against that convolution in float64.
+ * The input gradient where its forward route applies (padding at least (k - 1) / 2): the forward
+ * convolution of gy, padded by k - 1 - pad, with the flipped filters, checked against that
+ * convolution in float64.
  */
 function checkInputGrad(g: Geo, pool?: MatrixPool): void {
   const { w, gy } = data(g);
@@ -314,7 +315,17 @@ function checkInputGrad(g: Geo, pool?: MatrixPool): void {
     layout: "nchw",
     pool,
   });
-  const route: Geo = { n: g.n, c: g.f, h: geo.outH, w: geo.outW, f: g.c, pad: 2 - g.pad, seed: 0 };
+  const route: Geo = {
+    n: g.n,
+    c: g.f,
+    h: geo.outH,
+    w: geo.outW,
+    f: g.c,
+    k: g.k,
+    pad: g.k - 1 - g.pad,
+    seed: 0,
+  };
+  expect(winogradApplies(conv2dGeometry("test", geometry(route)), g.c)).toBe(true);
   const wf = flippedFilters(w, g.f, geo);
   const zero = new Float64Array(g.c);
   expectWithinBound(
@@ -346,8 +357,38 @@ function checkWeightGrad(g: Geo, pool?: MatrixPool): void {
   );
 }
 
-describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
+describe("Winograd F(2x2, r x r) convolutions (wasm path)", () => {
   const pools = testPools("wasm");
+
+  it("winogradMatrices(r) computes a correlation: Aᵀ[(G g) ⊙ (Bᵀ d)] = Σ_k g_k d_{i+k}", () => {
+    for (const r of WINOGRAD_SIZES) {
+      const { n, AT, G, BT } = winogradMatrices(r);
+      expect([AT.length, AT[0]!.length, G.length, G[0]!.length, BT.length]).toEqual([
+        2,
+        n,
+        n,
+        r,
+        n,
+      ]);
+      fc.assert(
+        fc.property(
+          fc.array(fc.integer({ min: -9, max: 9 }), { minLength: r, maxLength: r }),
+          fc.array(fc.integer({ min: -9, max: 9 }), { minLength: n, maxLength: n }),
+          (g, d) => {
+            const gg = G.map((row) => row.reduce((s, v, k) => s + v * g[k]!, 0));
+            const bd = BT.map((row) => row.reduce((s, v, t) => s + v * d[t]!, 0));
+            for (let i = 0; i < 2; i++) {
+              const y = AT[i]!.reduce((s, v, j) => s + v * gg[j]! * bd[j]!, 0);
+              const want = g.reduce((s, gk, k) => s + gk * d[i + k]!, 0);
+              expect(Math.abs(y - want)).toBeLessThan(1e-9);
+            }
+          },
+        ),
+        { numRuns: 50 },
+      );
+    }
+    expect(() => winogradMatrices(4)).toThrow(/winogradMatrices: r must be one of 3, 5, got 4/);
+  });
 
   it("the forward product stays within the algorithm's roundoff bound of a float64 direct convolution", () => {
     fc.assert(
@@ -356,23 +397,30 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
     );
     checkForward(wide);
     checkForward(deep);
+    checkForward(lenet5);
     // more tile rows than a block holds, so blocks span images and images span blocks
     const g = conv2dGeometry("test", geometry(wide));
     expect(winogradRowsPerBlock(g, wide.f)).toBeLessThan(wide.n * 7);
   });
 
   it("the input gradient's forward route takes it where the filters number at least 8, within the bound", () => {
-    const sameArb = geoArb.map((g) => ({ ...g, f: g.f + WINOGRAD_MIN_CHANNELS - 1, pad: 1 }));
+    const sameArb = geoArb.map((g) => ({
+      ...g,
+      f: g.f + WINOGRAD_MIN_CHANNELS - 1,
+      // (k - 1) / 2 keeps the size ("same"), k - 1 is a "full" convolution's
+      pad: g.pad < (g.k - 1) / 2 ? (g.k - 1) / 2 : g.pad,
+    }));
     fc.assert(
       fc.property(sameArb, (g) => {
-        // pad 1 keeps the output size: h, w as drawn (even output = even input)
-        const even = { ...g, h: g.h + (g.h % 2), w: g.w + (g.w % 2) };
-        checkInputGrad(even);
+        // even output sides
+        const [oh, ow] = outSides(g);
+        checkInputGrad({ ...g, h: g.h + (oh % 2), w: g.w + (ow % 2) });
       }),
       { numRuns: 25 },
     );
     checkInputGrad({ ...wide, c: 9, f: 70 });
-    checkInputGrad({ n: 2, c: 12, h: 6, w: 10, f: 9, pad: 2, seed: 3 });
+    checkInputGrad({ n: 2, c: 12, h: 6, w: 10, f: 9, k: 3, pad: 2, seed: 3 });
+    checkInputGrad({ n: 2, c: 10, h: 8, w: 6, f: 12, k: 5, pad: 2, seed: 4 });
   });
 
   it("the weight gradient (gy as [N, F, P]) stays within the bound of its chunked sums", () => {
@@ -385,6 +433,7 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
     const g = conv2dGeometry("test", geometry(wide));
     expect(winogradGradRowsPerBlock(g, wide.f)).toBeLessThan(11 * 7);
     checkWeightGrad(deep);
+    checkWeightGrad({ ...lenet5, n: 11 });
   });
 
   it("gives the same bits on 1, 2 and 3 threads (forward and both gradients)", () => {
@@ -396,7 +445,7 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
       }),
       { numRuns: 20 },
     );
-    for (const g of [wide, { ...wide, c: 70, f: 20, n: 11 }]) {
+    for (const g of [wide, { ...wide, c: 70, f: 20, n: 11 }, { ...lenet5, n: 11, pad: 2 }]) {
       const { x, w, bias, gy } = data(g);
       const serial = forward(g, x, w, bias);
       const opts = { kernels: "wasm" as const, layout: "nchw" as const };
@@ -411,7 +460,7 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
     }
   });
 
-  it("applies exactly to 3x3, stride 1, dilation 1, even output sides and >= 8 channels; winograd: false keeps the direct product", () => {
+  it("applies exactly to 3x3 and 5x5, stride 1, dilation 1, even output sides and >= 8 channels; winograd: false keeps the direct product", () => {
     const base = { n: 2, c: 8, h: 6, w: 6, kh: 3, kw: 3, padH: 1, padW: 1 };
     const applies = (geo: object, f = 4) =>
       winogradApplies(conv2dGeometry("test", { ...base, ...geo }), f);
@@ -420,14 +469,17 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
     expect(applies({ w: 7, padW: 0 })).toBe(false); // output width 5
     expect(applies({ w: 8, padW: 0 })).toBe(true);
     expect(applies({ c: WINOGRAD_MIN_CHANNELS - 1 })).toBe(false);
-    expect(applies({ kh: 5, padH: 2 })).toBe(false);
+    expect(applies({ kh: 5, kw: 5, padH: 2, padW: 2 })).toBe(true);
+    expect(applies({ kh: 5, padH: 2 })).toBe(false); // 5x3: not square
+    expect(applies({ kh: 7, kw: 7, padH: 3, padW: 3 })).toBe(false);
+    expect(applies({ kh: 2, kw: 2, h: 7, w: 7, padH: 0, padW: 0 })).toBe(false);
     expect(applies({ strideW: 2, w: 12 })).toBe(false);
     expect(applies({ dilationH: 2, padH: 2 })).toBe(false);
     expect(applies({}, 0)).toBe(false);
     // a tile row whose block cannot fit a thread's scratch region falls back
     expect(applies({ c: 4000, w: 4000 })).toBe(false);
     // winograd: false gives the direct product's bits (the batched layout, permuted)
-    const g: Geo = { n: 2, c: 9, h: 6, w: 6, f: 3, pad: 1, seed: 4 };
+    const g: Geo = { n: 2, c: 9, h: 6, w: 6, f: 3, k: 3, pad: 1, seed: 4 };
     const { x, w } = data(g);
     const direct = conv2dForward(x, w, g.f, geometry(g), undefined, {
       kernels: "wasm",
@@ -472,76 +524,74 @@ describe("Winograd F(2x2, 3x3) convolutions (wasm path)", () => {
     );
   });
 
-  it("transformFilters writes G·g·Gᵀ as 16 packed operands; the module validates", () => {
-    const F = 5;
-    const C = 2;
-    const w = randomArray(F * C * 9, 12) as Float32Array;
-    const H = new Float32Array(winogradFilterFloats(C, F) + 8).fill(NaN);
-    transformFilters(H, 4, w, F, C);
-    const G = [
-      [1, 0, 0],
-      [0.5, 0.5, 0.5],
-      [0.5, -0.5, 0.5],
-      [0, 0, 1],
-    ];
-    const fr = 8; // F rounded up to the register tile's 4 rows
-    for (let f = 0; f < F; f++)
-      for (let c = 0; c < C; c++)
-        for (let a = 0; a < 4; a++)
-          for (let b = 0; b < 4; b++) {
-            let u = 0;
-            for (let r = 0; r < 3; r++)
-              for (let s = 0; s < 3; s++)
-                u += G[a]![r]! * w[((f * C + c) * 3 + r) * 3 + s]! * G[b]![s]!;
-            const at = 4 + (4 * a + b) * fr * C + Math.floor(f / 4) * C * 4 + c * 4 + (f % 4);
-            expect(H[at]).toBeCloseTo(u, 5);
-          }
-    // rows past F are zero, and nothing outside the range is written
-    expect(H[4 + 0 * fr * C + 1 * C * 4 + 0 * 4 + 1]).toBe(0);
-    expect(H[3]).toBeNaN();
-    expect(H[4 + winogradFilterFloats(C, F)]).toBeNaN();
-    expect(WebAssembly.validate(winogradKernelBytes())).toBe(true);
+  it("transformFilters writes G·g·Gᵀ as n² packed operands; the modules validate", () => {
+    for (const r of WINOGRAD_SIZES) {
+      const { n, G } = winogradMatrices(r);
+      const F = 5;
+      const C = 2;
+      const w = randomArray(F * C * r * r, 12) as Float32Array;
+      const H = new Float32Array(winogradFilterFloats(r, C, F) + 8).fill(NaN);
+      transformFilters(H, 4, w, F, C, r);
+      const fr = 8; // F rounded up to the register tile's 4 rows
+      for (let f = 0; f < F; f++)
+        for (let c = 0; c < C; c++)
+          for (let a = 0; a < n; a++)
+            for (let b = 0; b < n; b++) {
+              let u = 0;
+              for (let k = 0; k < r; k++)
+                for (let l = 0; l < r; l++)
+                  u += G[a]![k]! * w[((f * C + c) * r + k) * r + l]! * G[b]![l]!;
+              const at = 4 + (n * a + b) * fr * C + Math.floor(f / 4) * C * 4 + c * 4 + (f % 4);
+              expect(H[at]).toBeCloseTo(u, 5);
+            }
+      // rows past F are zero, and nothing outside the range is written
+      expect(H[4 + 0 * fr * C + 1 * C * 4 + 0 * 4 + 1]).toBe(0);
+      expect(H[3]).toBeNaN();
+      expect(H[4 + winogradFilterFloats(r, C, F)]).toBeNaN();
+      expect(WebAssembly.validate(winogradKernelBytes(r))).toBe(true);
+    }
   });
 
-  it("fails the bound when the transform is wrong (the 3x3 kernels transposed): the check can fail", () => {
-    const g = wide;
-    const { x, w, bias } = data(g);
-    const transposed = new Float32Array(w.length);
-    for (let p = 0; p < g.f * g.c; p++)
-      for (let u = 0; u < 3; u++)
-        for (let v = 0; v < 3; v++) transposed[p * 9 + v * 3 + u] = w[p * 9 + u * 3 + v]!;
-    expect(() =>
-      expectWithinBound(
-        forward(g, x, transposed, bias),
-        refConv(x, w, bias, g),
-        winogradAbs(x, w, bias, g),
-        g.c,
-        "transposed",
-      ),
-    ).toThrow(/forward|transposed/);
-    // the weight gradient from gy with each 2x2 output tile transposed
-    const { gy } = data(g);
-    const flipped = new Float32Array(gy.length);
-    const ow = 14;
-    for (let p = 0; p < gy.length; p += 2 * ow)
-      for (let x0 = 0; x0 < ow; x0 += 2) {
-        flipped[p + x0] = gy[p + x0]!;
-        flipped[p + x0 + 1] = gy[p + ow + x0]!;
-        flipped[p + ow + x0] = gy[p + x0 + 1]!;
-        flipped[p + ow + x0 + 1] = gy[p + ow + x0 + 1]!;
-      }
-    const dW = conv2dWeightGrad(flipped, x, g.f, geometry(g), undefined, {
-      kernels: "wasm",
-      layout: "nchw",
-    });
-    expect(() =>
-      expectWithinBound(
-        dW,
-        refWeightGrad(x, gy, g),
-        winogradGradAbs(x, gy, g),
-        200,
-        "tiles transposed",
-      ),
-    ).toThrow(/tiles transposed/);
+  it("fails the bound when the transform is wrong (the kernels transposed, gy's tiles transposed): the check can fail", () => {
+    for (const g of [wide, lenet5]) {
+      const { x, w, bias, gy } = data(g);
+      const { k } = g;
+      const transposed = new Float32Array(w.length);
+      for (let p = 0; p < g.f * g.c; p++)
+        for (let u = 0; u < k; u++)
+          for (let v = 0; v < k; v++) transposed[p * k * k + v * k + u] = w[p * k * k + u * k + v]!;
+      expect(() =>
+        expectWithinBound(
+          forward(g, x, transposed, bias),
+          refConv(x, w, bias, g),
+          winogradAbs(x, w, bias, g),
+          g.c,
+          "transposed",
+        ),
+      ).toThrow(/transposed/);
+      // the weight gradient from gy with each 2x2 output tile transposed
+      const [, ow] = outSides(g);
+      const flipped = new Float32Array(gy.length);
+      for (let p = 0; p < gy.length; p += 2 * ow)
+        for (let x0 = 0; x0 < ow; x0 += 2) {
+          flipped[p + x0] = gy[p + x0]!;
+          flipped[p + x0 + 1] = gy[p + ow + x0]!;
+          flipped[p + ow + x0] = gy[p + x0 + 1]!;
+          flipped[p + ow + x0 + 1] = gy[p + ow + x0 + 1]!;
+        }
+      const dW = conv2dWeightGrad(flipped, x, g.f, geometry(g), undefined, {
+        kernels: "wasm",
+        layout: "nchw",
+      });
+      expect(() =>
+        expectWithinBound(
+          dW,
+          refWeightGrad(x, gy, g),
+          winogradGradAbs(x, gy, g),
+          200,
+          "tiles transposed",
+        ),
+      ).toThrow(/tiles transposed/);
+    }
   });
 });
