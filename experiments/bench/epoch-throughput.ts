@@ -7,8 +7,8 @@
 // seconds of its process (user + system, all threads; for PyTorch time.process_time()), scaled
 // the same way: on a machine shared with other jobs the CPU time is the steadier figure.
 // With TESSERA_WASM_FMA=1 the wasm rows run the fused micro-kernel and are labelled `wasm+fma`;
-// with TESSERA_WINOGRAD=0 the 3x3 layers take the direct product instead of Winograd F(2x2, 3x3)
-// and the wasm rows say "direct 3x3" (LeNet-300-100 and LeNet-5 have no 3x3 layers);
+// with TESSERA_WINOGRAD=0 the 3x3 and 5x5 layers take the direct product instead of Winograd
+// F(2x2, r x r) and the wasm rows say "no Winograd" (LeNet-300-100 has no convolutions);
 // with --arena Tessera's steps run through an autograd BufferArena (fit's arena option: the
 // arrays a step allocates are reused by the next) and the rows say "+ arena". Every side runs one
 // untimed warm-up step before its timed ones (Tessera's since session 12).
@@ -220,10 +220,10 @@ await runMain("epoch-throughput", async () => {
   const rows: [string, Timed | string][] = [];
   // TESSERA_WASM_FMA=1 (process-wide) makes the wasm rows run the fused micro-kernel: say so.
   const fma = wasmFmaFromEnv(process.env);
-  const direct3x3 = !winogradFromEnv(process.env) && o.model === "small-cnn";
+  const noWinograd = !winogradFromEnv(process.env) && o.model !== "lenet300100";
   for (const k of kernelPaths as KernelPath[]) {
     const path = k === "wasm" && fma ? "wasm+fma" : k;
-    const label = `\`${path}\`${k === "wasm" && direct3x3 ? ", direct 3x3" : ""}${o.arena === true ? " + arena" : ""}`;
+    const label = `\`${path}\`${k === "wasm" && noWinograd ? ", no Winograd" : ""}${o.arena === true ? " + arena" : ""}`;
     rows.push([`Tessera ${label}, 1 thread`, await tessera(1, k)]);
     rows.push([`Tessera ${label}, 2 threads (caller + 1 worker)`, await tessera(2, k)]);
   }

@@ -114,7 +114,7 @@ await runMain("profile-epoch", async () => {
   // shared machine; the same scaling to 60k images.
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   console.log(
-    `${o.model}, ${n} images, ${o.threads} thread(s), ${pool?.kernels ?? kernelPath()} kernels${winogradFromEnv(process.env) ? "" : " (TESSERA_WINOGRAD=0: direct 3x3)"}: ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch, ${((cpuSeconds * 60000) / n).toFixed(1)} CPU s${o.profile ? "" : " (no profiler)"}${o.arena === true ? ", arena" : ""}`,
+    `${o.model}, ${n} images, ${o.threads} thread(s), ${pool?.kernels ?? kernelPath()} kernels${winogradFromEnv(process.env) ? "" : " (TESSERA_WINOGRAD=0: no Winograd)"}: ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch, ${((cpuSeconds * 60000) / n).toFixed(1)} CPU s${o.profile ? "" : " (no profiler)"}${o.arena === true ? ", arena" : ""}`,
   );
   if (o.jobs === true && pool !== undefined) {
     // The pool's own clock (MatrixPool.msByKind), beside the sampling profile: on a two-thread
