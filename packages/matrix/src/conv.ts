@@ -6,8 +6,8 @@
 // on that path; except that the input gradient of a stride-1 convolution padded at least to
 // "same" size with 8 or more input channels is computed as the forward convolution of gy with
 // the flipped filters (inputGradAsForward), with that convolution's bits. With layout "nchw",
-// 3x3 stride-1 convolutions with even output sides and 8 or more input channels take Winograd
-// F(2x2, 3x3) instead (wasm-winograd.ts: the forward product, that forward route and the weight
+// 3x3 and 5x5 stride-1 convolutions with even output sides and 8 or more input channels take
+// Winograd F(2x2, r x r) instead (wasm-winograd.ts: the forward product, that forward route and the weight
 // gradient; float32 roundoff apart from the direct bits) unless `winograd: false` or
 // TESSERA_WINOGRAD=0. The forward's `relu` option applies max(·, +0) after the bias.
 import type { DenseOptions } from "./dense.ts";
@@ -92,8 +92,8 @@ export interface ConvForwardOptions extends DenseOptions {
    */
   bias?: FloatArray;
   /**
-   * On the wasm path, whether a 3x3 stride-1 convolution with even output sides and at least 8
-   * input channels may run as Winograd F(2x2, 3x3) (wasm-winograd.ts: 2.25x fewer multiply-adds,
+   * On the wasm path, whether a 3x3 or 5x5 stride-1 convolution with even output sides and at
+   * least 8 input channels may run as Winograd F(2x2, r x r) (wasm-winograd.ts: 2.25x or 2.78x fewer multiply-adds,
    * outputs that differ from the direct product's by float32 roundoff). Default true; false keeps
    * the direct product, whose bits equal the composed im2col + matmul calls'. Output "nchw" only.
    * Unset: TESSERA_WINOGRAD ("0" turns the route off for the process).

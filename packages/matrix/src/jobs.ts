@@ -93,7 +93,7 @@ export const KIND_WASM_SAMPLED_STAGE = 24;
 export const KIND_SPMM_CHAIN = 25;
 /** Adam's update on the WebAssembly kernel (wasm-adam.ts), float32, split by element ranges. */
 export const KIND_WASM_ADAM = 26;
-/** The Winograd F(2x2, 3x3) forward convolution (wasm-winograd.ts), split by images. */
+/** The Winograd F(2x2, r x r) forward convolution (wasm-winograd.ts), split by images. */
 export const KIND_WASM_WINOGRAD = 27;
 /** Its weight gradient, split by fixed image chunks (WINOGRAD_GRAD_CHUNKS). */
 export const KIND_WASM_WINOGRAD_GRAD = 28;

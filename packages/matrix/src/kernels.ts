@@ -3,7 +3,7 @@
 // (`createPool({ kernels })`), or for the whole process with TESSERA_KERNELS=asm|wasm, in that
 // order of precedence. Float64 products always run the asm.js kernels. Two switches refine the
 // wasm path without being paths of their own: TESSERA_WASM_FMA (the fused micro-kernel) and
-// TESSERA_WINOGRAD (the 3x3 convolutions' Winograd route, on unless "0").
+// TESSERA_WINOGRAD (the 3x3 and 5x5 convolutions' Winograd route, on unless "0").
 
 export type KernelPath = "asm" | "wasm";
 const PATHS: readonly string[] = ["asm", "wasm"];
@@ -66,11 +66,11 @@ export function defaultWasmFma(): boolean {
 }
 
 /**
- * Whether the wasm path's eligible 3x3 convolutions take the Winograd F(2x2, 3x3) route
- * (wasm-winograd.ts) when a call's options do not say: TESSERA_WINOGRAD "1", "" or unset yes,
- * "0" no (the direct product, whose bits are the composed im2col + GEMM calls'). The route
- * changes the float32 roundoff of every 3x3 layer's products, so a recorded run on the wasm path
- * names it (the benchmarks print "wasm, Winograd" or "wasm, direct").
+ * Whether the wasm path's eligible 3x3 and 5x5 convolutions take the Winograd F(2x2, r x r)
+ * route (wasm-winograd.ts) when a call's options do not say: TESSERA_WINOGRAD "1", "" or unset
+ * yes, "0" no (the direct product, whose bits are the composed im2col + GEMM calls'). The route
+ * changes the float32 roundoff of those layers' products, so a recorded run on the wasm path
+ * names it (the epoch benchmarks print "no Winograd" when it is off).
  */
 export function winogradFromEnv(env: Record<string, string | undefined>): boolean {
   const v = env.TESSERA_WINOGRAD;

@@ -869,7 +869,7 @@ const roundUp16 = (v: number) => Math.ceil(v / 16) * 16;
 
 /**
  * The forward convolution y [N, F, outH, outW] = conv(x, w) (+ bias, then ReLU with `relu`) by
- * Winograd F(2x2, 3x3) on the WebAssembly kernels (wasm-winograd.ts; the geometry must pass
+ * Winograd F(2x2, r x r) on the WebAssembly kernels (wasm-winograd.ts; the geometry must pass
  * winogradApplies), split over the pool by images.
  */
 export function runWasmWinograd(

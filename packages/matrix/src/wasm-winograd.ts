@@ -1,17 +1,19 @@
-// Winograd F(2x2, 3x3) convolutions on the WebAssembly path: 3x3, stride 1, even output sides.
+// Winograd F(2x2, r x r) convolutions on the WebAssembly path: r = 3 or 5, stride 1, even output
+// sides.
 //
-// The direct product (wasm-conv.ts) multiplies 9 weights into every output; Winograd's minimal
-// filtering algorithm computes each 2x2 output tile from a 4x4 input patch d with 16 products
-// per (filter, channel) pair instead of 36 (Lavin & Gray 2016, "Fast Algorithms for
+// The direct product (wasm-conv.ts) multiplies r² weights into every output; Winograd's minimal
+// filtering algorithm computes each 2x2 output tile from an n x n input patch d (n = r + 1) with
+// n² products per (filter, channel) pair instead of 4r² (Lavin & Gray 2016, "Fast Algorithms for
 // Convolutional Neural Networks"):
-//   V = Bᵀ d B     (the input transform: 4x4 -> 4x4, additions only)
-//   U = G g Gᵀ     (the filter transform: 3x3 -> 4x4, once per call)
-//   M[ξ] = U[ξ] · V[ξ] for the 16 positions ξ: a [F x C] by [C x tiles] product each
-//   y = Aᵀ M A     (the output transform: 4x4 -> 2x2, additions only)
-// with Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1] and
-// Aᵀ = [1 1 1 0; 0 1 -1 -1]. The 16 products run the dense micro-kernel of wasm-gemm.ts (so
-// 2.25x fewer multiply-adds than the direct product); the transforms are generated kernels over
-// four tiles at a time (f32x4 lanes = four horizontally adjacent tiles).
+//   V = Bᵀ d B     (the input transform: n x n -> n x n)
+//   U = G g Gᵀ     (the filter transform: r x r -> n x n, once per call, in float64)
+//   M[ξ] = U[ξ] · V[ξ] for the n² positions ξ: a [F x C] by [C x tiles] product each
+//   y = Aᵀ M A     (the output transform: n x n -> 2 x 2)
+// with the matrices of winogradMatrices(r) (for r = 3: Bᵀ = [-1 0 1 0; 0 1 1 0; 0 -1 1 0;
+// 0 -1 0 1], G = [-1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], Aᵀ = [1 1 1 0; 0 1 -1 1]). The n² products run
+// the dense micro-kernel of wasm-gemm.ts (2.25x fewer multiply-adds than the direct product for
+// 3x3, 2.78x for 5x5); the transforms are kernels generated from the matrices, over four tiles at
+// a time (f32x4 lanes = four horizontally adjacent tiles).
 //
 // Blocking (forward): a thread takes whole images; their tile rows go through its scratch region
 // a few at a time (rowsPerBlock: V and M of the block fit the region, ~700 KB, inside L2), so V
@@ -26,8 +28,9 @@
 // each in its own dU, added in chunk order on the caller.
 //
 // Values: the transforms reorder the arithmetic, so outputs differ from the direct product's by
-// float32 roundoff (the transforms' coefficients are 0, ±1, ±½: relative errors stay near the
-// direct sum's; tested against a float64 reference within the algorithm's bound). Each forward
+// float32 roundoff (for 3x3 the transforms' coefficients are 0, ±1, ±½ and relative errors stay
+// near the direct sum's; 5x5's reach 5 and 1/24; tested against a float64 reference within the
+// algorithm's bound). Each forward
 // output is computed by one thread from its own tile, whatever the blocking, and the weight
 // gradient's chunks do not depend on the thread count: the same bits on any thread count. A NaN
 // or infinity in the input reaches the outputs the direct product's would (Bᵀ's and Aᵀ's nonzero
