@@ -28,7 +28,8 @@ import {
 } from "@tessera/nn";
 import { Generator } from "@tessera/tensor";
 import type { BufferArena } from "@tessera/autograd";
-import type { MatrixPool } from "@tessera/matrix";
+import { kernelPath, wasmFmaFromEnv, winogradFromEnv } from "@tessera/matrix";
+import type { KernelPath, MatrixPool } from "@tessera/matrix";
 import { removeAtomicTemporaries, writeFileAtomic } from "@tessera/mnist-dataset-loader";
 import { LOCK_FILE, acquireRunLock, type RunLock } from "./run-lock.ts";
 
@@ -248,8 +249,27 @@ function loadCheckpoint(
   return { epoch, history };
 }
 
+/**
+ * The kernels a run's float32 products ran on, recorded in config.json under "kernels": the path
+ * and, on the wasm path, its two switches (TESSERA_WASM_FMA, TESSERA_WINOGRAD). Each rounds the
+ * products differently, so a run resumed on other kernels would not be the run it continues.
+ */
+export interface KernelProvenance {
+  path: KernelPath;
+  fma?: boolean;
+  winograd?: boolean;
+}
+
+/** The kernels this process runs a training on `pool` with (its path, else TESSERA_KERNELS). */
+export function kernelProvenance(pool?: MatrixPool): KernelProvenance {
+  const path = kernelPath({ pool });
+  if (path === "asm") return { path };
+  return { path, fma: wasmFmaFromEnv(process.env), winograd: winogradFromEnv(process.env) };
+}
+
 interface StoredConfig extends TrainConfig {
   data?: DataProvenance;
+  kernels?: KernelProvenance;
 }
 
 function readStoredConfig(path: string): StoredConfig {
@@ -294,9 +314,13 @@ function trainLocked(
   const fn = "runTraining";
   const { dir, train, test } = options;
   const configPath = join(dir, "config.json");
+  const kernels = kernelProvenance(options.pool);
+  // what config.json records: this process's kernels for a new run, else what the run recorded
+  // (nothing, for runs begun before the field existed: their kernels are not known)
+  let recorded: KernelProvenance | undefined = kernels;
   let data = options.data;
   if (existsSync(configPath)) {
-    const { data: oldData, ...old } = readStoredConfig(configPath);
+    const { data: oldData, kernels: oldKernels, ...old } = readStoredConfig(configPath);
     if (identity(old) !== identity(config)) {
       throw new Error(
         `${fn}: ${dir} holds a run with a different config (${identity(old)}); ` +
@@ -321,9 +345,14 @@ function trainLocked(
         }
       }
     }
+    recorded = oldKernels;
     data ??= oldData;
   }
-  const stored: StoredConfig = data === undefined ? config : { ...config, data };
+  const stored: StoredConfig = {
+    ...config,
+    ...(data === undefined ? {} : { data }),
+    ...(recorded === undefined ? {} : { kernels: recorded }),
+  };
   writeTextAtomic(configPath, JSON.stringify(stored, null, 2) + "\n");
 
   const model = buildModel(config, train.inputShape);
@@ -333,6 +362,20 @@ function trainLocked(
   let done = 0;
   let history: EpochSummary[] = [];
   if (existsSync(ckptPath)) ({ epoch: done, history } = loadCheckpoint(ckptPath, model, optimizer));
+  // Training more epochs on other kernels would not continue the same numbers; loading a
+  // finished run (a sweep's dense model) computes nothing, so any kernels may.
+  if (
+    done < config.epochs &&
+    recorded !== undefined &&
+    JSON.stringify(recorded) !== JSON.stringify(kernels)
+  ) {
+    throw new Error(
+      `${fn}: ${dir} was trained on the kernels ${JSON.stringify(recorded)}, and this ` +
+        `process would run ${JSON.stringify(kernels)}; they round differently, so the ` +
+        `resumed run would not continue the same numbers: set TESSERA_KERNELS, ` +
+        `TESSERA_WASM_FMA and TESSERA_WINOGRAD as they were, or use another --out directory`,
+    );
+  }
   const resumedFrom = done;
   const writeMetrics = () =>
     writeTextAtomic(

@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { arrayDataset, loadSafetensors, saveSafetensors } from "@tessera/nn";
 import { bands } from "./helpers.ts";
-import { checkModelInput, runTraining, type TrainConfig } from "../src/train-run.ts";
+import { createPool } from "@tessera/matrix";
+import {
+  checkModelInput,
+  kernelProvenance,
+  runTraining,
+  type TrainConfig,
+} from "../src/train-run.ts";
 
 const config: TrainConfig = {
   model: "lenet300100",
@@ -185,6 +191,47 @@ describe("runTraining", () => {
     ).toThrow(
       `runTraining: ${dir} was trained on other train data (content SHA-256 ${"a".repeat(64)}, now ${"b".repeat(64)} from /d/train-images-idx3-ubyte)`,
     );
+  });
+
+  it("records the kernels the products ran on, and refuses to resume on others", () => {
+    const dir = freshDir();
+    const asm = createPool({ threads: 1, kernels: "asm" });
+    const wasm = createPool({ threads: 1, kernels: "wasm" });
+    runTraining({ config: { ...config, epochs: 1 }, train, test, dir, pool: asm });
+    const stored = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as {
+      kernels: unknown;
+    };
+    expect(stored.kernels).toEqual({ path: "asm" });
+    expect(kernelProvenance(wasm)).toEqual({
+      path: "wasm",
+      fma: process.env.TESSERA_WASM_FMA === "1",
+      winograd: process.env.TESSERA_WINOGRAD !== "0",
+    });
+    expect(() =>
+      runTraining({ config: { ...config, epochs: 2 }, train, test, dir, pool: wasm }),
+    ).toThrow(
+      `runTraining: ${dir} was trained on the kernels {"path":"asm"}, and this process would run ${JSON.stringify(kernelProvenance(wasm))}`,
+    );
+    // a finished run loads on any kernels (nothing is computed: a sweep's dense model)
+    expect(
+      runTraining({ config: { ...config, epochs: 1 }, train, test, dir, pool: wasm }).resumedFrom,
+    ).toBe(1);
+    // the same kernels resume, and the record stays the run's
+    expect(
+      runTraining({ config: { ...config, epochs: 2 }, train, test, dir, pool: asm }).resumedFrom,
+    ).toBe(1);
+    const path = join(dir, "config.json");
+    expect((JSON.parse(readFileSync(path, "utf8")) as { kernels: unknown }).kernels).toEqual({
+      path: "asm",
+    });
+    // a run recorded without the field resumes on any kernels, and stays without it
+    const { kernels: _k, ...old } = JSON.parse(readFileSync(path, "utf8")) as {
+      kernels: unknown;
+    };
+    writeFileSync(path, JSON.stringify(old));
+    const r = runTraining({ config: { ...config, epochs: 3 }, train, test, dir, pool: wasm });
+    expect(r.resumedFrom).toBe(2);
+    expect(JSON.parse(readFileSync(path, "utf8"))).not.toHaveProperty("kernels");
   });
 
   it("says when a run diverged (Adam at lr 100), in the result and summary.json", () => {
