@@ -1,6 +1,6 @@
 // Small private helpers shared by the ops: typed-array access, allocation, shape text and
 // argument checks. Kept here so each op file holds only its own math.
-import { channelSums as matrixChannelSums } from "@tessera/matrix";
+import { channelSums as matrixChannelSums, wasmReluBackwardChannelSums } from "@tessera/matrix";
 import { Tensor } from "@tessera/tensor";
 import type { DType, TypedArray } from "@tessera/tensor";
 import { activeArena } from "./arena.ts";
@@ -65,6 +65,27 @@ export function channelSums(g: FloatArray, n: number, c: number, p: number, like
   const acc = alloc(true, c) as Float64Array;
   // Split over the matrix pool by channels when g and acc are shared (inside an arena's step).
   matrixChannelSums(g, n, c, p, acc, { pool: getMatrixPool() });
+  const out = allocLike(like, c);
+  out.set(acc);
+  return out;
+}
+
+/**
+ * A fused ReLU's backward with the layer's bias gradient, on the wasm path (float32): gx = g where
+ * y > 0, else +0, over [n, c, p], and the bias gradient of gx as channelSums gives it, from one
+ * pass over the arrays (the same bits as relu's backward followed by channelSums).
+ */
+export function reluGateChannelSums(
+  g: Float32Array,
+  y: Float32Array,
+  gx: Float32Array,
+  n: number,
+  c: number,
+  p: number,
+  like: FloatArray,
+) {
+  const acc = alloc(true, c) as Float64Array;
+  wasmReluBackwardChannelSums(g, y, gx, n, c, p, acc, { pool: getMatrixPool() });
   const out = allocLike(like, c);
   out.set(acc);
   return out;

@@ -34,4 +34,4 @@ export { channelSums } from "./channel-sums.ts";
 export { adamUpdate } from "./adam.ts";
 export type { AdamStep } from "./adam.ts";
 export type { MaxPool2dGeometry } from "./wasm-pool2d.ts";
-export { wasmRelu, wasmReluBackward } from "./relu.ts";
+export { wasmRelu, wasmReluBackward, wasmReluBackwardChannelSums } from "./relu.ts";

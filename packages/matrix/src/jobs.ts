@@ -28,12 +28,12 @@ import type { WinogradArgs, WinogradGradArgs } from "./wasm-winograd.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs, SpmmCall, SpmmChainArgs } from "./spmm-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
-import { reluBackwardRange, reluRange } from "./wasm-relu.ts";
+import { reluBackwardRange, reluBackwardSumsRange, reluRange } from "./wasm-relu.ts";
 import { maxPoolRange } from "./wasm-pool2d.ts";
 import { channelSumsRange } from "./channel-sums-kernel.ts";
 import type { ChannelSumsArgs } from "./channel-sums-kernel.ts";
 import type { MaxPoolArgs } from "./wasm-pool2d.ts";
-import type { ReluArgs, ReluBackwardArgs } from "./wasm-relu.ts";
+import type { ReluArgs, ReluBackwardArgs, ReluBackwardSumsArgs } from "./wasm-relu.ts";
 import { adamRange } from "./adam-kernel.ts";
 import { adamWasmRange } from "./wasm-adam.ts";
 import type { AdamJobArgs } from "./adam-kernel.ts";
@@ -97,6 +97,8 @@ export const KIND_WASM_ADAM = 26;
 export const KIND_WASM_WINOGRAD = 27;
 /** Its weight gradient, split by fixed image chunks (WINOGRAD_GRAD_CHUNKS). */
 export const KIND_WASM_WINOGRAD_GRAD = 28;
+/** ReLU's gradient with the bias gradient's plane sums (wasm-relu.ts), split by planes. */
+export const KIND_WASM_RELU_BACKWARD_SUMS = 29;
 /**
  * The name of a job kind, from its KIND_* constant ("wasm_gemm_packed" for KIND_WASM_GEMM_PACKED),
  * or the number as a string for an unknown kind: for diagnostics (MatrixPool.msByKind).
@@ -537,6 +539,14 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     outputs: [],
     wasm: true,
     run: (g, r, w) => winogradGradRange(need(w), g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_RELU_BACKWARD_SUMS]: job<ReluBackwardSumsArgs>()({
+    nums: ["p"],
+    arrays: ["g", "y", "gx", "sums"],
+    outputs: ["gx", "sums"],
+    fullWrite: true,
+    wasm: true,
+    run: (g, r, w) => reluBackwardSumsRange(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_WASM_STAGE]: job<PadArgs>()({
     nums: ["xpAt", "h", "w", "padH", "padW"],

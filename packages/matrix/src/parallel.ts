@@ -42,6 +42,7 @@ import {
   KIND_WASM_STAGE,
   KIND_WASM_WINOGRAD,
   KIND_WASM_WINOGRAD_GRAD,
+  KIND_WASM_RELU_BACKWARD_SUMS,
   KIND_WASM_MAXPOOL,
   KIND_CHANNEL_SUMS,
   MAX_CHUNKS,
@@ -630,6 +631,17 @@ export function runRelu(
   serial: (lo: number, hi: number) => void,
 ): void {
   runByLines(kind, args, n, 4 * n, 2, pool, serial);
+}
+
+/** ReLU's gradient with plane sums (KIND_WASM_RELU_BACKWARD_SUMS) by planes, costed as runRelu. */
+export function runReluPlanes(
+  args: object,
+  planes: number,
+  n: number,
+  pool: MatrixPool | undefined,
+  serial: (lo: number, hi: number) => void,
+): void {
+  runByLines(KIND_WASM_RELU_BACKWARD_SUMS, args, planes, 4 * n, 2, pool, serial);
 }
 
 /**

@@ -1,11 +1,13 @@
 // The public ReLU kernels of the WebAssembly path (wasm-relu.ts holds the kernels and ranges):
-// argument checks, then the range on this thread, or split over a pool by element ranges.
-import { runRelu } from "./parallel.ts";
+// argument checks, then the range on this thread, or split over a pool by element ranges (by
+// planes for the backward with the bias gradient's sums).
+import { runRelu, runReluPlanes } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
 import { KIND_WASM_RELU, KIND_WASM_RELU_BACKWARD } from "./jobs.ts";
-import { reluBackwardRange, reluRange } from "./wasm-relu.ts";
-import type { ReluArgs, ReluBackwardArgs } from "./wasm-relu.ts";
-import { localWasmThread } from "./wasm-gemm.ts";
+import { reluBackwardRange, reluBackwardSumsRange, reluRange } from "./wasm-relu.ts";
+import type { ReluArgs, ReluBackwardArgs, ReluBackwardSumsArgs } from "./wasm-relu.ts";
+import { SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
+import { channelSums } from "./channel-sums.ts";
 
 /**
  * The pool to split over: only when every array is on shared memory (else the pool's staging
@@ -68,4 +70,64 @@ export function wasmReluBackward(
   runRelu(KIND_WASM_RELU_BACKWARD, a, n, sharedPool([g, y, gx], options), (lo, hi) =>
     reluBackwardRange(localWasmThread(), a, lo, hi),
   );
+}
+
+/**
+ * wasmReluBackward over g, y, gx as [n, c, p] (n images of c channels of p positions) together
+ * with a layer's bias gradient: acc[j] += the sum over images and positions of channel j of gx,
+ * in float64, positions first, then images in order: channelSums' additions, so the bits are
+ * those of wasmReluBackward followed by channelSums(gx), in one pass over the arrays instead of
+ * two (a ReLU fused into a convolution: autograd's conv2d with `relu`). Float32 arrays, acc
+ * float64 (at least c). With a pool, split by planes as wasmRelu splits elements.
+ */
+export function wasmReluBackwardChannelSums(
+  g: Float32Array,
+  y: Float32Array,
+  gx: Float32Array,
+  n: number,
+  c: number,
+  p: number,
+  acc: Float64Array,
+  options?: { pool?: MatrixPool },
+): void {
+  const fn = "wasmReluBackwardChannelSums";
+  for (const [name, v] of [
+    ["n", n],
+    ["c", c],
+    ["p", p],
+  ] as const)
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${v}`);
+  const len = n * c * p;
+  checkLengths(fn, len, [
+    ["g", g],
+    ["y", y],
+    ["gx", gx],
+  ]);
+  if (!(acc instanceof Float64Array) || acc.length < c)
+    throw new RangeError(`${fn}: acc must be a Float64Array of at least c = ${c} sums`);
+  if (len === 0) return;
+  // a plane must fit a thread's scratch region three times over: else the two passes
+  if (12 * p + 72 > SCRATCH_BYTES) {
+    wasmReluBackward(g, y, gx, len, options);
+    channelSums(gx, n, c, p, acc, options);
+    return;
+  }
+  const pool = sharedPool([g, y, gx], options);
+  const planes = n * c;
+  const sums =
+    pool === undefined
+      ? new Float64Array(planes)
+      : new Float64Array(new SharedArrayBuffer(8 * planes));
+  const a: ReluBackwardSumsArgs = {
+    g: g.subarray(0, len),
+    y: y.subarray(0, len),
+    gx: gx.subarray(0, len),
+    sums,
+    p,
+  };
+  runReluPlanes(a, planes, len, pool, (lo, hi) =>
+    reluBackwardSumsRange(localWasmThread(), a, lo, hi),
+  );
+  for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) acc[j] = acc[j]! + sums[i * c + j]!;
 }

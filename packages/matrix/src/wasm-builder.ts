@@ -2,7 +2,7 @@
 // from TypeScript, so the repository holds no .wasm files and needs no toolchain.
 //
 // It covers what the kernels use: one imported memory (shared or not), functions with i32 /
-// f32 / v128 locals, structured control flow, integer arithmetic, scalar and 128-bit SIMD
+// f32 / f64 / v128 locals, structured control flow, integer arithmetic, scalar and 128-bit SIMD
 // loads and stores, and f32x4 arithmetic. Each instruction is a typed method of `Code`, so a
 // kernel generator reads like the wasm text format, and an opcode is written in one place.
 // Binary format: https://webassembly.github.io/spec/core/binary/ (SIMD: opcode prefix 0xfd,
@@ -12,8 +12,9 @@ import { setFlagsFromString } from "node:v8";
 /** Value types (binary encodings). */
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
-export type ValType = typeof I32 | typeof F32 | typeof V128;
+export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 /** Unsigned LEB128 of a non-negative integer below 2^32. */
 export function uleb(v: number): number[] {
@@ -208,6 +209,19 @@ export class Code {
   }
   f32Add(): this {
     return this.op(0x92);
+  }
+  f64Const(v: number): this {
+    return this.op(0x44, ...new Uint8Array(new Float64Array([v]).buffer));
+  }
+  f64Add(): this {
+    return this.op(0xa0);
+  }
+  /** The f32 on the stack as an f64 (exact). */
+  f64PromoteF32(): this {
+    return this.op(0xbb);
+  }
+  f64Store(offset = 0): this {
+    return this.op(0x39, ...this.mem(3, offset));
   }
   /** The f32's bits as an i32 (i32.reinterpret_f32). */
   i32ReinterpretF32(): this {

@@ -9,7 +9,7 @@
 // The operands go through the thread's scratch region RELU_BLOCK elements at a time (copy in,
 // kernel, copy out while the block is in cache) instead of whole arrays through kernel memory,
 // and with a pool the element range is split over its threads (each in its own scratch region).
-import { I32, ModuleBuilder, compileModule } from "./wasm-builder.ts";
+import { F32, F64, I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES } from "./wasm-gemm.ts";
 import type { WasmThread } from "./wasm-gemm.ts";
@@ -36,26 +36,93 @@ function emitBackward(c: Code): void {
   });
 }
 
-/** The ReLU module's bytes (two functions over an imported shared memory). */
+/**
+ * reluBackSums(g, y, gx, planes, p, sums): the backward's gate over `planes` planes of p floats
+ * (g, y, gx byte addresses, planes back to back), and each plane's gated sum in float64 at
+ * sums + 8·plane: s = +0, then s + gx[q] for q = 0, 1, .. in order, each float32 promoted
+ * exactly: the additions channel-sums-kernel.ts makes, so the bias gradient's bits are its.
+ * Vectors of four, then a scalar tail (the same gate: g + 0 where y > 0, else +0).
+ */
+function emitBackwardSums(c: Code): void {
+  const [g, y, gx, planes, p, sums] = c.paramTuple(6);
+  const pl = c.local(I32);
+  const q = c.local(I32);
+  const vecEnd = c.local(I32);
+  const s = c.local(F64);
+  const v = c.local(V128);
+  const one = c.local(F32);
+  c.loop((plane) => {
+    c.f64Const(0).set(s);
+    c.i32Const(0).set(q);
+    c.get(p).i32Const(-4).i32And().set(vecEnd);
+    c.block((noVectors) => {
+      c.get(vecEnd).i32Eqz().brIf(noVectors);
+      c.loop((vec) => {
+        c.get(g).v128Load().v128Zero().f32x4Add();
+        c.get(y).v128Load().v128Zero().f32x4Gt().v128And().set(v);
+        c.get(gx).get(v).v128Store();
+        for (let lane = 0; lane < 4; lane++)
+          c.get(s).get(v).f32x4ExtractLane(lane).f64PromoteF32().f64Add().set(s);
+        for (const a of [g, y, gx]) c.get(a).i32Const(16).i32Add().set(a);
+        c.get(q).i32Const(4).i32Add().tee(q).get(vecEnd).i32LtU().brIf(vec);
+      });
+    });
+    c.block((done) => {
+      c.get(q).get(p).i32GeU().brIf(done);
+      c.loop((tail) => {
+        // gx = y > 0 ? g + 0 : +0
+        c.get(g).f32Load().f32Const(0).f32Add().f32Const(0);
+        c.get(y).f32Load().f32Const(0).f32Gt().select().set(one);
+        c.get(gx).get(one).f32Store();
+        c.get(s).get(one).f64PromoteF32().f64Add().set(s);
+        for (const a of [g, y, gx]) c.get(a).i32Const(4).i32Add().set(a);
+        c.get(q).i32Const(1).i32Add().tee(q).get(p).i32LtU().brIf(tail);
+      });
+    });
+    c.get(sums).get(s).f64Store();
+    c.get(sums).i32Const(8).i32Add().set(sums);
+    c.get(pl).i32Const(1).i32Add().tee(pl).get(planes).i32LtU().brIf(plane);
+  });
+}
+
+/** The ReLU module's bytes (three functions over an imported shared memory). */
 export function reluKernelBytes(): Uint8Array<ArrayBuffer> {
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
     .func("relu", [I32, I32, I32], [], emitForward)
     .func("reluBack", [I32, I32, I32, I32], [], emitBackward)
+    .func("reluBackSums", [I32, I32, I32, I32, I32, I32], [], emitBackwardSums)
     .build();
 }
 
 type Relu = (x: number, y: number, end: number) => void;
 type ReluBack = (g: number, y: number, gx: number, end: number) => void;
+type ReluBackSums = (
+  g: number,
+  y: number,
+  gx: number,
+  planes: number,
+  p: number,
+  sums: number,
+) => void;
+interface ReluKernels {
+  relu: Relu;
+  reluBack: ReluBack;
+  reluBackSums: ReluBackSums;
+}
 let compiled: WebAssembly.Module | undefined;
 /** One instance per thread's kernel (one WasmThread per memory and thread). */
-const instances = new WeakMap<WasmThread, { relu: Relu; reluBack: ReluBack }>();
-function kernelsOf(t: WasmThread): { relu: Relu; reluBack: ReluBack } {
+const instances = new WeakMap<WasmThread, ReluKernels>();
+function kernelsOf(t: WasmThread): ReluKernels {
   let k = instances.get(t);
   if (k === undefined) {
     compiled ??= compileModule("matrix wasm ReLU kernel", reluKernelBytes());
     const e = new WebAssembly.Instance(compiled, { env: { memory: t.memory } }).exports;
-    k = { relu: e.relu as Relu, reluBack: e.reluBack as ReluBack };
+    k = {
+      relu: e.relu as Relu,
+      reluBack: e.reluBack as ReluBack,
+      reluBackSums: e.reluBackSums as ReluBackSums,
+    };
     instances.set(t, k);
   }
   return k;
@@ -113,5 +180,47 @@ export function reluBackwardRange(
     H.set(a.y.subarray(s, s + len), yAt >> 2);
     reluBack(gAt, yAt, gxAt, gAt + 16 * Math.ceil(len / 4));
     a.gx.set(H.subarray(gxAt >> 2, (gxAt >> 2) + len), s);
+  }
+}
+
+/**
+ * The backward with the bias gradient's plane sums (KIND_WASM_RELU_BACKWARD_SUMS): g, y, gx as
+ * [planes, p], and sums (planes float64) receiving each plane's gated sum.
+ */
+export interface ReluBackwardSumsArgs {
+  g: Float32Array;
+  y: Float32Array;
+  gx: Float32Array;
+  sums: Float64Array;
+  p: number;
+}
+
+/**
+ * Planes [p0, p1): gx gated as reluBackwardRange does, and sums[plane] = the plane's gx summed in
+ * float64 in order; through t's scratch region, a whole number of planes (at least one) a trip.
+ */
+export function reluBackwardSumsRange(
+  t: WasmThread,
+  a: ReluBackwardSumsArgs,
+  p0: number,
+  p1: number,
+): void {
+  const { reluBackSums } = kernelsOf(t);
+  const { p } = a;
+  const H = t.f32();
+  // three float32 arrays of `per` planes and their sums inside the scratch region
+  const per = Math.max(1, Math.floor((SCRATCH_BYTES - 64) / (12 * p + 8)));
+  for (let s = p0; s < p1; s += per) {
+    const planes = Math.min(per, p1 - s);
+    const len = planes * p;
+    const gAt = t.scratchAt;
+    const yAt = gAt + 4 * len;
+    const gxAt = yAt + 4 * len;
+    const sumsAt = Math.ceil((gxAt + 4 * len) / 8) * 8;
+    H.set(a.g.subarray(s * p, s * p + len), gAt >> 2);
+    H.set(a.y.subarray(s * p, s * p + len), yAt >> 2);
+    reluBackSums(gAt, yAt, gxAt, planes, p, sumsAt);
+    a.gx.set(H.subarray(gxAt >> 2, (gxAt >> 2) + len), s * p);
+    a.sums.set(new Float64Array(H.buffer, sumsAt, planes), s);
   }
 }

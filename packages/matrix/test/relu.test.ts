@@ -2,8 +2,14 @@
 // (tails of 1-3 past a whole vector) and on the special values: ±0, ±Infinity, NaN, subnormals.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { sharedFloat32, wasmRelu, wasmReluBackward } from "../src/index.ts";
-import { wasmTestPool } from "./helpers.ts";
+import {
+  channelSums,
+  sharedFloat32,
+  wasmRelu,
+  wasmReluBackward,
+  wasmReluBackwardChannelSums,
+} from "../src/index.ts";
+import { bits, wasmTestPool } from "./helpers.ts";
 import { RELU_BLOCK, reluKernelBytes } from "../src/wasm-relu.ts";
 
 const specials = [0, -0, Infinity, -Infinity, NaN, 1e-45, -1e-45, 3.5, -2.25];
@@ -71,6 +77,51 @@ describe("wasm ReLU", () => {
         },
       ),
       { numRuns: 200 },
+    );
+  });
+
+  it("wasmReluBackwardChannelSums: the bits of wasmReluBackward then channelSums (tails, special values, planes past the scratch region, pools)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constantFrom(784, 196, 70_000)),
+        fc.array(value, { minLength: 1, maxLength: 64 }),
+        fc.boolean(),
+        (n, c, p, vals, pooled) => {
+          const len = n * c * p;
+          const g = sharedFloat32(len);
+          const y = sharedFloat32(len);
+          for (let i = 0; i < len; i++) {
+            g[i] = vals[i % vals.length]!;
+            y[i] = vals[(i * 7 + 3) % vals.length]!;
+          }
+          const pool = pooled ? wasmPool() : undefined;
+          const gx = sharedFloat32(len);
+          const acc = Float64Array.from({ length: c }, (_, j) => j - 0.5);
+          wasmReluBackwardChannelSums(g, y, gx, n, c, p, acc, { pool });
+          const want = sharedFloat32(len);
+          wasmReluBackward(g, y, want, len);
+          const wantAcc = Float64Array.from({ length: c }, (_, j) => j - 0.5);
+          channelSums(want, n, c, p, wantAcc);
+          // Buffer.equals: toEqual on megabytes of bytes takes minutes
+          expect(Buffer.from(bits(gx)).equals(Buffer.from(bits(want)))).toBe(true);
+          expect(bits(acc)).toEqual(bits(wantAcc));
+        },
+      ),
+      { numRuns: 60 },
+    );
+    // a fault the check sees: the sums of the ungated gradient
+    const g = Float32Array.from([1, 2, 3, 4, 5]);
+    const y = Float32Array.from([1, -1, 1, -1, 1]);
+    const acc = new Float64Array(1);
+    wasmReluBackwardChannelSums(g, y, new Float32Array(5), 1, 1, 5, acc);
+    expect(acc[0]).toBe(9);
+    expect(() =>
+      wasmReluBackwardChannelSums(g, y, new Float32Array(4), 1, 1, 5, new Float64Array(1)),
+    ).toThrow("wasmReluBackwardChannelSums: gx has 4 elements, need 5");
+    expect(() => wasmReluBackwardChannelSums(g, y, g, 1, 2, 2, new Float64Array(1))).toThrow(
+      "wasmReluBackwardChannelSums: acc must be a Float64Array of at least c = 2 sums",
     );
   });
 

@@ -43,6 +43,7 @@ import {
   fmt,
   freshGrad,
   pair,
+  reluGateChannelSums,
   wrap,
 } from "../util.ts";
 import type { FloatArray } from "../util.ts";
@@ -188,10 +189,14 @@ export function conv2d(
   if (fusedRelu && (cols !== undefined || !(K > 0 && NP > 0))) reluFwd(y, y, n * f * P);
   return record(fn, wrap(y, [n, f, g0.outH, g0.outW]), parents, (g) => {
     let G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
+    let gbData: FloatArray | null = null;
     if (fusedRelu) {
-      // relu's backward first (gate y > 0), then the convolution's on the gated gradient
+      // relu's backward first (gate y > 0), then the convolution's on the gated gradient; on the
+      // wasm path the gate and the bias gradient's sums are one pass (the bits of the two)
       const gated = allocOutputLike(W, n * f * P);
-      reluBwd(G, G, y, gated, n * f * P);
+      if (implicit && bias?.requiresGrad && G instanceof Float32Array && y instanceof Float32Array)
+        gbData = reluGateChannelSums(G, y, gated as Float32Array, n, f, P, W);
+      else reluBwd(G, G, y, gated, n * f * P);
       G = gated;
     }
     // The wasm kernels read dy [N, F, P] as it is; the composed products take it permuted to
@@ -227,7 +232,7 @@ export function conv2d(
       gx = freshGrad(col2im(dcols, geom, allocOutputLike(W, n * c * h * w), "batched", opts), xs);
     }
     saved?.release(); // the engine runs a node's backward once, then frees the graph
-    const gb = bias?.requiresGrad ? freshGrad(channelSums(G, n, f, P, W), [f]) : null;
+    const gb = bias?.requiresGrad ? freshGrad(gbData ?? channelSums(G, n, f, P, W), [f]) : null;
     return [gx, gw, gb];
   });
 }
