@@ -655,13 +655,26 @@ export function winogradRowsPerBlock(g: ResolvedConv2d, filters: number): number
 export const WINOGRAD_MIN_CHANNELS = 8;
 
 /**
+ * Bytes the route keeps in kernel memory at once beyond the direct product's (which stages the
+ * padded input too): the whole output (forward) or the output gradient's copy (weight gradient).
+ * Past WINOGRAD_MAX_STAGED_BYTES, with the staged input, the shared memory (1 GiB at most) could
+ * not hold them where the direct product still fits: the direct product runs instead.
+ */
+export function winogradStagedBytes(g: ResolvedConv2d, filters: number): number {
+  const input = g.n * g.c * (g.h + 2 * g.padH) * (g.w + 2 * g.padW);
+  return 4 * (input + g.n * filters * g.outH * g.outW);
+}
+export const WINOGRAD_MAX_STAGED_BYTES = 512 << 20;
+
+/**
  * Whether the WebAssembly forward convolution of geometry g takes the Winograd route: a square
  * kernel of a size in WINOGRAD_SIZES (3x3 or 5x5), stride 1, dilation 1, even output height and
- * width, at least WINOGRAD_MIN_CHANNELS input channels, and one tile row's block within a
- * thread's scratch region.
+ * width, at least WINOGRAD_MIN_CHANNELS input channels, one tile row's block within a
+ * thread's scratch region, and the staged input and output within WINOGRAD_MAX_STAGED_BYTES.
  */
 export function winogradApplies(g: ResolvedConv2d, filters: number): boolean {
   return (
+    winogradStagedBytes(g, filters) <= WINOGRAD_MAX_STAGED_BYTES &&
     WINOGRAD_SIZES.includes(g.kh) &&
     g.kw === g.kh &&
     g.strideH === 1 &&

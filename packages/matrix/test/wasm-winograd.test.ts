@@ -20,6 +20,7 @@ import type { MatrixPool } from "../src/index.ts";
 import { flippedFilters } from "../src/conv.ts";
 import {
   WINOGRAD_GRAD_CHUNKS,
+  WINOGRAD_MAX_STAGED_BYTES,
   WINOGRAD_MIN_CHANNELS,
   WINOGRAD_SIZES,
   transformFilters,
@@ -30,6 +31,7 @@ import {
   winogradKernelBytes,
   winogradMatrices,
   winogradRowsPerBlock,
+  winogradStagedBytes,
 } from "../src/wasm-winograd.ts";
 import { bits, randomArray, testPools } from "./helpers.ts";
 
@@ -478,6 +480,13 @@ describe("Winograd F(2x2, r x r) convolutions (wasm path)", () => {
     expect(applies({}, 0)).toBe(false);
     // a tile row whose block cannot fit a thread's scratch region falls back
     expect(applies({ c: 4000, w: 4000 })).toBe(false);
+    // as does a batch whose staged input and output would pass 512 MiB (the memory holds 1 GiB)
+    const big = { n: 1024, c: 64, h: 64, w: 64 };
+    expect(winogradStagedBytes(conv2dGeometry("test", { ...base, ...big }), 64)).toBeGreaterThan(
+      WINOGRAD_MAX_STAGED_BYTES,
+    );
+    expect(applies(big, 64)).toBe(false);
+    expect(applies({ ...big, n: 128 }, 64)).toBe(true);
     // winograd: false gives the direct product's bits (the batched layout, permuted)
     const g: Geo = { n: 2, c: 9, h: 6, w: 6, f: 3, k: 3, pad: 1, seed: 4 };
     const { x, w } = data(g);
