@@ -7,8 +7,8 @@
 // "same" size with 8 or more input channels is computed as the forward convolution of gy with
 // the flipped filters (inputGradAsForward), with that convolution's bits. With layout "nchw",
 // 3x3 and 5x5 stride-1 convolutions with even output sides and 8 or more input channels take
-// Winograd F(2x2, r x r) instead (wasm-winograd.ts: the forward product, that forward route and the weight
-// gradient; float32 roundoff apart from the direct bits) unless `winograd: false` or
+// Winograd F(2x2, r x r) instead (wasm-winograd.ts: the forward product, that forward route and
+// the weight gradient; float32 roundoff apart from the direct bits) unless `winograd: false` or
 // TESSERA_WINOGRAD=0. The forward's `relu` option applies max(·, +0) after the bias.
 import type { DenseOptions } from "./dense.ts";
 import { matmul, matmulTransA, matmulTransB } from "./dense.ts";
@@ -93,10 +93,11 @@ export interface ConvForwardOptions extends DenseOptions {
   bias?: FloatArray;
   /**
    * On the wasm path, whether a 3x3 or 5x5 stride-1 convolution with even output sides and at
-   * least 8 input channels may run as Winograd F(2x2, r x r) (wasm-winograd.ts: 2.25x or 2.78x fewer multiply-adds,
-   * outputs that differ from the direct product's by float32 roundoff). Default true; false keeps
-   * the direct product, whose bits equal the composed im2col + matmul calls'. Output "nchw" only.
-   * Unset: TESSERA_WINOGRAD ("0" turns the route off for the process).
+   * least 8 input channels may run as Winograd F(2x2, r x r) (wasm-winograd.ts: 2.25x or 2.78x
+   * fewer multiply-adds, outputs that differ from the direct product's by float32 roundoff).
+   * Default true; false keeps the direct product, whose bits equal the composed im2col + matmul
+   * calls'. Output "nchw" only. Unset: TESSERA_WINOGRAD ("0" turns the route off for the
+   * process).
    */
   winograd?: boolean;
   /**

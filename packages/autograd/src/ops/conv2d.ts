@@ -14,10 +14,11 @@
 // conv2dForward / conv2dWeightGrad / conv2dInputGrad instead: they build no patch matrix (the
 // kernels pack straight from the padded input; im2col and packing cols were most of a LeNet-5
 // epoch) and give the same bits as the composed calls on that path, so only x is kept for dW;
-// its 3x3 and 5x5 stride-1 layers with 8+ channels take Winograd F(2x2, r x r) there (float32 roundoff
-// apart; TESSERA_WINOGRAD=0 keeps the direct products). `relu: true` fuses a ReLU: the output is
-// max(·, 0) (in the products' epilogue on the wasm path) and the backward gates dy by y > 0
-// first, bit for bit relu(conv2d(...)).
+// its 3x3 and 5x5 stride-1 layers with 8+ channels take Winograd F(2x2, r x r) there (float32
+// roundoff apart; TESSERA_WINOGRAD=0 keeps the direct products). `relu: true` fuses a ReLU: the
+// output is max(·, 0) (in the products' epilogue on the wasm path) and the backward gates dy by
+// y > 0 first (with the bias gradient's sums in the same pass on the wasm path), bit for bit
+// relu(conv2d(...)).
 import {
   col2im,
   conv2dForward,
