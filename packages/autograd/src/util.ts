@@ -62,9 +62,16 @@ function alloc(f64: boolean, n: number, zero = true): FloatArray {
  * every layer that shares this gets the same bits for the same numbers.
  */
 export function channelSums(g: FloatArray, n: number, c: number, p: number, like: FloatArray) {
-  const acc = alloc(true, c) as Float64Array;
   // Split over the matrix pool by channels when g and acc are shared (inside an arena's step).
-  matrixChannelSums(g, n, c, p, acc, { pool: getMatrixPool() });
+  return roundedSums(c, like, (acc) =>
+    matrixChannelSums(g, n, c, p, acc, { pool: getMatrixPool() }),
+  );
+}
+
+/** c float64 sums accumulated by `sum` from zero, rounded once into an array of `like`'s type. */
+function roundedSums(c: number, like: FloatArray, sum: (acc: Float64Array) => void) {
+  const acc = alloc(true, c) as Float64Array;
+  sum(acc);
   const out = allocLike(like, c);
   out.set(acc);
   return out;
@@ -84,11 +91,9 @@ export function reluGateChannelSums(
   p: number,
   like: FloatArray,
 ) {
-  const acc = alloc(true, c) as Float64Array;
-  wasmReluBackwardChannelSums(g, y, gx, n, c, p, acc, { pool: getMatrixPool() });
-  const out = allocLike(like, c);
-  out.set(acc);
-  return out;
+  return roundedSums(c, like, (acc) =>
+    wasmReluBackwardChannelSums(g, y, gx, n, c, p, acc, { pool: getMatrixPool() }),
+  );
 }
 
 /**

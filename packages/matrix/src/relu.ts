@@ -8,6 +8,7 @@ import { reluBackwardRange, reluBackwardSumsRange, reluRange } from "./wasm-relu
 import type { ReluArgs, ReluBackwardArgs, ReluBackwardSumsArgs } from "./wasm-relu.ts";
 import { SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
 import { channelSums } from "./channel-sums.ts";
+import { checkDim } from "./types.ts";
 
 /**
  * The pool to split over: only when every array is on shared memory (else the pool's staging
@@ -91,13 +92,9 @@ export function wasmReluBackwardChannelSums(
   options?: { pool?: MatrixPool },
 ): void {
   const fn = "wasmReluBackwardChannelSums";
-  for (const [name, v] of [
-    ["n", n],
-    ["c", c],
-    ["p", p],
-  ] as const)
-    if (!Number.isSafeInteger(v) || v < 0)
-      throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${v}`);
+  checkDim(fn, "n", n);
+  checkDim(fn, "c", c);
+  checkDim(fn, "p", p);
   const len = n * c * p;
   checkLengths(fn, len, [
     ["g", g],

@@ -336,9 +336,10 @@ export class Sequential extends Module {
 
   /**
    * The layers in order; a Conv2d directly followed by a ReLU runs as one fused op
-   * (Conv2d.forwardRelu: the same numbers, one pass over the activations fewer: 6.8 ms of a
-   * ~174-ms two-thread smallCnn() step on the wasm path). Exact classes only, as a subclass may
-   * change what forward does.
+   * (Conv2d.forwardRelu: the same numbers, one pass over the activations fewer: the ReLU's
+   * forward took 7.3-7.5 ms of a ~185-195-ms two-thread smallCnn() step on the wasm path,
+   * docs/benchmarks/epoch-2026-12-03/ab-profile-smallcnn.txt). Exact classes only, as a
+   * subclass may change what forward does.
    */
   forward(x: Variable): Variable {
     let y = x;
