@@ -33,6 +33,7 @@ import {
   WASM_MC,
   WASM_NC,
   WASM_TILE,
+  copyRows,
 } from "./wasm-gemm.ts";
 import type { GemmTile, WasmThread } from "./wasm-gemm.ts";
 import type { ResolvedConv2d } from "./im2col.ts";
@@ -699,12 +700,12 @@ function storeBlock(
   len: number,
 ): void {
   const { c, m, n, P } = g;
+  if (P === 0) {
+    copyRows(H, at, ldh, c, i0 * n + j0, n, rows, len);
+    return;
+  }
   for (let r = 0; r < rows; r++) {
     const h = at + r * ldh;
-    if (P === 0) {
-      c.set(H.subarray(h, h + len), (i0 + r) * n + j0);
-      continue;
-    }
     for (let j = j0; j < j0 + len;) {
       const img = Math.floor(j / P);
       const p = j - img * P;
