@@ -78,6 +78,14 @@ function output<T extends FloatArray>(
 
 const xShape = (g: ResolvedConv2d) => `[N=${g.n}, C=${g.c}, H=${g.h}, W=${g.w}]`;
 
+/**
+ * The pool and kernels of a convolution's options, for its composed dense products: its bias
+ * and relu are per filter and applied after them, not the products' per-column epilogue.
+ */
+function denseOnly(options: DenseOptions | undefined): DenseOptions {
+  return { pool: options?.pool, kernels: options?.kernels };
+}
+
 /** Options of conv2dForward: the dense products' options plus the output layout. */
 export interface ConvForwardOptions extends DenseOptions {
   /**
@@ -296,7 +304,7 @@ export function conv2dForward<T extends FloatArray>(
   else {
     const cols = im2col(x, g, undefined, "batched", options);
     const yb = nchw ? allocLike(x, filters * NP) : y;
-    matmul<FloatArray>(weight, cols, filters, K, NP, yb, options);
+    matmul<FloatArray>(weight, cols, filters, K, NP, yb, denseOnly(options));
     if (nchw) {
       const P = g.positions;
       for (let j = 0; j < filters; j++)
@@ -373,7 +381,7 @@ export function conv2dWeightGrad<T extends FloatArray>(
   else {
     const cols = im2col(x, g, undefined, "batched", options);
     const G = nchw ? swapLeadingAxes(gy, g.n, filters, g.positions) : gy;
-    matmulTransB<FloatArray>(G, cols, filters, NP, K, dW, options);
+    matmulTransB<FloatArray>(G, cols, filters, NP, K, dW, denseOnly(options));
   }
   return dW as SameFloat<T>;
 }
@@ -443,7 +451,7 @@ export function conv2dInputGrad<T extends FloatArray>(
     const dcols = allocLike(weight, K * NP);
     const G = nchw ? swapLeadingAxes(gy, g.n, filters, g.positions) : gy;
     if (K * NP > 0 && filters > 0)
-      matmulTransA<FloatArray>(weight, G, K, filters, NP, dcols, options);
+      matmulTransA<FloatArray>(weight, G, K, filters, NP, dcols, denseOnly(options));
     col2im<FloatArray>(dcols, g, dx, "batched", options);
   }
   return dx as SameFloat<T>;

@@ -3,6 +3,7 @@ import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from
 import type { FloatArray, SameFloat, Trans } from "./types.ts";
 import { TRANS_A, TRANS_B, TRANS_NONE } from "./types.ts";
 import { runGemm } from "./parallel.ts";
+import type { GemmEpilogue } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
 import { resolveKernels } from "./kernels.ts";
 import type { KernelPath } from "./kernels.ts";
@@ -17,6 +18,43 @@ export interface DenseOptions {
    * Float64 operands always take the asm.js kernel.
    */
   kernels?: KernelPath;
+}
+
+/**
+ * Options of the three products: DenseOptions plus an epilogue on C, applied while each block
+ * of C is in kernel memory on the WebAssembly path (one pass over C after the product on the
+ * asm.js path), so a Linear layer's bias and a following ReLU cost no pass of their own:
+ *   C[i, j] = relu?(C[i, j] + bias[j])
+ * The sum is rounded to C's type before the ReLU: the values of the product followed by a
+ * separate bias add and max(v, +0).
+ */
+export interface DenseProductOptions<T extends FloatArray = FloatArray> extends DenseOptions {
+  /** n values, the same float type as the operands (bias[j] is added to column j), or null. */
+  bias?: T | null;
+  /** max(v, +0) after the bias: +0 for -0 and -Infinity, NaN kept (autograd's relu). */
+  relu?: boolean;
+}
+
+/** The checked epilogue of a product's options (undefined when it asks for none). */
+function epilogueOf(
+  fn: string,
+  a: FloatArray,
+  n: number,
+  options: DenseProductOptions | undefined,
+): GemmEpilogue | undefined {
+  const bias = options?.bias ?? null;
+  const relu = options?.relu;
+  if (relu !== undefined && typeof relu !== "boolean")
+    throw new TypeError(`${fn}: options.relu must be a boolean, got ${typeof relu}`);
+  if (bias !== null) {
+    checkFloatArray(fn, "options.bias", bias);
+    checkSameType(fn, "options.bias", a, bias);
+    if (bias.length !== n)
+      throw new RangeError(
+        `${fn}: options.bias has ${bias.length} values, expected n = ${n} (one per column of C)`,
+      );
+  }
+  return bias === null && relu !== true ? undefined : { bias, relu: relu === true };
 }
 
 function kernelsFor(fn: string, options: DenseOptions | undefined): KernelPath {
@@ -48,7 +86,10 @@ function prepare<T extends FloatArray>(
   return out;
 }
 
-/** C[m,n] = A[m,k]·B[k,n], all row-major. Overwrites and returns `out` (allocated like `a` when omitted). */
+/**
+ * C[m,n] = A[m,k]·B[k,n], all row-major, then options' epilogue (bias, relu). Overwrites and
+ * returns `out` (allocated like `a` when omitted).
+ */
 export function matmul<T extends FloatArray>(
   a: T,
   b: SameFloat<T>,
@@ -56,14 +97,18 @@ export function matmul<T extends FloatArray>(
   k: number,
   n: number,
   out?: SameFloat<T>,
-  options?: DenseOptions,
+  options?: DenseProductOptions<SameFloat<T>>,
 ): SameFloat<T> {
   const c: FloatArray = prepare<FloatArray>("matmul", TRANS_NONE, a, b, m, k, n, out);
-  runGemm({ trans: TRANS_NONE, a, b, c, m, k, n }, options?.pool, kernelsFor("matmul", options));
+  const epi = epilogueOf("matmul", a, n, options);
+  runGemm({ trans: TRANS_NONE, a, b, c, m, k, n }, options?.pool, kernelsFor("matmul", options), epi);
   return c as SameFloat<T>;
 }
 
-/** C[m,n] = Aᵀ·B where A is stored row-major as [k,m] and B as [k,n]; no transpose is materialised. */
+/**
+ * C[m,n] = Aᵀ·B where A is stored row-major as [k,m] and B as [k,n] (no transpose is
+ * materialised), then options' epilogue.
+ */
 export function matmulTransA<T extends FloatArray>(
   a: T,
   b: SameFloat<T>,
@@ -71,14 +116,19 @@ export function matmulTransA<T extends FloatArray>(
   k: number,
   n: number,
   out?: SameFloat<T>,
-  options?: DenseOptions,
+  options?: DenseProductOptions<SameFloat<T>>,
 ): SameFloat<T> {
   const c: FloatArray = prepare<FloatArray>("matmulTransA", TRANS_A, a, b, m, k, n, out);
-  runGemm({ trans: TRANS_A, a, b, c, m, k, n }, options?.pool, kernelsFor("matmulTransA", options));
+  const epi = epilogueOf("matmulTransA", a, n, options);
+  runGemm({ trans: TRANS_A, a, b, c, m, k, n }, options?.pool, kernelsFor("matmulTransA", options), epi);
   return c as SameFloat<T>;
 }
 
-/** C[m,n] = A·Bᵀ where A is stored row-major as [m,k] and B as [n,k]; no transpose is materialised. */
+/**
+ * C[m,n] = A·Bᵀ where A is stored row-major as [m,k] and B as [n,k] (no transpose is
+ * materialised), then options' epilogue: with bias and relu, a Linear layer and its ReLU
+ * (x [m,k] by weight [n,k]).
+ */
 export function matmulTransB<T extends FloatArray>(
   a: T,
   b: SameFloat<T>,
@@ -86,9 +136,10 @@ export function matmulTransB<T extends FloatArray>(
   k: number,
   n: number,
   out?: SameFloat<T>,
-  options?: DenseOptions,
+  options?: DenseProductOptions<SameFloat<T>>,
 ): SameFloat<T> {
   const c: FloatArray = prepare<FloatArray>("matmulTransB", TRANS_B, a, b, m, k, n, out);
-  runGemm({ trans: TRANS_B, a, b, c, m, k, n }, options?.pool, kernelsFor("matmulTransB", options));
+  const epi = epilogueOf("matmulTransB", a, n, options);
+  runGemm({ trans: TRANS_B, a, b, c, m, k, n }, options?.pool, kernelsFor("matmulTransB", options), epi);
   return c as SameFloat<T>;
 }

@@ -249,6 +249,34 @@ const STORE_SOURCE = `return function store(H, hOff, ldh, c, cOff, ldc, mc, nc, 
   }
 };`;
 
+/**
+ * The dense products' epilogue on C[r0:r1, c0:c1] (row stride n), in place: bias[j] added to
+ * column j when bias is given, then max(v, +0) when relu (+0 for -0 and -Infinity, NaN kept:
+ * the values of autograd's relu). The sum is formed in double and stored rounded, which for
+ * float32 C is the float32 sum (the WebAssembly epilogue's f32x4.add gives the same bits).
+ */
+export function gemmEpilogue(
+  c: FloatArray,
+  n: number,
+  r0: number,
+  r1: number,
+  c0: number,
+  c1: number,
+  bias: FloatArray | null,
+  relu: boolean,
+): void {
+  if (bias === null && !relu) return;
+  for (let i = r0; i < r1; i++) {
+    const o = i * n;
+    if (bias !== null) for (let j = c0; j < c1; j++) c[o + j] = c[o + j]! + bias[j]!;
+    if (relu)
+      for (let j = c0; j < c1; j++) {
+        const v = c[o + j]!;
+        if (!(v > 0) && v === v) c[o + j] = 0;
+      }
+  }
+}
+
 const storers: (Storer | undefined)[] = new Array<Storer | undefined>(16).fill(undefined);
 
 /** The storer compiled for this kind of C and of block (float64 asm.js heap, float32 wasm memory). */

@@ -13,7 +13,7 @@ export type { BsrArrays, SparseProductOptions, SampledOptions } from "./bsr.ts";
 export { sharedFloat32, sharedFloat64, sharedInt32, isShared, toShared } from "./shared.ts";
 export { CsrMatrix } from "./csr.ts";
 export type { CsrArrays } from "./csr.ts";
-export type { DenseOptions } from "./dense.ts";
+export type { DenseOptions, DenseProductOptions } from "./dense.ts";
 export { createPool, MatrixPool } from "./pool.ts";
 export type { PoolOptions } from "./pool.ts";
 export { jobKindName } from "./jobs.ts";

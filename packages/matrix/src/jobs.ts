@@ -28,12 +28,23 @@ import type { WinogradArgs, WinogradGradArgs } from "./wasm-winograd.ts";
 import type { SampledLayout, SampledShape } from "./wasm-sampled.ts";
 import type { SpmmArgs, SpmmCall, SpmmChainArgs } from "./spmm-kernel.ts";
 import { maxPoolBackwardRange } from "./pool2d-kernel.ts";
-import { reluBackwardRange, reluBackwardSumsRange, reluRange } from "./wasm-relu.ts";
+import {
+  reluBackwardColumnsRange,
+  reluBackwardRange,
+  reluBackwardSumsRange,
+  reluRange,
+} from "./wasm-relu.ts";
 import { maxPoolRange } from "./wasm-pool2d.ts";
 import { channelSumsRange } from "./channel-sums-kernel.ts";
 import type { ChannelSumsArgs } from "./channel-sums-kernel.ts";
 import type { MaxPoolArgs } from "./wasm-pool2d.ts";
-import type { ReluArgs, ReluBackwardArgs, ReluBackwardSumsArgs } from "./wasm-relu.ts";
+import type {
+  ReluArgs,
+  ReluBackwardArgs,
+  ReluBackwardColumnsArgs,
+  ReluBackwardSumsArgs,
+} from "./wasm-relu.ts";
+import { epilogueMode } from "./wasm-epilogue.ts";
 import { adamRange } from "./adam-kernel.ts";
 import { adamWasmRange } from "./wasm-adam.ts";
 import type { AdamJobArgs } from "./adam-kernel.ts";
@@ -99,6 +110,8 @@ export const KIND_WASM_WINOGRAD = 27;
 export const KIND_WASM_WINOGRAD_GRAD = 28;
 /** ReLU's gradient with the bias gradient's plane sums (wasm-relu.ts), split by planes. */
 export const KIND_WASM_RELU_BACKWARD_SUMS = 29;
+/** ReLU's gradient with a Linear layer's bias gradient (column sums, wasm-relu.ts), by columns. */
+export const KIND_WASM_RELU_BACKWARD_COLUMNS = 30;
 /**
  * The name of a job kind, from its KIND_* constant ("wasm_gemm_packed" for KIND_WASM_GEMM_PACKED),
  * or the number as a string for an unknown kind: for diagnostics (MatrixPool.msByKind).
@@ -194,6 +207,9 @@ export interface WasmPackedGemmArgs {
   m: number;
   k: number;
   n: number;
+  /** The epilogue's bias (n values; an empty array without one) and mode (epilogueMode). */
+  bias: Float32Array;
+  epi: number;
 }
 
 /**
@@ -216,7 +232,7 @@ export function spmmJob(s: SpmmCall): SpmmJobArgs {
   return {
     ...rest,
     bias: bias ?? s.data.subarray(0, 0),
-    epi: (bias === null ? 0 : 1) | (s.relu === true ? 2 : 0),
+    epi: epilogueMode(bias, s.relu),
   };
 }
 
@@ -388,13 +404,27 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
         : wasmPackRange(need(w), g.trans, g.a, g.b, g.apAt, g.bpAt, g.m, g.k, g.n, r[0]!, r[1]!),
   }),
   [KIND_WASM_GEMM_PACKED]: job<WasmPackedGemmArgs>()({
-    nums: ["m", "k", "n", "apAt", "bpAt"],
-    arrays: ["c"],
+    nums: ["m", "k", "n", "apAt", "bpAt", "epi"],
+    arrays: ["c", "bias"],
     outputs: ["c"],
     fullWrite: true,
     wasm: true,
     run: (g, r, w) =>
-      wasmGemmPackedRange(need(w), g.apAt, g.bpAt, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!),
+      wasmGemmPackedRange(
+        need(w),
+        g.apAt,
+        g.bpAt,
+        g.c,
+        g.m,
+        g.k,
+        g.n,
+        r[0]!,
+        r[1]!,
+        r[2]!,
+        r[3]!,
+        (g.epi & 1) !== 0 ? g.bias : null,
+        g.epi,
+      ),
   }),
   [KIND_WASM_SPMM]: job<WasmSpmmArgs>()({
     nums: SPMM_STAGED_NUMS,
@@ -547,6 +577,14 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     fullWrite: true,
     wasm: true,
     run: (g, r, w) => reluBackwardSumsRange(need(w), g, r[0]!, r[1]!),
+  }),
+  [KIND_WASM_RELU_BACKWARD_COLUMNS]: job<ReluBackwardColumnsArgs>()({
+    nums: ["rows", "c"],
+    arrays: ["g", "y", "gx", "acc"],
+    // acc is added into: a staged copy must start from its values
+    outputs: ["gx", "acc"],
+    wasm: true,
+    run: (g, r, w) => reluBackwardColumnsRange(need(w), g, r[0]!, r[1]!),
   }),
   [KIND_WASM_STAGE]: job<PadArgs>()({
     nums: ["xpAt", "h", "w", "padH", "padW"],

@@ -11,7 +11,9 @@ import type { AdamJobArgs } from "./adam-kernel.ts";
 import { adamWasmRange } from "./wasm-adam.ts";
 import type { MaxPoolBackwardArgs } from "./pool2d-kernel.ts";
 import { sampledRange } from "./sampled-kernel.ts";
-import { gemmRange, packedLengths, panelCounts } from "./gemm.ts";
+import { gemmEpilogue, gemmRange, packedLengths, panelCounts } from "./gemm.ts";
+import { epilogueMode } from "./wasm-epilogue.ts";
+import type { FloatArray } from "./types.ts";
 import { col2imImages, im2colRows } from "./im2col-kernel.ts";
 import type { PatchArgs } from "./im2col-kernel.ts";
 import { kepLines, kepRange } from "./kep-kernel.ts";
@@ -43,6 +45,7 @@ import {
   KIND_WASM_WINOGRAD,
   KIND_WASM_WINOGRAD_GRAD,
   KIND_WASM_RELU_BACKWARD_SUMS,
+  KIND_WASM_RELU_BACKWARD_COLUMNS,
   KIND_WASM_MAXPOOL,
   KIND_CHANNEL_SUMS,
   MAX_CHUNKS,
@@ -156,13 +159,27 @@ function evenCuts(count: number, parts: number, align: number): number[] {
   return cuts;
 }
 
+/** A dense product's epilogue: a bias per column of C and a ReLU (gemm.ts, gemmEpilogue). */
+export interface GemmEpilogue {
+  bias: FloatArray | null;
+  relu: boolean;
+}
+
 /**
  * A dense product on the kernels `path` names (float64 operands always take the asm.js kernel,
- * the WebAssembly one is float32 only).
+ * the WebAssembly one is float32 only), then the epilogue, if any: inside the WebAssembly
+ * product on each C block while it is in kernel memory, else one pass over C after it.
  */
-export function runGemm(g: GemmArgs, pool: MatrixPool | undefined, path: KernelPath): void {
-  if (path === "wasm" && g.a instanceof Float32Array) runWasmGemm(g as WasmGemmArgs, pool);
-  else runAsmGemm(g, pool);
+export function runGemm(
+  g: GemmArgs,
+  pool: MatrixPool | undefined,
+  path: KernelPath,
+  epi?: GemmEpilogue,
+): void {
+  if (path === "wasm" && g.a instanceof Float32Array) {
+    if (runWasmGemm(g as WasmGemmArgs, pool, epi)) return;
+  } else runAsmGemm(g, pool);
+  if (epi !== undefined) gemmEpilogue(g.c, g.n, 0, g.m, 0, g.n, epi.bias, epi.relu);
 }
 
 function runAsmGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
@@ -226,13 +243,20 @@ function productChunks(
  * The WebAssembly product. Serial: this thread's own kernel memory. Pooled: the threads pack both
  * operands once into the pool's shared kernel memory, then every thread's kernel reads those
  * panels in place (no per-thread copies, unlike the asm.js heaps); products whose panels exceed
- * maxPackedBytes have every chunk pack its own blocks in its thread's scratch region.
+ * maxPackedBytes have every chunk pack its own blocks in its thread's scratch region. Returns
+ * whether it applied `epi` (false only on that last route: runGemm then passes over C).
  */
-function runWasmGemm(g: WasmGemmArgs, pool: MatrixPool | undefined): void {
+function runWasmGemm(
+  g: WasmGemmArgs,
+  pool: MatrixPool | undefined,
+  epi: GemmEpilogue | undefined,
+): boolean {
   const { m, k, n } = g;
+  const bias = (epi?.bias ?? null) as Float32Array | null;
+  const mode = epilogueMode(bias, epi?.relu);
   if (!usePool(pool, 2 * m * k * n)) {
-    wasmGemmSerial(g.trans, g.a, g.b, g.c, m, k, n);
-    return;
+    wasmGemmSerial(g.trans, g.a, g.b, g.c, m, k, n, bias, mode);
+    return true;
   }
   if (g.c.length !== m * n) g = { ...g, c: g.c.subarray(0, m * n) };
   const { mr, nr } = WASM_TILE;
@@ -243,7 +267,7 @@ function runWasmGemm(g: WasmGemmArgs, pool: MatrixPool | undefined): void {
       g as unknown as Record<string, unknown>,
       repackingChunks(m, k, n, pool.threads, mr, nr),
     );
-    return;
+    return false;
   }
   const { panelsAt } = pool.kernelMemory(la + lb);
   const [pa, pb] = wasmPanelCounts(m, n);
@@ -263,12 +287,22 @@ function runWasmGemm(g: WasmGemmArgs, pool: MatrixPool | undefined): void {
     pack as unknown as Record<string, unknown>,
     packChunks(pa, pb, pool.threads, mr, nr),
   );
-  const product: WasmPackedGemmArgs = { c: g.c, apAt: panelsAt, bpAt: panelsAt + la, m, k, n };
+  const product: WasmPackedGemmArgs = {
+    c: g.c,
+    apAt: panelsAt,
+    bpAt: panelsAt + la,
+    m,
+    k,
+    n,
+    bias: bias ?? g.c.subarray(0, 0),
+    epi: mode,
+  };
   pool.run(
     KIND_WASM_GEMM_PACKED,
     product as unknown as Record<string, unknown>,
     productChunks(m, n, pool.threads, mr, nr),
   );
+  return true;
 }
 
 /**
@@ -642,6 +676,17 @@ export function runReluPlanes(
   serial: (lo: number, hi: number) => void,
 ): void {
   runByLines(KIND_WASM_RELU_BACKWARD_SUMS, args, planes, 4 * n, 2, pool, serial);
+}
+
+/** ReLU's gradient with column sums (KIND_WASM_RELU_BACKWARD_COLUMNS) by columns, costed as runRelu. */
+export function runReluColumns(
+  args: object,
+  columns: number,
+  n: number,
+  pool: MatrixPool | undefined,
+  serial: (lo: number, hi: number) => void,
+): void {
+  runByLines(KIND_WASM_RELU_BACKWARD_COLUMNS, args, columns, 4 * n, 2, pool, serial);
 }
 
 /**

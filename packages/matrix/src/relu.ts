@@ -1,11 +1,21 @@
 // The public ReLU kernels of the WebAssembly path (wasm-relu.ts holds the kernels and ranges):
 // argument checks, then the range on this thread, or split over a pool by element ranges (by
-// planes for the backward with the bias gradient's sums).
-import { runRelu, runReluPlanes } from "./parallel.ts";
+// planes for the backward with the bias gradient's sums, by columns when a plane is one value).
+import { runRelu, runReluColumns, runReluPlanes } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
 import { KIND_WASM_RELU, KIND_WASM_RELU_BACKWARD } from "./jobs.ts";
-import { reluBackwardRange, reluBackwardSumsRange, reluRange } from "./wasm-relu.ts";
-import type { ReluArgs, ReluBackwardArgs, ReluBackwardSumsArgs } from "./wasm-relu.ts";
+import {
+  reluBackwardColumnsRange,
+  reluBackwardRange,
+  reluBackwardSumsRange,
+  reluRange,
+} from "./wasm-relu.ts";
+import type {
+  ReluArgs,
+  ReluBackwardArgs,
+  ReluBackwardColumnsArgs,
+  ReluBackwardSumsArgs,
+} from "./wasm-relu.ts";
 import { SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
 import { channelSums } from "./channel-sums.ts";
 import { checkDim } from "./types.ts";
@@ -78,8 +88,10 @@ export function wasmReluBackward(
  * with a layer's bias gradient: acc[j] += the sum over images and positions of channel j of gx,
  * in float64, positions first, then images in order: channelSums' additions, so the bits are
  * those of wasmReluBackward followed by channelSums(gx), in one pass over the arrays instead of
- * two (a ReLU fused into a convolution: autograd's conv2d with `relu`). Float32 arrays, acc
- * float64 (at least c). With a pool, split by planes as wasmRelu splits elements.
+ * two (a ReLU fused into a convolution or a Linear layer: autograd's conv2d and linear with
+ * `relu`). Float32 arrays, acc float64 (at least c). With a pool, split by planes as wasmRelu
+ * splits elements; p = 1 (a Linear layer's [n, c]) runs column by column instead, split by
+ * columns.
  */
 export function wasmReluBackwardChannelSums(
   g: Float32Array,
@@ -104,6 +116,23 @@ export function wasmReluBackwardChannelSums(
   if (!(acc instanceof Float64Array) || acc.length < c)
     throw new RangeError(`${fn}: acc must be a Float64Array of at least c = ${c} sums`);
   if (len === 0) return;
+  if (p === 1) {
+    // A Linear layer's [rows, features]: each column summed down the rows, four columns a step
+    // (the plane kernel's one-float planes took 69 µs for LeNet-300-100's fc1 gradient, [128,
+    // 300], besides the gate's 22 µs; docs/benchmarks/epoch-profile.md section 14)
+    const a: ReluBackwardColumnsArgs = {
+      g: g.subarray(0, len),
+      y: y.subarray(0, len),
+      gx: gx.subarray(0, len),
+      acc,
+      rows: n,
+      c,
+    };
+    runReluColumns(a, c, len, sharedPool([g, y, gx], options), (lo, hi) =>
+      reluBackwardColumnsRange(localWasmThread(), a, lo, hi),
+    );
+    return;
+  }
   // a plane must fit a thread's scratch region three times over: else the two passes
   if (12 * p + 72 > SCRATCH_BYTES) {
     wasmReluBackward(g, y, gx, len, options);

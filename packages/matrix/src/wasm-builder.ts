@@ -307,6 +307,13 @@ export class Code {
   f32x4Max(): this {
     return this.simd(0xe9);
   }
+  /** f64x2.promote_low_f32x4: lanes 0 and 1 of an f32x4, exactly, as two doubles. */
+  f64x2PromoteLowF32x4(): this {
+    return this.simd(0x5f);
+  }
+  f64x2Add(): this {
+    return this.simd(0xf0);
+  }
   /** Lane-wise a > b: all ones where true, else zero. */
   f32x4Gt(): this {
     return this.simd(0x44);

@@ -18,12 +18,13 @@
 // followed, in a pool's memory, by whole-operand panels that every thread's kernel reads in
 // place. Without a pool each thread uses a small memory of its own (one scratch region).
 import { I32, ModuleBuilder, V128, compileModule, enableRelaxedSimd } from "./wasm-builder.ts";
+import { emitEpilogue } from "./wasm-epilogue.ts";
 import { defaultWasmFma } from "./kernels.ts";
 import type { Code } from "./wasm-builder.ts";
 import type { FloatArray, Trans } from "./types.ts";
 import { packerFor } from "./pack.ts";
 import { wasmPack, wasmPackBlocks, wasmPackImagesFirst } from "./wasm-pack.ts";
-import { roundUp, storerFor, strides } from "./gemm.ts";
+import { gemmEpilogue, roundUp, storerFor, strides } from "./gemm.ts";
 
 /** The register tile: MR rows of A by NR columns of B (NR a multiple of 4). Change it here only. */
 export const WASM_TILE: GemmTile = { mr: 4, nr: 8 };
@@ -149,7 +150,10 @@ function emitBlock(c: Code, { mr: MR, nr: NR, fma = false }: GemmTile): void {
   });
 }
 
-/** The kernel module's bytes for a tile: one exported function over an imported shared memory. */
+/**
+ * The kernel module's bytes for a tile, over an imported shared memory: `block` (the
+ * micro-kernel loop) and `epi` (a bias per column and a ReLU over a C block, wasm-epilogue.ts).
+ */
 export function gemmKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuffer> {
   if (!(tile.mr >= 1 && tile.nr >= 4 && tile.nr % 4 === 0 && Number.isInteger(tile.mr)))
     throw new RangeError(
@@ -158,6 +162,7 @@ export function gemmKernelBytes(tile: GemmTile = WASM_TILE): Uint8Array<ArrayBuf
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
     .func("block", [I32, I32, I32, I32, I32, I32, I32], [], (c) => emitBlock(c, tile))
+    .func("epi", [I32, I32, I32, I32, I32, I32], [], emitEpilogue)
     .build();
 }
 
@@ -194,6 +199,15 @@ export class WasmThread {
     kc: number,
     add: number,
   ) => void;
+  /** epi(outAt, outRow, r0, r1, biasAt, mode): wasm-epilogue.ts's pass over a C block. */
+  readonly epi: (
+    outAt: number,
+    outRow: number,
+    r0: number,
+    r1: number,
+    biasAt: number,
+    mode: number,
+  ) => void;
   private view: Float32Array;
 
   constructor(
@@ -203,6 +217,7 @@ export class WasmThread {
   ) {
     const instance = new WebAssembly.Instance(kernelModule(fma), { env: { memory } });
     this.block = instance.exports.block as WasmThread["block"];
+    this.epi = instance.exports.epi as WasmThread["epi"];
     this.view = new Float32Array(memory.buffer);
   }
 
@@ -227,6 +242,7 @@ export const LOCAL_PANEL_BYTES = 32 << 20;
  * C = op(A)·op(B) on this thread alone: both operands packed whole into this thread's memory
  * after its scratch region, then the packed product (the pool's path, on one thread); products
  * whose panels exceed LOCAL_PANEL_BYTES pack block by block instead. Same bits either way.
+ * `bias` and `mode`: the epilogue (wasmGemmPackedRange's, or gemmEpilogue after the product).
  */
 export function wasmGemmSerial(
   trans: Trans,
@@ -236,11 +252,14 @@ export function wasmGemmSerial(
   m: number,
   k: number,
   n: number,
+  bias: Float32Array | null = null,
+  mode = 0,
 ): void {
   const t = localWasmThread();
   const [la, lb] = wasmPackedBytes(m, k, n);
   if (la + lb > LOCAL_PANEL_BYTES || k === 0) {
     wasmGemmRange(t, trans, a, b, c, m, k, n, 0, m, 0, n);
+    gemmEpilogue(c, n, 0, m, 0, n, bias, (mode & 2) !== 0);
     return;
   }
   const need = SCRATCH_BYTES + la + lb;
@@ -248,7 +267,7 @@ export function wasmGemmSerial(
   if (need > have) t.memory.grow(Math.ceil((need - have) / PAGE));
   const [pa, pb] = wasmPanelCounts(m, n);
   wasmPackRange(t, trans, a, b, SCRATCH_BYTES, SCRATCH_BYTES + la, m, k, n, 0, pa + pb);
-  wasmGemmPackedRange(t, SCRATCH_BYTES, SCRATCH_BYTES + la, c, m, k, n, 0, m, 0, n);
+  wasmGemmPackedRange(t, SCRATCH_BYTES, SCRATCH_BYTES + la, c, m, k, n, 0, m, 0, n, bias, mode);
 }
 
 /**
@@ -457,7 +476,9 @@ export function copyRows(
 
 /**
  * C[r0:r1, c0:c1] from panels packed whole by wasmPackRange, read in place from the shared
- * memory (no copy into the thread's scratch). r0 must be a multiple of MR and c0 of NR.
+ * memory (no copy into the thread's scratch). r0 must be a multiple of MR and c0 of NR. `mode`
+ * (wasm-epilogue.ts's epilogueMode) adds bias[j] to column j (bit 0) and applies max(v, +0) (bit
+ * 1) to each C block in kernel memory before it is copied out: gemmEpilogue's values.
  */
 export function wasmGemmPackedRange(
   t: WasmThread,
@@ -471,6 +492,8 @@ export function wasmGemmPackedRange(
   r1: number,
   c0: number,
   c1: number,
+  bias: Float32Array | null = null,
+  mode = 0,
 ): void {
   if (r1 <= r0 || c1 <= c0) return;
   if (r0 % MR !== 0 || c0 % NR !== 0)
@@ -479,6 +502,7 @@ export function wasmGemmPackedRange(
     );
   if (k === 0) {
     for (let i = r0; i < r1; i++) c.fill(0, i * n + c0, i * n + c1);
+    gemmEpilogue(c, n, r0, r1, c0, c1, bias, (mode & 2) !== 0);
     return;
   }
   const [pa, pb] = wasmPanelCounts(m, n);
@@ -496,6 +520,12 @@ export function wasmGemmPackedRange(
         const aAt = apAt + 4 * (pc * MR * pa + ic * kc);
         const bAt = bpAt + 4 * (pc * NR * pb + jc * kc);
         t.block(aAt, bAt, cAt, roundUp(mc, MR), nr, kc, pc > 0 ? 1 : 0);
+      }
+      if (mode !== 0) {
+        // the block's bias columns in the A block's scratch (unused here: the panels are read
+        // in place); columns past nc are padding the copy below leaves behind
+        if ((mode & 1) !== 0) H.set(bias!.subarray(jc, jc + nc), t.scratchAt >> 2);
+        t.epi(cAt, 4 * nr, 0, mc, t.scratchAt, mode);
       }
       copyRows(H, cAt >> 2, nr, c, ic * n + jc, n, mc, nc);
     }

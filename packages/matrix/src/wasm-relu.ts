@@ -11,7 +11,7 @@
 // and with a pool the element range is split over its threads (each in its own scratch region).
 import { F32, F64, I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
-import { MAX_PAGES, SCRATCH_BYTES } from "./wasm-gemm.ts";
+import { MAX_PAGES, SCRATCH_BYTES, copyRows } from "./wasm-gemm.ts";
 import type { WasmThread } from "./wasm-gemm.ts";
 
 /** relu(x, y, end): y = max(x, 0) for vectors from x up to byte address end of x's range. */
@@ -85,13 +85,51 @@ function emitBackwardSums(c: Code): void {
   });
 }
 
-/** The ReLU module's bytes (three functions over an imported shared memory). */
+/**
+ * reluBackCols(g, y, gx, rows, width, sums): the backward's gate over a [rows, width] block (g,
+ * y, gx byte addresses, rows back to back, width a multiple of 4) and each column's gated values
+ * added in float64 into sums (width doubles at byte sums), row after row: column j's additions
+ * are sums[j] + gx[0, j] + gx[1, j] + ..., in that order, each float32 promoted exactly (the
+ * additions channel-sums-kernel.ts makes for p = 1, as a Linear layer's bias gradient). Four
+ * columns a step: the gate as reluBack, then two f64x2 adds.
+ */
+function emitBackwardColumns(c: Code): void {
+  const [g, y, gx, rows, width, sums] = c.paramTuple(6);
+  const r = c.local(I32);
+  const s = c.local(I32);
+  const rowEnd = c.local(I32);
+  const v = c.local(V128);
+  c.block((done) => {
+    c.get(rows).i32Eqz().brIf(done);
+    c.get(width).i32Eqz().brIf(done);
+    c.loop((row) => {
+      c.get(sums).set(s);
+      c.get(g).get(width).i32Const(2).i32Shl().i32Add().set(rowEnd);
+      c.loop((vec) => {
+        c.get(g).v128Load().v128Zero().f32x4Add();
+        c.get(y).v128Load().v128Zero().f32x4Gt().v128And().set(v);
+        c.get(gx).get(v).v128Store();
+        c.get(s).get(s).v128Load().get(v).f64x2PromoteLowF32x4().f64x2Add().v128Store();
+        c.get(s).get(s).v128Load(16);
+        c.get(v).get(v).i32x4Shuffle([2, 3, 0, 1]).f64x2PromoteLowF32x4().f64x2Add();
+        c.v128Store(16);
+        c.get(s).i32Const(32).i32Add().set(s);
+        for (const a of [y, gx]) c.get(a).i32Const(16).i32Add().set(a);
+        c.get(g).i32Const(16).i32Add().tee(g).get(rowEnd).i32LtU().brIf(vec);
+      });
+      c.get(r).i32Const(1).i32Add().tee(r).get(rows).i32LtU().brIf(row);
+    });
+  });
+}
+
+/** The ReLU module's bytes (four functions over an imported shared memory). */
 export function reluKernelBytes(): Uint8Array<ArrayBuffer> {
   return new ModuleBuilder()
     .importMemory({ module: "env", name: "memory", initial: 0, maximum: MAX_PAGES, shared: true })
     .func("relu", [I32, I32, I32], [], emitForward)
     .func("reluBack", [I32, I32, I32, I32], [], emitBackward)
     .func("reluBackSums", [I32, I32, I32, I32, I32, I32], [], emitBackwardSums)
+    .func("reluBackCols", [I32, I32, I32, I32, I32, I32], [], emitBackwardColumns)
     .build();
 }
 
@@ -109,6 +147,8 @@ interface ReluKernels {
   relu: Relu;
   reluBack: ReluBack;
   reluBackSums: ReluBackSums;
+  /** The same parameters: (g, y, gx, rows, width, sums). */
+  reluBackCols: ReluBackSums;
 }
 let compiled: WebAssembly.Module | undefined;
 /** One instance per thread's kernel (one WasmThread per memory and thread). */
@@ -122,6 +162,7 @@ function kernelsOf(t: WasmThread): ReluKernels {
       relu: e.relu as Relu,
       reluBack: e.reluBack as ReluBack,
       reluBackSums: e.reluBackSums as ReluBackSums,
+      reluBackCols: e.reluBackCols as ReluBackSums,
     };
     instances.set(t, k);
   }
@@ -222,5 +263,58 @@ export function reluBackwardSumsRange(
     reluBackSums(gAt, yAt, gxAt, planes, p, sumsAt);
     a.gx.set(H.subarray(gxAt >> 2, (gxAt >> 2) + len), s * p);
     a.sums.set(new Float64Array(H.buffer, sumsAt, planes), s);
+  }
+}
+
+/**
+ * The backward with a Linear layer's bias gradient (KIND_WASM_RELU_BACKWARD_COLUMNS): g, y, gx as
+ * [rows, c] and acc (c float64 sums, added into), split by columns.
+ */
+export interface ReluBackwardColumnsArgs {
+  g: Float32Array;
+  y: Float32Array;
+  gx: Float32Array;
+  acc: Float64Array;
+  rows: number;
+  c: number;
+}
+
+/** Columns a trip through the scratch region at most (wider ranges go in several). */
+const COLUMN_BLOCK = 1024;
+
+/**
+ * Columns [j0, j1): gx gated as reluBackwardRange does, and acc[j] += column j of gx, row by row
+ * in float64 (channelSums' additions for p = 1): through t's scratch region, blocks of rows by
+ * at most COLUMN_BLOCK columns (rows stored four-column aligned; the padding is gated and summed
+ * but never copied out).
+ */
+export function reluBackwardColumnsRange(
+  t: WasmThread,
+  a: ReluBackwardColumnsArgs,
+  j0: number,
+  j1: number,
+): void {
+  const { reluBackCols } = kernelsOf(t);
+  const { rows, c } = a;
+  const H = t.f32();
+  for (let b0 = j0; b0 < j1; b0 += COLUMN_BLOCK) {
+    const w = Math.min(COLUMN_BLOCK, j1 - b0);
+    const w4 = Math.ceil(w / 4) * 4;
+    const sumsAt = t.scratchAt;
+    const gAt = sumsAt + 8 * w4;
+    // g, y, gx blocks of `per` rows after the sums
+    const per = Math.max(1, Math.floor((SCRATCH_BYTES - 8 * w4) / (12 * w4)));
+    const yAt = gAt + 4 * per * w4;
+    const gxAt = yAt + 4 * per * w4;
+    const S = new Float64Array(H.buffer, sumsAt, w4);
+    S.set(a.acc.subarray(b0, b0 + w));
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      copyRows(a.g, r0 * c + b0, c, H, gAt >> 2, w4, n, w);
+      copyRows(a.y, r0 * c + b0, c, H, yAt >> 2, w4, n, w);
+      reluBackCols(gAt, yAt, gxAt, n, w4, sumsAt);
+      copyRows(H, gxAt >> 2, w4, a.gx, r0 * c + b0, c, n, w);
+    }
+    a.acc.set(S.subarray(0, w), b0);
   }
 }

@@ -37,6 +37,7 @@
 import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
+import { emitEpilogue, epilogueMode } from "./wasm-epilogue.ts";
 import type { WasmThread } from "./wasm-gemm.ts";
 import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
 
@@ -168,56 +169,6 @@ function emitRun(c: Code, { ob, ib, eos, eis }: SpmmShape, batchOut: boolean): v
     });
     c.get(panel).get(panelBytes).i32Add().set(panel);
     c.get(j).i32Const(lineBytes).i32Add().tee(j).get(j1).i32LtU().brIf(columns);
-  });
-}
-
-/**
- * epi(outAt, outRow, r0, r1, biasAt, mode): over rows [r0, r1) of a batch-major output
- * ([rows, outRow / 4], outRow a multiple of 16), v + bias (mode bit 0; biasAt holds outRow / 4
- * values) then max(v, +0) (bit 1), in place, four lines at a time. The same values as
- * spmm-kernel.ts's spmmEpilogue: a float32 sum rounds as JavaScript's double sum stored rounded
- * does, and f32x4.max(v, +0) gives +0 for -0 and for -Infinity and keeps NaN, as relu's fix-up.
- */
-function emitEpilogue(c: Code): void {
-  const [outAt, outRow, r0, r1, biasAt, mode] = c.paramTuple(6);
-  const p = c.local(I32);
-  const end = c.local(I32);
-  const rowEnd = c.local(I32);
-  const bp = c.local(I32);
-  const v = c.local(V128);
-  const pass = (bias: boolean, relu: boolean) => {
-    c.get(r0).get(outRow).i32Mul().get(outAt).i32Add().set(p);
-    c.get(r1).get(outRow).i32Mul().get(outAt).i32Add().set(end);
-    c.loop((rows) => {
-      c.get(biasAt).set(bp);
-      c.get(p).get(outRow).i32Add().set(rowEnd);
-      c.loop((lines) => {
-        c.get(p).v128Load(0).set(v);
-        if (bias) {
-          c.get(v).get(bp).v128Load(0).f32x4Add().set(v);
-          c.get(bp).i32Const(16).i32Add().set(bp);
-        }
-        if (relu) c.get(v).v128Zero().f32x4Max().set(v);
-        c.get(p).get(v).v128Store(0);
-        c.get(p).i32Const(16).i32Add().tee(p).get(rowEnd).i32LtU().brIf(lines);
-      });
-      c.get(p).get(end).i32LtU().brIf(rows);
-    });
-  };
-  c.block((done) => {
-    c.get(r0).get(r1).i32GeU().brIf(done);
-    c.block((notBias) => {
-      c.get(mode).i32Const(1).i32Ne().brIf(notBias);
-      pass(true, false);
-      c.br(done);
-    });
-    c.block((notRelu) => {
-      c.get(mode).i32Const(2).i32Ne().brIf(notRelu);
-      pass(false, true);
-      c.br(done);
-    });
-    c.get(mode).i32Const(3).i32Ne().brIf(done);
-    pass(true, true);
   });
 }
 
@@ -573,7 +524,7 @@ export function spmmColumnsArgs(
     outerBlocks,
     outerLimit: s.outerLimit,
     out: out.length === size ? out : out.subarray(0, size),
-    epi: (bias === null ? 0 : 1) | (s.relu === true ? 2 : 0),
+    epi: epilogueMode(bias, s.relu),
   };
 }
 

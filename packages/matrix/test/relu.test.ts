@@ -11,6 +11,7 @@ import {
 } from "../src/index.ts";
 import { bits, wasmTestPool } from "./helpers.ts";
 import { RELU_BLOCK, reluKernelBytes } from "../src/wasm-relu.ts";
+import { KIND_WASM_RELU_BACKWARD_COLUMNS } from "../src/jobs.ts";
 
 const specials = [0, -0, Infinity, -Infinity, NaN, 1e-45, -1e-45, 3.5, -2.25];
 const value = fc.oneof(fc.constantFrom(...specials), fc.float({ noNaN: false }));
@@ -123,6 +124,49 @@ describe("wasm ReLU", () => {
     expect(() => wasmReluBackwardChannelSums(g, y, g, 1, 2, 2, new Float64Array(1))).toThrow(
       "wasmReluBackwardChannelSums: acc must be a Float64Array of at least c = 2 sums",
     );
+  });
+
+  it("wasmReluBackwardChannelSums with p = 1 (a Linear layer's [rows, features]) sums column by column to the same bits (features past a column block, rows past a trip, pools, ordinary arrays)", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 150, max: 260 })),
+        fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1020, max: 1100 })),
+        fc.array(value, { minLength: 1, maxLength: 64 }),
+        fc.boolean(),
+        fc.boolean(),
+        (n, c, vals, pooled, shared) => {
+          const len = n * c;
+          const arr = () => (shared ? sharedFloat32(len) : new Float32Array(len));
+          const g = arr();
+          const y = arr();
+          for (let i = 0; i < len; i++) {
+            g[i] = vals[i % vals.length]!;
+            y[i] = vals[(i * 7 + 3) % vals.length]!;
+          }
+          const pool = pooled ? wasmPool() : undefined;
+          const gx = arr();
+          const acc = Float64Array.from({ length: c }, (_, j) => j - 0.5);
+          wasmReluBackwardChannelSums(g, y, gx, n, c, 1, acc, { pool });
+          const want = new Float32Array(len);
+          wasmReluBackward(g, y, want, len);
+          const wantAcc = Float64Array.from({ length: c }, (_, j) => j - 0.5);
+          channelSums(want, n, c, 1, wantAcc);
+          expect(Buffer.from(bits(gx)).equals(Buffer.from(bits(want)))).toBe(true);
+          expect(Buffer.from(bits(acc)).equals(Buffer.from(bits(wantAcc)))).toBe(true);
+        },
+      ),
+      { numRuns: 40 },
+    );
+    expect(wasmPool().jobsByKind.get(KIND_WASM_RELU_BACKWARD_COLUMNS)).toBeGreaterThan(0);
+    // a fault the check sees: a column summed bottom-up (1e20 - 1e20 + 1 = 1, but 1 - 1e20 +
+    // 1e20 = 0 in float64)
+    const g = Float32Array.from([1e20, -1e20, 1]);
+    const y = Float32Array.from([1, 1, 1]);
+    const acc = new Float64Array(1);
+    wasmReluBackwardChannelSums(g, y, new Float32Array(3), 3, 1, 1, acc);
+    const bottomUp = new Float64Array(1);
+    channelSums(Float32Array.from([1, -1e20, 1e20]), 3, 1, 1, bottomUp);
+    expect([acc[0], bottomUp[0]]).toEqual([1, 0]);
   });
 
   it("validates its module and names short arrays", () => {
