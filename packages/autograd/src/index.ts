@@ -31,6 +31,7 @@ export { logSoftmax, softmax } from "./ops/softmax.ts";
 export { softmaxCrossEntropy } from "./ops/cross-entropy.ts";
 export type { CrossEntropyOptions, Labels } from "./ops/cross-entropy.ts";
 export { linear } from "./ops/linear.ts";
+export type { LinearOptions } from "./ops/linear.ts";
 export { bsrLinear } from "./ops/bsr-linear.ts";
 export { conv2d } from "./ops/conv2d.ts";
 export type { Conv2dOptions } from "./ops/conv2d.ts";

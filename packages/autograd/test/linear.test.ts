@@ -1,9 +1,19 @@
-// Fused linear layer: forward against matmul + bias, gradients, errors, and the skip of dx
-// for inputs that need no gradient.
+// Fused linear layer: forward against matmul + bias, gradients, errors, the skip of dx for
+// inputs that need no gradient, and the fused ReLU (relu: true) against relu(linear(...)).
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import * as T from "@tessera/tensor";
-import { Variable, gradcheck, linear, sum } from "../src/index.ts";
+import { createPool, jobKindName } from "@tessera/matrix";
+import {
+  BufferArena,
+  Variable,
+  gradcheck,
+  linear,
+  mul,
+  relu,
+  setMatrixPool,
+  sum,
+} from "../src/index.ts";
 import { normal64, param, seedArb } from "./helpers.ts";
 
 describe("linear", () => {
@@ -32,6 +42,87 @@ describe("linear", () => {
       ),
       { numRuns: 40 },
     );
+  });
+
+  it("with relu: true equals relu(linear(...)) bit for bit, value and every gradient (float64, and float32 on both kernel paths, 1-2 threads, in an arena or not), and passes gradcheck", async () => {
+    const two = createPool({ threads: 2, kernels: "wasm", minParallelFlops: 0 });
+    // one-thread pools have no workers: they carry the kernel path to every product
+    const oneAsm = createPool({ threads: 1, kernels: "asm" });
+    const oneWasm = createPool({ threads: 1, kernels: "wasm" });
+    await two.ready();
+    // Σ r·(y·w2ᵀ): the upstream gradient comes out of a product, as in a network (inside an
+    // arena on shared memory, so a pool splits the backward's gate and sums)
+    const both = (x: T.Tensor, w: T.Tensor, b: T.Tensor | null, r: T.Tensor, fused: boolean) => {
+      const w2 = normal64([3, w.shape[0]!], 11).astype(w.dtype);
+      const run = () => {
+        const xv = new Variable(x, { requiresGrad: true });
+        const wv = new Variable(w, { requiresGrad: true });
+        const bv = b === null ? null : new Variable(b, { requiresGrad: true });
+        const y = fused ? linear(xv, wv, bv, { relu: true }) : relu(linear(xv, wv, bv));
+        sum(mul(linear(y, new Variable(w2)), new Variable(r))).backward();
+        return [y.data, xv.grad!, wv.grad!, ...(bv ? [bv.grad!] : [])].map((t) =>
+          Array.from(t.data),
+        );
+      };
+      return [run(), new BufferArena().step(run)];
+    };
+    try {
+      fc.assert(
+        fc.property(
+          fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 60, max: 140 })),
+          fc.integer({ min: 1, max: 40 }),
+          fc.oneof(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 290, max: 310 })),
+          fc.boolean(),
+          seedArb,
+          (rows, inF, outF, withBias, seed) => {
+            const x = normal64([rows, inF], seed);
+            const w = normal64([outF, inF], seed + 1);
+            const b = normal64([outF], seed + 2);
+            const r = normal64([rows, 3], seed + 3);
+            for (const [dtype, pool] of [
+              ["float64", oneAsm],
+              ["float32", oneAsm],
+              ["float32", oneWasm],
+              ["float32", two],
+            ] as const) {
+              const [xt, wt, bt, rt] = [x, w, b, r].map((v) => v.astype(dtype));
+              setMatrixPool(pool);
+              const bias = withBias ? bt! : null;
+              expect(both(xt!, wt!, bias, rt!, true)).toEqual(both(xt!, wt!, bias, rt!, false));
+            }
+            setMatrixPool(undefined);
+            if (rows * inF * outF <= 400) {
+              const g = withBias
+                ? gradcheck((a, c, d) => linear(a, c, d, { relu: true }), [x, w, b])
+                : gradcheck((a, c) => linear(a, c, null, { relu: true }), [x, w]);
+              expect(g.ok).toBe(true);
+            }
+          },
+        ),
+        { numRuns: 25 },
+      );
+      // the wasm path ran the gate with the bias gradient's column sums
+      const kinds = [...two.jobsByKind.keys()].map(jobKindName);
+      expect(kinds).toContain("wasm_relu_backward_columns");
+      // the check sees a ReLU left out of the gradient: the gate matters where y <= 0
+      const x = normal64([4, 3], 5);
+      const w = normal64([5, 3], 6);
+      const b = normal64([5], 7);
+      const r = normal64([4, 3], 8);
+      const [fused] = both(x, w, b, r, true);
+      const xv = new Variable(x, { requiresGrad: true });
+      const w2 = new Variable(normal64([3, 5], 11));
+      sum(
+        mul(linear(linear(xv, new Variable(w), new Variable(b)), w2), new Variable(r)),
+      ).backward();
+      expect(fused![1]).not.toEqual(Array.from(xv.grad!.data));
+      expect(() => linear(xv, new Variable(w), null, { relu: 1 as unknown as boolean })).toThrow(
+        "linear: options.relu must be a boolean, got number",
+      );
+    } finally {
+      setMatrixPool(undefined);
+      await two.close();
+    }
   });
 
   it("1-d input gives 1-d output", () => {

@@ -1,5 +1,5 @@
 // The standard layers. Each holds its parameters and calls one fused autograd op in forward;
-// Sequential runs a Conv2d followed by a ReLU as one (conv2d with relu).
+// Sequential runs a Conv2d or a Linear followed by a ReLU as one (conv2d / linear with relu).
 import { Tensor, Generator } from "@tessera/tensor";
 import {
   Variable,
@@ -78,11 +78,25 @@ export class Linear extends Module {
   }
 
   forward(x: Variable): Variable {
+    return this.affine("forward", x, false);
+  }
+
+  /**
+   * forward followed by a ReLU as one op (autograd's linear with `relu`): the values and
+   * gradients of ReLU().forward(this.forward(x)) bit for bit, with the bias and the ReLU applied
+   * inside the product and the ReLU's gradient gate summed with the bias gradient in one pass.
+   * Sequential runs a Linear followed by a ReLU this way.
+   */
+  forwardRelu(x: Variable): Variable {
+    return this.affine("forwardRelu", x, true);
+  }
+
+  private affine(method: string, x: Variable, relu: boolean): Variable {
     const s = x.shape;
     if (s.length !== 2 || s[1] !== this.inFeatures) {
-      throw new Error(`Linear.forward: expected input [N, ${this.inFeatures}], got ${fmt(s)}`);
+      throw new Error(`Linear.${method}: expected input [N, ${this.inFeatures}], got ${fmt(s)}`);
     }
-    return linear(x, this.weight, this.bias);
+    return linear(x, this.weight, this.bias, { relu });
   }
 }
 
@@ -335,9 +349,9 @@ export class Sequential extends Module {
   }
 
   /**
-   * The layers in order; a Conv2d directly followed by a ReLU runs as one fused op
-   * (Conv2d.forwardRelu: the same numbers, one pass over the activations fewer: the ReLU's
-   * forward took 7.3-7.5 ms of a ~185-195-ms two-thread smallCnn() step on the wasm path,
+   * The layers in order; a Conv2d or a Linear directly followed by a ReLU runs as one fused op
+   * (forwardRelu: the same numbers, one pass over the activations fewer: the ReLU's forward took
+   * 7.3-7.5 ms of a ~185-195-ms two-thread smallCnn() step on the wasm path,
    * docs/benchmarks/epoch-2026-12-03/ab-profile-smallcnn.txt). Exact classes only, as a
    * subclass may change what forward does.
    */
@@ -346,8 +360,11 @@ export class Sequential extends Module {
     const ls = this.layers;
     for (let i = 0; i < ls.length; i++) {
       const m = ls[i]!;
-      if (m.constructor === Conv2d && ls[i + 1]?.constructor === ReLU) {
-        y = (m as Conv2d).forwardRelu(y);
+      if (
+        (m.constructor === Conv2d || m.constructor === Linear) &&
+        ls[i + 1]?.constructor === ReLU
+      ) {
+        y = (m as Conv2d | Linear).forwardRelu(y);
         i++;
       } else y = m.forward(y);
     }

@@ -1,5 +1,5 @@
 import { Generator, Tensor, randn } from "@tessera/tensor";
-import { Variable, mul, setMatrixPool, sum } from "@tessera/autograd";
+import { BufferArena, Variable, mul, setMatrixPool, sum } from "@tessera/autograd";
 import { createPool } from "@tessera/matrix";
 import { describe, expect, it } from "vitest";
 import {
@@ -14,7 +14,7 @@ import {
   ReLU,
   Sequential,
 } from "../src/layers.ts";
-import { smallCnn } from "../src/models.ts";
+import { lenet300100, smallCnn } from "../src/models.ts";
 
 const T = (values: number[], shape: number[]) => new Tensor(Float32Array.from(values), shape);
 const V = (values: number[], shape: number[]) => new Variable(T(values, shape));
@@ -195,7 +195,7 @@ describe("Sequential and Module", () => {
   });
 });
 
-describe("Sequential's fused Conv2d + ReLU", () => {
+describe("Sequential's fused Conv2d + ReLU and Linear + ReLU", () => {
   /** The output and every parameter's gradient of Σ y·r, layer by layer or through forward. */
   function run(net: Sequential, x: Tensor, fused: boolean): number[][] {
     for (const p of net.parameters()) p.grad = null;
@@ -231,6 +231,42 @@ describe("Sequential's fused Conv2d + ReLU", () => {
       setMatrixPool(undefined);
       for (const pool of pools) await pool.close();
     }
+  });
+
+  it("fuses LeNet-300-100's Linear + ReLU pairs to the numbers of the layers one by one (both kernel paths, 1-2 threads, in an arena)", async () => {
+    const net = lenet300100({ generator: new Generator(5) });
+    const x = randn([6, 784], new Generator(6));
+    const pools = [
+      createPool({ threads: 1, kernels: "asm" }),
+      createPool({ threads: 1, kernels: "wasm" }),
+      createPool({ threads: 2, kernels: "wasm", minParallelFlops: 0 }),
+    ];
+    const spy: string[] = [];
+    for (const m of net.layers)
+      if (m instanceof Linear) {
+        const orig = m.forwardRelu.bind(m);
+        m.forwardRelu = (v: Variable) => {
+          spy.push("forwardRelu");
+          return orig(v);
+        };
+      }
+    try {
+      for (const pool of pools) {
+        await pool.ready();
+        setMatrixPool(pool);
+        const fused = new BufferArena().step(() => run(net, x, true));
+        expect(fused).toEqual(run(net, x, false));
+      }
+    } finally {
+      setMatrixPool(undefined);
+      for (const pool of pools) await pool.close();
+    }
+    // fc1 + relu1 and fc2 + relu2, on each of the three pools; fc3 has no ReLU after it
+    expect(spy).toHaveLength(6);
+    const fc1 = net.layers.find((m) => m instanceof Linear) as Linear;
+    expect(() => fc1.forwardRelu(new Variable(randn([2, 5], new Generator(1))))).toThrow(
+      /Linear.forwardRelu: expected input \[N, 784\], got \[2,5\]/,
+    );
   });
 
   it("runs a Conv2d subclass's own forward (only the exact classes are fused)", () => {

@@ -1,23 +1,55 @@
-// Fused affine layer y = x·Wᵀ + b on packed typed arrays with @tessera/matrix's GEMMs:
-//   forward  y  = matmulTransB(x [N,in], W [out,in])      (+ b on every row)
-//   backward dx = matmul(dy [N,out], W [out,in])
-//            dW = matmulTransA(dy stored [N,out], x [N,in]) = dyᵀ·x
-//            db = column sums of dy
+// Fused affine layer y = x·Wᵀ + b (and, with `relu`, max(y, 0)) on packed typed arrays with
+// @tessera/matrix's GEMMs:
+//   forward  y  = matmulTransB(x [N,in], W [out,in]) with the product's epilogue: + b on every
+//                 row, then the ReLU (on the wasm path inside the product, on each block of y
+//                 while it is in kernel memory; one pass after it elsewhere)
+//   backward g  = dy, gated by y > 0 with `relu` (on the wasm path in one pass with db's sums)
+//            dx = matmul(g [N,out], W [out,in])
+//            dW = matmulTransA(g stored [N,out], x [N,in]) = gᵀ·x
+//            db = column sums of g
 // No transpose is ever materialised, and dx is skipped when x needs no gradient (the input
 // layer), which saves the largest product of an MLP's first layer.
 import { matmul as gemm, matmulTransA, matmulTransB } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
+import { kernelPath } from "@tessera/matrix";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { allocLike, channelSums, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
+import {
+  allocOutputLike,
+  channelSums,
+  denseFloat,
+  fmt,
+  freshGrad,
+  reluGateChannelSums,
+  wrap,
+} from "../util.ts";
 import type { FloatArray } from "../util.ts";
+import { reluBwd } from "./relu.ts";
+
+/** Options of linear. */
+export interface LinearOptions {
+  /**
+   * Apply a ReLU to the output as part of the op: the values and gradients of
+   * relu(linear(x, weight, bias)) bit for bit, without the ReLU's own pass over the output
+   * (nn's Sequential runs a Linear followed by a ReLU this way).
+   */
+  relu?: boolean;
+}
 
 /**
- * y = x·weightᵀ + bias. x: [N, in] (or any [..., in]; a 1-d x gives a 1-d y), weight:
- * [out, in], bias: [out] or null. All three must share one float dtype.
+ * y = x·weightᵀ + bias (then max(y, 0) with options.relu). x: [N, in] (or any [..., in]; a 1-d
+ * x gives a 1-d y), weight: [out, in], bias: [out] or null. All three must share one float dtype.
  */
-export function linear(x: Variable, weight: Variable, bias: Variable | null = null): Variable {
+export function linear(
+  x: Variable,
+  weight: Variable,
+  bias: Variable | null = null,
+  options: LinearOptions = {},
+): Variable {
   const fn = "linear";
+  if (options.relu !== undefined && typeof options.relu !== "boolean")
+    throw new TypeError(`${fn}: options.relu must be a boolean, got ${typeof options.relu}`);
+  const fusedRelu = options.relu === true;
   checkVariable(fn, "x", x);
   checkVariable(fn, "weight", weight);
   if (bias !== null && bias !== undefined) checkVariable(fn, "bias", bias);
@@ -58,30 +90,43 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
   for (let i = 0; i < xs.length - 1; i++) rows *= xs[i]!;
   const X = denseFloat(x.data);
   const W = denseFloat(weight.data);
-  const y: FloatArray = matmulTransB(
-    X,
-    W,
-    rows,
-    inF,
-    outF,
-    allocLike(W, rows * outF),
-    gemmOptions(),
-  );
-  if (bias) {
-    const b = denseFloat(bias.data);
-    for (let r = 0, o = 0; r < rows; r++) for (let j = 0; j < outF; j++, o++) y[o] = y[o]! + b[j]!;
-  }
+  // Every element of the products' outputs is written: no zero fill inside an arena's step.
+  const y: FloatArray = matmulTransB(X, W, rows, inF, outF, allocOutputLike(W, rows * outF), {
+    ...gemmOptions(),
+    bias: bias ? denseFloat(bias.data) : null,
+    relu: fusedRelu,
+  });
   const outShape = [...xs.slice(0, -1), outF];
   const parents = bias ? [x, weight, bias] : [x, weight];
   return record(fn, wrap(y, outShape), parents, (g) => {
-    const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
+    let G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
+    let gbData: FloatArray | null = null;
+    if (fusedRelu) {
+      // relu's backward first (gate y > 0), then the layer's on the gated gradient; on the wasm
+      // path the gate and the bias gradient's column sums are one pass (the bits of the two)
+      const gated = allocOutputLike(W, rows * outF);
+      if (
+        bias?.requiresGrad &&
+        G instanceof Float32Array &&
+        y instanceof Float32Array &&
+        kernelPath(gemmOptions()) === "wasm"
+      )
+        gbData = reluGateChannelSums(G, y, gated as Float32Array, rows, outF, 1, W);
+      else reluBwd(G, G, y, gated, rows * outF);
+      G = gated;
+    }
     const gx = x.requiresGrad
-      ? freshGrad(gemm(G, W, rows, outF, inF, allocLike(W, rows * inF), gemmOptions()), xs)
+      ? freshGrad(gemm(G, W, rows, outF, inF, allocOutputLike(W, rows * inF), gemmOptions()), xs)
       : null;
     const gw = weight.requiresGrad
-      ? freshGrad(matmulTransA(G, X, outF, rows, inF, allocLike(W, outF * inF), gemmOptions()), ws)
+      ? freshGrad(
+          matmulTransA(G, X, outF, rows, inF, allocOutputLike(W, outF * inF), gemmOptions()),
+          ws,
+        )
       : null;
-    const gb = bias?.requiresGrad ? freshGrad(channelSums(G, rows, outF, 1, G), [outF]) : null;
+    const gb = bias?.requiresGrad
+      ? freshGrad(gbData ?? channelSums(G, rows, outF, 1, G), [outF])
+      : null;
     return [gx, gw, gb];
   });
 }
