@@ -101,7 +101,12 @@ export function matmul<T extends FloatArray>(
 ): SameFloat<T> {
   const c: FloatArray = prepare<FloatArray>("matmul", TRANS_NONE, a, b, m, k, n, out);
   const epi = epilogueOf("matmul", a, n, options);
-  runGemm({ trans: TRANS_NONE, a, b, c, m, k, n }, options?.pool, kernelsFor("matmul", options), epi);
+  runGemm(
+    { trans: TRANS_NONE, a, b, c, m, k, n },
+    options?.pool,
+    kernelsFor("matmul", options),
+    epi,
+  );
   return c as SameFloat<T>;
 }
 
@@ -120,7 +125,12 @@ export function matmulTransA<T extends FloatArray>(
 ): SameFloat<T> {
   const c: FloatArray = prepare<FloatArray>("matmulTransA", TRANS_A, a, b, m, k, n, out);
   const epi = epilogueOf("matmulTransA", a, n, options);
-  runGemm({ trans: TRANS_A, a, b, c, m, k, n }, options?.pool, kernelsFor("matmulTransA", options), epi);
+  runGemm(
+    { trans: TRANS_A, a, b, c, m, k, n },
+    options?.pool,
+    kernelsFor("matmulTransA", options),
+    epi,
+  );
   return c as SameFloat<T>;
 }
 
@@ -140,6 +150,11 @@ export function matmulTransB<T extends FloatArray>(
 ): SameFloat<T> {
   const c: FloatArray = prepare<FloatArray>("matmulTransB", TRANS_B, a, b, m, k, n, out);
   const epi = epilogueOf("matmulTransB", a, n, options);
-  runGemm({ trans: TRANS_B, a, b, c, m, k, n }, options?.pool, kernelsFor("matmulTransB", options), epi);
+  runGemm(
+    { trans: TRANS_B, a, b, c, m, k, n },
+    options?.pool,
+    kernelsFor("matmulTransB", options),
+    epi,
+  );
   return c as SameFloat<T>;
 }

@@ -136,7 +136,13 @@ describe("dense products' epilogue (bias per column, ReLU)", () => {
       const got = matmulTransB(a, b, m, k, n, undefined, { kernels, pool, bias });
       expect(same(got, referenceEpilogue(plain, m, n, bias, false))).toBe(true);
       // a fault the check sees: the bias added twice
-      const twice = referenceEpilogue(referenceEpilogue(plain, m, n, bias, false), m, n, bias, false);
+      const twice = referenceEpilogue(
+        referenceEpilogue(plain, m, n, bias, false),
+        m,
+        n,
+        bias,
+        false,
+      );
       expect(same(got, twice)).toBe(false);
     }
   });
