@@ -8,13 +8,18 @@
 // --jobs adds the pool's clock per job kind (time in run() and waiting on workers, per step).
 // --no-profile times the same loop without the profiler, which inflates ordinary JS (sampled)
 // against the asm.js kernels, so compare variants with it before trusting a profile's shares.
+// --phases runs fit's step by hand instead (the same batches in a seeded order, forward, loss,
+// backward, Adam's step, zeroGrad, in the arena with --arena) and prints the caller's clock per
+// phase: where the step's time goes beyond the pool's job kinds.
 // No TF.js and no benchmark harness in the process: this is the bare `fit` loop.
 import { Option } from "commander";
 import { Session } from "node:inspector/promises";
 import { loadDataset } from "@tessera/mnist-dataset-loader";
-import { Adam, arrayDataset, fit } from "@tessera/nn";
+import { Adam, arrayDataset, crossEntropyLoss, fit } from "@tessera/nn";
+import type { Dataset, Module } from "@tessera/nn";
+import { Generator } from "@tessera/tensor";
 import { createPool, jobKindName, kernelPath, winogradFromEnv } from "@tessera/matrix";
-import { BufferArena, setMatrixPool } from "@tessera/autograd";
+import { BufferArena, Variable, setMatrixPool } from "@tessera/autograd";
 import { NORMALIZE } from "../src/data.ts";
 import { DEFAULT_CONFIG, MODEL_NAMES, buildModel, type ModelName } from "../src/train-run.ts";
 import { createCommand, nonNegativeInt, positiveInt, runMain } from "../src/cli.ts";
@@ -47,6 +52,10 @@ await runMain("profile-epoch", async () => {
       "--arena",
       "run the steps through an autograd BufferArena (fit's arena option: arrays reused from step to step)",
     )
+    .option(
+      "--phases",
+      "run fit's step by hand and print ms a step per phase (batch, forward, loss, backward, optimizer step, zeroGrad)",
+    )
     .parse()
     .opts<{
       images: number;
@@ -57,6 +66,7 @@ await runMain("profile-epoch", async () => {
       profile: boolean;
       arena?: boolean;
       jobs?: boolean;
+      phases?: boolean;
     }>();
 
   interface ProfileNode {
@@ -93,15 +103,13 @@ await runMain("profile-epoch", async () => {
     await session.post("Profiler.start");
   }
   const cpu0 = process.cpuUsage();
-  const { history } = fit(model, {
-    train,
-    epochs: 1,
-    batchSize: 128,
-    optimizer: new Adam(model.parameters(), { lr: 1e-3 }),
-    seed: 1,
-    progress: false,
-    arena: o.arena === true ? new BufferArena() : undefined,
-  });
+  const arena = o.arena === true ? new BufferArena() : undefined;
+  const optimizer = new Adam(model.parameters(), { lr: 1e-3 });
+  const phases = o.phases === true ? handSteps(model, train, optimizer, arena) : undefined;
+  const { history } =
+    phases === undefined
+      ? fit(model, { train, epochs: 1, batchSize: 128, optimizer, seed: 1, progress: false, arena })
+      : { history: [{ seconds: phases.seconds }] };
   const cpu = process.cpuUsage(cpu0);
   const profile = o.profile
     ? ((await session.post("Profiler.stop")) as unknown as { profile: Profile }).profile
@@ -116,6 +124,11 @@ await runMain("profile-epoch", async () => {
   console.log(
     `${o.model}, ${n} images, ${o.threads} thread(s), ${pool?.kernels ?? kernelPath()} kernels${winogradFromEnv(process.env) ? "" : " (TESSERA_WINOGRAD=0: no Winograd)"}: ${seconds.toFixed(1)} s, ${((seconds * 60000) / n).toFixed(1)} s per 60k-image epoch, ${((cpuSeconds * 60000) / n).toFixed(1)} CPU s${o.profile ? "" : " (no profiler)"}${o.arena === true ? ", arena" : ""}`,
   );
+  if (phases !== undefined) {
+    const steps = Math.ceil(n / 128);
+    console.log("| phase | ms a step |\n|---|---|");
+    for (const [name, ms] of phases.ms) console.log(`| ${name} | ${(ms / steps).toFixed(3)} |`);
+  }
   if (o.jobs === true && pool !== undefined) {
     // The pool's own clock (MatrixPool.msByKind), beside the sampling profile: on a two-thread
     // LeNet-300-100 step the profile charged 32% of the caller's samples to waiting, this clock
@@ -150,3 +163,46 @@ await runMain("profile-epoch", async () => {
   for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, o.top))
     console.log(`| ${name} | ${(us / 1e6).toFixed(2)} s | ${((100 * us) / total).toFixed(1)}% |`);
 });
+
+/**
+ * One epoch of fit's step by hand (batch 128, the order a seeded permutation, no progress),
+ * with the calling thread's clock read between the phases.
+ */
+function handSteps(
+  model: Module,
+  train: Dataset,
+  optimizer: Adam,
+  arena: BufferArena | undefined,
+): { seconds: number; ms: Map<string, number> } {
+  const names = ["batch", "forward", "loss", "backward", "optimizer step", "zeroGrad"] as const;
+  const ms = new Map<string, number>(names.map((p) => [p, 0]));
+  const order = new Generator(1).permutation(train.count);
+  const t0 = performance.now();
+  for (let start = 0; start < train.count; start += 128) {
+    let t = performance.now();
+    const lap = (phase: (typeof names)[number]) => {
+      const now = performance.now();
+      ms.set(phase, ms.get(phase)! + now - t);
+      t = now;
+    };
+    const batch = train.getBatch(order.subarray(start, Math.min(start + 128, train.count)));
+    lap("batch");
+    const step = () => {
+      const logits = model.forward(new Variable(batch.x));
+      lap("forward");
+      const loss = crossEntropyLoss(logits, batch.y);
+      loss.data.item();
+      lap("loss");
+      loss.backward();
+      lap("backward");
+      optimizer.step();
+      lap("optimizer step");
+      model.zeroGrad();
+      lap("zeroGrad");
+      return 0;
+    };
+    if (arena === undefined) step();
+    else arena.step(step);
+  }
+  return { seconds: (performance.now() - t0) / 1000, ms };
+}
