@@ -105,6 +105,8 @@ await runMain("epoch-throughput", async () => {
   interface Timed {
     wall: number;
     cpu: number;
+    /** Pool jobs posted to the worker in the timed epochs, and how many it took a share of. */
+    jobs?: { posted: number; claimed: number };
   }
 
   async function tessera(threads: number, kernels: KernelPath): Promise<Timed> {
@@ -132,6 +134,7 @@ await runMain("epoch-throughput", async () => {
       // 50-step smallCnn() run than in a real 469-step epoch.
       fit(model, { train: images(BATCH), epochs: 1, batchSize: BATCH, optimizer, seed: 1, arena });
       const c0 = process.cpuUsage();
+      const [posted0, claimed0] = [pool.posted, pool.claimed];
       const { history } = fit(model, {
         train,
         epochs: o.epochs,
@@ -144,6 +147,7 @@ await runMain("epoch-throughput", async () => {
       return {
         wall: scale * Math.min(...history.map((h) => h.seconds)),
         cpu: (scale * (c.user + c.system)) / 1e6 / o.epochs,
+        jobs: { posted: pool.posted - posted0, claimed: pool.claimed - claimed0 },
       };
     } finally {
       setMatrixPool(undefined);
@@ -270,4 +274,12 @@ await runMain("epoch-throughput", async () => {
         `| ${name} | ${s.wall.toFixed(1)} | ${Number.isFinite(s.cpu) ? s.cpu.toFixed(1) : "n/a"} | ${ratio(torchBest, s.wall)} | ${ratio(torchBestCpu, s.cpu)} |`,
       );
   }
+  // A worker that the OS keeps off its core leaves every chunk to the caller (the pool cancels
+  // its unclaimed share): a two-thread row near the one-thread row with CPU seconds near wall
+  // seconds. Seen once (2026-12-03, smallCnn() 2T 142 s against 70-91 s in the runs around it).
+  for (const [name, s] of rows)
+    if (typeof s !== "string" && s.jobs !== undefined && s.jobs.posted > 0)
+      console.log(
+        `${name}: the worker took a share of ${s.jobs.claimed} of ${s.jobs.posted} pool jobs`,
+      );
 });
