@@ -4,8 +4,9 @@
 // epilogue: inside the sparse product (BsrMatrix's bias / relu options: on the asm.js path in
 // the kernel over each block row's outputs right after they are computed, in each pooled chunk
 // when split; on the wasm path in each chunk's rows of a batch-major product, an f32x4 pass in
-// kernel memory), or as one pass over the output right after a dense product (the GEMM has no
-// epilogue). Two or more consecutive BsrLinear layers run as one BsrChain (@tessera/matrix): on a
+// kernel memory), and for a dense layer the GEMM's (matmulTransB's bias / relu options: on the
+// wasm path the same f32x4 pass on each block of the output in kernel memory, on the asm.js path
+// one pass after the product). Two or more consecutive BsrLinear layers run as one BsrChain (@tessera/matrix): on a
 // pool, one job in which each thread takes its batch rows through all of them, instead of a job
 // and a barrier per layer (1.094 -> 1.030 ms for the whole 10.8%-dense LeNet-300-100 at batch
 // 128 on two threads, scratch A/B, 2026-12-02).
@@ -32,11 +33,11 @@ export interface InferencePlanOptions {
   /** Runs the products on this pool (the caller keeps ownership); default: the calling thread. */
   pool?: MatrixPool;
   /**
-   * Where a BsrLinear's bias and following ReLU run: "fused" (default) hands them to the sparse
-   * product as its epilogue (run over each block row's or each chunk's outputs right after they
-   * are computed: the matrix README's "epilogue"), "pass" runs them as one pass over the output
-   * after the product (what dense layers always do: the dense GEMM has no epilogue). Same values
-   * either way; "pass" is there to measure the difference.
+   * Where a layer's bias and following ReLU run: "fused" (default) hands them to the product as
+   * its epilogue (the sparse product's, run over each block row's or each chunk's outputs right
+   * after they are computed, and the dense GEMM's, on each block of the output in kernel memory
+   * on the wasm path: the matrix README's "epilogue"), "pass" runs them as one pass over the
+   * output after the product. Same values either way; "pass" is there to measure the difference.
    */
   epilogue?: "fused" | "pass";
 }
@@ -54,10 +55,10 @@ export interface PlanStep {
   /** Whether a following ReLU runs in the epilogue (fused). */
   relu: boolean;
   /**
-   * Where bias and ReLU run: "product" hands them to the sparse product (its epilogue, run over
-   * the outputs each kernel call or chunk computed, or on the wasm path's row-major products as
-   * its own pass after it), "pass" is a pass after the product, "none" when the layer has
-   * neither.
+   * Where bias and ReLU run: "product" hands them to the product (its epilogue, run over the
+   * outputs each kernel call, block or chunk computed, or on the asm.js dense product and the
+   * wasm path's row-major sparse products as its own pass after it), "pass" is a pass after
+   * the product, "none" when the layer has neither.
    */
   epilogue: "product" | "pass" | "none";
   /**
@@ -199,12 +200,7 @@ export class InferencePlan {
             outFeatures: s.outF,
             bias: s.layer.bias !== null,
             relu: s.relu,
-            epilogue:
-              s.layer.bias === null && !s.relu
-                ? "none"
-                : s.kind === "bsr" && fused
-                  ? "product"
-                  : "pass",
+            epilogue: s.layer.bias === null && !s.relu ? "none" : fused ? "product" : "pass",
             chained: chained.has(s),
           },
     );
@@ -258,8 +254,16 @@ export class InferencePlan {
       } else if (s.kind === "dense") {
         const l = s.layer as Linear;
         const w = l.weight.data.data as Float32Array;
-        matmulTransB(cur, w, n, s.inF, s.outF, s.out, this.options);
-        biasReluEpilogue(s.out, biasOf(l), n, s.outF, s.relu);
+        if (this.fused)
+          matmulTransB(cur, w, n, s.inF, s.outF, s.out, {
+            pool: this.pool,
+            bias: biasOf(l),
+            relu: s.relu,
+          });
+        else {
+          matmulTransB(cur, w, n, s.inF, s.outF, s.out, this.options);
+          biasReluEpilogue(s.out, biasOf(l), n, s.outF, s.relu);
+        }
       } else {
         const l = s.layer as BsrLinear;
         const w = l.weight as BsrMatrix<Float32Array>;
