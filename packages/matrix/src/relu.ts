@@ -91,7 +91,8 @@ export function wasmReluBackward(
  * two (a ReLU fused into a convolution or a Linear layer: autograd's conv2d and linear with
  * `relu`). Float32 arrays, acc float64 (at least c). With a pool, split by planes as wasmRelu
  * splits elements; p = 1 (a Linear layer's [n, c]) runs column by column instead, split by
- * columns.
+ * columns. A sum that is NaN is NaN either way, but with p = 1 not always the same NaN (its
+ * sign can differ: which of two NaN operands an f64x2.add returns is the engine's choice).
  */
 export function wasmReluBackwardChannelSums(
   g: Float32Array,
