@@ -92,7 +92,8 @@ export function wasmReluBackward(
  * `relu`). Float32 arrays, acc float64 (at least c). With a pool, split by planes as wasmRelu
  * splits elements; p = 1 (a Linear layer's [n, c]) runs column by column instead, split by
  * columns. A sum that is NaN is NaN either way, but with p = 1 not always the same NaN (its
- * sign can differ: which of two NaN operands an f64x2.add returns is the engine's choice).
+ * sign can differ: neither JavaScript nor WebAssembly fixes a NaN's bits, measured -NaN here
+ * against the two passes' +NaN after Infinity - Infinity).
  */
 export function wasmReluBackwardChannelSums(
   g: Float32Array,

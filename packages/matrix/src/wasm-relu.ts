@@ -91,8 +91,9 @@ function emitBackwardSums(c: Code): void {
  * added in float64 into sums (width doubles at byte sums), row after row: column j's additions
  * are sums[j] + gx[0, j] + gx[1, j] + ..., in that order, each float32 promoted exactly (the
  * additions channel-sums-kernel.ts makes for p = 1, as a Linear layer's bias gradient). Four
- * columns a step: the gate as reluBack, then two f64x2 adds (where both operands are NaN, e.g.
- * after Infinity - Infinity, V8 may return either: the sum is NaN, its sign not fixed).
+ * columns a step: the gate as reluBack, then two f64x2 adds (a NaN sum, e.g. after Infinity -
+ * Infinity, is NaN, but its sign may differ from the JavaScript loop's: neither language fixes
+ * a NaN's bits).
  */
 function emitBackwardColumns(c: Code): void {
   const [g, y, gx, rows, width, sums] = c.paramTuple(6);

@@ -152,9 +152,8 @@ describe("wasm ReLU", () => {
           const wantAcc = Float64Array.from({ length: c }, (_, j) => j - 0.5);
           channelSums(want, n, c, 1, wantAcc);
           expect(Buffer.from(bits(gx)).equals(Buffer.from(bits(want)))).toBe(true);
-          // The same bits, a NaN sum told only as NaN: which NaN an add returns when both
-          // operands are NaN is the engine's choice in WebAssembly (V8 may swap the operands of
-          // f64x2.add), so an Infinity - Infinity column can come out +NaN here and -NaN there.
+          // The same bits, a NaN sum told only as NaN: neither JavaScript nor WebAssembly fixes
+          // a NaN's bits, and an Infinity - Infinity column came out -NaN here, +NaN there.
           for (let j = 0; j < c; j++)
             if (!same(acc[j]!, wantAcc[j]!)) expect([j, acc[j]]).toEqual([j, wantAcc[j]]);
         },
