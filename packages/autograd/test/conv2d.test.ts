@@ -6,7 +6,7 @@ import * as T from "@tessera/tensor";
 import { createPool } from "@tessera/matrix";
 import type { MatrixPool } from "@tessera/matrix";
 import { Variable, conv2d, gradcheck, mul, relu, setMatrixPool, sum } from "../src/index.ts";
-import { normal64, param, seedArb } from "./helpers.ts";
+import { kernelPathRuns, normal64, param, seedArb } from "./helpers.ts";
 
 interface Geo {
   n: number;
@@ -150,11 +150,7 @@ describe("conv2d", () => {
   });
 
   it("with relu: true equals relu(conv2d(...)) bit for bit, value and every gradient (float64, and float32 on both kernel paths and 1-2 threads), and passes gradcheck", async () => {
-    const two = createPool({ threads: 2, kernels: "wasm", minParallelFlops: 0 });
-    // one-thread pools have no workers: they carry the kernel path to every product
-    const oneAsm = createPool({ threads: 1, kernels: "asm" });
-    const oneWasm = createPool({ threads: 1, kernels: "wasm" });
-    await two.ready();
+    const { runs, close } = await kernelPathRuns();
     const both = (x: T.Tensor, wt: T.Tensor, b: T.Tensor, r: T.Tensor, g: Geo, fused: boolean) => {
       const xv = new Variable(x, { requiresGrad: true });
       const wv = new Variable(wt, { requiresGrad: true });
@@ -190,12 +186,7 @@ describe("conv2d", () => {
             dilation: g.dilation,
           });
           const r = normal64(y0.shape, seed + 3);
-          for (const [dtype, pool] of [
-            ["float64", oneAsm],
-            ["float32", oneAsm],
-            ["float32", oneWasm],
-            ["float32", two],
-          ] as const) {
+          for (const [dtype, pool] of runs) {
             const t = [x, wt, b, r].map((v) => v.astype(dtype));
             setMatrixPool(pool);
             expect(both(t[0]!, t[1]!, t[2]!, t[3]!, g, true)).toEqual(
@@ -235,7 +226,7 @@ describe("conv2d", () => {
       expect(fused[1]).not.toEqual(plainGrads);
     } finally {
       setMatrixPool(undefined);
-      await two.close();
+      await close();
     }
   });
 

@@ -2,6 +2,8 @@
 // including 0-size and 1-size dims, and pairs of shapes that broadcast.
 import fc from "fast-check";
 import { Generator, Tensor, randn, uniform } from "@tessera/tensor";
+import { createPool } from "@tessera/matrix";
+import type { MatrixPool } from "@tessera/matrix";
 import { Variable } from "../src/index.ts";
 
 export function normal64(shape: readonly number[], seed: number, std = 1): Tensor {
@@ -66,4 +68,31 @@ export const seedArb = fc.integer({ min: 0, max: 1_000_000 });
 /** Plain nested-loop reference: element of a packed row-major array at multi-index. */
 export function at(t: Tensor, ...idx: number[]): number {
   return t.get(...idx);
+}
+
+/**
+ * Where a fused op is checked against its unfused composition: [dtype, pool] for float64 and
+ * float32 on the asm.js path, float32 on the WebAssembly path (one-thread pools have no workers:
+ * they carry the kernel path to every product), and float32 on a two-thread wasm pool that
+ * splits every job it can. Set each pool with setMatrixPool; close() when done.
+ */
+export async function kernelPathRuns(): Promise<{
+  runs: (readonly ["float64" | "float32", MatrixPool])[];
+  two: MatrixPool;
+  close: () => Promise<void>;
+}> {
+  const two = createPool({ threads: 2, kernels: "wasm", minParallelFlops: 0 });
+  const oneAsm = createPool({ threads: 1, kernels: "asm" });
+  const oneWasm = createPool({ threads: 1, kernels: "wasm" });
+  await two.ready();
+  return {
+    runs: [
+      ["float64", oneAsm],
+      ["float32", oneAsm],
+      ["float32", oneWasm],
+      ["float32", two],
+    ],
+    two,
+    close: () => Promise.all([two, oneAsm, oneWasm].map((p) => p.close())).then(() => undefined),
+  };
 }

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import * as T from "@tessera/tensor";
-import { createPool, jobKindName } from "@tessera/matrix";
+import { jobKindName } from "@tessera/matrix";
 import {
   BufferArena,
   Variable,
@@ -14,7 +14,7 @@ import {
   setMatrixPool,
   sum,
 } from "../src/index.ts";
-import { normal64, param, seedArb } from "./helpers.ts";
+import { kernelPathRuns, normal64, param, seedArb } from "./helpers.ts";
 
 describe("linear", () => {
   it("equals x·Wᵀ + b and its gradients match finite differences (float64 kernels)", () => {
@@ -45,11 +45,7 @@ describe("linear", () => {
   });
 
   it("with relu: true equals relu(linear(...)) bit for bit, value and every gradient (float64, and float32 on both kernel paths, 1-2 threads, in an arena or not), and passes gradcheck", async () => {
-    const two = createPool({ threads: 2, kernels: "wasm", minParallelFlops: 0 });
-    // one-thread pools have no workers: they carry the kernel path to every product
-    const oneAsm = createPool({ threads: 1, kernels: "asm" });
-    const oneWasm = createPool({ threads: 1, kernels: "wasm" });
-    await two.ready();
+    const { runs, two, close } = await kernelPathRuns();
     // Σ r·(y·w2ᵀ): the upstream gradient comes out of a product, as in a network (inside an
     // arena on shared memory, so a pool splits the backward's gate and sums)
     const both = (x: T.Tensor, w: T.Tensor, b: T.Tensor | null, r: T.Tensor, fused: boolean) => {
@@ -79,12 +75,7 @@ describe("linear", () => {
             const w = normal64([outF, inF], seed + 1);
             const b = normal64([outF], seed + 2);
             const r = normal64([rows, 3], seed + 3);
-            for (const [dtype, pool] of [
-              ["float64", oneAsm],
-              ["float32", oneAsm],
-              ["float32", oneWasm],
-              ["float32", two],
-            ] as const) {
+            for (const [dtype, pool] of runs) {
               const [xt, wt, bt, rt] = [x, w, b, r].map((v) => v.astype(dtype));
               setMatrixPool(pool);
               const bias = withBias ? bt! : null;
@@ -121,7 +112,7 @@ describe("linear", () => {
       );
     } finally {
       setMatrixPool(undefined);
-      await two.close();
+      await close();
     }
   });
 

@@ -86,6 +86,24 @@ function prepare<T extends FloatArray>(
   return out;
 }
 
+/** One of the three products: checked, run, its epilogue applied; returns C. */
+function product(
+  fn: string,
+  trans: Trans,
+  a: FloatArray,
+  b: FloatArray,
+  m: number,
+  k: number,
+  n: number,
+  out: FloatArray | undefined,
+  options: DenseProductOptions | undefined,
+): FloatArray {
+  const c = prepare(fn, trans, a, b, m, k, n, out);
+  const epi = epilogueOf(fn, a, n, options);
+  runGemm({ trans, a, b, c, m, k, n }, options?.pool, kernelsFor(fn, options), epi);
+  return c;
+}
+
 /**
  * C[m,n] = A[m,k]·B[k,n], all row-major, then options' epilogue (bias, relu). Overwrites and
  * returns `out` (allocated like `a` when omitted).
@@ -99,15 +117,7 @@ export function matmul<T extends FloatArray>(
   out?: SameFloat<T>,
   options?: DenseProductOptions<SameFloat<T>>,
 ): SameFloat<T> {
-  const c: FloatArray = prepare<FloatArray>("matmul", TRANS_NONE, a, b, m, k, n, out);
-  const epi = epilogueOf("matmul", a, n, options);
-  runGemm(
-    { trans: TRANS_NONE, a, b, c, m, k, n },
-    options?.pool,
-    kernelsFor("matmul", options),
-    epi,
-  );
-  return c as SameFloat<T>;
+  return product("matmul", TRANS_NONE, a, b, m, k, n, out, options) as SameFloat<T>;
 }
 
 /**
@@ -123,15 +133,7 @@ export function matmulTransA<T extends FloatArray>(
   out?: SameFloat<T>,
   options?: DenseProductOptions<SameFloat<T>>,
 ): SameFloat<T> {
-  const c: FloatArray = prepare<FloatArray>("matmulTransA", TRANS_A, a, b, m, k, n, out);
-  const epi = epilogueOf("matmulTransA", a, n, options);
-  runGemm(
-    { trans: TRANS_A, a, b, c, m, k, n },
-    options?.pool,
-    kernelsFor("matmulTransA", options),
-    epi,
-  );
-  return c as SameFloat<T>;
+  return product("matmulTransA", TRANS_A, a, b, m, k, n, out, options) as SameFloat<T>;
 }
 
 /**
@@ -148,13 +150,5 @@ export function matmulTransB<T extends FloatArray>(
   out?: SameFloat<T>,
   options?: DenseProductOptions<SameFloat<T>>,
 ): SameFloat<T> {
-  const c: FloatArray = prepare<FloatArray>("matmulTransB", TRANS_B, a, b, m, k, n, out);
-  const epi = epilogueOf("matmulTransB", a, n, options);
-  runGemm(
-    { trans: TRANS_B, a, b, c, m, k, n },
-    options?.pool,
-    kernelsFor("matmulTransB", options),
-    epi,
-  );
-  return c as SameFloat<T>;
+  return product("matmulTransB", TRANS_B, a, b, m, k, n, out, options) as SameFloat<T>;
 }

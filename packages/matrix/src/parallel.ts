@@ -44,8 +44,6 @@ import {
   KIND_WASM_STAGE,
   KIND_WASM_WINOGRAD,
   KIND_WASM_WINOGRAD_GRAD,
-  KIND_WASM_RELU_BACKWARD_SUMS,
-  KIND_WASM_RELU_BACKWARD_COLUMNS,
   KIND_WASM_MAXPOOL,
   KIND_CHANNEL_SUMS,
   MAX_CHUNKS,
@@ -653,40 +651,21 @@ export function runMaxPoolBackward(
 }
 
 /**
- * ReLU's forward or backward (KIND_WASM_RELU / KIND_WASM_RELU_BACKWARD) over n elements, split
- * over the pool by element ranges; an element costs about as much as 4 flops of a product (a
- * copy into kernel memory and one out, per operand).
+ * A ReLU job over n elements split over the pool in `lines` pieces: the forward and backward
+ * (KIND_WASM_RELU / KIND_WASM_RELU_BACKWARD) by elements (lines = n), the backward with plane
+ * sums (KIND_WASM_RELU_BACKWARD_SUMS) by planes, with column sums
+ * (KIND_WASM_RELU_BACKWARD_COLUMNS) by columns. An element costs about as much as 4 flops of a
+ * product (a copy into kernel memory and one out, per operand).
  */
 export function runRelu(
   kind: number,
   args: object,
+  lines: number,
   n: number,
   pool: MatrixPool | undefined,
   serial: (lo: number, hi: number) => void,
 ): void {
-  runByLines(kind, args, n, 4 * n, 2, pool, serial);
-}
-
-/** ReLU's gradient with plane sums (KIND_WASM_RELU_BACKWARD_SUMS) by planes, costed as runRelu. */
-export function runReluPlanes(
-  args: object,
-  planes: number,
-  n: number,
-  pool: MatrixPool | undefined,
-  serial: (lo: number, hi: number) => void,
-): void {
-  runByLines(KIND_WASM_RELU_BACKWARD_SUMS, args, planes, 4 * n, 2, pool, serial);
-}
-
-/** ReLU's gradient with column sums (KIND_WASM_RELU_BACKWARD_COLUMNS) by columns, costed as runRelu. */
-export function runReluColumns(
-  args: object,
-  columns: number,
-  n: number,
-  pool: MatrixPool | undefined,
-  serial: (lo: number, hi: number) => void,
-): void {
-  runByLines(KIND_WASM_RELU_BACKWARD_COLUMNS, args, columns, 4 * n, 2, pool, serial);
+  runByLines(kind, args, lines, 4 * n, 2, pool, serial);
 }
 
 /**

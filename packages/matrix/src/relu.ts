@@ -1,9 +1,14 @@
 // The public ReLU kernels of the WebAssembly path (wasm-relu.ts holds the kernels and ranges):
 // argument checks, then the range on this thread, or split over a pool by element ranges (by
 // planes for the backward with the bias gradient's sums, by columns when a plane is one value).
-import { runRelu, runReluColumns, runReluPlanes } from "./parallel.ts";
+import { runRelu } from "./parallel.ts";
 import type { MatrixPool } from "./pool.ts";
-import { KIND_WASM_RELU, KIND_WASM_RELU_BACKWARD } from "./jobs.ts";
+import {
+  KIND_WASM_RELU,
+  KIND_WASM_RELU_BACKWARD,
+  KIND_WASM_RELU_BACKWARD_COLUMNS,
+  KIND_WASM_RELU_BACKWARD_SUMS,
+} from "./jobs.ts";
 import {
   reluBackwardColumnsRange,
   reluBackwardRange,
@@ -55,7 +60,7 @@ export function wasmRelu(
   ]);
   if (n === 0) return;
   const a: ReluArgs = { x: x.subarray(0, n), y: y.subarray(0, n) };
-  runRelu(KIND_WASM_RELU, a, n, sharedPool([x, y], options), (lo, hi) =>
+  runRelu(KIND_WASM_RELU, a, n, n, sharedPool([x, y], options), (lo, hi) =>
     reluRange(localWasmThread(), a, lo, hi),
   );
 }
@@ -78,7 +83,7 @@ export function wasmReluBackward(
   ]);
   if (n === 0) return;
   const a: ReluBackwardArgs = { g: g.subarray(0, n), y: y.subarray(0, n), gx: gx.subarray(0, n) };
-  runRelu(KIND_WASM_RELU_BACKWARD, a, n, sharedPool([g, y, gx], options), (lo, hi) =>
+  runRelu(KIND_WASM_RELU_BACKWARD, a, n, n, sharedPool([g, y, gx], options), (lo, hi) =>
     reluBackwardRange(localWasmThread(), a, lo, hi),
   );
 }
@@ -130,7 +135,7 @@ export function wasmReluBackwardChannelSums(
       rows: n,
       c,
     };
-    runReluColumns(a, c, len, sharedPool([g, y, gx], options), (lo, hi) =>
+    runRelu(KIND_WASM_RELU_BACKWARD_COLUMNS, a, c, len, sharedPool([g, y, gx], options), (lo, hi) =>
       reluBackwardColumnsRange(localWasmThread(), a, lo, hi),
     );
     return;
@@ -154,7 +159,7 @@ export function wasmReluBackwardChannelSums(
     sums,
     p,
   };
-  runReluPlanes(a, planes, len, pool, (lo, hi) =>
+  runRelu(KIND_WASM_RELU_BACKWARD_SUMS, a, planes, len, pool, (lo, hi) =>
     reluBackwardSumsRange(localWasmThread(), a, lo, hi),
   );
   for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) acc[j] = acc[j]! + sums[i * c + j]!;

@@ -4,6 +4,16 @@
 import { I32, V128 } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
 
+/** The exported epi function of a module that emits emitEpilogue (arguments as documented there). */
+export type EpilogueKernel = (
+  outAt: number,
+  outRow: number,
+  r0: number,
+  r1: number,
+  biasAt: number,
+  mode: number,
+) => void;
+
 /** epi's mode: bit 0 adds the bias, bit 1 applies the ReLU (0 when neither). */
 export function epilogueMode(bias: unknown, relu: boolean | undefined): number {
   return (bias === undefined || bias === null ? 0 : 1) | (relu === true ? 2 : 0);

@@ -19,6 +19,7 @@
 // place. Without a pool each thread uses a small memory of its own (one scratch region).
 import { I32, ModuleBuilder, V128, compileModule, enableRelaxedSimd } from "./wasm-builder.ts";
 import { emitEpilogue } from "./wasm-epilogue.ts";
+import type { EpilogueKernel } from "./wasm-epilogue.ts";
 import { defaultWasmFma } from "./kernels.ts";
 import type { Code } from "./wasm-builder.ts";
 import type { FloatArray, Trans } from "./types.ts";
@@ -200,14 +201,7 @@ export class WasmThread {
     add: number,
   ) => void;
   /** epi(outAt, outRow, r0, r1, biasAt, mode): wasm-epilogue.ts's pass over a C block. */
-  readonly epi: (
-    outAt: number,
-    outRow: number,
-    r0: number,
-    r1: number,
-    biasAt: number,
-    mode: number,
-  ) => void;
+  readonly epi: EpilogueKernel;
   private view: Float32Array;
 
   constructor(

@@ -38,6 +38,7 @@ import { I32, ModuleBuilder, V128, compileModule } from "./wasm-builder.ts";
 import type { Code } from "./wasm-builder.ts";
 import { MAX_PAGES, SCRATCH_BYTES, localWasmThread } from "./wasm-gemm.ts";
 import { emitEpilogue, epilogueMode } from "./wasm-epilogue.ts";
+import type { EpilogueKernel } from "./wasm-epilogue.ts";
 import type { WasmThread } from "./wasm-gemm.ts";
 import type { SpmmArgs, SpmmCall } from "./spmm-kernel.ts";
 
@@ -211,14 +212,6 @@ export type SpmmRun = (
   j1: number,
   outRow: number,
 ) => void;
-type SpmmEpi = (
-  outAt: number,
-  outRow: number,
-  r0: number,
-  r1: number,
-  biasAt: number,
-  mode: number,
-) => void;
 
 /** Where a staged product lives in kernel memory (byte offsets), and its padded sizes. */
 export interface SpmmLayout {
@@ -379,7 +372,7 @@ export function unstageSpmm(
 
 interface Kernels {
   run: SpmmRun;
-  epi: SpmmEpi;
+  epi: EpilogueKernel;
 }
 const runs = new WeakMap<WasmThread, Map<string, Kernels>>();
 /** This thread's kernels for the block shape of `s` (and output layout), on its memory. */
@@ -391,7 +384,7 @@ function kernelsFor(t: WasmThread, s: SpmmShape, batchOut: boolean): Kernels {
   if (k === undefined) {
     const e = new WebAssembly.Instance(spmmModule(s, batchOut), { env: { memory: t.memory } })
       .exports;
-    k = { run: e.run as SpmmRun, epi: e.epi as SpmmEpi };
+    k = { run: e.run as SpmmRun, epi: e.epi as EpilogueKernel };
     m.set(key, k);
   }
   return k;

@@ -4,30 +4,17 @@
 // asm.js and WebAssembly paths, serial and on pools of 2 and 3 threads: on the wasm path the
 // pooled and serial products run it on each C block in kernel memory (past NC columns, the
 // bias of a later column block), products packed per chunk run it after, as the asm.js path.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { createPool, matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
+import { matmul, matmulTransA, matmulTransB, sharedFloat32 } from "../src/index.ts";
 import type { FloatArray, KernelPath, MatrixPool } from "../src/index.ts";
 import { WASM_NC } from "../src/wasm-gemm.ts";
 import { KIND_WASM_GEMM_PACKED } from "../src/jobs.ts";
-import { randomArray, testPools, transpose } from "./helpers.ts";
+import { randomArray, repackingWasmPool, testPools, transpose } from "./helpers.ts";
 
 const asmPools = testPools("asm");
 const wasmPools = testPools("wasm");
-let repacking: MatrixPool;
-beforeAll(async () => {
-  repacking = createPool({
-    threads: 2,
-    minParallelFlops: 0,
-    spin: 2000,
-    maxPackedBytes: 0,
-    kernels: "wasm",
-  });
-  await repacking.ready();
-});
-afterAll(async () => {
-  await repacking.close();
-});
+const repacking = repackingWasmPool();
 
 /** The obvious epilogue over a row-major [m, n] C. */
 function referenceEpilogue(
@@ -104,7 +91,7 @@ describe("dense products' epilogue (bias per column, ReLU)", () => {
           for (const kernels of paths) {
             const pools = kernels === "asm" ? asmPools : wasmPools;
             const runs: (MatrixPool | undefined)[] = [undefined, pools.pool2(), pools.pool3()];
-            if (kernels === "wasm") runs.push(repacking);
+            if (kernels === "wasm") runs.push(repacking());
             for (const pool of runs) {
               const f = products[p] as (...args: unknown[]) => FloatArray;
               const plain = f(a, b, m, k, n, undefined, { kernels, pool });

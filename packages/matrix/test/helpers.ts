@@ -230,3 +230,26 @@ export function wasmTestPool(): () => MatrixPool {
   });
   return () => pool!;
 }
+
+/**
+ * A two-thread pool on the WebAssembly path whose products never fit its packed-panel budget
+ * (maxPackedBytes 0), so every pooled product takes the route where each chunk packs its own
+ * blocks; opened before the calling file's tests and closed after them.
+ */
+export function repackingWasmPool(): () => MatrixPool {
+  let pool: MatrixPool | undefined;
+  beforeAll(async () => {
+    pool = createPool({
+      threads: 2,
+      minParallelFlops: 0,
+      spin: 2000,
+      maxPackedBytes: 0,
+      kernels: "wasm",
+    });
+    await pool.ready();
+  });
+  afterAll(async () => {
+    await pool?.close();
+  });
+  return () => pool!;
+}

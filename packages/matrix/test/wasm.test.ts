@@ -39,6 +39,7 @@ import {
   maskedDense,
   randomArray,
   refMatmulWithAbs,
+  repackingWasmPool,
   transpose,
   bits,
 } from "./helpers.ts";
@@ -204,21 +205,14 @@ describe("the generated GEMM block kernel", () => {
 
 let pool: MatrixPool;
 let pool3: MatrixPool;
-let repacking: MatrixPool;
+const repacking = repackingWasmPool();
 beforeAll(async () => {
   pool = createPool({ threads: 2, minParallelFlops: 0, spin: 2000, kernels: "wasm" });
   pool3 = createPool({ threads: 3, minParallelFlops: 0, spin: 2000, kernels: "wasm" });
-  repacking = createPool({
-    threads: 2,
-    minParallelFlops: 0,
-    spin: 2000,
-    maxPackedBytes: 0,
-    kernels: "wasm",
-  });
-  await Promise.all([pool.ready(), pool3.ready(), repacking.ready()]);
+  await Promise.all([pool.ready(), pool3.ready()]);
 });
 afterAll(async () => {
-  await Promise.all([pool.close(), pool3.close(), repacking.close()]);
+  await Promise.all([pool.close(), pool3.close()]);
 });
 
 const wasm = { kernels: "wasm" } as const;
@@ -271,7 +265,7 @@ describe("dense products on the wasm kernel", () => {
           b.set(b0);
           for (const f of [matmul, matmulTransA, matmulTransB]) {
             const serial = f(a, b, m, k, n, undefined, wasm);
-            for (const p of [pool, pool3, repacking]) {
+            for (const p of [pool, pool3, repacking()]) {
               const out = shared
                 ? sharedFloat32(m * n + 3).fill(7)
                 : new Float32Array(m * n + 3).fill(7);
@@ -287,7 +281,7 @@ describe("dense products on the wasm kernel", () => {
     // Both pooled paths ran on the workers.
     expect(pool.jobsByKind.get(KIND_WASM_PACK)).toBeGreaterThan(0);
     expect(pool.jobsByKind.get(KIND_WASM_GEMM_PACKED)).toBe(pool.jobsByKind.get(KIND_WASM_PACK));
-    expect(repacking.jobsByKind.get(KIND_WASM_GEMM)).toBeGreaterThan(0);
+    expect(repacking().jobsByKind.get(KIND_WASM_GEMM)).toBeGreaterThan(0);
     expect(pool.claimed).toBeGreaterThan(0);
   });
 
