@@ -11,7 +11,9 @@
 // Numerics: each C element is a float32 sum over p in order within a k-block (KC long), added
 // to C after each k-block. A lane is one element of C, so the sum never depends on which rows or
 // columns a thread owns, on the tile an element sits in, or on whether the panels were packed by
-// this thread or by the pool: the pooled result is bitwise the serial one.
+// this thread or by the pool: the pooled result is bitwise the serial one. An epilogue (a bias
+// per column of C and a ReLU: a Linear layer's, wasm-epilogue.ts) runs on each finished C block
+// in kernel memory before the block is copied out: the float32 adds of adding the bias after.
 //
 // Memory: a thread's kernel instance works on a WebAssembly.Memory that is always shared
 // (SharedArrayBuffer-backed), laid out as per-thread scratch regions (A block, B block, C block)
