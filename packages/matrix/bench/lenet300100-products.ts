@@ -3,12 +3,14 @@
 // not all in cache), on one thread and on a two-thread pool side by side: ms a step in total and
 // per product, and on the pool the job clock (packing and products, with their waits). Tells how
 // much the second thread gives the products inside a step (each product alone: bench/dense.ts).
+// A third row runs fc2's two gradients as a matmulPair (each whole on one thread, at once).
 // fc3's three products (0.26 MFLOP each) stay below the pool's threshold and are left out.
 // Run: pnpm tsx packages/matrix/bench/lenet300100-products.ts [--steps 600] [--ring 6]
 import {
   createPool,
   jobKindName,
   matmul,
+  matmulPair,
   matmulTransA,
   matmulTransB,
   sharedFloat32,
@@ -41,8 +43,11 @@ const dx2 = ring(B * 300);
 
 const names = ["fc1 x·W1ᵀ", "fc2 h1·W2ᵀ", "fc2 dW2 = g2ᵀ·h1", "fc2 dh1 = g2·W2", "fc1 dW1 = g1ᵀ·x"];
 
-/** ms a step in total and per product, over STEPS steps after WARMUP. */
-function run(pool: MatrixPool | undefined): { total: number; per: number[] } {
+/**
+ * ms a step in total and per product, over STEPS steps after WARMUP; with `pair`, fc2's two
+ * gradients run as one matmulPair (its time split evenly between their two columns).
+ */
+function run(pool: MatrixPool | undefined, pair = false): { total: number; per: number[] } {
   const o = { pool, kernels: "wasm" as const };
   const per = new Array<number>(5).fill(0);
   let t0 = 0;
@@ -62,6 +67,18 @@ function run(pool: MatrixPool | undefined): { total: number; per: number[] } {
     ];
     for (let i = 0; i < 5; i++) {
       const t = performance.now();
+      if (pair && i === 2) {
+        matmulPair(
+          { product: "matmulTransA", a: g2[r]!, b: h1[r]!, m: 100, k: B, n: 300, out: dw2[r]! },
+          { product: "matmul", a: g2[r]!, b: w2[r]!, m: B, k: 100, n: 300, out: dx2[r]! },
+          o,
+        );
+        const half = (performance.now() - t) / 2;
+        per[2]! += half;
+        per[3]! += half;
+        i++;
+        continue;
+      }
       calls[i]!();
       per[i]! += performance.now() - t;
     }
@@ -79,18 +96,21 @@ const jobs: string[] = [];
 let one = 0;
 let two = 0;
 for (let round = 0; round < 2; round++)
-  for (const p of [undefined, pool]) {
-    const { total, per } = run(p);
+  for (const [p, pair] of [
+    [undefined, false],
+    [pool, false],
+    [pool, true],
+  ] as const) {
+    const { total, per } = run(p, pair);
     if (p === undefined) one += total;
-    else {
-      two += total;
+    else if (!pair) two += total;
+    if (p !== undefined)
       for (const [kind, t] of p.msByKind)
         jobs.push(
-          `round ${round + 1}: ${jobKindName(kind)} ${(t.run / STEPS).toFixed(3)} ms a step in run(), ${(t.waiting / STEPS).toFixed(3)} waiting`,
+          `round ${round + 1}${pair ? ", fc2's gradients paired" : ""}: ${jobKindName(kind)} ${(t.run / STEPS).toFixed(3)} ms a step in run(), ${(t.waiting / STEPS).toFixed(3)} waiting`,
         );
-    }
     console.log(
-      `| ${p === undefined ? 1 : 2} | ${total.toFixed(3)} | ${per.map((v) => v.toFixed(3)).join(" | ")} |`,
+      `| ${p === undefined ? 1 : pair ? "2, fc2's gradients as a pair" : 2} | ${total.toFixed(3)} | ${per.map((v) => v.toFixed(3)).join(" | ")} |`,
     );
   }
 await pool.close();

@@ -2,8 +2,9 @@
 import { allocLike, checkDim, checkFloatArray, checkLength, checkSameType } from "./types.ts";
 import type { FloatArray, SameFloat, Trans } from "./types.ts";
 import { TRANS_A, TRANS_B, TRANS_NONE } from "./types.ts";
-import { runGemm } from "./parallel.ts";
+import { runGemm, runGemmPair } from "./parallel.ts";
 import type { GemmEpilogue } from "./parallel.ts";
+import type { GemmArgs } from "./jobs.ts";
 import type { MatrixPool } from "./pool.ts";
 import { resolveKernels } from "./kernels.ts";
 import type { KernelPath } from "./kernels.ts";
@@ -151,4 +152,54 @@ export function matmulTransB<T extends FloatArray>(
   options?: DenseProductOptions<SameFloat<T>>,
 ): SameFloat<T> {
   return product("matmulTransB", TRANS_B, a, b, m, k, n, out, options) as SameFloat<T>;
+}
+
+/** One product of matmulPair: which of the three, its operands and sizes, and optionally `out`. */
+export interface DenseCall<T extends FloatArray = FloatArray> {
+  product: "matmul" | "matmulTransA" | "matmulTransB";
+  a: T;
+  b: SameFloat<T>;
+  m: number;
+  k: number;
+  n: number;
+  out?: SameFloat<T>;
+}
+
+const TRANS_OF = { matmul: TRANS_NONE, matmulTransA: TRANS_A, matmulTransB: TRANS_B } as const;
+
+/**
+ * Two independent products (neither's output is an operand of the other), with the values of
+ * the two calls one after the other; returns both outputs. With a pool of two or more threads,
+ * two small products of similar size (each at most PAIR_MAX_FLOPS, 32 MFLOP) run at the same
+ * time, each whole on one thread, where splitting each over the threads gains little: a Linear
+ * layer's input and weight gradients (autograd's linear does this). Otherwise as the two calls.
+ */
+export function matmulPair<T extends FloatArray>(
+  p0: DenseCall<T>,
+  p1: DenseCall<T>,
+  options?: DenseOptions,
+): [SameFloat<T>, SameFloat<T>] {
+  const fn = "matmulPair";
+  const calls = [p0, p1].map((p, i) => {
+    const name = `${fn} (${i === 0 ? "first" : "second"} product, ${String(p?.product)})`;
+    if (p === null || typeof p !== "object" || !(p.product in TRANS_OF))
+      throw new TypeError(
+        `${fn}: product ${i} must be { product: "matmul" | "matmulTransA" | "matmulTransB", a, b, m, k, n, out? }`,
+      );
+    const trans = TRANS_OF[p.product];
+    const c = prepare<FloatArray>(name, trans, p.a, p.b, p.m, p.k, p.n, p.out);
+    return { trans, a: p.a as FloatArray, b: p.b as FloatArray, c, m: p.m, k: p.k, n: p.n };
+  }) as [GemmArgs, GemmArgs];
+  const [g0, g1] = calls;
+  checkSameType(fn, "the second product's a", g0.a, g1.a);
+  for (const [x, y] of [
+    [g0, g1],
+    [g1, g0],
+  ] as const)
+    if (x.c === y.a || x.c === y.b || x.c === y.c)
+      throw new RangeError(
+        `${fn}: the products must be independent, but one's output is an operand or the output of the other`,
+      );
+  runGemmPair(g0, g1, options?.pool, kernelsFor(fn, options));
+  return [g0.c as SameFloat<T>, g1.c as SameFloat<T>];
 }

@@ -1,6 +1,6 @@
 // @tessera/matrix: dense GEMM, im2col/col2im, BSR and CSR products on plain typed arrays.
 export type { FloatArray } from "./types.ts";
-export { matmul, matmulTransA, matmulTransB } from "./dense.ts";
+export { matmul, matmulPair, matmulTransA, matmulTransB } from "./dense.ts";
 export { im2col, col2im, conv2dGeometry } from "./im2col.ts";
 export type { Conv2dGeometry, Im2colLayout, ResolvedConv2d } from "./im2col.ts";
 export { conv2dForward, conv2dWeightGrad, conv2dInputGrad, kernelPath } from "./conv.ts";
@@ -13,7 +13,7 @@ export type { BsrArrays, SparseProductOptions, SampledOptions } from "./bsr.ts";
 export { sharedFloat32, sharedFloat64, sharedInt32, isShared, toShared } from "./shared.ts";
 export { CsrMatrix } from "./csr.ts";
 export type { CsrArrays } from "./csr.ts";
-export type { DenseOptions, DenseProductOptions } from "./dense.ts";
+export type { DenseCall, DenseOptions, DenseProductOptions } from "./dense.ts";
 export { createPool, MatrixPool } from "./pool.ts";
 export type { PoolOptions } from "./pool.ts";
 export { jobKindName } from "./jobs.ts";

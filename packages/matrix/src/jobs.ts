@@ -13,6 +13,7 @@ import { spmmChainRange, spmmRange } from "./spmm-kernel.ts";
 import {
   wasmGemmPackedRange,
   wasmGemmRange,
+  wasmGemmSerial,
   wasmPackImagesFirstA,
   wasmPackRange,
 } from "./wasm-gemm.ts";
@@ -112,6 +113,8 @@ export const KIND_WASM_WINOGRAD_GRAD = 28;
 export const KIND_WASM_RELU_BACKWARD_SUMS = 29;
 /** ReLU's gradient with a Linear layer's bias gradient (column sums, wasm-relu.ts), by columns. */
 export const KIND_WASM_RELU_BACKWARD_COLUMNS = 30;
+/** Two independent dense products, each run whole by one thread (dense.ts, matmulPair). */
+export const KIND_GEMM_PAIR = 31;
 /**
  * The name of a job kind, from its KIND_* constant ("wasm_gemm_packed" for KIND_WASM_GEMM_PACKED),
  * or the number as a string for an unknown kind: for diagnostics (MatrixPool.msByKind).
@@ -156,6 +159,39 @@ export interface GemmArgs {
   m: number;
   k: number;
   n: number;
+}
+
+/**
+ * Two dense products for KIND_GEMM_PAIR: chunk i (i = 0, 1) runs product i whole on the thread
+ * that takes it, serially, on the kernel path `wasm` says (1: WebAssembly, float32 operands).
+ */
+export interface GemmPairArgs {
+  wasm: number;
+  trans0: Trans;
+  a0: FloatArray;
+  b0: FloatArray;
+  c0: FloatArray;
+  m0: number;
+  k0: number;
+  n0: number;
+  trans1: Trans;
+  a1: FloatArray;
+  b1: FloatArray;
+  c1: FloatArray;
+  m1: number;
+  k1: number;
+  n1: number;
+}
+
+/** Product i of a pair, whole, on this thread (the bits of the serial product on its path). */
+function gemmPairRun(g: GemmPairArgs, i: number): void {
+  const [trans, a, b, c, m, k, n] =
+    i === 0
+      ? [g.trans0, g.a0, g.b0, g.c0, g.m0, g.k0, g.n0]
+      : [g.trans1, g.a1, g.b1, g.c1, g.m1, g.k1, g.n1];
+  if (g.wasm === 1)
+    wasmGemmSerial(trans, a as Float32Array, b as Float32Array, c as Float32Array, m, k, n);
+  else gemmRange(trans, a, b, c, m, k, n, 0, m, 0, n);
 }
 
 /** The two jobs of a pooled product on whole-operand panels (see gemm.ts, packRange). */
@@ -369,6 +405,15 @@ export const JOBS: Readonly<Record<number, JobDef<never>>> = {
     outputs: ["c"],
     fullWrite: true,
     run: (g, r) => gemmRange(g.trans, g.a, g.b, g.c, g.m, g.k, g.n, r[0]!, r[1]!, r[2]!, r[3]!),
+  }),
+  [KIND_GEMM_PAIR]: job<GemmPairArgs>()({
+    nums: ["wasm", "trans0", "m0", "k0", "n0", "trans1", "m1", "k1", "n1"],
+    arrays: ["a0", "b0", "c0", "a1", "b1", "c1"],
+    outputs: ["c0", "c1"],
+    fullWrite: true,
+    run: (g, r) => {
+      for (let i = r[0]!; i < r[1]!; i++) gemmPairRun(g, i);
+    },
   }),
   [KIND_PACK]: job<PackArgs>()({
     nums: ["trans", "m", "k", "n"],

@@ -45,12 +45,14 @@ import {
   KIND_WASM_WINOGRAD,
   KIND_WASM_WINOGRAD_GRAD,
   KIND_WASM_MAXPOOL,
+  KIND_GEMM_PAIR,
   KIND_CHANNEL_SUMS,
   MAX_CHUNKS,
   spmmJob,
 } from "./jobs.ts";
 import type {
   GemmArgs,
+  GemmPairArgs,
   PackArgs,
   PackedGemmArgs,
   WasmGemmArgs,
@@ -178,6 +180,74 @@ export function runGemm(
     if (runWasmGemm(g as WasmGemmArgs, pool, epi)) return;
   } else runAsmGemm(g, pool);
   if (epi !== undefined) gemmEpilogue(g.c, g.n, 0, g.m, 0, g.n, epi.bias, epi.relu);
+}
+
+/**
+ * Products of at most this many flops each may run as a pair (runGemmPair). Two-thread
+ * LeNet-300-100 steps: its 7.7-MFLOP fc2 products gained nothing from being split over two
+ * threads inside a step (0.21-0.27 ms each on one thread and on two); fc1's 60-MFLOP ones 1.24-1.32x.
+ */
+export const PAIR_MAX_FLOPS = 32e6;
+
+/**
+ * Two independent dense products (neither reads the other's output). On a pool of two or more
+ * threads, when both are worth a pool job but small (at most PAIR_MAX_FLOPS) and within 2x of
+ * each other's size, each runs whole on one thread at the same time (one job of two chunks,
+ * KIND_GEMM_PAIR) instead of one after the other, each split: at these sizes a split's packing,
+ * barriers and the cache lines crossing between cores cost about what the second thread saves.
+ * Either way each product's bits are those of runGemm (a pooled product is bitwise the serial
+ * one on both paths).
+ */
+export function runGemmPair(
+  g0: GemmArgs,
+  g1: GemmArgs,
+  pool: MatrixPool | undefined,
+  path: KernelPath,
+): void {
+  const f0 = 2 * g0.m * g0.k * g0.n;
+  const f1 = 2 * g1.m * g1.k * g1.n;
+  const wasm = path === "wasm" && g0.a instanceof Float32Array;
+  if (
+    !usePool(pool, Math.min(f0, f1)) ||
+    Math.max(f0, f1) > PAIR_MAX_FLOPS ||
+    Math.max(f0, f1) > 2 * Math.min(f0, f1)
+  ) {
+    runGemm(g0, pool, path);
+    runGemm(g1, pool, path);
+    return;
+  }
+  // fullWrite: hand the job exactly each C's m*n elements
+  const c0 = g0.c.length === g0.m * g0.n ? g0.c : g0.c.subarray(0, g0.m * g0.n);
+  const c1 = g1.c.length === g1.m * g1.n ? g1.c : g1.c.subarray(0, g1.m * g1.n);
+  const args: GemmPairArgs = {
+    wasm: wasm ? 1 : 0,
+    trans0: g0.trans,
+    a0: g0.a,
+    b0: g0.b,
+    c0,
+    m0: g0.m,
+    k0: g0.k,
+    n0: g0.n,
+    trans1: g1.trans,
+    a1: g1.a,
+    b1: g1.b,
+    c1,
+    m1: g1.m,
+    k1: g1.k,
+    n1: g1.n,
+  };
+  // the larger product first: the caller takes chunk 0 as soon as it has posted the job
+  const chunks: Range[] =
+    f0 >= f1
+      ? [
+          [0, 1, 0, 0],
+          [1, 2, 0, 0],
+        ]
+      : [
+          [1, 2, 0, 0],
+          [0, 1, 0, 0],
+        ];
+  pool.run(KIND_GEMM_PAIR, args as unknown as Record<string, unknown>, chunks);
 }
 
 function runAsmGemm(g: GemmArgs, pool: MatrixPool | undefined): void {
