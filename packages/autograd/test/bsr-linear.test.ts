@@ -1,13 +1,23 @@
 // bsrLinear: gradients against finite differences (float64) over shapes, ragged block sizes and
 // densities 0..1 (empty block rows, an empty matrix); values and gradients against the masked
-// dense linear; bitwise equality with and without a 2-thread pool; argument errors.
+// dense linear; bitwise equality with and without a 2-thread pool; the fused ReLU against
+// relu(bsrLinear(...)); argument errors.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import * as T from "@tessera/tensor";
 import { BsrMatrix, createPool, kernelPath } from "@tessera/matrix";
 import type { FloatArray, MatrixPool } from "@tessera/matrix";
-import { Variable, bsrLinear, gradcheck, linear, setMatrixPool, sum } from "../src/index.ts";
-import { normal64, seedArb } from "./helpers.ts";
+import {
+  Variable,
+  bsrLinear,
+  gradcheck,
+  linear,
+  mul,
+  relu,
+  setMatrixPool,
+  sum,
+} from "../src/index.ts";
+import { kernelPathRuns, normal64, seedArb } from "./helpers.ts";
 
 /** A block mask of the [out, in] grid in R x C blocks with each block kept with probability `density`. */
 function blockMask(
@@ -77,6 +87,85 @@ describe("bsrLinear", () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it("with relu: true equals relu(bsrLinear(...)) bit for bit (float64, float32 on both paths, 1-2 threads) and passes gradcheck", async () => {
+    const { runs, close } = await kernelPathRuns();
+    // Σ r·(y·w2ᵀ), so that the upstream gradient comes out of a product as in a network
+    const both = (
+      x: T.Tensor,
+      w: T.Tensor,
+      b: T.Tensor | null,
+      r: T.Tensor,
+      block: [number, number],
+      mask: Uint8Array,
+      fused: boolean,
+    ) => {
+      const [outF, inF] = [w.shape[0]!, w.shape[1]!];
+      const { m, data } = bsrOf(w.data as FloatArray, outF, inF, block, mask);
+      const xv = new Variable(x, { requiresGrad: true });
+      const bv = b === null ? null : new Variable(b, { requiresGrad: true });
+      const y = fused
+        ? bsrLinear(xv, m, data, bv, { relu: true })
+        : relu(bsrLinear(xv, m, data, bv));
+      const w2 = new Variable(normal64([3, outF], 11).astype(w.dtype));
+      sum(mul(linear(y, w2), new Variable(r))).backward();
+      return [y.data, xv.grad!, data.grad!, ...(bv ? [bv.grad!] : [])].map((t) =>
+        Array.from(t.data),
+      );
+    };
+    try {
+      fc.assert(
+        fc.property(caseArb, ({ lead, inF, outF, R, C, density, withBias, seed }) => {
+          const rows = lead.reduce((p, d) => p * d, 1);
+          const x = normal64([rows, inF], seed);
+          const w = normal64([outF, inF], seed + 1);
+          const b = normal64([outF], seed + 2);
+          const r = normal64([rows, 3], seed + 3);
+          const mask = blockMask(outF, inF, R, C, density, seed);
+          for (const [dtype, pool] of runs) {
+            setMatrixPool(pool);
+            const [xt, wt, bt, rt] = [x, w, b, r].map((v) => v.astype(dtype));
+            const bias = withBias ? bt! : null;
+            expect(both(xt!, wt!, bias, rt!, [R, C], mask, true)).toEqual(
+              both(xt!, wt!, bias, rt!, [R, C], mask, false),
+            );
+          }
+          setMatrixPool(undefined);
+          const wd = w.data as Float64Array;
+          const { m, data } = bsrOf(wd, outF, inF, [R, C], mask);
+          const g = withBias
+            ? gradcheck(
+                (a, d, c) => bsrLinear(a, withData(m, d), d, c, { relu: true }),
+                [x, data.data, b],
+              )
+            : gradcheck(
+                (a, d) => bsrLinear(a, withData(m, d), d, null, { relu: true }),
+                [x, data.data],
+              );
+          expect(g.ok).toBe(true);
+        }),
+        { numRuns: 30 },
+      );
+      // the check sees a ReLU left out of the gradient: the gate matters where y <= 0
+      const x = normal64([4, 6], 5);
+      const w = normal64([5, 6], 6);
+      const b = normal64([5], 7);
+      const r = normal64([4, 3], 8);
+      const mask = new Uint8Array(6).fill(1);
+      const fused = both(x, w, b, r, [2, 3], mask, true);
+      const { m, data } = bsrOf(w.data as Float64Array, 5, 6, [2, 3], mask);
+      const xv = new Variable(x, { requiresGrad: true });
+      const y = bsrLinear(xv, m, data, new Variable(b));
+      sum(mul(linear(y, new Variable(normal64([3, 5], 11))), new Variable(r))).backward();
+      expect(fused[1]).not.toEqual(Array.from(xv.grad!.data));
+      expect(() => bsrLinear(xv, m, data, null, { relu: "no" as unknown as boolean })).toThrow(
+        "bsrLinear: options.relu must be a boolean, got string",
+      );
+    } finally {
+      setMatrixPool(undefined);
+      await close();
+    }
   });
 
   it("equals the masked dense linear (values, dx, stored blocks of dW, db) in float32", () => {

@@ -1,5 +1,6 @@
 // The standard layers. Each holds its parameters and calls one fused autograd op in forward;
-// Sequential runs a Conv2d or a Linear followed by a ReLU as one (conv2d / linear with relu).
+// Sequential runs a Conv2d or a Linear (or any layer whose class defines forwardRelu) followed
+// by a ReLU as one op (conv2d / linear with relu).
 import { Tensor, Generator } from "@tessera/tensor";
 import {
   Variable,
@@ -166,6 +167,14 @@ export class Conv2d extends Module {
     }
     return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, relu });
   }
+}
+
+/**
+ * Whether Sequential may run `m` and the ReLU after it as m.forwardRelu: only when m's own class
+ * (not a parent class) defines forwardRelu, so a subclass that overrides forward is not skipped.
+ */
+function fusesRelu(m: Module): boolean {
+  return Object.prototype.hasOwnProperty.call(Object.getPrototypeOf(m), "forwardRelu");
 }
 
 /** Max pooling with a square window; stride defaults to the window size. */
@@ -349,22 +358,20 @@ export class Sequential extends Module {
   }
 
   /**
-   * The layers in order; a Conv2d or a Linear directly followed by a ReLU runs as one fused op
-   * (forwardRelu: the same numbers, one pass over the activations fewer: the ReLU's forward took
-   * 7.3-7.5 ms of a ~185-195-ms two-thread smallCnn() step on the wasm path,
-   * docs/benchmarks/epoch-2026-12-03/ab-profile-smallcnn.txt). Exact classes only, as a
-   * subclass may change what forward does.
+   * The layers in order; a layer whose own class defines forwardRelu (Conv2d and Linear here;
+   * a layer class elsewhere may define it too) directly followed by an exact ReLU runs as one
+   * fused op (forwardRelu: the same numbers, one pass over the activations fewer: the ReLU's
+   * forward took 7.3-7.5 ms of a ~185-195-ms two-thread smallCnn() step on the wasm path,
+   * docs/benchmarks/epoch-2026-12-03/ab-profile-smallcnn.txt). A subclass that does not define
+   * forwardRelu itself runs its own forward, as it may change what forward does.
    */
   forward(x: Variable): Variable {
     let y = x;
     const ls = this.layers;
     for (let i = 0; i < ls.length; i++) {
       const m = ls[i]!;
-      if (
-        (m.constructor === Conv2d || m.constructor === Linear) &&
-        ls[i + 1]?.constructor === ReLU
-      ) {
-        y = (m as Conv2d | Linear).forwardRelu(y);
+      if (ls[i + 1]?.constructor === ReLU && fusesRelu(m)) {
+        y = (m as Module & { forwardRelu(x: Variable): Variable }).forwardRelu(y);
         i++;
       } else y = m.forward(y);
     }

@@ -1,4 +1,4 @@
-import { Generator, Tensor, randn } from "@tessera/tensor";
+import { Generator, Tensor, full, randn } from "@tessera/tensor";
 import { BufferArena, Variable, mul, setMatrixPool, sum } from "@tessera/autograd";
 import { createPool } from "@tessera/matrix";
 import { describe, expect, it } from "vitest";
@@ -15,6 +15,7 @@ import {
   Sequential,
 } from "../src/layers.ts";
 import { lenet300100, smallCnn } from "../src/models.ts";
+import { Module } from "../src/module.ts";
 
 const T = (values: number[], shape: number[]) => new Tensor(Float32Array.from(values), shape);
 const V = (values: number[], shape: number[]) => new Variable(T(values, shape));
@@ -267,6 +268,33 @@ describe("Sequential's fused Conv2d + ReLU and Linear + ReLU", () => {
     expect(() => fc1.forwardRelu(new Variable(randn([2, 5], new Generator(1))))).toThrow(
       /Linear.forwardRelu: expected input \[N, 784\], got \[2,5\]/,
     );
+  });
+
+  it("fuses a layer whose own class defines forwardRelu, and runs a Linear subclass's own forward", () => {
+    const g = new Generator(2);
+    const calls: string[] = [];
+    class Doubling extends Module {
+      forward(x: Variable): Variable {
+        calls.push("forward");
+        return mul(x, new Variable(full([], 2)));
+      }
+      forwardRelu(x: Variable): Variable {
+        calls.push("forwardRelu");
+        return this.forward(x).relu();
+      }
+    }
+    class LoggedLinear extends Linear {
+      override forward(x: Variable): Variable {
+        calls.push("linear forward");
+        return super.forward(x);
+      }
+    }
+    const x = new Variable(randn([2, 3], g));
+    new Sequential(new Doubling(), new ReLU()).forward(x);
+    expect(calls).toEqual(["forwardRelu", "forward"]);
+    calls.length = 0;
+    new Sequential(new LoggedLinear(3, 2, { generator: g }), new ReLU()).forward(x);
+    expect(calls).toEqual(["linear forward"]);
   });
 
   it("runs a Conv2d subclass's own forward (only the exact classes are fused)", () => {

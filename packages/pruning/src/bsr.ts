@@ -129,11 +129,24 @@ export class BsrLinear extends Module {
   }
 
   forward(x: Variable): Variable {
+    return this.affine("forward", x, false);
+  }
+
+  /**
+   * forward followed by a ReLU as one op (autograd's bsrLinear with `relu`: the ReLU in the
+   * sparse product's epilogue): ReLU().forward(this.forward(x)) bit for bit. nn's Sequential
+   * runs a BsrLinear followed by a ReLU this way.
+   */
+  forwardRelu(x: Variable): Variable {
+    return this.affine("forwardRelu", x, true);
+  }
+
+  private affine(method: string, x: Variable, relu: boolean): Variable {
     const s = x.shape;
     if (s.length !== 2 || s[1] !== this.inFeatures) {
-      throw new Error(`BsrLinear.forward: expected input [N, ${this.inFeatures}], got ${fmt(s)}`);
+      throw new Error(`BsrLinear.${method}: expected input [N, ${this.inFeatures}], got ${fmt(s)}`);
     }
-    return bsrLinear(x, this.weight, this.data, this.bias);
+    return bsrLinear(x, this.weight, this.data, this.bias, { relu });
   }
 }
 

@@ -321,10 +321,51 @@ describe("BsrLinear", () => {
     expect(Array.from(y.data.data)).toEqual([11, 15]);
   });
 
+  it("runs with a following ReLU as one op in a Sequential: the numbers of the two layers", () => {
+    const g = new T.Generator(4);
+    const mask = new Uint8Array(20).map((_, i) => (i % 3 === 0 ? 0 : 1));
+    const make = () =>
+      new Sequential(
+        BsrLinear.fromDense(
+          T.randn([10, 8], new T.Generator(5)).data as Float32Array,
+          10,
+          8,
+          [2, 2],
+          mask,
+          T.randn([10], new T.Generator(6)).data as Float32Array,
+        ),
+        new ReLU(),
+        new Linear(10, 3, { generator: new T.Generator(7) }),
+      );
+    const x = T.randn([6, 8], g);
+    const r = T.randn([6, 3], g);
+    const run = (fused: boolean) => {
+      const net = make();
+      const calls: string[] = [];
+      const bsr = net.layers[0] as BsrLinear;
+      const orig = bsr.forwardRelu.bind(bsr);
+      bsr.forwardRelu = (v: Variable) => (calls.push("forwardRelu"), orig(v));
+      let y = new Variable(x);
+      if (fused) y = net.forward(y);
+      else for (const m of net.layers) y = m.forward(y);
+      y.mul(new Variable(r)).sum().backward();
+      return {
+        calls,
+        out: [y.data, ...net.parameters().map((p) => p.grad!)].map((t) => Array.from(t.data)),
+      };
+    };
+    const fused = run(true);
+    expect(fused.calls).toEqual(["forwardRelu"]);
+    expect(fused.out).toEqual(run(false).out);
+  });
+
   it("explains bad inputs", () => {
     const layer = BsrLinear.fromDense(new Float32Array(6), 2, 3, [1, 1], new Uint8Array(6).fill(1));
     expect(() => layer.forward(new Variable(T.zeros([4, 2])))).toThrow(
       "BsrLinear.forward: expected input [N, 3], got [4,2]",
+    );
+    expect(() => layer.forwardRelu(new Variable(T.zeros([4, 2])))).toThrow(
+      "BsrLinear.forwardRelu: expected input [N, 3], got [4,2]",
     );
     const m = BsrMatrix.fromDense(new Float32Array(6), 2, 3, [1, 1]);
     expect(() => new BsrLinear(m, new Float32Array(3))).toThrow(

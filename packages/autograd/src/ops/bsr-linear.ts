@@ -1,18 +1,31 @@
 // Affine layer y = x·Wᵀ + b whose weight W [out, in] is a @tessera/matrix BsrMatrix; the
 // trainable values are W.data, the nnzBlocks R x C blocks, wrapped by the Variable `data`:
-//   forward  y     = W.rmatmulTranspose(x [N,in], N, { bias: b })      (b in the epilogue)
-//   backward dx    = W.rmatmul(dy [N,out], N)                          (skipped when x needs none)
-//            ddata = sampledMatmul(W, dy, x, N, { transA }) = dyᵀ·x at W's stored blocks only
-//            db    = column sums of dy
+//   forward  y     = W.rmatmulTranspose(x [N,in], N, { bias: b, relu })  (the epilogue)
+//   backward g     = dy, gated by y > 0 with `relu` (on the wasm path in one pass with db's sums)
+//            dx    = W.rmatmul(g [N,out], N)                           (skipped when x needs none)
+//            ddata = sampledMatmul(W, g, x, N, { transA }) = gᵀ·x at W's stored blocks only
+//            db    = column sums of g
 // The sampled product writes the padding of ragged edge blocks as 0, so an optimizer stepping
 // on ddata never moves it, and pruned (unstored) blocks have no gradient to revive them.
-import { BsrMatrix } from "@tessera/matrix";
+import { BsrMatrix, kernelPath } from "@tessera/matrix";
 import type { SparseProductOptions } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import { allocLike, channelSums, dense, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
+import {
+  allocLike,
+  allocOutputLike,
+  channelSums,
+  dense,
+  denseFloat,
+  fmt,
+  freshGrad,
+  reluGateChannelSums,
+  wrap,
+} from "../util.ts";
 import type { FloatArray } from "../util.ts";
+import type { LinearOptions } from "./linear.ts";
+import { reluBwd } from "./relu.ts";
 
 /** Pool option for the sparse products plus an ordinary (non-shared) output buffer. */
 function productOptions(out: FloatArray): SparseProductOptions<FloatArray> {
@@ -26,15 +39,20 @@ function productOptions(out: FloatArray): SparseProductOptions<FloatArray> {
  * y = x·weightᵀ + bias with weight a BsrMatrix [out, in]. `data` is the Variable whose tensor
  * wraps exactly `weight.data` (shape [nnzBlocks, R, C]; same array, so an optimizer updating
  * it updates the matrix). x: [N, in] (or any [..., in]; a 1-d x gives a 1-d y), bias: [out]
- * or null. x, weight.data and bias share one float dtype.
+ * or null. x, weight.data and bias share one float dtype. options.relu applies a ReLU to the
+ * output as part of the op (in the product's epilogue): relu(bsrLinear(...)) bit for bit.
  */
 export function bsrLinear(
   x: Variable,
   weight: BsrMatrix<FloatArray>,
   data: Variable,
   bias: Variable | null = null,
+  options: LinearOptions = {},
 ): Variable {
   const fn = "bsrLinear";
+  if (options.relu !== undefined && typeof options.relu !== "boolean")
+    throw new TypeError(`${fn}: options.relu must be a boolean, got ${typeof options.relu}`);
+  const fusedRelu = options.relu === true;
   checkVariable(fn, "x", x);
   checkVariable(fn, "data", data);
   if (bias !== null && bias !== undefined) checkVariable(fn, "bias", bias);
@@ -87,16 +105,32 @@ export function bsrLinear(
   for (let i = 0; i < xs.length - 1; i++) rows *= xs[i]!;
   const W = weight.data;
   const X = denseFloat(x.data);
-  // The bias is the product's epilogue (added while each block row's outputs are in cache, the
-  // same rounded sums as a separate pass).
+  // The bias and the ReLU are the product's epilogue (applied while each block row's outputs
+  // are in cache, the same rounded sums and max(v, +0) as separate passes).
   const y = weight.rmatmulTranspose(X, rows, {
     ...productOptions(allocLike(W, rows * outF)),
     bias: bias ? denseFloat(bias.data) : null,
+    relu: fusedRelu,
   });
   const outShape = [...xs.slice(0, -1), outF];
   const parents = bias ? [x, data, bias] : [x, data];
   return record(fn, wrap(y, outShape), parents, (g) => {
-    const G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
+    let G = denseFloat(g.dtype === dtype ? g : g.astype(dtype));
+    let gbData: FloatArray | null = null;
+    if (fusedRelu) {
+      // relu's backward first (gate y > 0), then the layer's on the gated gradient; on the wasm
+      // path the gate and the bias gradient's column sums are one pass (the bits of the two)
+      const gated = allocOutputLike(W, rows * outF);
+      if (
+        bias?.requiresGrad &&
+        G instanceof Float32Array &&
+        y instanceof Float32Array &&
+        kernelPath(gemmOptions()) === "wasm"
+      )
+        gbData = reluGateChannelSums(G, y, gated as Float32Array, rows, outF, 1, W);
+      else reluBwd(G, G, y, gated, rows * outF);
+      G = gated;
+    }
     const gx = x.requiresGrad
       ? freshGrad(weight.rmatmul(G, rows, productOptions(allocLike(W, rows * inF))), xs)
       : null;
@@ -109,7 +143,9 @@ export function bsrLinear(
           ds,
         )
       : null;
-    const gb = bias?.requiresGrad ? freshGrad(channelSums(G, rows, outF, 1, G), [outF]) : null;
+    const gb = bias?.requiresGrad
+      ? freshGrad(gbData ?? channelSums(G, rows, outF, 1, G), [outF])
+      : null;
     return [gx, gd, gb];
   });
 }
