@@ -7,25 +7,15 @@
 //            db    = column sums of g
 // The sampled product writes the padding of ragged edge blocks as 0, so an optimizer stepping
 // on ddata never moves it, and pruned (unstored) blocks have no gradient to revive them.
-import { BsrMatrix, kernelPath } from "@tessera/matrix";
+import { BsrMatrix } from "@tessera/matrix";
 import type { SparseProductOptions } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import {
-  allocLike,
-  allocOutputLike,
-  channelSums,
-  dense,
-  denseFloat,
-  fmt,
-  freshGrad,
-  reluGateChannelSums,
-  wrap,
-} from "../util.ts";
+import { allocLike, channelSums, dense, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
 import type { LinearOptions } from "./linear.ts";
-import { reluBwd } from "./relu.ts";
+import { fusedReluBackward } from "./relu.ts";
 
 /** Pool option for the sparse products plus an ordinary (non-shared) output buffer. */
 function productOptions(out: FloatArray): SparseProductOptions<FloatArray> {
@@ -120,16 +110,9 @@ export function bsrLinear(
     if (fusedRelu) {
       // relu's backward first (gate y > 0), then the layer's on the gated gradient; on the wasm
       // path the gate and the bias gradient's column sums are one pass (the bits of the two)
-      const gated = allocOutputLike(W, rows * outF);
-      if (
-        bias?.requiresGrad &&
-        G instanceof Float32Array &&
-        y instanceof Float32Array &&
-        kernelPath(gemmOptions()) === "wasm"
-      )
-        gbData = reluGateChannelSums(G, y, gated as Float32Array, rows, outF, 1, W);
-      else reluBwd(G, G, y, gated, rows * outF);
-      G = gated;
+      const r = fusedReluBackward(G, y, W, rows, outF, 1, bias?.requiresGrad === true);
+      G = r.gated;
+      gbData = r.biasSums;
     }
     const gx = x.requiresGrad
       ? freshGrad(weight.rmatmul(G, rows, productOptions(allocLike(W, rows * inF))), xs)

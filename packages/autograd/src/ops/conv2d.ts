@@ -44,11 +44,10 @@ import {
   fmt,
   freshGrad,
   pair,
-  reluGateChannelSums,
   wrap,
 } from "../util.ts";
 import type { FloatArray } from "../util.ts";
-import { reluBwd, reluFwd } from "./relu.ts";
+import { fusedReluBackward, reluFwd } from "./relu.ts";
 
 export interface Conv2dOptions {
   /** Step between windows: one number or [h, w]. Default 1. */
@@ -194,11 +193,9 @@ export function conv2d(
     if (fusedRelu) {
       // relu's backward first (gate y > 0), then the convolution's on the gated gradient; on the
       // wasm path the gate and the bias gradient's sums are one pass (the bits of the two)
-      const gated = allocOutputLike(W, n * f * P);
-      if (implicit && bias?.requiresGrad && G instanceof Float32Array && y instanceof Float32Array)
-        gbData = reluGateChannelSums(G, y, gated as Float32Array, n, f, P, W);
-      else reluBwd(G, G, y, gated, n * f * P);
-      G = gated;
+      const r = fusedReluBackward(G, y, W, n, f, P, bias?.requiresGrad === true);
+      G = r.gated;
+      gbData = r.biasSums;
     }
     // The wasm kernels read dy [N, F, P] as it is; the composed products take it permuted to
     // [F, N, P] (that permute was ~6% of a two-thread LeNet-5 step on the wasm path).

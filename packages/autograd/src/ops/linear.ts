@@ -12,20 +12,11 @@
 // layer), which saves the largest product of an MLP's first layer.
 import { matmul as gemm, matmulPair, matmulTransA, matmulTransB } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
-import { kernelPath } from "@tessera/matrix";
 import { checkVariable, record } from "../record.ts";
 import { gemmOptions } from "../matrix-pool.ts";
-import {
-  allocOutputLike,
-  channelSums,
-  denseFloat,
-  fmt,
-  freshGrad,
-  reluGateChannelSums,
-  wrap,
-} from "../util.ts";
+import { allocOutputLike, channelSums, denseFloat, fmt, freshGrad, wrap } from "../util.ts";
 import type { FloatArray } from "../util.ts";
-import { reluBwd } from "./relu.ts";
+import { fusedReluBackward } from "./relu.ts";
 
 /** Options of linear. */
 export interface LinearOptions {
@@ -105,16 +96,9 @@ export function linear(
     if (fusedRelu) {
       // relu's backward first (gate y > 0), then the layer's on the gated gradient; on the wasm
       // path the gate and the bias gradient's column sums are one pass (the bits of the two)
-      const gated = allocOutputLike(W, rows * outF);
-      if (
-        bias?.requiresGrad &&
-        G instanceof Float32Array &&
-        y instanceof Float32Array &&
-        kernelPath(gemmOptions()) === "wasm"
-      )
-        gbData = reluGateChannelSums(G, y, gated as Float32Array, rows, outF, 1, W);
-      else reluBwd(G, G, y, gated, rows * outF);
-      G = gated;
+      const r = fusedReluBackward(G, y, W, rows, outF, 1, bias?.requiresGrad === true);
+      G = r.gated;
+      gbData = r.biasSums;
     }
     let gx: ReturnType<typeof freshGrad> | null = null;
     let gw: ReturnType<typeof freshGrad> | null = null;

@@ -8,6 +8,7 @@ import { kernelPath, wasmRelu, wasmReluBackward } from "@tessera/matrix";
 import type { Variable } from "../variable.ts";
 import { pointwise } from "./pointwise.ts";
 import type { FloatArray } from "../util.ts";
+import { allocOutputLike, reluGateChannelSums } from "../util.ts";
 import { gemmOptions } from "../matrix-pool.ts";
 
 const onWasm = (a: FloatArray): a is Float32Array =>
@@ -49,6 +50,36 @@ export function reluBwd(
     if (r !== r) r = m === 1 ? r : 0; // Infinity·0 would be NaN: a closed gate passes 0
     gx[i] = r;
   }
+}
+
+/**
+ * The backward of a ReLU fused into a layer (conv2d, linear, bsrLinear with `relu`): the
+ * gradient G of its output y [n, c, p] gated by y > 0 into a fresh array of `like`'s type, and,
+ * when `biasGrad`, on the wasm path the layer's bias gradient summed in the same pass (the bits
+ * of channelSums over the gated array; null otherwise, for the caller to sum).
+ */
+export function fusedReluBackward(
+  G: FloatArray,
+  y: FloatArray,
+  like: FloatArray,
+  n: number,
+  c: number,
+  p: number,
+  biasGrad: boolean,
+): { gated: FloatArray; biasSums: FloatArray | null } {
+  const gated = allocOutputLike(like, n * c * p);
+  if (
+    biasGrad &&
+    G instanceof Float32Array &&
+    y instanceof Float32Array &&
+    kernelPath(gemmOptions()) === "wasm"
+  )
+    return {
+      gated,
+      biasSums: reluGateChannelSums(G, y, gated as Float32Array, n, c, p, like),
+    };
+  reluBwd(G, G, y, gated, n * c * p);
+  return { gated, biasSums: null };
 }
 
 /** max(x, 0). The gradient at exactly 0 is taken as 0 (as PyTorch). */
