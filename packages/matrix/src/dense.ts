@@ -182,7 +182,7 @@ export function matmulPair<T extends FloatArray>(
   const fn = "matmulPair";
   const calls = [p0, p1].map((p, i) => {
     const name = `${fn} (${i === 0 ? "first" : "second"} product, ${String(p?.product)})`;
-    if (p === null || typeof p !== "object" || !(p.product in TRANS_OF))
+    if (p === null || typeof p !== "object" || !Object.hasOwn(TRANS_OF, p.product))
       throw new TypeError(
         `${fn}: product ${i} must be { product: "matmul" | "matmulTransA" | "matmulTransB", a, b, m, k, n, out? }`,
       );
