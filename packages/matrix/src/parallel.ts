@@ -183,9 +183,10 @@ export function runGemm(
 }
 
 /**
- * Products of at most this many flops each may run as a pair (runGemmPair). Two-thread
- * LeNet-300-100 steps: its 7.7-MFLOP fc2 products gained nothing from being split over two
- * threads inside a step (0.21-0.27 ms each on one thread and on two); fc1's 60-MFLOP ones 1.24-1.32x.
+ * Products of at most this many flops each may run as a pair (runGemmPair). LeNet-300-100's
+ * 7.7-MFLOP fc2 gradients: 0.35-0.38 ms split over two threads, 0.27 as a pair
+ * (bench/lenet300100-products.ts, docs/benchmarks/epoch-2026-12-03-s20/lenet300100-products-pair.txt);
+ * its 60-MFLOP fc1 products gain 1.6-1.7x from a split, which a pair could not give them.
  */
 export const PAIR_MAX_FLOPS = 32e6;
 

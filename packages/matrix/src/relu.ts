@@ -125,8 +125,7 @@ export function wasmReluBackwardChannelSums(
   if (len === 0) return;
   if (p === 1) {
     // A Linear layer's [rows, features]: each column summed down the rows, four columns a step
-    // (the plane kernel's one-float planes took 69 µs for LeNet-300-100's fc1 gradient, [128,
-    // 300], besides the gate's 22 µs; docs/benchmarks/epoch-profile.md section 14)
+    // (the plane kernel below would run a one-float plane, its scalar tail, per element)
     const a: ReluBackwardColumnsArgs = {
       g: g.subarray(0, len),
       y: y.subarray(0, len),

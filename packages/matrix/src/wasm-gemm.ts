@@ -450,9 +450,10 @@ const COPY_LOOP_BELOW = 32;
  * Copies `rows` runs of `len` floats from H (from h, row stride ldh) into c (from o, row
  * stride ldc). Long runs are a TypedArray.set each (a memcpy: the element loop of storerFor
  * cost 8% of a LeNet-5 epoch on this path); runs shorter than COPY_LOOP_BELOW floats an element
- * loop, because set's subarray costs more than the copy there: 64 rows of 8 floats 0.8 µs against
- * 2.9, of 16 1.5 against 3.0, of 40 4.3 against 3.2 (node 20, this file's copy-out from a pooled
- * product's narrow column chunks; 0.1-0.2 ms of a two-thread LeNet-300-100 step).
+ * loop, as set's subarray costs more than the copy there: a pooled product's narrow column
+ * chunks (64 rows of 8 floats 0.51 µs against 2.09, of 24 1.96 against 2.47, of 32 3.04 against
+ * 2.36: `pnpm tsx packages/matrix/bench/copy-rows.ts`,
+ * docs/benchmarks/epoch-2026-12-03-s20/copy-rows.txt).
  */
 export function copyRows(
   H: Float32Array,

@@ -104,7 +104,7 @@ export function linear(
     let gw: ReturnType<typeof freshGrad> | null = null;
     if (x.requiresGrad && weight.requiresGrad) {
       // Independent products: with a pool, small ones run at the same time, each whole on one
-      // thread (LeNet-300-100's fc2: backward 1.76-1.94 -> 1.68-1.75 ms a two-thread step)
+      // thread (LeNet-300-100's fc2: docs/benchmarks/epoch-profile.md section 14)
       const [dx, dw] = matmulPair(
         {
           product: "matmul",
